@@ -1,0 +1,38 @@
+"""Training algorithms behind one interface: ``build_algorithm(name, model, hparams)``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from workbench.algorithms.base import Algorithm, DomainBatches
+from workbench.algorithms.erm import ERM
+from workbench.algorithms.hparams import DEFAULT_HPARAMS, resolve_hparams
+from workbench.algorithms.roga import RoGA
+from workbench.algorithms.sam import SAGM, SAM
+
+ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (ERM, SAM, SAGM, RoGA)}
+
+
+def build_algorithm(name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None) -> Algorithm:
+    """Instantiate a registered algorithm by name (``"erm"``, ``"sam"``, ``"sagm"``, ``"roga"``)."""
+    key = name.lower()
+    if key not in ALGORITHMS:
+        raise KeyError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
+    return ALGORITHMS[key](model, hparams)
+
+
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "DEFAULT_HPARAMS",
+    "DomainBatches",
+    "ERM",
+    "RoGA",
+    "SAGM",
+    "SAM",
+    "build_algorithm",
+    "resolve_hparams",
+]

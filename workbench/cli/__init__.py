@@ -1,0 +1,1 @@
+"""Subcommands of ``python -m workbench``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,141 @@
+"""Dataset manifests: one row per frame image, validated before anything trains on it.
+
+Schema (DESIGN.md §4): ``path`` (relative to the dataset root), ``label`` (0 = real, 1 = fake),
+``domain``, ``video``, ``split`` (train/val/test), ``dataset``; optional ``mask_path``, ``frame``,
+``compression`` and ``source_video`` (the real video a fake was made from, for paired sampling).
+The dataset root is never stored in the manifest: it comes from the caller or ``$WORKBENCH_DATA_ROOT``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("path", "label", "domain", "video", "split", "dataset")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mask_path", "frame", "compression", "source_video")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+LABELS: tuple[int, ...] = (0, 1)
+ROOT_ENV_VAR = "WORKBENCH_DATA_ROOT"
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used as it is; the message names the file, row and value at fault."""
+
+
+def resolve_root(manifest_path: str | Path, root: str | Path | None = None) -> Path:
+    """Dataset root: the explicit argument, else ``$WORKBENCH_DATA_ROOT``, else the manifest's folder."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(ROOT_ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(manifest_path).resolve().parent
+
+
+def _row_error(source: str, row: int, column: str, value: object, why: str) -> ManifestError:
+    # CSV line numbers: header is line 1, so data row i (0-based) is line i + 2.
+    return ManifestError(f"{source}: line {row + 2}, column '{column}': {value!r} {why}")
+
+
+def validate_manifest(
+    df: pd.DataFrame,
+    root: str | Path | None = None,
+    *,
+    source: str = "<manifest>",
+    check_files: bool = True,
+) -> pd.DataFrame:
+    """Check a manifest table and return it normalised (typed columns, fixed column order).
+
+    Rejects missing columns, empty or absolute paths, unknown labels and splits, videos that
+    occur in more than one split, and (with ``check_files``) files that do not exist under ``root``.
+    Nothing is dropped: the first fault raises :class:`ManifestError`.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{source}: missing required column(s) {missing}; have {list(df.columns)}")
+    if len(df) == 0:
+        raise ManifestError(f"{source}: manifest has no rows")
+    df = df.reset_index(drop=True).copy()
+    for column in ("path", "domain", "video", "split", "dataset"):
+        values = df[column]
+        bad = values.isna() | (values.astype(str).str.strip() == "")
+        if bad.any():
+            i = int(bad.idxmax())
+            raise _row_error(source, i, column, df.at[i, column], "is empty")
+        df[column] = values.astype(str)
+    for i, path in enumerate(df["path"]):
+        if Path(path).is_absolute():
+            raise _row_error(source, i, "path", path, "is absolute; paths are relative to the dataset root")
+    labels = pd.to_numeric(df["label"], errors="coerce")
+    bad = labels.isna() | ~labels.isin(LABELS)
+    if bad.any():
+        i = int(bad.idxmax())
+        raise _row_error(source, i, "label", df.at[i, "label"], "is not a known label (0 = real, 1 = fake)")
+    df["label"] = labels.astype(int)
+    bad = ~df["split"].isin(SPLITS)
+    if bad.any():
+        i = int(bad.idxmax())
+        raise _row_error(source, i, "split", df.at[i, "split"], f"is not one of {list(SPLITS)}")
+    splits_per_video = df.groupby(["dataset", "video"])["split"].nunique()
+    leaking = splits_per_video[splits_per_video > 1]
+    if len(leaking):
+        dataset, video = leaking.index[0]
+        found = sorted(df.loc[(df["dataset"] == dataset) & (df["video"] == video), "split"].unique())
+        raise ManifestError(f"{source}: video {video!r} of dataset {dataset!r} appears in several splits {found}")
+    duplicated = df["path"].duplicated()
+    if duplicated.any():
+        i = int(duplicated.idxmax())
+        raise _row_error(source, i, "path", df.at[i, "path"], "is listed twice")
+    if "mask_path" in df.columns:
+        df["mask_path"] = df["mask_path"].where(df["mask_path"].notna() & (df["mask_path"].astype(str) != ""), None)
+    if check_files:
+        if root is None:
+            raise ManifestError(f"{source}: a dataset root is needed to check files")
+        root = Path(root)
+        for column in ("path", "mask_path"):
+            if column not in df.columns:
+                continue
+            for i, rel in enumerate(df[column]):
+                if rel is not None and not (root / rel).is_file():
+                    raise _row_error(source, i, column, rel, f"does not exist under root {str(root)!r}")
+    ordered = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in df.columns]
+    extra = [c for c in df.columns if c not in ordered]
+    return df[ordered + extra]
+
+
+def read_manifest(
+    path: str | Path,
+    root: str | Path | None = None,
+    *,
+    check_files: bool = True,
+) -> tuple[pd.DataFrame, Path]:
+    """Read and validate a manifest CSV; return the table and the resolved dataset root."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {str(path)!r} does not exist")
+    try:
+        df = pd.read_csv(path, dtype={"video": str, "path": str, "domain": str, "split": str, "dataset": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    resolved = resolve_root(path, root)
+    return validate_manifest(df, resolved, source=str(path), check_files=check_files), resolved
+
+
+def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a manifest CSV (validated without touching the file system) and return its path."""
+    path = Path(path)
+    checked = validate_manifest(df, source=str(path), check_files=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checked.to_csv(path, index=False)
+    return path
+
+
+def domain_roles(df: pd.DataFrame) -> dict[str, str]:
+    """Classify each domain as ``"real"`` (only label 0), ``"fake"`` (only label 1) or ``"mixed"``."""
+    roles = {}
+    for domain, labels in df.groupby("domain")["label"]:
+        present = set(labels.unique())
+        roles[domain] = "real" if present == {0} else "fake" if present == {1} else "mixed"
+    return roles

@@ -1,0 +1,60 @@
+"""Build timm backbones with a 2-logit (real, fake) head.
+
+``pretrained`` is ``False`` or a path to a local weights file (``.safetensors``, ``.pth``, ``.bin``):
+timm loads it through ``pretrained_cfg_overlay=dict(file=...)`` and adapts the classifier to
+``num_classes``. Nothing is ever fetched from a hub: ``pretrained=True`` is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+
+def load_pretrained_file(path: str | Path) -> Path:
+    """Check that a local weights file exists and return it as a Path."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {str(path)!r} does not exist")
+    return path
+
+
+def create_model(
+    name: str,
+    pretrained: bool | str | Path = False,
+    num_classes: int = 2,
+    **kwargs: Any,
+) -> nn.Module:
+    """Create a timm model by name with ``num_classes`` logits (2 = real/fake by default).
+
+    ``pretrained``: ``False`` for random initialisation, or a local weights file. Extra keyword
+    arguments go to :func:`timm.create_model` (e.g. ``drop_rate``, ``img_size`` for ViTs).
+    """
+    if pretrained is True:
+        raise ValueError(
+            "pretrained=True would download weights from a hub; pass a local weights file path instead"
+        )
+    if name not in timm.list_models() and not timm.is_model(name):
+        raise ValueError(f"unknown timm model {name!r}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if pretrained:
+        weights = load_pretrained_file(pretrained)
+        return timm.create_model(
+            name,
+            pretrained=True,
+            num_classes=num_classes,
+            pretrained_cfg_overlay=dict(file=str(weights)),
+            **kwargs,
+        )
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features that feed the classifier (timm ``forward_features`` + ``forward_head(pre_logits)``)."""
+    features = model.forward_features(x)
+    return model.forward_head(features, pre_logits=True)
