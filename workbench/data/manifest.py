@@ -89,7 +89,8 @@ def validate_manifest(
         i = int(duplicated.idxmax())
         raise _row_error(source, i, "path", df.at[i, "path"], "is listed twice")
     if "mask_path" in df.columns:
-        df["mask_path"] = df["mask_path"].where(df["mask_path"].notna() & (df["mask_path"].astype(str) != ""), None)
+        masks = [None if pd.isna(v) or str(v).strip() == "" else str(v) for v in df["mask_path"]]
+        df["mask_path"] = pd.Series(masks, index=df.index, dtype=object)
     if check_files:
         if root is None:
             raise ManifestError(f"{source}: a dataset root is needed to check files")
@@ -98,7 +99,7 @@ def validate_manifest(
             if column not in df.columns:
                 continue
             for i, rel in enumerate(df[column]):
-                if rel is not None and not (root / rel).is_file():
+                if isinstance(rel, str) and not (root / rel).is_file():
                     raise _row_error(source, i, column, rel, f"does not exist under root {str(root)!r}")
     ordered = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in df.columns]
     extra = [c for c in df.columns if c not in ordered]

@@ -1,0 +1,36 @@
+"""timm model factory: 2-logit heads, local weight files only."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from workbench.models import create_model, penultimate_features
+
+
+def test_any_timm_backbone_gets_two_logits():
+    model = create_model("test_resnet")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 2)
+    assert penultimate_features(model, torch.randn(2, 3, 32, 32)).shape == (2, model.num_features)
+
+
+def test_pretrained_loads_a_local_file_and_replaces_the_head(tmp_path):
+    source = timm.create_model("test_resnet", num_classes=10)
+    path = tmp_path / "weights.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = create_model("test_resnet", pretrained=path)
+    body = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    for key, value in body.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert model.get_classifier().out_features == 2
+
+
+def test_no_hub_downloads_and_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="local weights file"):
+        create_model("test_resnet", pretrained=True)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        create_model("test_resnet", pretrained=tmp_path / "missing.pth")
+    with pytest.raises(ValueError, match="unknown timm model"):
+        create_model("not_a_model")

@@ -1,0 +1,87 @@
+"""The trainer: run directory contents, bit-for-bit resume, non-finite losses, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
+from workbench.training.records import RecordWriter
+
+
+def read_records(run_dir):
+    return [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+
+
+def test_run_directory_has_everything_the_records_doc_promises(tiny_config, tmp_path):
+    run_dir = Trainer(tiny_config, tmp_path / "run").fit()
+    for name in ("config.yaml", "records.jsonl", "predictions.csv", "done",
+                 "checkpoints/last.pt", "checkpoints/best_source_val.pt"):
+        assert (run_dir / name).exists(), name
+    records = read_records(run_dir)
+    assert [r["step"] for r in records] == [3, 6]
+    groups = set(records[0]["eval"])
+    assert {"source_val", "source_test", "target/D-T", "source_val/D-A", "source_test/D-C"} <= groups
+    assert records[0]["eval"]["target/D-T"]["n_fake"] == 6 and records[0]["eval"]["target/D-T"]["n_real"] == 6
+    assert {"loss", "loss_perturbed", "img_s", "lr"} <= set(records[0]["train"])
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert state["step"] == 6 and set(state) >= {"model", "optimizer", "rng_cpu"}
+
+
+def test_resume_reproduces_an_uninterrupted_run_bit_for_bit(tiny_config, tmp_path):
+    config = copy.deepcopy(tiny_config)
+    config["model"]["kwargs"] = {"drop_rate": 0.3}  # dropout makes the global RNG state matter
+    full = Trainer(config, tmp_path / "full").fit()
+    Trainer(config, tmp_path / "split").fit(stop_at_step=3)
+    # An interrupted stretch after the checkpoint leaves a stale record that resume must drop.
+    RecordWriter(tmp_path / "split").append({"kind": "alignment", "step": 4, "alignment": {}})
+    split = Trainer(config, tmp_path / "split").fit()
+    a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    strip = lambda recs: [{k: v for k, v in r.items() if k not in ("wall_s", "train", "callbacks_s")} for r in recs]  # noqa: E731
+    assert strip(read_records(full)) == strip(read_records(split))
+    assert read_records(full)[-1]["train"]["loss"] == read_records(split)[-1]["train"]["loss"]
+
+
+def test_resume_refuses_a_changed_config(tiny_config, tmp_path):
+    Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    changed = copy.deepcopy(tiny_config)
+    changed["algorithm"]["hparams"]["rho"] = 0.5
+    with pytest.raises(ValueError, match="algorithm.hparams.rho"):
+        Trainer(changed, tmp_path / "run").fit()
+
+
+def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_config, tmp_path):
+    Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    good = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    original = trainer.algorithm.update
+    trainer.algorithm.update = lambda batches: {**original(batches), "loss": math.nan}
+    with pytest.raises(NonFiniteLossError, match="step 4.*last good checkpoint"):
+        trainer.fit()
+    kept = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert kept["step"] == good["step"] == 3
+    for key in good["model"]:
+        assert torch.equal(kept["model"][key], good["model"][key])
+
+
+def test_finished_runs_are_not_overwritten(tiny_config, tmp_path):
+    Trainer(tiny_config, tmp_path / "run").fit()
+    with pytest.raises(FileExistsError, match="finished run"):
+        Trainer(tiny_config, tmp_path / "run").fit()
+
+
+def test_training_lowers_the_loss_and_learns_the_source_domains(tiny_config, tmp_path):
+    config = copy.deepcopy(tiny_config)
+    config["algorithm"] = {"name": "erm", "hparams": {"lr": 3e-3}}
+    config["train"].update(steps=40, eval_every=40)
+    config["data"]["augment"] = False
+    run_dir = Trainer(config, tmp_path / "run").fit()
+    record = read_records(run_dir)[-1]
+    assert record["eval"]["source_test"]["auc"] > 0.9

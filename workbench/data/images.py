@@ -1,0 +1,70 @@
+"""Decode frame images from a manifest into fixed-size uint8 tensors, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from workbench.data.manifest import ManifestError
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """Read an image file as an RGB ``uint8`` tensor ``[3, size, size]`` (bilinear resize if needed)."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ManifestError(f"cannot read image {str(path)!r}: {exc}") from exc
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class FrameDataset(Dataset):
+    """Frames of a validated manifest: item ``i`` is ``(uint8 image [3,H,W], label, i)``.
+
+    With ``cache=True`` each decoded image is kept in memory after its first read (worth it for the
+    small embedded benchmark; leave it off for real datasets and use DataLoader workers instead).
+    """
+
+    def __init__(self, manifest: pd.DataFrame, root: str | Path, image_size: int, cache: bool = False) -> None:
+        self.manifest = manifest.reset_index(drop=True)
+        self.root = Path(root)
+        self.image_size = image_size
+        self.paths = [self.root / p for p in self.manifest["path"]]
+        self.labels = torch.as_tensor(self.manifest["label"].to_numpy().copy(), dtype=torch.long)
+        self._cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def image(self, index: int) -> torch.Tensor:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        try:
+            image = load_image(self.paths[index], self.image_size)
+        except ManifestError as exc:
+            raise ManifestError(f"manifest row {index} ({self.manifest.at[index, 'path']!r}): {exc}") from exc
+        if self._cache is not None:
+            self._cache[index] = image
+        return image
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.image(index), self.labels[index], index
+
+    def batch(self, indices: list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack the images and labels at ``indices`` (in that order)."""
+        indices = [int(i) for i in indices]
+        return torch.stack([self.image(i) for i in indices]), self.labels[indices]
+
+
+def collate_frames(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """DataLoader collate: ``(images uint8 [N,3,H,W], labels [N], row indices [N])``."""
+    images, labels, rows = zip(*items)
+    return torch.stack(images), torch.stack(labels), torch.as_tensor(rows)

@@ -1,0 +1,298 @@
+"""The training loop: domain-balanced steps, periodic evaluation, records, checkpoints and resume.
+
+A run directory is laid out as docs/records.md describes. Resuming an interrupted run continues from
+``checkpoints/last.pt`` and reproduces an uninterrupted CPU run bit for bit: the sampler and the
+augmentation draw from generators seeded by ``(seed, step)``, and the global RNG state is saved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol as TypingProtocol
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from workbench.algorithms import Algorithm, build_algorithm
+from workbench.config import dump_config
+from workbench.data.augment import Augment, normalize
+from workbench.data.images import FrameDataset
+from workbench.data.manifest import read_manifest
+from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
+from workbench.data.sampling import DomainBatchSampler, step_generator
+from workbench.models import create_model
+from workbench.training.checkpoint import load_checkpoint, save_checkpoint
+from workbench.training.evaluation import evaluate_groups
+from workbench.training.records import RecordWriter
+
+LAST = "last.pt"
+BEST = "best_source_val.pt"
+SELECTION_GROUP = "source_val"
+SELECTION_METRIC = "auc"
+# Config keys that may differ when an interrupted run is resumed.
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "device"), ("data", "workers"), ("run", "dir")}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept on disk."""
+
+
+class TrainingCallback(TypingProtocol):
+    """Called after ``update()`` every ``every`` steps; its result is logged as ``{"kind": name, ...}``."""
+
+    name: str
+    every: int
+
+    def __call__(self, model: torch.nn.Module, domain_batches: list[tuple[torch.Tensor, torch.Tensor]],
+                 step: int) -> dict[str, float]: ...
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def default_run_name(config: dict[str, Any]) -> str:
+    return f"{config['algorithm']['name']}-{config['model']['name']}-seed{config['train']['seed']}"
+
+
+def synthetic_manifest(settings: dict[str, Any]) -> Path:
+    """Generate (or reuse) the embedded benchmark described by ``data.synthetic``; return its manifest."""
+    from workbench.data.synthetic import generate_benchmark
+
+    options = dict(settings)
+    cache_dir = Path(options.pop("cache_dir"))
+    videos = options.pop("videos_per_domain")
+    frames = options.pop("frames_per_video")
+    tag = f"v{videos}-f{frames}-{options.get('size', 64)}px-seed{options.get('seed', 0)}"
+    return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
+
+
+def _differences(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
+    keys = set(a) | set(b)
+    out = []
+    for key in sorted(keys, key=str):
+        path = prefix + (key,)
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, path)
+        elif va != vb:
+            out.append(path)
+    return out
+
+
+class Trainer:
+    """Train one algorithm on one protocol and write a run directory."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        run_dir: str | Path | None = None,
+        callbacks: Sequence[TrainingCallback] = (),
+    ) -> None:
+        self.config = config
+        name = config["run"]["name"] or default_run_name(config)
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(config["run"]["dir"]) / name
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(config["train"]["device"])
+        self._setup_data()
+        self._setup_algorithm()
+
+    # ----------------------------------------------------------------- setup
+    def _setup_data(self) -> None:
+        data = self.config["data"]
+        manifest_path = data["manifest"] or synthetic_manifest(data["synthetic"])
+        self.manifest, self.root = read_manifest(manifest_path, data["root"])
+        self.protocol = Protocol(
+            source_domains=tuple(data["source_domains"]),
+            target_domains=tuple(data["target_domains"] or ()),
+            lodo_domain=data["lodo_domain"],
+        )
+        self.groups = evaluation_groups(self.manifest, self.protocol)
+        self.dataset = FrameDataset(self.manifest, self.root, data["image_size"], cache=data["cache_images"])
+        k = len(self.protocol.source_domains)
+        if data["batch_size"] % k:
+            raise ValueError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains")
+        self.sampler = DomainBatchSampler(
+            self.manifest,
+            self.protocol.source_domains,
+            training_real_pool(self.manifest, self.protocol),
+            batch_size_per_domain=data["batch_size"] // k,
+            real_fraction=data["real_fraction"],
+            paired=data["paired_reals"],
+            seed=self.config["train"]["seed"],
+        )
+        self.augment = Augment() if data["augment"] else None
+
+    def _setup_algorithm(self) -> None:
+        torch.manual_seed(self.config["train"]["seed"])
+        model_cfg = self.config["model"]
+        model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
+        self.algorithm: Algorithm = build_algorithm(
+            self.config["algorithm"]["name"], model.to(self.device), self.config["algorithm"]["hparams"]
+        )
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.algorithm.model
+
+    # ------------------------------------------------------------- batches
+    def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The per-domain training batches of ``step`` (sampled, augmented, normalised, on device)."""
+        batches = []
+        generator = step_generator(self.config["train"]["seed"], step, stream=1)
+        for rows in self.sampler.indices(step):
+            images, labels = self.dataset.batch(rows)
+            x = images.to(self.device, non_blocking=True).float() / 255.0
+            if self.augment is not None:
+                x = self.augment(x, generator)
+            batches.append((normalize(x), labels.to(self.device, non_blocking=True)))
+        return batches
+
+    # ---------------------------------------------------------- checkpoints
+    def _state(self, step: int, best: dict[str, Any]) -> dict[str, Any]:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.algorithm.optimizer.state_dict(),
+            "step": step,
+            "rng_cpu": torch.get_rng_state(),
+            "best_step": best["step"],
+            "best_score": best["score"],
+        }
+        if torch.cuda.is_available():
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _resume(self) -> tuple[int, dict[str, Any]]:
+        """Load ``last.pt`` when an interrupted run exists; return the step to continue from."""
+        ckpt_dir = self.run_dir / "checkpoints"
+        last = ckpt_dir / LAST
+        if not last.exists():
+            return 0, {"step": -1, "score": -math.inf}
+        saved = yaml.safe_load((self.run_dir / "config.yaml").read_text())
+        changed = [p for p in _differences(saved, self.config) if p[:2] not in RESUMABLE_CHANGES]
+        if changed:
+            names = [".".join(map(str, p)) for p in changed]
+            raise ValueError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {names}")
+        state = load_checkpoint(last, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.algorithm.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if "rng_cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        step = int(state["step"])
+        RecordWriter(self.run_dir).truncate_after(step)
+        return step, {"step": int(state["best_step"]), "score": float(state["best_score"])}
+
+    # ---------------------------------------------------------------- loop
+    def evaluate(self) -> tuple[dict[str, dict], pd.DataFrame]:
+        """Metrics of the current model on every evaluation group, and the predictions behind them."""
+        data = self.config["data"]
+        return evaluate_groups(self.model, self.algorithm.predict, self.dataset, self.groups, self.device,
+                               batch_size=data["eval_batch_size"], workers=data["workers"])
+
+    def fit(self, stop_at_step: int | None = None) -> Path:
+        """Train to ``train.steps`` (or stop cleanly after ``stop_at_step``); return the run directory."""
+        train = self.config["train"]
+        if (self.run_dir / "done").exists():
+            raise FileExistsError(f"{self.run_dir} is a finished run; choose another run name or directory")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start, best = self._resume()
+        if start == 0:
+            dump_config(self.config, self.run_dir / "config.yaml")
+        writer = RecordWriter(self.run_dir)
+        total, eval_every = int(train["steps"]), int(train["eval_every"])
+        if eval_every <= 0:
+            raise ValueError(f"train.eval_every={eval_every} must be positive")
+        saved_step = start
+        sums: dict[str, float] = defaultdict(float)
+        count, images, update_s, callbacks_s = 0, 0, 0.0, 0.0
+        started = time.perf_counter()
+        progress = tqdm(total=total, initial=start, desc=self.run_dir.name, disable=not train["progress"],
+                        dynamic_ncols=True)
+        for step in range(start + 1, total + 1):
+            batches = self.domain_batches(step)
+            t0 = time.perf_counter()
+            stats = self.algorithm.update(batches)
+            update_s += time.perf_counter() - t0
+            if not math.isfinite(stats["loss"]):
+                progress.close()
+                where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
+                         else "does not exist yet (no evaluation step was reached)")
+                raise NonFiniteLossError(
+                    f"loss became {stats['loss']} at step {step}; training stopped. The last good checkpoint "
+                    f"{where}; lower the learning rate or ρ and resume."
+                )
+            for key, value in stats.items():
+                sums[key] += value
+            count += 1
+            images += sum(len(y) for _, y in batches)
+            for callback in self.callbacks:
+                if step % callback.every == 0:
+                    t0 = time.perf_counter()
+                    result = callback(self.model, batches, step)
+                    callbacks_s += time.perf_counter() - t0
+                    writer.append({"kind": callback.name, "step": step, callback.name: result})
+            progress.update(1)
+            progress.set_postfix(loss=f"{stats['loss']:.3f}")
+            if step % eval_every == 0 or step == total:
+                results, _ = self.evaluate()
+                record = {
+                    "step": step,
+                    "epoch": step * self.sampler.n_fake * len(self.sampler.fake_pools) / self.sampler.fakes_per_epoch(),
+                    "wall_s": time.perf_counter() - started,
+                    "algorithm": self.config["algorithm"]["name"],
+                    "seed": train["seed"],
+                    "train": {**{k: v / count for k, v in sums.items()},
+                              "lr": self.algorithm.optimizer.param_groups[0]["lr"],
+                              "img_s": images / update_s if update_s else None},
+                    "eval": results,
+                    "callbacks_s": callbacks_s,
+                }
+                writer.append(record)
+                score = results[SELECTION_GROUP].get(SELECTION_METRIC)
+                if score is not None and score > best["score"]:
+                    best = {"step": step, "score": score}
+                    save_checkpoint({"model": self.model.state_dict(), "step": step},
+                                    self.run_dir / "checkpoints" / BEST)
+                save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
+                saved_step = step
+                sums, count, images, update_s = defaultdict(float), 0, 0, 0.0
+                progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
+                                     src_auc=_fmt(results["source_val"].get("auc")))
+            if stop_at_step is not None and step >= stop_at_step:
+                progress.close()
+                return self.run_dir
+        progress.close()
+        self._finish(best)
+        return self.run_dir
+
+    def _finish(self, best: dict[str, Any]) -> None:
+        """Predictions of the selected model (best source-val AUC) and the ``done`` marker."""
+        if best["step"] >= 0:
+            selected = load_checkpoint(self.run_dir / "checkpoints" / BEST, map_location=self.device)
+            self.model.load_state_dict(selected["model"])
+        _, predictions = self.evaluate()
+        predictions["step"] = best["step"]
+        predictions.to_csv(self.run_dir / "predictions.csv", index=False)
+        last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
+        self.model.load_state_dict(last["model"])
+        (self.run_dir / "done").write_text(f"step {self.config['train']['steps']}\n")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def train(config: dict[str, Any], run_dir: str | Path | None = None,
+          callbacks: Sequence[TrainingCallback] = ()) -> Path:
+    """Build a :class:`Trainer` from a resolved config and run it to the end."""
+    return Trainer(config, run_dir, callbacks).fit()
