@@ -1,0 +1,273 @@
+"""Tests for workbench.training.report and the ``report`` subcommand, on fake run directories."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from workbench.cli import report as report_cli
+from workbench.metrics import compute_metrics, video_bootstrap_ci
+from workbench.training.report import (
+    IncompleteRunWarning,
+    ReportError,
+    collect,
+    format_cell,
+    report_tables,
+    summarise,
+    to_markdown,
+    write_report,
+)
+
+TARGET = "target/SYN-SEAMLESS"
+
+
+def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", done=True, config=True, hparams=None,
+             oracle_auc=0.99, predictions=None):
+    """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``)."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    if config:
+        cfg = {"algorithm": {"name": algorithm, "hparams": hparams or {"rho": 0.05}},
+               "model": {"name": backbone}, "train": {"seed": seed, "steps": 200}, "out_dir": str(run_dir)}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    records = [
+        {"step": 100, "algorithm": algorithm, "seed": seed, "backbone": backbone,
+         "eval": {"source_val": {"auc": 0.80}, "source_test": {"auc": 0.81}, TARGET: {"auc": oracle_auc},
+                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
+        {"step": 200, "algorithm": algorithm, "seed": seed, "backbone": backbone,
+         "eval": {"source_val": {"auc": 0.95}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
+                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
+    ]
+    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    if predictions is not None:
+        predictions.to_csv(run_dir / "predictions.csv", index=False)
+    if done:
+        (run_dir / "done").write_text("", encoding="utf-8")
+    return run_dir
+
+
+def grid(tmp_path):
+    """ERM: target AUC .80 .85 .90 (mean .85, std .05); RoGA: .90 .94 (mean .92, std sqrt(.0008))."""
+    runs = [make_run(tmp_path, f"erm_s{s}", "erm", s, auc) for s, auc in enumerate([0.80, 0.85, 0.90])]
+    runs += [make_run(tmp_path, f"roga_s{s}", "roga", s, auc) for s, auc in enumerate([0.90, 0.94])]
+    return runs
+
+
+def test_collect_reads_identity_and_the_selected_record(tmp_path):
+    df = collect(grid(tmp_path))
+    assert list(df["run"]) == ["erm_s0", "erm_s1", "erm_s2", "roga_s0", "roga_s1"]
+    assert list(df["algorithm"]) == ["erm"] * 3 + ["roga"] * 2
+    assert list(df["seed"]) == [0, 1, 2, 0, 1]
+    assert set(df["backbone"]) == {"resnet18"}
+    assert list(df["step"]) == [200] * 5
+    assert list(df[f"{TARGET}:auc"]) == [0.80, 0.85, 0.90, 0.90, 0.94]
+    assert df["complete"].all() and (df["variant"] == "").all()
+    assert "target/FAKES-ONLY:auc_reason" in df.columns
+
+
+def test_collect_falls_back_to_record_identity_and_fails_without_one(tmp_path):
+    run = make_run(tmp_path, "plain", "sagm", 7, 0.8, backbone="efficientnet_b4", config=False)
+    row = collect([run]).iloc[0]
+    assert (row["algorithm"], row["backbone"], row["seed"]) == ("sagm", "efficientnet_b4", 7)
+    lines = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    for record in lines:
+        del record["backbone"]
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with pytest.raises(ReportError, match=r"plain: no backbone.*'model.name'"):
+        collect([run])
+
+
+def test_collect_errors_name_the_run(tmp_path):
+    empty = tmp_path / "not_a_run"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="not_a_run/records.jsonl"):
+        collect([empty])
+    run = make_run(tmp_path, "r", "erm", 0, 0.8)
+    with pytest.raises(ReportError, match="r: rule 'lodo'"):
+        collect([run], rule="lodo")
+    with pytest.raises(ReportError, match="listed twice"):
+        collect([run, run])
+
+
+def test_rules_change_the_selected_step(tmp_path):
+    runs = grid(tmp_path)
+    assert list(collect(runs, rule="oracle")["step"]) == [100] * 5
+    oracle = collect(runs, rule="oracle")
+    assert oracle["oracle"].all() and list(oracle[f"{TARGET}:auc"]) == [0.99] * 5
+    assert list(collect(runs, rule="last")["step"]) == [200] * 5
+
+
+def test_summarise_mean_std_and_seed_bootstrap(tmp_path):
+    summary = summarise(collect(grid(tmp_path)), [TARGET], "auc", n_boot=500, seed=0).set_index("algorithm")
+    erm, roga = summary.loc["erm"], summary.loc["roga"]
+    assert erm["mean"] == pytest.approx(0.85) and erm["std"] == pytest.approx(0.05)
+    assert roga["mean"] == pytest.approx(0.92) and roga["std"] == pytest.approx(math.sqrt(0.0008))
+    assert (erm["n_seeds"], roga["n_seeds"]) == (3, 2)
+    assert erm["ci_method"] == "seed bootstrap"
+    # A bootstrap of seed means stays within the seed values and contains their mean.
+    assert 0.80 <= erm["ci_low"] <= 0.85 <= erm["ci_high"] <= 0.90
+    again = summarise(collect(grid(tmp_path / "again")), [TARGET], "auc", n_boot=500, seed=0).set_index("algorithm")
+    assert (again.loc["erm", "ci_low"], again.loc["erm", "ci_high"]) == (erm["ci_low"], erm["ci_high"])
+
+
+def test_summarise_one_seed_and_undefined_metric(tmp_path):
+    df = collect([make_run(tmp_path, "solo", "erm", 0, 0.9)])
+    summary = summarise(df, [TARGET, "target/FAKES-ONLY"], "auc").set_index("group")
+    solo = summary.loc[TARGET]
+    assert solo["mean"] == pytest.approx(0.9) and math.isnan(solo["std"]) and math.isnan(solo["ci_low"])
+    assert solo["ci_method"] == "none: 1 seed and no predictions"
+    undefined = summary.loc["target/FAKES-ONLY"]
+    assert math.isnan(undefined["mean"]) and undefined["n_seeds"] == 0
+    assert undefined["ci_method"] == "none: metric undefined (only one class present (n_real=0, n_fake=3))"
+    with pytest.raises(ReportError, match=r"group\(s\) \['target/NOPE'\]"):
+        summarise(df, ["target/NOPE"], "auc")
+
+
+def test_default_groups_are_source_test_and_targets(tmp_path):
+    summary = summarise(collect(grid(tmp_path)), n_boot=50)
+    assert list(dict.fromkeys(summary["group"])) == ["source_test", "target/FAKES-ONLY", TARGET]
+
+
+def test_markdown_and_csv_with_known_numbers(tmp_path):
+    summary = summarise(collect(grid(tmp_path)), [TARGET], "auc", n_boot=500)
+    markdown = to_markdown(summary)
+    lines = markdown.splitlines()
+    assert lines[0] == f"| algorithm | backbone | seeds | {TARGET} |"
+    erm = summary.set_index("algorithm").loc["erm"]
+    assert lines[2] == f"| erm | resnet18 | 3 | 0.850 ± 0.050 [{erm['ci_low']:.2f}, {erm['ci_high']:.2f}] |"
+    assert lines[3].startswith("| roga | resnet18 | 2 | 0.920 ± 0.028 [")
+    assert "training-domain validation" in markdown
+    paths = write_report(summary, tmp_path / "out", runs=collect(grid(tmp_path / "g2")))
+    assert paths["markdown"].read_text() == markdown
+    csv = pd.read_csv(paths["csv"]).set_index("algorithm")
+    assert csv.loc["erm", "mean"] == pytest.approx(0.85) and csv.loc["erm", "std"] == pytest.approx(0.05)
+    assert len(pd.read_csv(paths["runs"])) == 5
+
+
+def test_format_cell():
+    assert format_cell(0.9123, 0.0101, 0.891, 0.934) == "0.912 ± 0.010 [0.89, 0.93]"
+    assert format_cell(0.9, math.nan, math.nan, math.nan) == "0.900"
+    assert format_cell(math.nan, math.nan, math.nan, math.nan) == "n/a"
+
+
+def _predictions(seed):
+    """Target predictions at step 200: 6 real and 6 fake videos, 3 frames each, seed-dependent scores."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat([0] * 6 + [1] * 6, 3)
+    probs = np.clip(rng.normal(0.4, 0.15, 36) + 0.25 * labels, 0, 1)
+    return pd.DataFrame({
+        "group": TARGET, "path": [f"f{i}.png" for i in range(36)], "domain": "SYN-SEAMLESS", "split": "test",
+        "video": np.repeat([f"v{i}" for i in range(12)], 3), "label": labels, "prob_fake": probs, "step": 200,
+    })
+
+
+def _prediction_runs(root, step=200):
+    runs = []
+    for seed in range(3):
+        predictions = _predictions(seed).assign(step=step)
+        auc = compute_metrics(predictions["label"], predictions["prob_fake"])["auc"]
+        runs.append(make_run(root, f"roga_s{seed}", "roga", seed, auc, predictions=predictions))
+    return runs
+
+
+def test_video_bootstrap_ci_from_predictions(tmp_path):
+    df = collect(_prediction_runs(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # predictions agree with the records: no mismatch warning
+        row = summarise(df, [TARGET], "auc", n_boot=300, seed=4).iloc[0]
+    assert row["ci_method"].startswith("video bootstrap (3 seed(s)")
+    assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+    samples = [(p["label"], p["prob_fake"], "SYN-SEAMLESS/" + p["video"]) for p in map(_predictions, range(3))]
+    assert (row["ci_low"], row["ci_high"]) == video_bootstrap_ci(samples, "auc", n_boot=300, seed=4)
+    other = summarise(df, [TARGET], "auc", n_boot=300, seed=5).iloc[0]
+    assert (other["ci_low"], other["ci_high"]) != (row["ci_low"], row["ci_high"])
+
+
+def test_predictions_of_another_step_fall_back_to_seed_bootstrap(tmp_path):
+    df = collect(_prediction_runs(tmp_path, step=100))
+    assert summarise(df, [TARGET], "auc", n_boot=100).iloc[0]["ci_method"] == "seed bootstrap"
+
+
+def test_predictions_disagreeing_with_records_warn(tmp_path):
+    runs = _prediction_runs(tmp_path)
+    lines = (runs[0] / "records.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["eval"][TARGET]["auc"] = 0.5
+    (runs[0] / "records.jsonl").write_text("\n".join([lines[0], json.dumps(last)]) + "\n")
+    with pytest.warns(UserWarning, match="from the predictions but 0.5 in the records"):
+        summarise(collect(runs), [TARGET], "auc", n_boot=50)
+
+
+def test_oracle_columns_are_labelled(tmp_path):
+    runs, summary = report_tables(grid(tmp_path), groups=[TARGET], with_oracle=True, n_boot=100)
+    assert set(summary["selection"]) == {"source_val", "oracle"}
+    assert summary.loc[summary["selection"] == "oracle", "oracle"].all()
+    assert summary.loc[summary["selection"] == "oracle", "mean"].tolist() == pytest.approx([0.99, 0.99])
+    markdown = to_markdown(summary)
+    assert markdown.splitlines()[0] == f"| algorithm | backbone | seeds | {TARGET} | {TARGET} [oracle] |"
+    assert "[oracle]: ORACLE" in markdown and "not a valid selection" in markdown
+    assert len(runs) == 10
+
+
+def test_incomplete_runs_are_flagged(tmp_path):
+    runs = grid(tmp_path)
+    (runs[1] / "done").unlink()
+    with pytest.warns(IncompleteRunWarning, match="erm_s1: no 'done' marker"):
+        df = collect(runs)
+    assert list(df["complete"]) == [True, False, True, True, True]
+    markdown = to_markdown(summarise(df, [TARGET], n_boot=50))
+    assert "| erm | resnet18 | 3 (1 incomplete) |" in markdown
+
+
+def test_repeated_seeds_warn(tmp_path):
+    runs = [make_run(tmp_path, name, "erm", 0, 0.9) for name in ("a", "b")]
+    with pytest.warns(UserWarning, match="repeat an algorithm/backbone/variant/seed"):
+        collect(runs)
+
+
+def test_config_variants_are_not_pooled(tmp_path):
+    runs = [make_run(tmp_path, f"roga_rho{rho}_s{s}", "roga", s, 0.9, hparams={"rho": rho})
+            for rho in (0.05, 0.0) for s in range(2)]
+    with pytest.warns(UserWarning, match=r"differ in config key\(s\) \['algorithm.hparams.rho'\]"):
+        df = collect(runs)
+    assert list(df["variant"]) == ["algorithm.hparams.rho=0.05"] * 2 + ["algorithm.hparams.rho=0.0"] * 2
+    summary = summarise(df, [TARGET], n_boot=50)
+    assert list(summary["n_seeds"]) == [2, 2]
+    assert "| algorithm | backbone | variant | seeds |" in to_markdown(summary)
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    report_cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_prints_and_writes_the_report(tmp_path, capsys):
+    runs = grid(tmp_path / "runs")
+    (runs[0] / "done").unlink()
+    out = tmp_path / "out"
+    code = _cli(["report", *map(str, runs), "--groups", TARGET, "--with-oracle", "--n-boot", "50", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert f"| algorithm | backbone | seeds | {TARGET} | {TARGET} [oracle] |" in captured.out
+    assert "warning:" in captured.err and "erm_s0: no 'done' marker" in captured.err
+    assert (out / "report.md").read_text() == captured.out
+    assert set(pd.read_csv(out / "report.csv")["selection"]) == {"source_val", "oracle"}
+    runs_table = pd.read_csv(out / "runs.csv")
+    assert runs_table.loc[runs_table["run"] == "erm_s0", "complete"].tolist() == [False, False]
+
+
+def test_cli_names_a_directory_without_records(tmp_path, capsys):
+    missing = tmp_path / "empty_run"
+    missing.mkdir()
+    assert _cli(["report", str(missing), "--out", str(tmp_path / "out")]) == 1
+    assert "empty_run/records.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

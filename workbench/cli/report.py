@@ -1,0 +1,73 @@
+"""``python -m workbench report RUNS...``: results table over run directories, selected per rule."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from workbench.metrics import SCORE_METRICS
+from workbench.training.report import ReportError, report_tables, to_markdown, write_report
+from workbench.training.selection import SELECTION_RULES, RecordsError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand."""
+    parser = subparsers.add_parser(
+        "report",
+        help="summarise runs into a results table (markdown + CSV)",
+        description=(
+            "Select one evaluation per run from its records.jsonl (model selection as post-processing), "
+            "then report mean ± std over seeds with a bootstrap CI per algorithm/backbone and evaluation "
+            "group. Prints the markdown table and writes report.md, report.csv (summary) and runs.csv "
+            "(one row per run, with the selected step) to --out. Runs without a 'done' marker are "
+            "included and flagged."
+        ),
+    )
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (each with records.jsonl)")
+    parser.add_argument(
+        "--rule",
+        choices=list(SELECTION_RULES),
+        default="source_val",
+        help="model-selection rule: source_val (training-domain validation, default), lodo "
+        "(leave-one-domain-out), oracle (selects on target test data: diagnostic only), last",
+    )
+    parser.add_argument("--metric", choices=list(SCORE_METRICS), default="auc", help="metric to select on and report")
+    parser.add_argument(
+        "--groups", nargs="+", default=None, help="evaluation groups to show (default: source_test and every target/*)"
+    )
+    parser.add_argument(
+        "--with-oracle", action="store_true", help="add oracle-selected columns, labelled [oracle], for comparison"
+    )
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    parser.add_argument("--ci", type=float, default=0.95, help="confidence level (default: 0.95)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default: 0)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build, print and write the report; returns 1 with a message on unusable runs."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            runs, summary = report_tables(
+                args.runs,
+                rule=args.rule,
+                metric=args.metric,
+                groups=args.groups,
+                with_oracle=args.with_oracle,
+                n_boot=args.n_boot,
+                ci=args.ci,
+                seed=args.seed,
+            )
+        except (ReportError, RecordsError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+    print(to_markdown(summary), end="")
+    paths = write_report(summary, args.out, runs=runs)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0

@@ -1,0 +1,433 @@
+"""Results tables across runs: select a record per run, then summarise over seeds with intervals.
+
+``collect`` reads run directories (docs/records.md) into one row per run; ``summarise`` gives, per
+(algorithm, backbone, config variant) and evaluation group, the mean and std over seeds and a
+bootstrap confidence interval; ``to_markdown`` and ``write_report`` render it.
+
+Confidence intervals. When every run of a cell has ``predictions.csv`` rows for the group at the
+selected step, the interval is a stratified video-level (cluster) bootstrap of the seed-mean
+metric over those predictions pooled across seeds (see ``workbench.metrics.bootstrap``): it
+measures how much the result depends on which test videos were drawn. Otherwise it is a bootstrap
+over the seed-level values (resample seeds with replacement, take the mean), which needs two or
+more seeds. ``ci_method`` says which one each cell used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from workbench.metrics import SCORE_METRICS, compute_metrics, video_bootstrap_ci
+from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
+
+CONFIG_FILE = "config.yaml"
+PREDICTIONS_FILE = "predictions.csv"
+DONE_MARKER = "done"
+IDENTITY_KEYS: dict[str, str] = {"algorithm": "algorithm.name", "backbone": "model.name", "seed": "train.seed"}
+RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
+    "algorithm": ("algorithm",),
+    "backbone": ("backbone", "model"),
+    "seed": ("seed",),
+}
+CELL_KEYS: tuple[str, ...] = ("selection", "algorithm", "backbone", "variant")
+# Config keys that differ between runs of one experiment without changing it: seeds and where
+# the run lives or runs. Any other differing key splits the runs into separate ``variant`` rows.
+RUN_SPECIFIC_KEYS: frozenset[str] = frozenset(
+    {"run_dir", "out_dir", "output_dir", "run_name", "out", "resume", "device", "num_workers", "workers", "data_root"}
+)
+GROUP_ORDER: tuple[str, ...] = ("source_val", "source_val/", "source_test", "source_test/", "lodo_val", "target/")
+PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", "video", "step")
+
+
+class ReportError(ValueError):
+    """Run directories that cannot be reported; the message names the run and file at fault."""
+
+
+class IncompleteRunWarning(UserWarning):
+    """A run without a ``done`` marker: it is reported, flagged ``complete=False``."""
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's resolved ``config.yaml`` as a dict (empty when the file is absent)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ReportError(f"{path}: invalid YAML: {exc}") from exc
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ReportError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
+    return config
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value, sort_keys=True, default=str)
+    return flat
+
+
+def run_identity(run_dir: Path, config: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """Algorithm, backbone and seed from the config, else from the record; raises if neither has one."""
+    identity = {}
+    for field, dotted in IDENTITY_KEYS.items():
+        value = _lookup(config, dotted)
+        if value is None:
+            value = next((record[k] for k in RECORD_FALLBACKS[field] if record.get(k) is not None), None)
+        if value is None:
+            fallbacks = list(RECORD_FALLBACKS[field])
+            raise ReportError(
+                f"{run_dir}: no {field}: neither {CONFIG_FILE} key {dotted!r} nor record key(s) {fallbacks}"
+            )
+        identity[field] = value
+    return identity
+
+
+def _variants(runs: list[dict[str, Any]], flat_configs: list[dict[str, str]]) -> list[str]:
+    """Per run, the config keys (with values) that set it apart from other runs of its algorithm/backbone."""
+    variants = [""] * len(runs)
+    ignored = set(IDENTITY_KEYS.values())
+    by_cell: dict[tuple, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_cell.setdefault((run["algorithm"], run["backbone"]), []).append(i)
+    for (algorithm, backbone), members in by_cell.items():
+        keys = sorted({k for i in members for k in flat_configs[i]})
+        differing = [
+            k
+            for k in keys
+            if k not in ignored
+            and "seed" not in k.rsplit(".", 1)[-1]
+            and k.rsplit(".", 1)[-1] not in RUN_SPECIFIC_KEYS
+            and len({flat_configs[i].get(k, "<unset>") for i in members}) > 1
+        ]
+        if differing:
+            warnings.warn(
+                f"runs of {algorithm}/{backbone} differ in config key(s) {differing}; "
+                "they are summarised as separate variants",
+                stacklevel=3,
+            )
+            for i in members:
+                variants[i] = ", ".join(f"{k}={flat_configs[i].get(k, '<unset>')}" for k in differing)
+    return variants
+
+
+def _group_sort_key(group: str) -> tuple[int, str]:
+    ranks = [
+        i
+        for i, prefix in enumerate(GROUP_ORDER)
+        if group == prefix or (prefix.endswith("/") and group.startswith(prefix))
+    ]
+    return (ranks[-1] if ranks else len(GROUP_ORDER), group)
+
+
+def collect(run_dirs: Iterable[str | Path], rule: str = "source_val", metric: str = "auc") -> pd.DataFrame:
+    """One row per run: identity, completeness, the record chosen by ``rule`` and its ``<group>:<key>`` values.
+
+    Identity comes from ``config.yaml`` (``algorithm.name``, ``model.name``, ``train.seed``), else
+    from the records. ``variant`` names the config keys that differ from other runs of the same
+    algorithm and backbone (seeds and run locations excepted), so ablations are never pooled.
+    Runs without a ``done`` marker are kept with ``complete=False`` and an ``IncompleteRunWarning``.
+    """
+    paths = [Path(d) for d in run_dirs]
+    if not paths:
+        raise ReportError("no run directories given")
+    seen: set[Path] = set()
+    runs, flat_configs = [], []
+    for path in paths:
+        if path.resolve() in seen:
+            raise ReportError(f"{path}: run directory listed twice")
+        seen.add(path.resolve())
+        records = load_records(path)
+        if not records:
+            raise ReportError(f"{path}: records.jsonl holds no records")
+        try:
+            chosen = select(records, rule=rule, metric=metric)
+        except ValueError as exc:
+            raise ReportError(f"{path}: {exc}") from exc
+        config = read_config(path)
+        complete = (path / DONE_MARKER).is_file()
+        if not complete:
+            warnings.warn(
+                f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
+                IncompleteRunWarning,
+                stacklevel=2,
+            )
+        selection = chosen["selection"]
+        row = {
+            "run": path.name,
+            "run_dir": str(path),
+            **run_identity(path, config, chosen),
+            "complete": complete,
+            "selection": rule,
+            "oracle": selection["oracle"],
+            "selection_metric": metric,
+            "step": chosen["step"],
+            "selection_score": selection["score"],
+        }
+        for group in sorted(chosen.get("eval", {}), key=_group_sort_key):
+            for key, value in chosen["eval"][group].items():
+                row[f"{group}:{key}"] = value
+        runs.append(row)
+        flat_configs.append(_flatten(config))
+    for row, variant in zip(runs, _variants(runs, flat_configs)):
+        row["variant"] = variant
+    table = pd.DataFrame(runs)
+    repeated = table[table.duplicated(["algorithm", "backbone", "variant", "seed"], keep=False)]
+    if len(repeated):
+        warnings.warn(
+            f"runs {list(repeated['run_dir'])} repeat an algorithm/backbone/variant/seed; each counts as a seed",
+            stacklevel=2,
+        )
+    front = ["run", "run_dir", "algorithm", "backbone", "seed", "variant", "complete"]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def groups_in(df: pd.DataFrame) -> list[str]:
+    """Evaluation groups that have columns in a ``collect`` table, in report order."""
+    return sorted({c.split(":", 1)[0] for c in df.columns if ":" in c}, key=_group_sort_key)
+
+
+def default_groups(df: pd.DataFrame) -> list[str]:
+    """The groups a results table shows by default: ``source_test`` and every ``target/*`` group."""
+    chosen = [g for g in groups_in(df) if g == "source_test" or g.startswith("target/")]
+    return chosen or groups_in(df)
+
+
+def _read_predictions(run_dir: str, cache: dict[str, pd.DataFrame | None]) -> pd.DataFrame | None:
+    if run_dir not in cache:
+        path = Path(run_dir) / PREDICTIONS_FILE
+        if not path.is_file():
+            cache[run_dir] = None
+        else:
+            table = pd.read_csv(path, dtype={"video": str, "group": str, "domain": str})
+            missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
+            if missing:
+                raise ReportError(f"{path}: missing column(s) {missing}; have {list(table.columns)}")
+            cache[run_dir] = table
+    return cache[run_dir]
+
+
+def _video_keys(rows: pd.DataFrame) -> pd.Series:
+    return rows["domain"].astype(str) + "/" + rows["video"] if "domain" in rows.columns else rows["video"]
+
+
+def _prediction_samples(
+    cell: pd.DataFrame, group: str, metric: str, cache: dict[str, pd.DataFrame | None]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """Per run, the (labels, prob_fake, videos) of ``group`` at the selected step; None if any run lacks them."""
+    samples = []
+    for _, run in cell.iterrows():
+        predictions = _read_predictions(run["run_dir"], cache)
+        if predictions is None:
+            return None
+        rows = predictions[(predictions["group"] == group) & (predictions["step"] == run["step"])]
+        if rows.empty:
+            return None
+        sample = (rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), _video_keys(rows).to_numpy())
+        recomputed = compute_metrics(*sample)[metric]
+        recorded = run[f"{group}:{metric}"]
+        if recomputed is None or abs(recomputed - recorded) > 1e-6:
+            warnings.warn(
+                f"{run['run_dir']}/{PREDICTIONS_FILE}: {group} {metric} at step {run['step']} is {recomputed} "
+                f"from the predictions but {recorded} in the records; the interval uses the predictions",
+                stacklevel=4,
+            )
+        samples.append(sample)
+    return samples
+
+
+def _numeric(cell: pd.DataFrame, column: str) -> pd.Series:
+    values = pd.to_numeric(cell[column], errors="coerce")
+    bad = values.isna() & cell[column].notna()
+    if bad.any():
+        run = cell.loc[bad, "run_dir"].iloc[0]
+        raise ReportError(f"{run}: {column} = {cell.loc[bad, column].iloc[0]!r} is not a number")
+    return values
+
+
+def _undefined(cell: pd.DataFrame, group: str, metric: str) -> str:
+    reasons = cell.get(f"{group}:{metric}_reason", pd.Series(dtype=object)).dropna()
+    return "none: metric undefined" + (f" ({reasons.iloc[0]})" if len(reasons) else "")
+
+
+def _interval(
+    runs: pd.DataFrame, group: str, metric: str, values: np.ndarray, n_boot: int, ci: float, seed: int, cache: dict
+) -> tuple[float, float, str]:
+    """CI of the seed mean: video bootstrap when every run has predictions for the group, else seed bootstrap."""
+    if metric in SCORE_METRICS:
+        samples = _prediction_samples(runs, group, metric, cache)
+        if samples is not None:
+            low, high = video_bootstrap_ci(samples, metric, n_boot=n_boot, ci=ci, seed=seed)
+            return low, high, f"video bootstrap ({len(samples)} seed(s) pooled)"
+    if len(values) < 2:
+        return math.nan, math.nan, "none: 1 seed and no predictions"
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
+    tail = 100.0 * (1.0 - ci) / 2.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high), "seed bootstrap"
+
+
+def summarise(
+    df: pd.DataFrame,
+    groups: Sequence[str] | None = None,
+    metric: str = "auc",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per (selection, algorithm, backbone, variant) and group: mean, std (ddof=1), seeds and a bootstrap CI.
+
+    ``n_seeds`` counts runs with a non-null value (the mean and std use those); ``n_runs`` counts
+    all runs of the cell and ``n_incomplete`` those without a ``done`` marker.
+    """
+    if n_boot < 1 or not 0.0 < ci < 1.0:
+        raise ReportError(f"need n_boot >= 1 and 0 < ci < 1, got n_boot={n_boot}, ci={ci}")
+    groups = list(groups) if groups is not None else default_groups(df)
+    available = groups_in(df)
+    unknown = [g for g in groups if f"{g}:{metric}" not in df.columns]
+    if unknown:
+        raise ReportError(f"no {metric!r} values for group(s) {unknown}; groups in these runs: {available}")
+    cache: dict[str, pd.DataFrame | None] = {}
+    rows = []
+    for keys, cell in df.groupby(list(CELL_KEYS), sort=False, dropna=False):
+        for group in groups:
+            column = _numeric(cell, f"{group}:{metric}")
+            present = cell[column.notna()]
+            values = column.dropna().to_numpy(dtype=float)
+            if len(values):
+                low, high, method = _interval(present, group, metric, values, n_boot, ci, seed, cache)
+            else:
+                low, high, method = math.nan, math.nan, _undefined(cell, group, metric)
+            rows.append(
+                {
+                    **dict(zip(CELL_KEYS, keys)),
+                    "oracle": bool(cell["oracle"].iloc[0]),
+                    "group": group,
+                    "metric": metric,
+                    "mean": float(values.mean()) if len(values) else math.nan,
+                    "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                    "n_seeds": len(values),
+                    "n_runs": len(cell),
+                    "n_incomplete": int((~cell["complete"].astype(bool)).sum()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "ci_level": ci,
+                    "ci_method": method,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def format_cell(mean: float, std: float, low: float, high: float) -> str:
+    """``"0.912 ± 0.010 [0.89, 0.93]"``; parts that are NaN are left out (``"n/a"`` without a mean)."""
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean:.3f}"
+    if not math.isnan(std):
+        text += f" ± {std:.3f}"
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{low:.2f}, {high:.2f}]"
+    return text
+
+
+def _escape(value: Any) -> str:
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """A markdown results table: one row per algorithm/backbone(/variant), one column per group (and rule)."""
+    if summary.empty:
+        raise ReportError("empty summary: nothing to tabulate")
+    selections = list(dict.fromkeys(summary["selection"]))
+    oracle_of = dict(zip(summary["selection"], summary["oracle"]))
+    primary = next((s for s in selections if not oracle_of[s]), selections[0])
+    labels = {
+        (s, g): g if s == primary else f"{g} [{s}]"
+        for s, g in dict.fromkeys(zip(summary["selection"], summary["group"]))
+    }
+    summary = summary.assign(variant=summary["variant"].fillna(""))
+    show_variant = bool(summary["variant"].astype(str).str.len().gt(0).any())
+    row_keys = ["algorithm", "backbone"] + (["variant"] if show_variant else [])
+    header = [*row_keys, "seeds", *labels.values()]
+    lines = ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for keys, rows in summary.groupby(row_keys, sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        n_runs, n_incomplete = int(rows["n_runs"].max()), int(rows["n_incomplete"].max())
+        seeds = f"{n_runs}" + (f" ({n_incomplete} incomplete)" if n_incomplete else "")
+        cells = {
+            labels[(r.selection, r.group)]: format_cell(r.mean, r.std, r.ci_low, r.ci_high) for r in rows.itertuples()
+        }
+        values = [*(_escape(k) for k in keys), seeds, *(cells.get(label, "") for label in labels.values())]
+        lines.append("| " + " | ".join(values) + " |")
+
+    metric = summary["metric"].iloc[0]
+    level = f"{100 * summary['ci_level'].iloc[0]:g}%"
+    methods = summary["ci_method"].value_counts()
+    notes = [
+        f"Metric: {metric}. Model selection: {RULE_DESCRIPTIONS.get(primary, primary)}.",
+        f"Cells: mean ± std over seeds (ddof=1) [{level} bootstrap CI]; seeds: runs per row.",
+        "CI methods: " + "; ".join(f"{method} ({count} cells)" for method, count in methods.items()) + ".",
+    ]
+    for selection in selections:
+        if selection != primary:
+            notes.append(f"[{selection}]: {RULE_DESCRIPTIONS.get(selection, selection)}.")
+    if summary["n_incomplete"].gt(0).any():
+        notes.append("Incomplete: runs without a 'done' marker (training did not finish) are included.")
+    return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"
+
+
+def report_tables(
+    run_dirs: Iterable[str | Path],
+    rule: str = "source_val",
+    metric: str = "auc",
+    groups: Sequence[str] | None = None,
+    with_oracle: bool = False,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-run table and summary for ``rule``, plus the oracle-selected columns when ``with_oracle``."""
+    run_dirs = list(run_dirs)
+    rules = [rule] + (["oracle"] if with_oracle and rule != "oracle" else [])
+    runs = [collect(run_dirs, rule=r, metric=metric) for r in rules]
+    groups = list(groups) if groups is not None else default_groups(runs[0])
+    summaries = [summarise(table, groups, metric, n_boot=n_boot, ci=ci, seed=seed) for table in runs]
+    return pd.concat(runs, ignore_index=True), pd.concat(summaries, ignore_index=True)
+
+
+def write_report(summary: pd.DataFrame, out_dir: str | Path, runs: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write ``report.md`` and ``report.csv`` (the summary), and ``runs.csv`` when given the per-run table."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "report.md", "csv": out / "report.csv"}
+    paths["markdown"].write_text(to_markdown(summary), encoding="utf-8")
+    summary.to_csv(paths["csv"], index=False)
+    if runs is not None:
+        paths["runs"] = out / "runs.csv"
+        runs.to_csv(paths["runs"], index=False)
+    return paths

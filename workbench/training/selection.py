@@ -1,0 +1,168 @@
+"""Model selection as pure post-processing of a run's ``records.jsonl`` (after DomainBed).
+
+A rule looks at every evaluation record of one run and picks one; nothing is retrained. Rules:
+
+- ``source_val`` (default): best metric on the source domains' validation split (``eval["source_val"]``),
+  i.e. training-domain validation.
+- ``lodo``: best metric on the validation split of a source domain held out of training
+  (``eval["lodo_val"]``), i.e. leave-one-domain-out validation.
+- ``oracle``: best mean metric over the ``target/*`` groups. It looks at the test domains, so it is
+  an upper-bound diagnostic, never a valid model selection; its result is flagged ``oracle: True``.
+- ``last``: the record with the largest step.
+
+"Best" is the maximum, or the minimum for error metrics (``eer``); ties go to the earliest step.
+Records whose metric is null are skipped; if every record is null the rule fails and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS
+from workbench.training.records import RECORDS_FILE
+
+TARGET_PREFIX = "target/"
+
+
+class RecordsError(ValueError):
+    """A records file that cannot be read; the message names the file and line."""
+
+
+class SelectionError(ValueError):
+    """A selection rule that cannot pick a record from these records; the message says why."""
+
+
+def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Read ``<run_dir>/records.jsonl``: one JSON object (with an integer ``step``) per non-empty line."""
+    path = Path(run_dir) / RECORDS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no records file (is {str(run_dir)!r} a run directory?)")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                why = f"invalid JSON ({exc.msg} at column {exc.colno})"
+                raise RecordsError(f"{path}: line {line_number}: {why}") from exc
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise RecordsError(f"{path}: line {line_number}: expected a JSON object with an integer 'step'")
+            records.append(record)
+    return records
+
+
+def _metric_value(group: Any, metric: str) -> float | None:
+    if not isinstance(group, dict):
+        return None
+    value = group.get(metric)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _null_reasons(records: Sequence[dict], group: str, metric: str) -> str:
+    reasons = {
+        str(r.get("eval", {}).get(group, {}).get(f"{metric}_reason", "null without a reason"))
+        for r in records
+        if group in r.get("eval", {})
+    }
+    return "; ".join(sorted(reasons))
+
+
+def _best(scored: list[tuple[int, float]], records: Sequence[dict], metric: str) -> tuple[int, float]:
+    """Index and score of the best (index, score) pair; ties go to the earliest step."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    return max(scored, key=lambda item: (sign * item[1], -records[item[0]]["step"]))
+
+
+def _select_group(records: Sequence[dict], metric: str, group: str, rule: str) -> tuple[int, float]:
+    if not any(group in r.get("eval", {}) for r in records):
+        hint = " (train with a source domain held out for validation to log it)" if group == "lodo_val" else ""
+        raise SelectionError(f"rule {rule!r} needs the {group!r} evaluation group, which no record has{hint}")
+    values = [_metric_value(r.get("eval", {}).get(group), metric) for r in records]
+    scored = [(i, v) for i, v in enumerate(values) if v is not None]
+    if not scored:
+        raise SelectionError(
+            f"rule {rule!r}: {metric!r} on {group!r} is null in all {len(records)} records "
+            f"({_null_reasons(records, group, metric)})"
+        )
+    return _best(scored, records, metric)
+
+
+def select_source_val(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
+    """Training-domain validation: best ``eval["source_val"][metric]``."""
+    return _select_group(records, metric, "source_val", "source_val")
+
+
+def select_lodo(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
+    """Leave-one-domain-out validation: best ``eval["lodo_val"][metric]``."""
+    return _select_group(records, metric, "lodo_val", "lodo")
+
+
+def select_oracle(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
+    """Oracle diagnostic: best mean of ``metric`` over the non-null ``target/*`` groups (test data!)."""
+    scored = []
+    any_target = False
+    for i, record in enumerate(records):
+        targets = {k: g for k, g in record.get("eval", {}).items() if k.startswith(TARGET_PREFIX)}
+        any_target = any_target or bool(targets)
+        values = [v for g in targets.values() if (v := _metric_value(g, metric)) is not None]
+        if values:
+            scored.append((i, sum(values) / len(values)))
+    if not any_target:
+        raise SelectionError(f"rule 'oracle' needs '{TARGET_PREFIX}*' evaluation groups, which no record has")
+    if not scored:
+        raise SelectionError(
+            f"rule 'oracle': {metric!r} is null on every '{TARGET_PREFIX}*' group of all {len(records)} records"
+        )
+    return _best(scored, records, metric)
+
+
+def select_last(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
+    """The latest record (largest step; the later line on equal steps). ``metric`` is not used."""
+    return max(range(len(records)), key=lambda i: (records[i]["step"], i)), None
+
+
+SelectionRule = Callable[[Sequence[dict], str], tuple[int, float | None]]
+
+SELECTION_RULES: dict[str, SelectionRule] = {
+    "source_val": select_source_val,
+    "lodo": select_lodo,
+    "oracle": select_oracle,
+    "last": select_last,
+}
+
+RULE_DESCRIPTIONS: dict[str, str] = {
+    "source_val": "training-domain validation (source_val)",
+    "lodo": "leave-one-domain-out validation (lodo_val)",
+    "oracle": "ORACLE: selected on the target test groups; a diagnostic upper bound, not a valid selection",
+    "last": "last evaluation",
+}
+
+
+def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc") -> dict[str, Any]:
+    """The record chosen by ``rule``, with a ``selection`` entry: rule, metric, score, oracle flag, description."""
+    if rule not in SELECTION_RULES:
+        raise SelectionError(f"unknown selection rule {rule!r}; choose one of {list(SELECTION_RULES)}")
+    if metric not in SCORE_METRICS:
+        raise SelectionError(f"cannot select on metric {metric!r}; choose one of {list(SCORE_METRICS)}")
+    if not records:
+        raise SelectionError("no records to select from")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise SelectionError(f"record {i} is not an object with an integer 'step'")
+    index, score = SELECTION_RULES[rule](records, metric)
+    selection = {
+        "rule": rule,
+        "metric": metric,
+        "score": score,
+        "oracle": rule == "oracle",
+        "description": RULE_DESCRIPTIONS[rule],
+    }
+    return {**records[index], "selection": selection}
