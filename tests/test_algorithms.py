@@ -187,3 +187,241 @@ def test_hparams_are_validated():
         resolve_hparams({"rho": -1})
     with pytest.raises(KeyError, match="unknown algorithm"):
         build_algorithm("mixup", mlp())
+
+
+# --- fast paths: functional/concurrent domain passes, channels-last layout, CUDA graphs -------------
+
+ROGA_SWITCHES = [{"ascent": a, "combine": c} for a in ("per_domain", "shared") for c in ("with_erm", "perturbed_only")]
+
+
+@pytest.mark.parametrize("switches", ROGA_SWITCHES)
+def test_concurrent_domain_passes_give_the_method_card_update(switches):
+    model = mlp()
+    batches = domain_batches()
+    G = expected_direction("roga", copy.deepcopy(model), batches, **switches)
+    before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
+    build_algorithm("roga", model, sgd_unit_step(domain_passes="concurrent", **switches)).update(batches)
+    after = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+    torch.testing.assert_close(after - before, -G, rtol=1e-10, atol=1e-12)
+
+
+def test_concurrent_domain_passes_merge_running_stats_in_domain_order():
+    """Private BN buffers merged afterwards equal the sequential clean passes' running statistics."""
+    model = cnn_with_bn().double()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.3
+    batches = domain_batches(image=True)
+    reference = copy.deepcopy(model).train()
+    with torch.no_grad():
+        for x, _ in batches:
+            reference(x)
+    build_algorithm("roga", model.train(), {"rho": 0.5, "alpha": 0.1, "domain_passes": "concurrent"}).update(batches)
+    bn, ref = model[1], reference[1]
+    torch.testing.assert_close(bn.running_mean, ref.running_mean, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(bn.running_var, ref.running_var, rtol=1e-12, atol=1e-14)
+    assert int(bn.num_batches_tracked) == int(ref.num_batches_tracked) == len(batches)
+
+
+def test_concurrent_domain_passes_refuse_cumulative_bn_average():
+    model = cnn_with_bn()
+    model[1].momentum = None
+    algo = build_algorithm("roga", model, {"domain_passes": "concurrent"})
+    with pytest.raises(ValueError, match="momentum"):
+        algo.update(domain_batches(dtype=torch.float32, image=True))
+
+
+def test_concurrent_weights_bit_identical_with_zero_lr():
+    model = cnn_with_bn()
+    before = copy.deepcopy(model.state_dict())
+    hp = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.7, "alpha": 0.3,
+          "domain_passes": "concurrent"}
+    build_algorithm("roga", model, hp).update(domain_batches(dtype=torch.float32, image=True))
+    for key, value in model.named_parameters():
+        assert torch.equal(value, before[key]), key
+
+
+def test_perturbed_parameters_are_separate_allocations():
+    """Views into one flat vector would start at unaligned offsets, which cuDNN rejects as weights."""
+    from workbench.algorithms.domain_passes import perturbed_parameters
+    from workbench.algorithms.param_vector import ParamVector
+
+    model = cnn_with_bn().to(memory_format=torch.channels_last)
+    vector = ParamVector(model)
+    epsilon = torch.randn(sum(vector.numels))
+    point = perturbed_parameters(vector, epsilon)
+    assert len({t.untyped_storage().data_ptr() for t in point}) == len(point)
+    for t, p, e in zip(point, vector.params, vector.views(epsilon)):
+        assert t.is_leaf and t.requires_grad and t.stride() == p.stride()
+        torch.testing.assert_close(t, p + e, rtol=0, atol=0)
+
+
+def test_concurrent_passes_match_sequential_on_a_timm_efficientnet():
+    """timm's BatchNormAct2d, squeeze-excitation and depthwise convs under functional_call."""
+    from workbench.models import create_model
+
+    torch.manual_seed(0)
+    base = create_model("test_efficientnet").double()
+    batches = domain_batches(k=2, n=3, image=True)
+    models = {mode: copy.deepcopy(base) for mode in ("sequential", "concurrent")}
+    for mode, model in models.items():
+        build_algorithm("roga", model, sgd_unit_step(domain_passes=mode, rho=0.05, alpha=0.01)).update(batches)
+    for a, b in zip(models["sequential"].state_dict().values(), models["concurrent"].state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,passes", [("erm", "sequential"), ("sagm", "sequential"), ("roga", "sequential"),
+                                         ("roga", "concurrent")])
+def test_channels_last_changes_layout_not_update(name, passes):
+    batches = domain_batches(image=True)
+    plain, nhwc = cnn_with_bn().double(), cnn_with_bn().double()
+    hp = sgd_unit_step(domain_passes=passes)
+    build_algorithm(name, plain, hp).update(batches)
+    algo = build_algorithm(name, nhwc, {**hp, "channels_last": True})
+    assert nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
+    algo.update(batches)
+    assert nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(plain.parameters(), nhwc.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_param_vector_views_follow_parameter_memory_layout():
+    from workbench.algorithms.param_vector import ParamVector
+
+    model = cnn_with_bn().to(memory_format=torch.channels_last)
+    vector = ParamVector(model)
+    flat = torch.randn(sum(vector.numels))
+    views = vector.views(flat)
+    for view, p in zip(views, vector.params):
+        assert view.shape == p.shape and view.stride() == p.stride()
+    torch.testing.assert_close(vector.flatten(views), flat, rtol=0, atol=0)
+    logical = torch.cat([v.reshape(-1) for v in views])
+    torch.testing.assert_close(logical.sort().values, flat.sort().values, rtol=0, atol=0)
+    assert not torch.equal(logical, flat)
+
+
+def test_new_switches_are_validated():
+    assert resolve_hparams({"precision": "tf32"})["precision"] == "tf32"
+    with pytest.raises(ValueError, match="cuda_graph"):
+        resolve_hparams({"cuda_graph": "yes"})
+    with pytest.raises(ValueError, match="domain_passes"):
+        resolve_hparams({"domain_passes": "parallel"})
+
+
+def test_tf32_math_restores_global_flags():
+    from workbench.algorithms.base import tf32_math
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with tf32_math(True):
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_algorithm_deep_copies_after_an_update():
+    algo = build_algorithm("roga", cnn_with_bn(), {"domain_passes": "concurrent"})
+    algo.update(domain_batches(dtype=torch.float32, image=True))
+    clone = copy.deepcopy(algo)
+    assert clone._graphed is None
+    for a, b in zip(algo.model.parameters(), clone.model.parameters()):
+        assert torch.equal(a, b) and a is not b
+
+
+class RecordingReducer:
+    """Stands in for a distributed context: records what the algorithm asks to average."""
+
+    graph_safe = False
+
+    def __init__(self):
+        self.calls = []
+
+    def all_reduce_mean_(self, tensor):
+        self.calls.append(tensor.clone())
+        return tensor
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_direction_is_reduced_exactly_once_per_update(name):
+    model = mlp()
+    batches = domain_batches()
+    G = expected_direction(name, copy.deepcopy(model), batches)
+    algo = build_algorithm(name, model, sgd_unit_step())
+    algo.distributed = reducer = RecordingReducer()
+    algo.update(batches)
+    assert len(reducer.calls) == 1
+    torch.testing.assert_close(reducer.calls[0], G, rtol=1e-10, atol=1e-12)
+
+
+# --- CUDA graphs (need a GPU) -----------------------------------------------------------------------
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def gpu_cnn() -> nn.Module:
+    """Odd channel counts (6-element biases) put later parameters at unaligned flat offsets, and a
+    depthwise convolution is the cuDNN case that failed with unaligned weights on EfficientNet-B4."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.BatchNorm2d(6), nn.ReLU(),
+        nn.Conv2d(6, 16, 1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2),
+    ).cuda()
+
+
+def gpu_batches(step: int, k: int = 3, n: int = 6):
+    gen = torch.Generator().manual_seed(100 + step)
+    return [(torch.randn(n, 3, 12, 12, generator=gen).cuda() + 0.3 * i,
+             torch.randint(0, 2, (n,), generator=gen).cuda()) for i in range(k)]
+
+
+GRAPH_CASES = [
+    (name, extra, "sgd") for name, extra in [
+        ("erm", {}), ("sam", {}), ("sagm", {}), ("roga", {"domain_passes": "sequential"}),
+        ("roga", {"domain_passes": "concurrent"}), ("roga", {"domain_passes": "concurrent", "channels_last": True}),
+    ]
+] + [("erm", {}, "adam"), ("roga", {"domain_passes": "sequential"}, "adam")]
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("name,extra,optimizer", GRAPH_CASES)
+def test_cuda_graph_replays_follow_the_eager_trajectory(name, extra, optimizer):
+    """Five steps (2 eager warm-up, 1 capture, 2 replays) with fresh batches match eager fp32 steps.
+
+    Adam is compared only where the kernels are the same (its sign-like first steps amplify
+    rounding-level gradient differences); SGD with momentum covers every fast path.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        hp = {"optimizer": optimizer, "lr": 1e-2, "rho": 0.1, "alpha": 0.01, "precision": "fp32"}
+        fast = build_algorithm(name, gpu_cnn(), {**hp, **extra, "cuda_graph": True})
+        slow = build_algorithm(name, gpu_cnn(), {**hp, "cuda_graph": False, "domain_passes": "sequential"})
+        for step in range(5):
+            stats_fast = fast.update(gpu_batches(step))
+            stats_slow = slow.update(gpu_batches(step))
+            assert stats_fast.keys() == stats_slow.keys()
+            for key in stats_fast:
+                assert stats_fast[key] == pytest.approx(stats_slow[key], rel=1e-4, abs=1e-5), (step, key)
+        assert fast.graphed_step.replays == 3 and fast.graphed_step.failure is None
+        for a, b in zip(fast.model.state_dict().values(), slow.model.state_dict().values()):
+            torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_graph_falls_back_to_eager_for_a_smaller_batch():
+    algo = build_algorithm("roga", gpu_cnn(), {"precision": "fp32"})
+    for step in range(4):
+        algo.update(gpu_batches(step))
+    replays = algo.graphed_step.replays
+    stats = algo.update(gpu_batches(9, n=4))
+    assert algo.graphed_step.replays == replays and all(isinstance(v, float) for v in stats.values())
+    algo.update(gpu_batches(10))
+    assert algo.graphed_step.replays == replays + 1

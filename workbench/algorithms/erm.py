@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from workbench.algorithms.base import Algorithm, DomainBatches, as_floats
+import torch
+
+from workbench.algorithms.base import Algorithm, DomainBatches
 
 
 class ERM(Algorithm):
@@ -10,9 +12,9 @@ class ERM(Algorithm):
 
     name = "erm"
 
-    def update(self, minibatches: DomainBatches) -> dict[str, float]:
+    def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         x, y = self.pooled(minibatches)
         loss = self.loss(x, y)
         g = self.vector.grad(loss)
         self.step_with(g)
-        return as_floats({"loss": loss})
+        return {"loss": loss.detach()}

@@ -3,6 +3,12 @@
 Sharpness-aware updates combine whole-model gradients (norms, sums, dot products). Keeping each
 gradient as one flat tensor turns those into single kernels; the parameters themselves are updated
 in place through views of a flat vector with ``torch._foreach_*`` ops.
+
+Each parameter occupies one contiguous chunk of the flat vector, in the order of
+``model.parameters()``. Inside its chunk a parameter's elements are stored in its *memory* order
+(logical order for ordinary contiguous tensors, NHWC order for channels-last weights), so that
+:meth:`ParamVector.views` are strided exactly like the parameters and no layout conversion is needed
+when a flat vector is used as weights or installed as gradients.
 """
 
 from __future__ import annotations
@@ -11,23 +17,46 @@ import torch
 from torch import nn
 
 
+def _memory_order(tensor: torch.Tensor) -> tuple[int, ...] | None:
+    """Dimension permutation that lists ``tensor``'s elements in memory order (None = logical order)."""
+    order = tuple(sorted(range(tensor.dim()), key=lambda d: -tensor.stride(d)))
+    return None if order == tuple(range(tensor.dim())) else order
+
+
 class ParamVector:
     """The trainable parameters of a model, addressed as one flat vector."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        if not self.params:
+        named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        if not named:
             raise ValueError("model has no trainable parameters")
+        self.names = [name for name, _ in named]
+        self.params = [p for _, p in named]
         self.shapes = [p.shape for p in self.params]
         self.numels = [p.numel() for p in self.params]
+        self.orders = [_memory_order(p) for p in self.params]
+        self._stored_shapes = [
+            shape if order is None else torch.Size(shape[d] for d in order)
+            for shape, order in zip(self.shapes, self.orders)
+        ]
+        self._inverse_orders = [
+            None if order is None else tuple(sorted(range(len(order)), key=order.__getitem__))
+            for order in self.orders
+        ]
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        """Split a flat vector into tensors shaped like the parameters (views, no copy)."""
-        return [chunk.view(shape) for chunk, shape in zip(flat.split(self.numels), self.shapes)]
+        """Split a flat vector into tensors shaped (and strided) like the parameters (views, no copy)."""
+        out = []
+        for chunk, shape, inverse in zip(flat.split(self.numels), self._stored_shapes, self._inverse_orders):
+            view = chunk.view(shape)
+            out.append(view if inverse is None else view.permute(inverse))
+        return out
 
     def flatten(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        """Concatenate parameter-shaped tensors into one flat vector."""
-        return torch.cat([t.reshape(-1) for t in tensors])
+        """Concatenate parameter-shaped tensors into one flat vector (inverse of :meth:`views`)."""
+        return torch.cat([
+            (t if order is None else t.permute(order)).reshape(-1) for t, order in zip(tensors, self.orders)
+        ])
 
     def grad(self, loss: torch.Tensor) -> torch.Tensor:
         """Flat gradient of ``loss``; parameters the loss does not reach get zeros."""
@@ -52,7 +81,7 @@ class ParamVector:
     def set_grad(self, flat: torch.Tensor) -> None:
         """Install ``flat`` as the parameters' ``.grad`` for the base optimizer."""
         for p, g in zip(self.params, self.views(flat)):
-            p.grad = g.to(p.dtype)
+            p.grad = g if g.dtype == p.dtype else g.to(p.dtype)
 
 
 def unit(vector: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

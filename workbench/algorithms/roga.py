@@ -5,14 +5,25 @@ Each source domain's weights are perturbed to its ascending point, shifted again
 To first order, descending L_k(θ + ε_k) lowers each domain's worst-case loss and raises the agreement
 ⟨∇L_k(θ + ρ ĝ_k), g⟩ between every domain's perturbed gradient and the ERM gradient — alignment
 without an extra regulariser or module.
+
+Two implementations of the same update (``domain_passes`` hparam): ``"sequential"`` perturbs the
+module's weights in place domain after domain (BN running statistics frozen, weights restored by
+copy); ``"concurrent"`` evaluates every pass functionally at its own parameter vector with private BN
+buffers (see :mod:`workbench.algorithms.domain_passes`), so the K passes of each phase overlap on K
+CUDA streams. Both are captured whole by the CUDA-graph path.
 """
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Mapping
+from typing import Any
 
-from workbench.algorithms.base import Algorithm, DomainBatches, as_floats
-from workbench.algorithms.batchnorm import frozen_running_stats
+import torch
+from torch.nn.modules.batchnorm import SyncBatchNorm
+
+from workbench.algorithms.base import Algorithm, DomainBatches
+from workbench.algorithms.batchnorm import RunningStats, frozen_running_stats
+from workbench.algorithms.domain_passes import Lanes, functional_loss_and_grad, perturbed_parameters
 from workbench.algorithms.param_vector import cosine, unit
 
 
@@ -20,6 +31,10 @@ class RoGA(Algorithm):
     """Per-domain ascent towards each domain's ascending point, aligned with the ERM gradient."""
 
     name = "roga"
+
+    def __init__(self, model: torch.nn.Module, hparams: Mapping[str, Any] | None = None) -> None:
+        super().__init__(model, hparams)
+        self._lanes = Lanes()
 
     def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> list[torch.Tensor]:
         """ε_k for every domain (``ascent="shared"``: one ε from the sum of unit domain gradients)."""
@@ -30,38 +45,77 @@ class RoGA(Algorithm):
             return [epsilon] * len(domain_grads)
         return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
 
-    def update(self, minibatches: DomainBatches) -> dict[str, float]:
+    def concurrent(self) -> bool:
+        """Whether this step runs the functional, stream-overlapped passes (``domain_passes``)."""
+        if self.hparams["domain_passes"] != "concurrent":
+            return False
+        if any(isinstance(m, SyncBatchNorm) for m in self.model.modules()):
+            raise ValueError("domain_passes='concurrent' cannot overlap SyncBatchNorm collectives; use 'sequential'")
+        if not RunningStats(self.model).mergeable():
+            raise ValueError("domain_passes='concurrent' needs BN layers with a momentum (not a cumulative average)")
+        return True
+
+    def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         if len(minibatches) == 0:
             raise ValueError("update() needs at least one domain batch")
+        if self.concurrent():
+            losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_concurrent(minibatches)
+        else:
+            losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_sequential(minibatches)
+        g = torch.stack(domain_grads).mean(0)
+        perturbed_mean = torch.stack(perturbed_grads).mean(0)
+        if self.hparams["combine"] == "with_erm":
+            direction = 0.5 * (g + perturbed_mean)
+        else:
+            direction = perturbed_mean
+        self.step_with(direction)
+        return {
+            "loss": torch.stack(losses).mean(),
+            "loss_perturbed": torch.stack(perturbed_losses).mean(),
+            "grad_norm": torch.linalg.vector_norm(g),
+            "cos_clean_mean": torch.stack([cosine(g_k, g) for g_k in domain_grads]).mean(),
+            "cos_perturbed_mean": torch.stack([cosine(g_p, g) for g_p in perturbed_grads]).mean(),
+        }
+
+    def _passes_sequential(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
+        """Clean and perturbed passes on the module itself, one domain after the other."""
         losses, domain_grads = [], []
         for x, y in minibatches:
             loss = self.loss(x, y)
             losses.append(loss.detach())
             domain_grads.append(self.vector.grad(loss))
         g = torch.stack(domain_grads).mean(0)
-
         theta = self.vector.snapshot()
-        perturbed_sum = torch.zeros_like(g)
-        perturbed_losses, perturbed_cos = [], []
+        perturbed_losses, perturbed_grads = [], []
         with frozen_running_stats(self.model):
             for (x, y), epsilon in zip(minibatches, self.ascent_directions(domain_grads, g)):
                 self.vector.add_(epsilon)
                 loss_p = self.loss(x, y)
-                g_p = self.vector.grad(loss_p)
+                perturbed_grads.append(self.vector.grad(loss_p))
                 self.vector.copy_(theta)
-                perturbed_sum += g_p
                 perturbed_losses.append(loss_p.detach())
-                perturbed_cos.append(cosine(g_p, g))
-        perturbed_mean = perturbed_sum / len(minibatches)
-        if self.hparams["combine"] == "with_erm":
-            direction = 0.5 * (g + perturbed_mean)
-        else:
-            direction = perturbed_mean
-        self.step_with(direction)
-        return as_floats({
-            "loss": torch.stack(losses).mean(),
-            "loss_perturbed": torch.stack(perturbed_losses).mean(),
-            "grad_norm": torch.linalg.vector_norm(g),
-            "cos_clean_mean": torch.stack([cosine(g_k, g) for g_k in domain_grads]).mean(),
-            "cos_perturbed_mean": torch.stack(perturbed_cos).mean(),
-        })
+        return losses, domain_grads, perturbed_losses, perturbed_grads
+
+    def _passes_concurrent(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
+        """Clean and perturbed passes as functional passes with private BN buffers, overlapped."""
+        device = minibatches[0][0].device
+        running = RunningStats(self.model)
+        private = [running.private_copies() for _ in minibatches]
+
+        def run(points: list[list[torch.Tensor] | None]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+            results = []
+            with self._lanes.fork(device, len(minibatches)) as contexts:
+                for context, params, buffers, (x, y) in zip(contexts, points, private, minibatches):
+                    with context:
+                        results.append(
+                            functional_loss_and_grad(self.model, self.vector, self.loss, params, buffers, x, y)
+                        )
+            losses, grads = zip(*results)
+            return list(losses), list(grads)
+
+        losses, domain_grads = run([None] * len(minibatches))
+        running.merge(private)
+        g = torch.stack(domain_grads).mean(0)
+        points = [perturbed_parameters(self.vector, eps) for eps in self.ascent_directions(domain_grads, g)]
+        perturbed_losses, perturbed_grads = run(points)
+        return losses, domain_grads, perturbed_losses, perturbed_grads

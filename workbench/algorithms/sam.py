@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from workbench.algorithms.base import Algorithm, DomainBatches, as_floats
+from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import frozen_running_stats
 from workbench.algorithms.param_vector import unit
 
@@ -20,7 +20,7 @@ class SAM(Algorithm):
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
         return g_perturbed
 
-    def update(self, minibatches: DomainBatches) -> dict[str, float]:
+    def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         x, y = self.pooled(minibatches)
         loss = self.loss(x, y)
         g = self.vector.grad(loss)
@@ -31,9 +31,11 @@ class SAM(Algorithm):
             g_perturbed = self.vector.grad(loss_perturbed)
         self.vector.copy_(theta)
         self.step_with(self.combine(g, g_perturbed))
-        return as_floats(
-            {"loss": loss, "loss_perturbed": loss_perturbed, "grad_norm": torch.linalg.vector_norm(g)}
-        )
+        return {
+            "loss": loss.detach(),
+            "loss_perturbed": loss_perturbed.detach(),
+            "grad_norm": torch.linalg.vector_norm(g),
+        }
 
 
 class SAGM(SAM):

@@ -1,0 +1,1 @@
+"""Benchmarks of the workbench (run as modules: ``python -m benchmarks.throughput``)."""

@@ -1,0 +1,233 @@
+"""Training-step throughput of every algorithm on random data: img/s, ms/step, peak memory, ratio to ERM.
+
+    python -m benchmarks.throughput --device cuda --backbone efficientnet_b4 --size 256 \
+        --batch 32 --domains 4 --steps 20 --precision bf16 --channels-last
+
+``--batch`` is the number of images per update, split evenly over ``--domains`` source domains
+(DESIGN.md §2: one ``(x_k, y_k)`` per domain). Every algorithm is timed through the library's own
+``build_algorithm(...).update()``; ``bare`` is a plain timm loop on the pooled batch (forward,
+cross-entropy, backward, ``optimizer.step()``, ``zero_grad()``, one ``loss.item()``) with the same
+optimizer, precision and layout, the reference for the trainer's ERM overhead. ``--warmup`` untimed
+steps come first (with ``cuda_graph`` the first two are eager and the third captures). Output: one
+JSON line per algorithm with ``algorithm``, ``img_s``, ``ms_per_step``, ``peak_mem_gib`` (CUDA: peak
+allocated memory of that algorithm's run; CPU: the process's peak resident memory so far) and
+``ratio_to_erm`` (img/s over ERM's in the same invocation; null without ERM), plus the configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from workbench.algorithms import build_algorithm
+from workbench.models import create_model
+
+ALGORITHMS = ("bare", "erm", "sam", "sagm", "roga")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark setting (shared by every algorithm timed in it)."""
+
+    device: str = "cuda"
+    backbone: str = "efficientnet_b4"
+    size: int = 256
+    batch: int = 32
+    domains: int = 4
+    steps: int = 20
+    warmup: int = 3
+    precision: str = "auto"
+    cuda_graph: bool = True
+    channels_last: bool = False
+    domain_passes: str = "sequential"
+    cudnn_benchmark: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch % self.domains:
+            raise ValueError(f"--batch {self.batch} must be divisible by --domains {self.domains}")
+        if self.steps < 1 or self.warmup < 0:
+            raise ValueError(f"--steps must be >= 1 and --warmup >= 0 (got {self.steps}, {self.warmup})")
+
+    def hparams(self) -> dict:
+        return {"precision": self.precision, "cuda_graph": self.cuda_graph,
+                "channels_last": self.channels_last, "domain_passes": self.domain_passes}
+
+
+def random_batches(config: BenchConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One random ``(x_k, y_k)`` per domain on the benchmark device (normal images, balanced labels)."""
+    gen = torch.Generator().manual_seed(config.seed)
+    per_domain = config.batch // config.domains
+    batches = []
+    for _ in range(config.domains):
+        x = torch.randn(per_domain, 3, config.size, config.size, generator=gen)
+        y = torch.arange(per_domain) % 2
+        batches.append((x.to(config.device), y.to(config.device)))
+    return batches
+
+
+def bare_step(config: BenchConfig) -> Callable[[], None]:
+    """A plain timm training step on the pooled batch, configured like the algorithms' defaults."""
+    from workbench.algorithms.base import tf32_math
+
+    model = create_model(config.backbone, num_classes=2).to(config.device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
+    batches = random_batches(config)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    if config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    device_type = torch.device(config.device).type
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and device_type == "cuda")
+
+    def step() -> None:
+        with tf32_math(config.precision == "tf32"):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        loss.item()
+
+    step.model = model
+    return step
+
+
+def algorithm_step(config: BenchConfig, name: str) -> Callable[[], None]:
+    """``update()`` of a library algorithm on fixed random per-domain batches."""
+    model = create_model(config.backbone, num_classes=2).to(config.device)
+    algorithm = build_algorithm(name, model, config.hparams())
+    batches = random_batches(config)
+
+    def step() -> None:
+        algorithm.update(batches)
+
+    step.algorithm = algorithm
+    return step
+
+
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(config: BenchConfig, name: str) -> dict:
+    """Time ``config.steps`` steps of one algorithm after ``config.warmup`` untimed ones."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; choose from {list(ALGORITHMS)}")
+    cuda = torch.device(config.device).type == "cuda"
+    torch.manual_seed(config.seed)
+    if cuda:
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(config.device)
+    step = bare_step(config) if name == "bare" else algorithm_step(config, name)
+    for _ in range(config.warmup):
+        step()
+    _synchronize(config.device)
+    start = time.perf_counter()
+    for _ in range(config.steps):
+        step()
+    _synchronize(config.device)
+    elapsed = time.perf_counter() - start
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(config.device) / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result = {
+        "algorithm": name,
+        "img_s": config.batch * config.steps / elapsed,
+        "ms_per_step": 1000.0 * elapsed / config.steps,
+        "peak_mem_gib": peak,
+        "ratio_to_erm": None,
+        **asdict(config),
+    }
+    algorithm = getattr(step, "algorithm", None)
+    if algorithm is not None and cuda and config.cuda_graph:
+        runner = algorithm.graphed_step
+        result["graph_replays"] = runner.replays
+        result["graph_failure"] = runner.failure
+    del step, algorithm
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+    return result
+
+
+def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None) -> list[dict]:
+    """Measure ``algorithms`` (ERM first when present, so every line can carry ``ratio_to_erm``)."""
+    order = sorted(algorithms, key=lambda a: a != "erm")
+    results, erm = [], None
+    for name in order:
+        result = measure(config, name)
+        if name == "erm":
+            erm = result["img_s"]
+        result["ratio_to_erm"] = None if erm is None else result["img_s"] / erm
+        if emit is not None:
+            emit(result)
+        results.append(result)
+    return results
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.throughput",
+        description="Time the update() of ERM, SAM, SAGM and RoGA (and a bare timm loop) on random data; "
+                    "print one JSON line per algorithm.",
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backbone", default="efficientnet_b4", help="any timm model name")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
+    parser.add_argument("--batch", type=int, default=32, help="images per update, split evenly over the domains")
+    parser.add_argument("--domains", type=int, default=4, help="number of source domains K")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 3 to time CUDA-graph replays)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32", "tf32"))
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
+                        help=f"comma-separated subset of {','.join(ALGORITHMS)}")
+    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                        help="run every update eagerly (no CUDA graph)")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs")
+    parser.add_argument("--domain-passes", default="sequential", choices=("sequential", "concurrent"),
+                        help="RoGA's per-domain passes: one after the other, or overlapped on CUDA streams")
+    parser.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
+                        help="use cuDNN's heuristics instead of autotuning each convolution shape")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    unknown = sorted(set(algorithms) - set(ALGORITHMS))
+    if unknown or not algorithms:
+        parser.error(f"--algorithms: unknown {unknown}; choose from {','.join(ALGORITHMS)}")
+    try:
+        config = BenchConfig(
+            device=args.device, backbone=args.backbone, size=args.size, batch=args.batch, domains=args.domains,
+            steps=args.steps, warmup=args.warmup, precision=args.precision, cuda_graph=args.cuda_graph,
+            channels_last=args.channels_last, domain_passes=args.domain_passes,
+            cudnn_benchmark=args.cudnn_benchmark, seed=args.seed,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    return config, algorithms
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, algorithms = parse_args(argv)
+    run(config, algorithms, emit=lambda r: print(json.dumps(r), flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

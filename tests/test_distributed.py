@@ -1,0 +1,151 @@
+"""Data-parallel semantics with two gloo processes on the CPU (float64 MLP, SGD with unit step).
+
+A distributed ERM step must equal the single-process step on the union batch; a distributed
+SAM/SAGM/RoGA step must equal the average of the per-rank single-process directions (each rank
+ascends with its own shard's gradients); every rank must end with the same weights. Spawning the
+two processes takes ~20 s on a small CPU machine, so those tests are marked slow.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from torch import nn
+
+from workbench.algorithms import build_algorithm
+from workbench.training.distributed import DistContext, init_distributed
+
+WORLD = 2
+NAMES = ("erm", "sam", "sagm", "roga")
+HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05}
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2)).double()
+
+
+def global_batches(k: int = 3, n: int = 4):
+    gen = torch.Generator().manual_seed(7)
+    return [(torch.randn(n, 6, generator=gen, dtype=torch.float64) + i, torch.randint(0, 2, (n,), generator=gen))
+            for i in range(k)]
+
+
+def flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def single_process_direction(name: str, batches) -> torch.Tensor:
+    """G of one update without any distribution (θ_before − θ_after with a unit SGD step)."""
+    model = mlp()
+    before = flat(model)
+    build_algorithm(name, model, HP).update(batches)
+    return before - flat(model)
+
+
+def _worker(rank: int, port: int, out: Path) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    ctx = init_distributed(backend="gloo")
+    results = {}
+    for name in NAMES:
+        model = mlp()
+        if rank:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(1.0)  # prepare_model must replace this with rank 0's weights
+        model = ctx.prepare_model(model)
+        algorithm = build_algorithm(name, model, HP)
+        ctx.attach(algorithm)
+        before = flat(model)
+        algorithm.update(ctx.shard(global_batches()))
+        results[name] = before - flat(model)
+    results["stats"] = ctx.mean_stats({"rank": float(rank), "one": 1.0})
+    torch.save(results, out / f"rank{rank}.pt")
+    ctx.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def rank_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(_worker, args=(free_port(), out), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def shards(batches, rank: int):
+    size = batches[0][0].shape[0] // WORLD
+    return [(x[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]) for x, y in batches]
+
+
+@pytest.mark.slow
+def test_distributed_erm_equals_the_union_batch_step(rank_results):
+    expected = single_process_direction("erm", global_batches())
+    for result in rank_results:
+        torch.testing.assert_close(result["erm"], expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sam", "sagm", "roga"])
+def test_distributed_sharpness_step_averages_per_rank_directions(name, rank_results):
+    batches = global_batches()
+    per_rank = [single_process_direction(name, shards(batches, r)) for r in range(WORLD)]
+    expected = torch.stack(per_rank).mean(0)
+    for result in rank_results:
+        torch.testing.assert_close(result[name], expected, rtol=1e-10, atol=1e-12)
+    union = single_process_direction(name, batches)
+    assert not torch.allclose(expected, union), "the test batches must tell per-rank ascent from union ascent"
+
+
+@pytest.mark.slow
+def test_statistics_are_averaged_across_ranks(rank_results):
+    for result in rank_results:
+        assert result["stats"] == {"rank": 0.5, "one": 1.0}
+
+
+def test_without_torchrun_the_context_is_a_single_process_no_op(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = init_distributed()
+    assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.is_distributed) == (0, 1, True, False)
+    algorithm = build_algorithm("erm", mlp(), HP)
+    ctx.attach(algorithm)
+    assert algorithm.distributed is None
+    batches = global_batches()
+    assert ctx.shard(batches) == batches
+    tensor = torch.ones(3)
+    assert torch.equal(ctx.all_reduce_mean_(tensor), torch.ones(3))
+
+
+def test_shard_splits_each_domain_and_rejects_uneven_batches():
+    batches = global_batches(n=4)
+    second = DistContext(rank=1, world_size=2).shard(batches)
+    for (x, y), (xs, ys) in zip(batches, second):
+        assert torch.equal(xs, x[2:]) and torch.equal(ys, y[2:])
+    with pytest.raises(ValueError, match="domain batch 0 has 3 images.*world size 2"):
+        DistContext(rank=0, world_size=2).shard(global_batches(n=3))
+
+
+def test_torchrun_variables_must_be_complete(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(RuntimeError, match="MASTER_ADDR"):
+        init_distributed()
+
+
+def test_graph_capture_of_the_all_reduce_only_with_nccl():
+    assert DistContext(world_size=2, backend="nccl").graph_safe
+    assert not DistContext(world_size=2, backend="gloo").graph_safe
+    assert not DistContext(world_size=2, backend="nccl", sync_batchnorm=True).graph_safe
