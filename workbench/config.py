@@ -45,6 +45,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "device": "auto",
         "progress": True,
         "alignment_every": 0,
+        "sync_batchnorm": False,
     },
 }
 

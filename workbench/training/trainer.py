@@ -29,6 +29,7 @@ from workbench.data.protocol import Protocol, evaluation_groups, training_real_p
 from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint, save_checkpoint
+from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
 from workbench.training.records import RecordWriter
 
@@ -102,7 +103,8 @@ class Trainer:
         name = config["run"]["name"] or default_run_name(config)
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config["run"]["dir"]) / name
         self.callbacks = list(callbacks)
-        self.device = resolve_device(config["train"]["device"])
+        self.dist = init_distributed()
+        self.device = self.dist.device if self.dist.is_distributed else resolve_device(config["train"]["device"])
         self._setup_data()
         self._setup_algorithm()
 
@@ -119,8 +121,9 @@ class Trainer:
         self.groups = evaluation_groups(self.manifest, self.protocol)
         self.dataset = FrameDataset(self.manifest, self.root, data["image_size"], cache=data["cache_images"])
         k = len(self.protocol.source_domains)
-        if data["batch_size"] % k:
-            raise ValueError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains")
+        if data["batch_size"] % (k * self.dist.world_size):
+            raise ValueError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
+                             f"times the {self.dist.world_size} process(es)")
         self.sampler = DomainBatchSampler(
             self.manifest,
             self.protocol.source_domains,
@@ -136,9 +139,11 @@ class Trainer:
         torch.manual_seed(self.config["train"]["seed"])
         model_cfg = self.config["model"]
         model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
+        model = self.dist.prepare_model(model.to(self.device), sync_batchnorm=self.config["train"]["sync_batchnorm"])
         self.algorithm: Algorithm = build_algorithm(
-            self.config["algorithm"]["name"], model.to(self.device), self.config["algorithm"]["hparams"]
+            self.config["algorithm"]["name"], model, self.config["algorithm"]["hparams"]
         )
+        self.dist.attach(self.algorithm)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -146,10 +151,15 @@ class Trainer:
 
     # ------------------------------------------------------------- batches
     def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The per-domain training batches of ``step`` (sampled, augmented, normalised, on device)."""
+        """This process's per-domain training batches of ``step`` (sampled, augmented, normalised, on device).
+
+        Under torchrun every process draws the same global batch and keeps an interleaved shard of
+        each domain's rows, so fakes and reals stay balanced on every rank.
+        """
         batches = []
         generator = step_generator(self.config["train"]["seed"], step, stream=1)
         for rows in self.sampler.indices(step):
+            rows = rows[self.dist.rank::self.dist.world_size]
             images, labels = self.dataset.batch(rows)
             x = images.to(self.device, non_blocking=True).float() / 255.0
             if self.augment is not None:
@@ -189,7 +199,8 @@ class Trainer:
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         step = int(state["step"])
-        RecordWriter(self.run_dir).truncate_after(step)
+        if self.dist.is_main:
+            RecordWriter(self.run_dir).truncate_after(step)
         return step, {"step": int(state["best_step"]), "score": float(state["best_score"])}
 
     # ---------------------------------------------------------------- loop
@@ -200,80 +211,98 @@ class Trainer:
                                batch_size=data["eval_batch_size"], workers=data["workers"])
 
     def fit(self, stop_at_step: int | None = None) -> Path:
-        """Train to ``train.steps`` (or stop cleanly after ``stop_at_step``); return the run directory."""
+        """Train to ``train.steps`` (or stop cleanly after ``stop_at_step``); return the run directory.
+
+        Under torchrun only rank 0 evaluates and writes records and checkpoints.
+        """
         train = self.config["train"]
+        main = self.dist.is_main
         if (self.run_dir / "done").exists():
             raise FileExistsError(f"{self.run_dir} is a finished run; choose another run name or directory")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dist.barrier()
         start, best = self._resume()
-        if start == 0:
+        if start == 0 and main:
             dump_config(self.config, self.run_dir / "config.yaml")
-        writer = RecordWriter(self.run_dir)
+        writer = RecordWriter(self.run_dir) if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
         if eval_every <= 0:
             raise ValueError(f"train.eval_every={eval_every} must be positive")
-        saved_step = start
-        sums: dict[str, float] = defaultdict(float)
-        count, images, update_s, callbacks_s = 0, 0, 0.0, 0.0
+        saved_step, window, callbacks_s = start, _Window(), 0.0
         started = time.perf_counter()
-        progress = tqdm(total=total, initial=start, desc=self.run_dir.name, disable=not train["progress"],
-                        dynamic_ncols=True)
-        for step in range(start + 1, total + 1):
-            batches = self.domain_batches(step)
-            t0 = time.perf_counter()
-            stats = self.algorithm.update(batches)
-            update_s += time.perf_counter() - t0
-            if not math.isfinite(stats["loss"]):
-                progress.close()
-                where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
-                         else "does not exist yet (no evaluation step was reached)")
-                raise NonFiniteLossError(
-                    f"loss became {stats['loss']} at step {step}; training stopped. The last good checkpoint "
-                    f"{where}; lower the learning rate or ρ and resume."
-                )
-            for key, value in stats.items():
-                sums[key] += value
-            count += 1
-            images += sum(len(y) for _, y in batches)
-            for callback in self.callbacks:
-                if step % callback.every == 0:
-                    t0 = time.perf_counter()
-                    result = callback(self.model, batches, step)
-                    callbacks_s += time.perf_counter() - t0
-                    writer.append({"kind": callback.name, "step": step, callback.name: result})
-            progress.update(1)
-            progress.set_postfix(loss=f"{stats['loss']:.3f}")
-            if step % eval_every == 0 or step == total:
-                results, _ = self.evaluate()
-                record = {
-                    "step": step,
-                    "epoch": step * self.sampler.n_fake * len(self.sampler.fake_pools) / self.sampler.fakes_per_epoch(),
-                    "wall_s": time.perf_counter() - started,
-                    "algorithm": self.config["algorithm"]["name"],
-                    "seed": train["seed"],
-                    "train": {**{k: v / count for k, v in sums.items()},
-                              "lr": self.algorithm.optimizer.param_groups[0]["lr"],
-                              "img_s": images / update_s if update_s else None},
-                    "eval": results,
-                    "callbacks_s": callbacks_s,
-                }
-                writer.append(record)
-                score = results[SELECTION_GROUP].get(SELECTION_METRIC)
-                if score is not None and score > best["score"]:
-                    best = {"step": step, "score": score}
-                    save_checkpoint({"model": self.model.state_dict(), "step": step},
-                                    self.run_dir / "checkpoints" / BEST)
-                save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
-                saved_step = step
-                sums, count, images, update_s = defaultdict(float), 0, 0, 0.0
-                progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
-                                     src_auc=_fmt(results["source_val"].get("auc")))
-            if stop_at_step is not None and step >= stop_at_step:
-                progress.close()
-                return self.run_dir
-        progress.close()
-        self._finish(best)
+        progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
+                        disable=not (train["progress"] and main), dynamic_ncols=True)
+        try:
+            for step in range(start + 1, total + 1):
+                batches = self.domain_batches(step)
+                t0 = time.perf_counter()
+                stats = self.dist.mean_stats(self.algorithm.update(batches))
+                window.add(stats, sum(len(y) for _, y in batches) * self.dist.world_size, time.perf_counter() - t0)
+                if not math.isfinite(stats["loss"]):
+                    raise NonFiniteLossError(self._non_finite_message(stats["loss"], step, saved_step))
+                if main:
+                    callbacks_s += self._run_callbacks(batches, step, writer)
+                progress.update(1)
+                progress.set_postfix(loss=f"{stats['loss']:.3f}")
+                if step % eval_every == 0 or step == total:
+                    if main:
+                        record = self._evaluation_record(step, window, time.perf_counter() - started, callbacks_s)
+                        writer.append(record)
+                        best = self._save(step, record, best)
+                        progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
+                                             src_auc=_fmt(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)))
+                    saved_step, window = step, _Window()
+                    self.dist.barrier()
+                if stop_at_step is not None and step >= stop_at_step:
+                    return self.run_dir
+        finally:
+            progress.close()
+        if main:
+            self._finish(best)
+        self.dist.barrier()
         return self.run_dir
+
+    def _non_finite_message(self, loss: float, step: int, saved_step: int) -> str:
+        where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
+                 else "does not exist yet (no evaluation step was reached)")
+        return (f"loss became {loss} at step {step}; training stopped. The last good checkpoint {where}; "
+                "lower the learning rate or ρ and resume.")
+
+    def _run_callbacks(self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int,
+                       writer: RecordWriter) -> float:
+        """Run the callbacks due at ``step``, log their results, and return the seconds they took."""
+        spent = 0.0
+        for callback in self.callbacks:
+            if step % callback.every == 0:
+                t0 = time.perf_counter()
+                result = callback(self.model, batches, step)
+                spent += time.perf_counter() - t0
+                writer.append({"kind": callback.name, "step": step, callback.name: result})
+        return spent
+
+    def _evaluation_record(self, step: int, window: "_Window", wall_s: float, callbacks_s: float) -> dict[str, Any]:
+        results, _ = self.evaluate()
+        return {
+            "step": step,
+            "epoch": step * self.sampler.n_fake * len(self.sampler.fake_pools) / self.sampler.fakes_per_epoch(),
+            "wall_s": wall_s,
+            "algorithm": self.config["algorithm"]["name"],
+            "seed": self.config["train"]["seed"],
+            "train": {**window.means(), "lr": self.algorithm.optimizer.param_groups[0]["lr"],
+                      "img_s": window.images_per_second()},
+            "eval": results,
+            "callbacks_s": callbacks_s,
+        }
+
+    def _save(self, step: int, record: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint ``last`` (and ``best_source_val`` when source-val AUC improved); return the new best."""
+        score = record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)
+        if score is not None and score > best["score"]:
+            best = {"step": step, "score": score}
+            save_checkpoint({"model": self.model.state_dict(), "step": step}, self.run_dir / "checkpoints" / BEST)
+        save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
+        return best
 
     def _finish(self, best: dict[str, Any]) -> None:
         """Predictions of the selected model (best source-val AUC) and the ``done`` marker."""
@@ -286,6 +315,27 @@ class Trainer:
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
         self.model.load_state_dict(last["model"])
         (self.run_dir / "done").write_text(f"step {self.config['train']['steps']}\n")
+
+
+class _Window:
+    """Training statistics accumulated between two evaluations."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.steps, self.images, self.seconds = 0, 0, 0.0
+
+    def add(self, stats: dict[str, float], images: int, seconds: float) -> None:
+        for key, value in stats.items():
+            self.sums[key] += value
+        self.steps += 1
+        self.images += images
+        self.seconds += seconds
+
+    def means(self) -> dict[str, float]:
+        return {key: value / self.steps for key, value in self.sums.items()} if self.steps else {}
+
+    def images_per_second(self) -> float | None:
+        return self.images / self.seconds if self.seconds else None
 
 
 def _fmt(value: float | None) -> str:
