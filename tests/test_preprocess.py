@@ -1,0 +1,281 @@
+"""Face preprocessing on short videos made here from public-domain photos (moved and rescaled)."""
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from test_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut_bgr, grace_hopper_bgr, iou
+
+from workbench.data import preprocess
+from workbench.data.faces import DETECTORS, Box, HaarFaceDetector, crop_window, square_crop
+from workbench.data.preprocess import (
+    PreprocessError,
+    find_videos,
+    preprocess_videos,
+    read_frames_at,
+    sample_indices,
+    sample_video,
+)
+
+CANVAS = (240, 320)  # height, width
+N_FRAMES = 12
+SAMPLED = [0, 2, 4, 7, 9, 11]  # round(linspace(0, 11, 6)) = round(0, 2.2, 4.4, 6.6, 8.8, 11)
+FOURCC = {".avi": "MJPG", ".mp4": "mp4v"}
+
+
+def place(photo, face, scale, offset):
+    """Paste the photo, scaled, at ``offset`` on a grey canvas; return the frame and the face's box in it."""
+    scaled = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((*CANVAS, 3), 127, np.uint8)
+    ox, oy = offset
+    h, w = min(scaled.shape[0], CANVAS[0] - oy), min(scaled.shape[1], CANVAS[1] - ox)
+    frame[oy : oy + h, ox : ox + w] = scaled[:h, :w]
+    box = Box(round(face.x * scale + ox), round(face.y * scale + oy), round(face.w * scale), round(face.h * scale))
+    return frame, box
+
+
+def moving_face(photo, face, scales, start, end):
+    """N_FRAMES frames of the photo moving from ``start`` to ``end`` while its scale changes."""
+    frames, boxes = [], []
+    for t in np.linspace(0, 1, N_FRAMES):
+        offset = (round(start[0] + (end[0] - start[0]) * t), round(start[1] + (end[1] - start[1]) * t))
+        frame, box = place(photo, face, scales[0] + (scales[1] - scales[0]) * t, offset)
+        frames.append(frame)
+        boxes.append(box)
+    return frames, boxes
+
+
+def write_video(path: Path, frames) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC[path.suffix]), 10, (width, height))
+    for frame in frames:
+        writer.write(frame if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+# Haar picks a false positive (larger than the face) in about 1 frame in 70 of such clips; these two
+# motions are free of them, so that the tests below check the pipeline rather than Haar's accuracy.
+def astronaut_clip():
+    return moving_face(astronaut_bgr(), ASTRONAUT_FACE, scales=(0.3, 0.45), start=(10, 5), end=(120, 40))
+
+
+def grace_clip():
+    return moving_face(grace_hopper_bgr(), GRACE_HOPPER_FACE, scales=(0.5, 0.35), start=(100, 30), end=(0, 0))
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """Two clips in a nested tree, with the hand-annotated face box of every frame."""
+    root = tmp_path_factory.mktemp("videos")
+    truth = {}
+    for rel, clip in (("astronaut.avi", astronaut_clip), ("sub/grace.mp4", grace_clip)):
+        frames, boxes = clip()
+        write_video(root / rel, frames)
+        truth[Path(rel).with_suffix("").as_posix()] = boxes
+    return root, truth
+
+
+@pytest.fixture(scope="module")
+def processed(videos, tmp_path_factory):
+    root, truth = videos
+    out = tmp_path_factory.mktemp("crops")
+    summary = preprocess_videos(root, out, frames=6, size=64, progress=False)
+    return out, summary
+
+
+def test_sample_indices_are_evenly_spaced_over_the_whole_video():
+    assert sample_indices(10, 4).tolist() == [0, 3, 6, 9]
+    assert sample_indices(100, 5).tolist() == [0, 25, 50, 74, 99]
+    assert sample_indices(12, 6).tolist() == SAMPLED
+    assert sample_indices(3, 5).tolist() == [0, 1, 2]
+    assert sample_indices(0, 4).tolist() == []
+
+
+def test_find_videos_is_recursive_and_sorted(videos):
+    root, _ = videos
+    assert find_videos(root) == [Path("astronaut.avi"), Path("sub/grace.mp4")]
+
+
+def test_sample_video_hands_over_the_right_frames_even_if_the_container_count_is_wrong(tmp_path, monkeypatch):
+    # Frame i is a flat grey of level 20 * i, so the mean identifies the frame.
+    path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
+    for wrong_count in (0, 7, 30):
+        monkeypatch.setattr(preprocess, "_frame_count_hint", lambda capture, n=wrong_count: n)
+        means = sample_video(path, 6, lambda index, frame: float(frame.mean()))
+        assert list(means) == SAMPLED
+        np.testing.assert_allclose(list(means.values()), [20 * i for i in SAMPLED], atol=3)
+
+
+def test_read_frames_at_names_missing_frames(tmp_path):
+    path = write_video(tmp_path / "short.avi", [np.zeros((16, 16, 3), np.uint8)] * 3)
+    with pytest.raises(PreprocessError, match=r"3 decodable frames; frame\(s\) \[5\] are missing"):
+        read_frames_at(path, [1, 5])
+
+
+def test_crops_are_written_for_evenly_spaced_frames(processed):
+    out, summary = processed
+    assert (summary.videos_found, summary.videos_processed, summary.videos_skipped) == (2, 2, 0)
+    assert (summary.frames_sampled, summary.frames_written, summary.frames_without_face) == (12, 12, 0)
+    assert summary.failed == []
+    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
+    assert sorted(table["video"].unique()) == ["astronaut", "sub/grace"]
+    for video, rows in table.groupby("video"):
+        assert rows["frame"].tolist() == SAMPLED
+        assert rows["path"].tolist() == [f"frames/{video}/{i:04d}.png" for i in SAMPLED]
+        assert rows["mask_path"].isna().all()
+    assert pd.read_csv(out / "no_face_report.csv").empty
+    assert pd.read_csv(out / "failed_videos.csv").empty
+
+
+def test_crops_contain_the_annotated_face(processed, videos):
+    out, _ = processed
+    root, truth = videos
+    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
+    for row in table.itertuples():
+        face = truth[row.video][row.frame]
+        box = Box(row.box_x, row.box_y, row.box_w, row.box_h)
+        assert iou(box, face) > 0.5, (row.video, row.frame)
+        window = crop_window(box, 1.3)
+        cx, cy = face.center
+        assert window.x + window.w / 4 < cx < window.x + 3 * window.w / 4
+        assert window.y + window.h / 4 < cy < window.y + 3 * window.h / 4
+        crop = cv2.imread(str(out / row.path))
+        assert crop.shape == (64, 64, 3)
+
+
+def test_each_crop_is_cut_from_its_own_source_frame(processed, videos):
+    out, _ = processed
+    root, _ = videos
+    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
+    rows = table[table["video"] == "astronaut"]
+    decoded = read_frames_at(root / "astronaut.avi", rows["frame"])
+    for row in rows.itertuples():
+        expected = square_crop(decoded[row.frame], Box(row.box_x, row.box_y, row.box_w, row.box_h), 1.3, 64)
+        np.testing.assert_array_equal(cv2.imread(str(out / row.path)), expected)
+
+
+def test_rerun_skips_finished_videos_and_redoes_unfinished_ones(videos, tmp_path):
+    root, _ = videos
+    out = tmp_path / "crops"
+    preprocess_videos(root, out, frames=4, size=32, progress=False)
+    first = pd.read_csv(out / "frames.csv")
+    crop = out / first.loc[0, "path"]
+    stamp = crop.stat().st_mtime_ns
+
+    again = preprocess_videos(root, out, frames=4, size=32, progress=False)
+    assert (again.videos_skipped, again.videos_processed, again.frames_written) == (2, 0, 0)
+    assert crop.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(pd.read_csv(out / "frames.csv"), first)
+
+    (out / "index" / "sub" / "grace.csv").unlink()  # as if the run had stopped inside this video
+    resumed = preprocess_videos(root, out, frames=4, size=32, progress=False)
+    assert (resumed.videos_skipped, resumed.videos_processed, resumed.frames_written) == (1, 1, 4)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "frames.csv"), first)
+
+
+def test_resuming_with_other_settings_is_refused(videos, tmp_path):
+    root, _ = videos
+    preprocess_videos(root, tmp_path, frames=2, size=32, progress=False)
+    with pytest.raises(PreprocessError, match="resume with the same settings"):
+        preprocess_videos(root, tmp_path, frames=3, size=32, progress=False)
+
+
+def test_frames_without_a_face_are_reported_not_lost(tmp_path):
+    frames, _ = astronaut_clip()
+    blank = np.full_like(frames[0], 127)
+    write_video(tmp_path / "in" / "gaps.avi", [blank if i in (4, 7) else f for i, f in enumerate(frames)])
+    write_video(tmp_path / "in" / "empty.avi", [blank] * N_FRAMES)
+    summary = preprocess_videos(tmp_path / "in", tmp_path / "out", frames=6, size=32, progress=False)
+    assert (summary.frames_written, summary.frames_without_face, summary.videos_without_face) == (4, 8, 1)
+    report = pd.read_csv(tmp_path / "out" / "no_face_report.csv")
+    expected = [("empty", i) for i in SAMPLED] + [("gaps", 4), ("gaps", 7)]
+    assert list(zip(report["video"], report["frame"])) == expected
+    assert (report["reason"] == "no face detected").all()
+    table = pd.read_csv(tmp_path / "out" / "frames.csv")
+    assert table["frame"].tolist() == [0, 2, 9, 11]
+    assert "no face at all" in summary.format()
+
+
+def test_an_unreadable_video_is_reported_and_the_others_are_processed(videos, tmp_path):
+    root, _ = videos
+    tree = tmp_path / "in"
+    shutil.copytree(root, tree)
+    (tree / "broken.mp4").write_bytes(b"this is not a video")
+    summary = preprocess_videos(tree, tmp_path / "out", frames=2, size=32, progress=False)
+    assert summary.videos_processed == 2 and summary.frames_written == 4
+    assert [video for video, _ in summary.failed] == ["broken"]
+    failed = pd.read_csv(tmp_path / "out" / "failed_videos.csv")
+    assert failed["video"].tolist() == ["broken"] and "broken.mp4" in failed.loc[0, "error"]
+    assert "FAILED broken" in summary.format()
+    retry = preprocess_videos(tree, tmp_path / "out", frames=2, size=32, progress=False)
+    assert retry.videos_skipped == 2 and [video for video, _ in retry.failed] == ["broken"]
+
+
+def test_mask_videos_are_cropped_with_the_face_boxes(tmp_path):
+    frames, boxes = astronaut_clip()
+    write_video(tmp_path / "videos" / "a" / "clip.avi", frames)
+    masks = []
+    for box in boxes:
+        mask = np.zeros(CANVAS, np.uint8)
+        mask[box.y : box.y + box.h, box.x : box.x + box.w] = 255
+        masks.append(mask)
+    write_video(tmp_path / "masks" / "a" / "clip.avi", masks)
+    write_video(tmp_path / "videos" / "a" / "no_mask.avi", frames)
+    out = tmp_path / "out"
+    preprocess_videos(tmp_path / "videos", out, frames=3, size=40, masks_dir=tmp_path / "masks", progress=False)
+    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
+    with_mask = table[table["video"] == "a/clip"]
+    assert with_mask["mask_path"].tolist() == [f"masks/a/clip/{i:04d}.png" for i in (0, 6, 11)]
+    assert table.loc[table["video"] == "a/no_mask", "mask_path"].isna().all()
+    for rel in with_mask["mask_path"]:
+        mask = cv2.imread(str(out / rel), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (40, 40)
+        assert mask[20, 20] > 200 and mask[1, 1] < 50  # face in the middle, background at the edge
+
+
+@pytest.mark.slow  # spawning workers re-imports the package (torch included): about 10 s
+def test_parallel_workers_give_the_same_result(videos, processed, tmp_path):
+    root, _ = videos
+    out, _ = processed
+    summary = preprocess_videos(root, tmp_path, frames=6, size=64, workers=2, progress=False)
+    assert summary.frames_written == 12
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "frames.csv"), pd.read_csv(out / "frames.csv"))
+
+
+def test_bad_arguments_are_rejected_with_the_reason(videos, tmp_path):
+    root, _ = videos
+    with pytest.raises(PreprocessError, match="does not exist"):
+        preprocess_videos(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PreprocessError, match="no videos"):
+        preprocess_videos(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(ValueError, match="margin"):
+        preprocess_videos(root, tmp_path / "out", margin=0.5)
+    with pytest.raises(ValueError, match="unknown face detector"):
+        preprocess_videos(root, tmp_path / "out", detector="nope")
+
+
+def test_videos_differing_only_in_extension_are_refused(tmp_path):
+    frames, _ = astronaut_clip()
+    write_video(tmp_path / "in" / "clip.v1.avi", frames[:2])
+    write_video(tmp_path / "in" / "clip.v1.mp4", frames[:2])
+    with pytest.raises(PreprocessError, match="would share the output folder clip.v1"):
+        preprocess_videos(tmp_path / "in", tmp_path / "out")
+
+
+def test_parallel_run_refuses_a_detector_that_workers_cannot_import(videos, tmp_path, monkeypatch):
+    root, _ = videos
+
+    def notebook_detector():
+        return HaarFaceDetector()
+
+    notebook_detector.__module__ = "__main__"
+    monkeypatch.setitem(DETECTORS, "mine", notebook_detector)
+    with pytest.raises(PreprocessError, match="defined in __main__"):
+        preprocess_videos(root, tmp_path, detector="mine", workers=2, progress=False)
+    assert preprocess_videos(root, tmp_path, detector="mine", frames=1, workers=1, progress=False).frames_written == 2
