@@ -71,3 +71,34 @@ def test_root_comes_from_argument_then_environment(tiny_manifest, tmp_path, monk
     assert resolve_root(tiny_manifest, tmp_path) == tmp_path
     monkeypatch.setenv("WORKBENCH_DATA_ROOT", str(tmp_path / "env"))
     assert resolve_root(tiny_manifest) == tmp_path / "env"
+
+
+def second_dataset(root, dataset="OTHER"):
+    """A cross-dataset test set: one domain holding both real and fake frames."""
+    from PIL import Image
+
+    rows = []
+    for i in range(4):
+        rel = f"x/{i}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (i * 40, 90, 90)).save(root / rel)
+        rows.append(dict(path=rel, label=i % 2, domain="X-CD", video=f"v{i}", split="test", dataset=dataset))
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root / "manifest.csv"
+
+
+def test_several_manifests_with_their_own_roots(tiny_manifest, tmp_path):
+    from workbench.data import read_manifests
+
+    other = second_dataset(tmp_path / "other")
+    df, roots = read_manifests([tiny_manifest, other])
+    assert roots == [tiny_manifest.parent.resolve(), other.parent.resolve()]
+    assert set(df.loc[df["dataset"] == "OTHER", "root_index"]) == {1}
+    dataset = FrameDataset(df, roots, 16)
+    assert dataset.paths[-1] == other.parent.resolve() / "x/3.png"
+    assert dataset[len(df) - 1][0].shape == (3, 16, 16)
+    with pytest.raises(ManifestError, match="2 manifests but 3 roots"):
+        read_manifests([tiny_manifest, other], [None, None, None])
+    clash = second_dataset(tmp_path / "clash", dataset="TINY")
+    with pytest.raises(ManifestError, match="dataset 'TINY' appears in both"):
+        read_manifests([tiny_manifest, clash])

@@ -85,3 +85,15 @@ def test_training_lowers_the_loss_and_learns_the_source_domains(tiny_config, tmp
     run_dir = Trainer(config, tmp_path / "run").fit()
     record = read_records(run_dir)[-1]
     assert record["eval"]["source_test"]["auc"] > 0.9
+
+
+def test_cross_dataset_target_from_a_second_manifest(tiny_config, tmp_path):
+    from test_manifest import second_dataset
+
+    config = copy.deepcopy(tiny_config)
+    other = second_dataset(tmp_path / "other")
+    config["data"].update(manifest=[config["data"]["manifest"], str(other)], target_domains=["D-T", "X-CD"])
+    config["train"].update(steps=2, eval_every=2)
+    record = read_records(Trainer(config, tmp_path / "run").fit())[-1]
+    assert record["eval"]["target/X-CD"]["n"] == 4
+    assert record["eval"]["target/X-CD"]["n_real"] == 2

@@ -19,7 +19,8 @@ SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
 DEFAULT_CONFIG: dict[str, Any] = {
     "run": {"name": None, "dir": "runs"},
     "data": {
-        # Either a manifest CSV (+ dataset root) or the embedded synthetic benchmark.
+        # A manifest CSV, or a list of them (cross-dataset), with one root or one per manifest;
+        # when ``manifest`` is null the embedded synthetic benchmark is used.
         "manifest": None,
         "root": None,
         "synthetic": {"cache_dir": ".cache/synthetic", "videos_per_domain": 60, "frames_per_video": 8,

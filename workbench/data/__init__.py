@@ -6,6 +6,7 @@ from workbench.data.manifest import (
     ManifestError,
     domain_roles,
     read_manifest,
+    read_manifests,
     validate_manifest,
     write_manifest,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "load_image",
     "normalize",
     "read_manifest",
+    "read_manifests",
     "step_generator",
     "training_real_pool",
     "validate_manifest",

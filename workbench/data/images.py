@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,22 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
 class FrameDataset(Dataset):
     """Frames of a validated manifest: item ``i`` is ``(uint8 image [3,H,W], label, i)``.
 
+    ``root`` is the dataset root, or a list of roots indexed by the manifest's ``root_index`` column
+    (several manifests combined by :func:`workbench.data.manifest.read_manifests`).
+
     With ``cache=True`` each decoded image is kept in memory after its first read (worth it for the
     small embedded benchmark; leave it off for real datasets and use DataLoader workers instead).
     """
 
-    def __init__(self, manifest: pd.DataFrame, root: str | Path, image_size: int, cache: bool = False) -> None:
+    def __init__(self, manifest: pd.DataFrame, root: str | Path | Sequence[str | Path], image_size: int,
+                 cache: bool = False) -> None:
         self.manifest = manifest.reset_index(drop=True)
-        self.root = Path(root)
+        self.roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
         self.image_size = image_size
-        self.paths = [self.root / p for p in self.manifest["path"]]
+        if len(self.roots) > 1 and "root_index" not in self.manifest.columns:
+            raise ValueError("several dataset roots need a 'root_index' column (see read_manifests)")
+        root_of = self.manifest["root_index"] if "root_index" in self.manifest.columns else [0] * len(self.manifest)
+        self.paths = [self.roots[int(i)] / p for i, p in zip(root_of, self.manifest["path"])]
         self.labels = torch.as_tensor(self.manifest["label"].to_numpy().copy(), dtype=torch.long)
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
 

@@ -9,6 +9,7 @@ The dataset root is never stored in the manifest: it comes from the caller or ``
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -122,6 +123,38 @@ def read_manifest(
         raise ManifestError(f"{path}: cannot be parsed as CSV: {exc}") from exc
     resolved = resolve_root(path, root)
     return validate_manifest(df, resolved, source=str(path), check_files=check_files), resolved
+
+
+def read_manifests(
+    paths: str | Path | Sequence[str | Path],
+    roots: str | Path | None | Sequence[str | Path | None] = None,
+    *,
+    check_files: bool = True,
+) -> tuple[pd.DataFrame, list[Path]]:
+    """Read one or several manifests (e.g. FF++ for training plus Celeb-DF, DFDC for cross-dataset tests).
+
+    ``roots`` is one root for all, or one per manifest (``None`` entries fall back as in
+    :func:`resolve_root`). The combined table has a ``root_index`` column pointing into the returned
+    list of roots. Two manifests may not describe the same dataset (their videos would collide).
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise ManifestError("no manifest given")
+    if roots is None or isinstance(roots, (str, Path)):
+        roots = [roots] * len(paths)
+    roots = list(roots)
+    if len(roots) != len(paths):
+        raise ManifestError(f"{len(paths)} manifests but {len(roots)} roots; give one root per manifest")
+    tables, resolved, owner = [], [], {}
+    for index, (path, root) in enumerate(zip(paths, roots)):
+        df, root_path = read_manifest(path, root, check_files=check_files)
+        for dataset in df["dataset"].unique():
+            if dataset in owner:
+                raise ManifestError(f"dataset {dataset!r} appears in both {owner[dataset]} and {path}")
+            owner[dataset] = str(path)
+        tables.append(df.assign(root_index=index))
+        resolved.append(root_path)
+    return pd.concat(tables, ignore_index=True), resolved
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:

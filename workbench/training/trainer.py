@@ -24,7 +24,7 @@ from workbench.algorithms import Algorithm, build_algorithm
 from workbench.config import dump_config
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset
-from workbench.data.manifest import read_manifest
+from workbench.data.manifest import read_manifests
 from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
 from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model
@@ -111,15 +111,15 @@ class Trainer:
     # ----------------------------------------------------------------- setup
     def _setup_data(self) -> None:
         data = self.config["data"]
-        manifest_path = data["manifest"] or synthetic_manifest(data["synthetic"])
-        self.manifest, self.root = read_manifest(manifest_path, data["root"])
+        manifests = data["manifest"] or synthetic_manifest(data["synthetic"])
+        self.manifest, self.roots = read_manifests(manifests, data["root"])
         self.protocol = Protocol(
             source_domains=tuple(data["source_domains"]),
             target_domains=tuple(data["target_domains"] or ()),
             lodo_domain=data["lodo_domain"],
         )
         self.groups = evaluation_groups(self.manifest, self.protocol)
-        self.dataset = FrameDataset(self.manifest, self.root, data["image_size"], cache=data["cache_images"])
+        self.dataset = FrameDataset(self.manifest, self.roots, data["image_size"], cache=data["cache_images"])
         k = len(self.protocol.source_domains)
         if data["batch_size"] % (k * self.dist.world_size):
             raise ValueError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
