@@ -97,3 +97,14 @@ def test_cross_dataset_target_from_a_second_manifest(tiny_config, tmp_path):
     record = read_records(Trainer(config, tmp_path / "run").fit())[-1]
     assert record["eval"]["target/X-CD"]["n"] == 4
     assert record["eval"]["target/X-CD"]["n_real"] == 2
+
+
+def test_loader_workers_give_the_same_run_as_in_process_loading(tiny_config, tmp_path):
+    config = copy.deepcopy(tiny_config)
+    config["train"].update(steps=3, eval_every=3)
+    in_process = Trainer(config, tmp_path / "a").fit()
+    config["data"]["workers"] = 2
+    prefetched = Trainer(config, tmp_path / "b").fit()
+    a = load_checkpoint(in_process / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(prefetched / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -58,3 +58,14 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled features that feed the classifier (timm ``forward_features`` + ``forward_head(pre_logits)``)."""
     features = model.forward_features(x)
     return model.forward_head(features, pre_logits=True)
+
+
+def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel (mean, std) the backbone's pretrained weights expect (timm ``pretrained_cfg``).
+
+    ImageNet statistics for most models; 0.5/0.5 for e.g. ``legacy_xception`` or Inception-style nets.
+    """
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    mean = tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
+    std = tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
+    return mean, std

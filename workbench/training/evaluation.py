@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Subset
 from workbench.data.augment import normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.metrics import compute_metrics
+from workbench.models import input_normalization
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -26,7 +27,11 @@ def predict_rows(
     batch_size: int = 256,
     workers: int = 0,
 ) -> np.ndarray:
-    """Fake probabilities (softmax[:, 1]) for the manifest ``rows``, in eval mode (mode restored)."""
+    """Fake probabilities (softmax[:, 1]) for the manifest ``rows``, in eval mode (mode restored).
+
+    Images are standardised with the backbone's own statistics (:func:`input_normalization`).
+    """
+    mean, std = input_normalization(model)
     was_training = model.training
     model.eval()
     loader = DataLoader(Subset(dataset, rows.tolist()), batch_size=batch_size, shuffle=False,
@@ -34,7 +39,7 @@ def predict_rows(
     probs = []
     try:
         for images, _, _ in loader:
-            logits = predict(normalize(images.to(device, non_blocking=True)))
+            logits = predict(normalize(images.to(device, non_blocking=True), mean, std))
             probs.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     finally:
         model.train(was_training)

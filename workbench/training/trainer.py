@@ -10,24 +10,24 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol as TypingProtocol
 
-import numpy as np
 import pandas as pd
 import torch
 import yaml
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, build_algorithm
 from workbench.config import dump_config
 from workbench.data.augment import Augment, normalize
-from workbench.data.images import FrameDataset
+from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
 from workbench.data.sampling import DomainBatchSampler, step_generator
-from workbench.models import create_model
+from workbench.models import create_model, input_normalization
 from workbench.training.checkpoint import load_checkpoint, save_checkpoint
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
@@ -144,28 +144,54 @@ class Trainer:
             self.config["algorithm"]["name"], model, self.config["algorithm"]["hparams"]
         )
         self.dist.attach(self.algorithm)
+        self.input_stats = input_normalization(model)
 
     @property
     def model(self) -> torch.nn.Module:
         return self.algorithm.model
 
     # ------------------------------------------------------------- batches
-    def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """This process's per-domain training batches of ``step`` (sampled, augmented, normalised, on device).
+    def step_rows(self, step: int) -> list[torch.Tensor]:
+        """This process's manifest rows of ``step``, one tensor per source domain.
 
         Under torchrun every process draws the same global batch and keeps an interleaved shard of
         each domain's rows, so fakes and reals stay balanced on every rank.
         """
-        batches = []
-        generator = step_generator(self.config["train"]["seed"], step, stream=1)
-        for rows in self.sampler.indices(step):
-            rows = rows[self.dist.rank::self.dist.world_size]
-            images, labels = self.dataset.batch(rows)
-            x = images.to(self.device, non_blocking=True).float() / 255.0
-            if self.augment is not None:
-                x = self.augment(x, generator)
-            batches.append((normalize(x), labels.to(self.device, non_blocking=True)))
-        return batches
+        return [rows[self.dist.rank::self.dist.world_size] for rows in self.sampler.indices(step)]
+
+    def prepare_batches(self, images: torch.Tensor, labels: torch.Tensor, step: int,
+                        sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 images of one step → augmented, normalised per-domain ``(x_k, y_k)`` on the device."""
+        x = images.to(self.device, non_blocking=True).float() / 255.0
+        if self.augment is not None:
+            x = self.augment(x, step_generator(self.config["train"]["seed"], step, stream=1))
+        x = normalize(x, *self.input_stats)
+        y = labels.to(self.device, non_blocking=True)
+        return list(zip(x.split(sizes), y.split(sizes)))
+
+    def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The per-domain training batches of ``step`` (sampled, augmented, normalised, on device)."""
+        rows = self.step_rows(step)
+        images, labels = self.dataset.batch(torch.cat(rows))
+        return self.prepare_batches(images, labels, step, [len(r) for r in rows])
+
+    def iterate_steps(self, first: int, last: int) -> Iterator[tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """``(step, domain batches)`` for steps ``first..last``.
+
+        With ``data.workers > 0`` images are decoded ahead of time by DataLoader workers fed with each
+        step's (deterministic) rows, so a GPU is not kept waiting; the batches are identical either way.
+        """
+        workers = int(self.config["data"]["workers"])
+        if workers == 0:
+            for step in range(first, last + 1):
+                yield step, self.domain_batches(step)
+            return
+        sizes = [len(r) for r in self.step_rows(first)]
+        loader = DataLoader(self.dataset, batch_sampler=_StepRows(self, first, last), num_workers=workers,
+                            collate_fn=collate_frames, pin_memory=self.device.type == "cuda",
+                            prefetch_factor=4)
+        for step, (images, labels, _) in zip(range(first, last + 1), loader):
+            yield step, self.prepare_batches(images, labels, step, sizes)
 
     # ---------------------------------------------------------- checkpoints
     def _state(self, step: int, best: dict[str, Any]) -> dict[str, Any]:
@@ -234,8 +260,7 @@ class Trainer:
         progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
                         disable=not (train["progress"] and main), dynamic_ncols=True)
         try:
-            for step in range(start + 1, total + 1):
-                batches = self.domain_batches(step)
+            for step, batches in self.iterate_steps(start + 1, total):
                 t0 = time.perf_counter()
                 stats = self.dist.mean_stats(self.algorithm.update(batches))
                 window.add(stats, sum(len(y) for _, y in batches) * self.dist.world_size, time.perf_counter() - t0)
@@ -315,6 +340,20 @@ class Trainer:
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
         self.model.load_state_dict(last["model"])
         (self.run_dir / "done").write_text(f"step {self.config['train']['steps']}\n")
+
+
+class _StepRows(Sampler):
+    """Batch sampler of a DataLoader: the flat manifest rows of each training step, in order."""
+
+    def __init__(self, trainer: Trainer, first: int, last: int) -> None:
+        self.trainer, self.steps = trainer, range(first, last + 1)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in self.steps:
+            yield torch.cat(self.trainer.step_rows(step)).tolist()
 
 
 class _Window:

@@ -1,0 +1,30 @@
+"""The demo pipeline on a tiny budget: two runs, a comparison table, report.md with a PNG figure."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.config import load_config
+from workbench.demo import run_demo
+
+
+@pytest.mark.slow
+def test_demo_writes_a_comparison_report(tmp_path):
+    config = load_config(overrides={
+        "data": {"synthetic": {"cache_dir": str(tmp_path / "cache"), "videos_per_domain": 5, "frames_per_video": 2,
+                               "size": 32, "workers": 1},
+                 "image_size": 32, "batch_size": 16},
+        "model": {"name": "test_resnet"},
+        "train": {"steps": 4, "eval_every": 2, "device": "cpu", "progress": False},
+    })
+    table, report = run_demo(config, tmp_path / "demo")
+    assert list(table.index) == ["erm", "roga"]
+    assert {"source_test", "target/SYN-SEAMLESS", "target/SYN-COMPRESS", "held_out_mean", "gap"} <= set(table.columns)
+    for name in ("erm", "roga"):
+        assert (tmp_path / "demo" / name / "done").exists()
+    text = report.read_text()
+    assert "| erm |" in text and "| roga |" in text and "comparison.png" in text
+    png = (tmp_path / "demo" / "comparison.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    expected_gap = table.loc["erm", "source_test"] - table.loc["erm", "held_out_mean"]
+    assert table.loc["erm", "gap"] == pytest.approx(expected_gap)
