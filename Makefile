@@ -34,7 +34,7 @@ test-fast: install
 	$(PY) -m pytest -m "not slow and not browser"
 
 lab: install
-	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks \
+	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
 	  --IdentityProvider.token="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')}"
 
 clean:

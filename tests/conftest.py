@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One intra-op thread: the tiny test models gain nothing from more, and OpenMP oversubscription on a
+# shared 2-core machine can make them orders of magnitude slower.
+torch.set_num_threads(1)
 
 SOURCE = ["D-A", "D-B", "D-C"]
 TARGET = "D-T"

@@ -5,18 +5,8 @@ from __future__ import annotations
 import argparse
 
 from workbench.config import load_config
+from workbench.analysis.callbacks import callbacks_from_config
 from workbench.training import Trainer
-
-
-def build_callbacks(config: dict) -> list:
-    """Training callbacks requested by the config (gradient-alignment logging)."""
-    every = int(config["train"]["alignment_every"])
-    if every <= 0:
-        return []
-    from workbench.analysis.callbacks import AlignmentCallback
-
-    hparams = config["algorithm"]["hparams"]
-    return [AlignmentCallback(every=every, rho=hparams.get("rho", 0.05), alpha=hparams.get("alpha", 0.001))]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
-    run_dir = Trainer(config, args.run_dir, build_callbacks(config)).fit()
+    run_dir = Trainer(config, args.run_dir, callbacks_from_config(config)).fit()
     print(f"run written to {run_dir}")
     return 0

@@ -37,6 +37,8 @@ def resolve_root(manifest_path: str | Path, root: str | Path | None = None) -> P
 
 def _row_error(source: str, row: int, column: str, value: object, why: str) -> ManifestError:
     # CSV line numbers: header is line 1, so data row i (0-based) is line i + 2.
+    if hasattr(value, "item"):
+        value = value.item()  # show 3, not np.int64(3)
     return ManifestError(f"{source}: line {row + 2}, column '{column}': {value!r} {why}")
 
 

@@ -38,7 +38,8 @@ BEST = "best_source_val.pt"
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
 # Config keys that may differ when an interrupted run is resumed.
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "device"), ("data", "workers"), ("run", "dir")}
+RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "device"), ("train", "cpu_threads"),
+                     ("data", "workers"), ("run", "dir")}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,6 +105,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config["run"]["dir"]) / name
         self.callbacks = list(callbacks)
         self.dist = init_distributed()
+        if config["train"]["cpu_threads"]:
+            torch.set_num_threads(int(config["train"]["cpu_threads"]))
         self.device = self.dist.device if self.dist.is_distributed else resolve_device(config["train"]["device"])
         self._setup_data()
         self._setup_algorithm()

@@ -87,7 +87,7 @@ class RhoExplorer:
 
     def _layout(self) -> go.Figure:
         figure = make_subplots(
-            rows=1, cols=3,
+            rows=1, cols=3, horizontal_spacing=0.09,
             subplot_titles=["per-domain loss", "alignment with the ERM gradient", "loss along ĝ_k"],
         )
         figure.add_trace(go.Bar(x=self.names, name="L_k(θ)", marker_color=OTHER, opacity=0.5), row=1, col=1)
@@ -123,15 +123,17 @@ class RhoExplorer:
         marked = float(loss_along_direction(self.model, self.domain_batches[k], self.directions[k], [rho])[0])
         highlight = [SELECTED if i == k else OTHER for i in range(len(self.names))]
         data = self.figure.data
-        with self.figure.batch_update():
-            data[0].y = [self.summary[f"loss/{name}"] for name in self.names]
-            data[1].y = [self.summary[f"loss_perturbed/{name}"] for name in self.names]
-            data[1].marker.color = highlight
-            data[2].y = [self.summary[f"cos_clean/{name}"] for name in self.names]
-            data[3].y = [self.summary[f"cos_perturbed/{name}"] for name in self.names]
-            data[3].marker.color = highlight
-            data[4].y = self.slice
-            data[4].name = f"L_{self.domain.value}(θ + t·ĝ)"
-            data[5].x = [rho]
-            data[5].y = [marked]
-            self.figure.layout.title.text = f"ρ = {rho:.3f}, α = {self.alpha:g} — domain {self.domain.value}"
+        # One update per property, not a batch_update(): a batch that touches different properties on
+        # different traces sends nulls for the untouched ones, which Plotly.js reads as "reset to
+        # default" and so wipes trace names, categories and colours in the browser.
+        data[0].y = [self.summary[f"loss/{name}"] for name in self.names]
+        data[1].y = [self.summary[f"loss_perturbed/{name}"] for name in self.names]
+        data[1].marker.color = highlight
+        data[2].y = [self.summary[f"cos_clean/{name}"] for name in self.names]
+        data[3].y = [self.summary[f"cos_perturbed/{name}"] for name in self.names]
+        data[3].marker.color = highlight
+        data[4].y = self.slice
+        data[4].name = f"L_{self.domain.value}(θ + t·ĝ)"
+        data[5].x = [rho]
+        data[5].y = [marked]
+        self.figure.layout.title.text = f"ρ = {rho:.3f}, α = {self.alpha:g} — domain {self.domain.value}"
