@@ -1,0 +1,439 @@
+"""Every curated notebook runs headless (papermill) with tiny parameters and shows what it promises.
+
+The analysis notebooks (03–06) share four tiny runs (ERM, SAM, SAGM, RoGA) trained once per test
+session by :func:`shared_runs`; they reuse them through ``train_runs``, which accepts a finished run
+only when its configuration equals the requested one. 00 and 02 train their own tiny runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import write_tiny_dataset
+from workbench.data.manifest import ManifestError
+from workbench.notebook_support import (
+    PROJECT_ROOT,
+    Frames,
+    LiveTraining,
+    RunMismatchError,
+    check_reusable,
+    gallery_inputs,
+    held_out_table,
+    image_grid,
+    merge_overrides,
+    misclassified,
+    notebook_config,
+    pick_frames,
+    steps_for_epochs,
+    train_runs,
+)
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = ("00_quickstart", "01_data", "02_train", "03_gradient_alignment", "04_sharpness", "05_gradcam",
+             "06_results")
+KERNEL = "python3"  # jupyter_client runs the "python" kernelspec with the current interpreter (the venv)
+ALGORITHMS = ["erm", "sam", "sagm", "roga"]
+CONFIG_FILE = "configs/demo.yaml"
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# Modules a notebook may import: the library, and display/data tools (no logic of their own).
+ALLOWED_IMPORTS = ("workbench", "IPython", "pandas", "numpy", "yaml")
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine a second OpenMP thread
+# that is not scheduled makes every operator wait for it (measured: 1.6 s instead of 0.01 s per
+# forward/backward of test_resnet). Kernels started by the tests inherit this environment.
+KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def tiny_overrides(cache_dir: Path) -> dict[str, Any]:
+    """The tiny configuration the tests inject: 32 px synthetic benchmark, test_resnet, 4 steps."""
+    return {
+        "data": {"synthetic": {"cache_dir": str(cache_dir), "videos_per_domain": 6, "frames_per_video": 2,
+                               "size": 32, "workers": 1},
+                 "image_size": 32, "batch_size": 16, "eval_batch_size": 256},
+        "model": {"name": "test_resnet", "pretrained": False},
+        "train": {"steps": 4, "eval_every": 2, "alignment_every": 2, "device": "cpu", "progress": False},
+    }
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """Run a block with one intra-op thread (see :data:`KERNEL_ENV`), then restore the setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Tiny ERM/SAM/SAGM/RoGA runs under the session's base temp (reused by a second caller)."""
+    base = tmp_path_factory.getbasetemp()
+    overrides = tiny_overrides(base / "synthetic")
+    runs_dir = base / "notebook-runs"
+    started = time.perf_counter()
+    with single_thread():
+        runs = train_runs(notebook_config(CONFIG_FILE, overrides), runs_dir, ALGORITHMS)
+    print(f"\nshared runs ({', '.join(ALGORITHMS)}): {time.perf_counter() - started:.1f} s")
+    return {"overrides": overrides, "runs_dir": str(runs_dir), "runs": runs, "algorithms": ALGORITHMS}
+
+
+@pytest.fixture(autouse=True)
+def kernel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in KERNEL_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> nbformat.NotebookNode:
+    """Run ``notebooks/<name>.ipynb`` with ``parameters`` (each must exist in its parameters cell)."""
+    source = NOTEBOOKS_DIR / f"{name}.ipynb"
+    declared = set(papermill.inspect_notebook(str(source)))
+    unknown = set(parameters) - declared
+    assert not unknown, f"{name}: parameters {sorted(unknown)} are not in its parameters cell {sorted(declared)}"
+    started = time.perf_counter()
+    executed = papermill.execute_notebook(
+        str(source), str(out_dir / f"{name}.ipynb"), parameters=parameters, kernel_name=KERNEL,
+        cwd=str(out_dir), progress_bar=False, request_save_on_cell_execute=False,
+    )
+    print(f"\n{name}: executed in {time.perf_counter() - started:.1f} s")
+    return executed
+
+
+def outputs(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    return [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+
+
+def text_of(notebook: nbformat.NotebookNode) -> str:
+    """All printed text, plain-text and HTML representations of the notebook's outputs."""
+    parts = []
+    for output in outputs(notebook):
+        if output.get("output_type") == "stream":
+            parts.append(output["text"])
+        for mime in ("text/plain", "text/html", "text/markdown"):
+            if mime in output.get("data", {}):
+                parts.append(output["data"][mime])
+    return "\n".join(parts)
+
+
+def plotly_figures(notebook: nbformat.NotebookNode) -> list[dict[str, Any]]:
+    figures = []
+    for output in outputs(notebook):
+        value = output.get("data", {}).get(PLOTLY_MIME)
+        if value is not None:
+            figures.append(value if isinstance(value, dict) else json.loads(value))
+    return figures
+
+
+def widget_count(notebook: nbformat.NotebookNode) -> int:
+    return sum(WIDGET_MIME in output.get("data", {}) for output in outputs(notebook))
+
+
+def trace_types(notebook: nbformat.NotebookNode) -> set[str]:
+    return {trace.get("type", "scatter") for figure in plotly_figures(notebook) for trace in figure["data"]}
+
+
+def shared_parameters(shared: dict[str, Any]) -> dict[str, Any]:
+    return {"config_file": CONFIG_FILE, "overrides": shared["overrides"], "runs_dir": shared["runs_dir"],
+            "algorithms": shared["algorithms"]}
+
+
+# ------------------------------------------------------------------------- library helpers
+def test_merge_overrides_is_deep_and_later_values_win() -> None:
+    first = {"train": {"steps": 10, "seed": 1}, "data": {"synthetic": {"size": 32}}}
+    merged = merge_overrides(first, None, {"train": {"steps": 20}, "data": {"synthetic": {"seed": 3}}})
+    assert merged == {"train": {"steps": 20, "seed": 1}, "data": {"synthetic": {"size": 32, "seed": 3}}}
+    assert first["train"]["steps"] == 10  # inputs are not modified
+    with pytest.raises(TypeError, match="nested mapping"):
+        merge_overrides(["train.steps=3"])
+
+
+def test_notebook_config_resolves_relative_paths_against_the_project_root(tmp_path: Path) -> None:
+    config = notebook_config(CONFIG_FILE, {"run": {"dir": "runs/x"}, "data": {"root": str(tmp_path)}})
+    assert config["run"]["dir"] == str(PROJECT_ROOT / "runs" / "x")
+    assert config["data"]["synthetic"]["cache_dir"] == str(PROJECT_ROOT / ".cache" / "synthetic")
+    assert config["data"]["root"] == str(tmp_path)  # absolute paths are kept
+    assert config["data"]["manifest"] is None
+    with pytest.raises(KeyError, match="train.stpes"):
+        notebook_config(CONFIG_FILE, {"train": {"stpes": 3}})
+
+
+def test_check_reusable_names_differences_and_accepts_new_default_keys(tmp_path: Path) -> None:
+    config = notebook_config(CONFIG_FILE)
+    saved = json.loads(json.dumps(config))
+    del saved["train"]["alignment_every"]  # a key added to the defaults after this run was trained
+    saved["train"]["device"] = "cuda"  # where it ran does not matter
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_reusable(tmp_path, config)
+    changed = merge_overrides(config, {"algorithm": {"hparams": {"rho": 0.1}}, "train": {"alignment_every": 5}})
+    with pytest.raises(RunMismatchError) as error:
+        check_reusable(tmp_path, changed)
+    assert "algorithm.hparams.rho: saved 0.05, requested 0.1" in str(error.value)
+    assert "train.alignment_every: saved 0, requested 5" in str(error.value)
+    with pytest.raises(RunMismatchError, match="no config.yaml"):
+        check_reusable(tmp_path / "missing", config)
+
+
+def test_pick_frames_prefers_distinct_videos_and_is_seeded() -> None:
+    rows = [dict(path=f"{d}/{v}/{f}.png", label=1, domain=d, video=f"{d}{v}", split="test", dataset="X")
+            for d in ("A", "B") for v in range(3) for f in range(4)]
+    manifest = pd.DataFrame(rows)
+    picked = pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=0)
+    assert list(picked["domain"]) == ["B"] * 5 + ["A"] * 5
+    for _, domain_rows in picked.groupby("domain"):
+        assert domain_rows["video"].iloc[:3].nunique() == 3  # one frame of every video before any repeat
+        assert domain_rows["path"].is_unique
+    assert picked.equals(pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=0))
+    alone = pick_frames(manifest, 5, ["A"], split="test", label=1, seed=0)
+    assert list(alone["path"]) == list(picked[picked["domain"] == "A"]["path"])  # independent of the other domains
+    assert not picked.equals(pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=1))
+    with pytest.raises(ManifestError, match=r"\['C'\]"):
+        pick_frames(manifest, 1, ["C"])
+    with pytest.raises(ManifestError, match="domain 'A' has no frames"):
+        pick_frames(manifest, 1, ["A"], label=0)
+
+
+def test_steps_for_epochs_counts_fakes_seen() -> None:
+    class Sampler:  # 4 domains x 3 fakes per step; 40 distinct training fakes
+        n_fake = 3
+        fake_pools = [None] * 4
+
+        @staticmethod
+        def fakes_per_epoch() -> int:
+            return 40
+
+    assert steps_for_epochs(Sampler(), 3) == 10  # ceil(3 * 40 / 12)
+    assert steps_for_epochs(Sampler(), 0.01) == 1
+    with pytest.raises(ValueError, match="positive"):
+        steps_for_epochs(Sampler(), 0)
+
+
+def test_misclassified_sorts_confident_mistakes_and_attaches_masks(tmp_path: Path) -> None:
+    predictions = pd.DataFrame({
+        "group": ["source_test", "source_test/A", "source_test", "source_test", "target/T", "source_val"],
+        "path": ["a.png", "a.png", "b.png", "c.png", "d.png", "e.png"],
+        "domain": ["A", "A", "R", "A", "T", "A"],
+        "split": ["test"] * 5 + ["val"],
+        "video": ["1", "1", "2", "3", "4", "5"],
+        "label": [1, 1, 0, 1, 1, 1],
+        "prob_fake": [0.3, 0.3, 0.9, 0.8, 0.05, 0.0],
+        "step": [4] * 6,
+    })
+    predictions.to_csv(tmp_path / "predictions.csv", index=False)
+    manifest = pd.DataFrame({"path": ["a.png", "d.png"], "mask_path": ["a_mask.png", "d_mask.png"]})
+    wrong = misclassified(tmp_path, limit=5, manifest=manifest)
+    assert list(wrong["path"]) == ["d.png", "b.png", "a.png"]  # errors .95, .9, .7; e.png is val, c.png right
+    assert list(wrong["mask_path"].fillna("")) == ["d_mask.png", "", "a_mask.png"]
+    assert list(misclassified(tmp_path, limit=1)["path"]) == ["d.png"]
+
+
+def test_held_out_table_arranges_groups_by_kind() -> None:
+    rows = []
+    for algorithm, base in (("erm", 0.7), ("roga", 0.8)):
+        for group, shift in (("target/C", -0.2), ("source_test", 0.1), ("target/H", -0.1)):
+            mean = base + shift
+            rows.append(dict(selection="source_val", algorithm=algorithm, backbone="r", variant="", group=group,
+                             mean=mean, std=0.01, ci_low=mean - 0.05, ci_high=mean + 0.05))
+    rows.append({**rows[0], "selection": "oracle", "mean": 0.99})
+    table = held_out_table(pd.DataFrame(rows), {"target/H": "held-out manipulation", "target/C": "cross-dataset"})
+    assert list(table.columns) == [("source", "source_test"), ("held-out manipulation", "target/H"),
+                                   ("cross-dataset", "target/C")]
+    assert list(table.index) == ["erm", "roga"]
+    assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.65]"
+
+
+def test_gallery_inputs_and_image_grid_check_their_inputs() -> None:
+    frames = Frames(pd.DataFrame({"domain": ["A", "B"], "label": [1, 1]}),
+                    torch.zeros(2, 3, 8, 8, dtype=torch.uint8), np.zeros((2, 8, 8)))
+    cams = {"erm": np.stack([np.full((8, 8), 1.0), np.full((8, 8), 2.0)])}
+    images, maps = gallery_inputs(frames, cams)
+    assert list(images) == ["A", "B"] and float(maps["erm"]["B"].max()) == 2.0
+    with pytest.raises(ValueError, match="unique column titles"):
+        gallery_inputs(frames, cams, titles=["x", "x"])
+    figure = image_grid([frames.images[0], frames.masks[1]], ["face", "mask"], columns=2)
+    assert [trace.type for trace in figure.data] == ["image", "image"]
+    with pytest.raises(ValueError, match="2 images but 1 titles"):
+        image_grid([frames.images[0], frames.masks[1]], ["face"], columns=2)
+    with pytest.raises(ValueError, match="mask must lie in"):
+        image_grid([np.full((8, 8), 2.0)], ["bad"], columns=1)
+
+
+@pytest.mark.timeout(120)
+def test_live_training_in_chunks_matches_an_uninterrupted_run(tiny_config: dict, tmp_path: Path) -> None:
+    def eval_lines(run_dir: Path) -> list[dict]:
+        lines = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+        return [{"step": r["step"], "eval": r["eval"], "loss": r["train"]["loss"]} for r in lines if "eval" in r]
+
+    with single_thread():
+        straight = LiveTraining(tiny_config, tmp_path / "straight")
+        straight.run()
+        interrupted = LiveTraining(tiny_config, tmp_path / "chunked")
+        interrupted.run(until_step=2)  # stops at the first evaluation at or after step 2
+        assert [r["step"] for r in eval_lines(tmp_path / "chunked")] == [3] and not interrupted.finished
+        resumed = LiveTraining(tiny_config, tmp_path / "chunked")  # e.g. after a kernel restart
+        resumed.run()
+        resumed.run()  # a finished run returns at once
+    assert resumed.finished and "step 6/6 (done)" in resumed.status()
+    assert eval_lines(tmp_path / "chunked") == eval_lines(tmp_path / "straight")
+    assert len(resumed.figure.data) > 0 and resumed.figure.layout.title.text == resumed.status()
+    with pytest.raises(RunMismatchError, match="train.steps"):
+        LiveTraining(merge_overrides(tiny_config, {"train": {"steps": 9}}), tmp_path / "chunked")
+
+
+# ------------------------------------------------------------------------------- structure
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_clean_and_calls_the_library_only(name: str) -> None:
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata["kernelspec"]["name"] == KERNEL
+    # no saved widget state (megabytes with plotly's FigureWidget) and no papermill run records
+    assert set(notebook.metadata) <= {"kernelspec", "language_info"}, f"{name}: strip the notebook metadata"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: needs exactly one cell tagged 'parameters'"
+    assert code.index(tagged[0]) == 0, f"{name}: the parameters cell must be the first code cell"
+    assigned = [node.targets[0].id for node in ast.parse(tagged[0].source).body if isinstance(node, ast.Assign)]
+    # papermill skips a line it cannot parse (e.g. a comment holding "="), so it could not inject it
+    assert list(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"))) == assigned
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs must be stripped"
+        assert set(cell.metadata) <= {"tags"} and "injected-parameters" not in cell.metadata.get("tags", [])
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda)), (
+                f"{name}: define functions in the library, not in the notebook:\n{cell.source}"
+            )
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                modules = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert all(m.split(".")[0] in ALLOWED_IMPORTS for m in modules), f"{name}: imports {modules}"
+    markdown = [cell for cell in notebook.cells if cell.cell_type == "markdown"]
+    assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
+    assert len(markdown) >= len(code) // 2, f"{name}: explain the figures in markdown cells"
+
+
+# ------------------------------------------------------------------------------- execution
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_00_quickstart_trains_and_reports_held_out_auc(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    runs_dir = tmp_path / "quickstart"
+    notebook = execute("00_quickstart", tmp_path, {"overrides": shared_runs["overrides"], "runs_dir": str(runs_dir),
+                                                   "algorithms": ["erm", "roga"]})
+    for algorithm in ("erm", "roga"):
+        assert (runs_dir / f"{algorithm}-seed0" / "done").is_file()
+    text = text_of(notebook)
+    for column in ("source_test", "target/SYN-SEAMLESS", "target/SYN-COMPRESS", "held_out_mean", "gap"):
+        assert column in text
+    assert "video bootstrap" in text  # the CI summary table
+    titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(notebook)]
+    assert any("One frame per domain" in t for t in titles) and any("bootstrap" in t for t in titles)
+    gallery = next(f for f in plotly_figures(notebook) if "One frame per domain" in f["layout"]["title"]["text"])
+    assert sum(trace["type"] == "image" for trace in gallery["data"]) == 2 * 7  # 7 domains, frame + mask each
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_01_data_shows_schema_benchmark_and_a_real_manifest(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    manifest = write_tiny_dataset(tmp_path / "dataset", size=32)
+    notebook = execute("01_data", tmp_path, {"overrides": shared_runs["overrides"], "manifest_path": str(manifest),
+                                             "data_root": str(manifest.parent), "samples_per_domain": 2})
+    text = text_of(notebook)
+    assert "ManifestError: example.csv: line 4, column 'label': 'fake' is not a known label" in text
+    assert "SYN-SEAMLESS" in text and "with_mask" in text
+    assert "D-T" in text  # the counts table of the given manifest
+    titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(notebook)]
+    assert sum("frames per domain and split" in t for t in titles) == 2  # benchmark and given manifest
+    assert any(str(manifest) in t and "sample frames" in t for t in titles)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_02_train_runs_live_and_resumes(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    run_dir = tmp_path / "train-run"
+    notebook = execute("02_train", tmp_path, {"overrides": shared_runs["overrides"], "run_dir": str(run_dir),
+                                              "interrupt_at_step": 2, "device": "cpu"})
+    text = text_of(notebook)
+    assert "CPU: running the tiny configuration" in text
+    assert "train-run: step 2/4 (training)" in text  # stopped early, as if interrupted
+    assert "train-run: step 4/4 (done)" in text  # the next cell resumed and finished
+    assert "evaluated steps: [2, 4]" in text
+    assert (run_dir / "done").is_file()
+    steps = [json.loads(line)["step"] for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(2) == 2  # one eval and one alignment line per step, no repeats
+    assert widget_count(notebook) >= 1  # the live FigureWidget
+    assert "selected step" in text and "target/SYN-COMPRESS" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_03_gradient_alignment(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    notebook = execute("03_gradient_alignment", tmp_path, {**shared_parameters(shared_runs), "batch_per_domain": 4})
+    titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(notebook)]
+    for algorithm in ALGORITHMS:
+        assert any(t.startswith(f"{algorithm}: cos(g_i, g_j)") for t in titles)
+    assert "Gradient alignment over training" in titles
+    assert "cos_perturbed_mean" in text_of(notebook)
+    assert widget_count(notebook) == 1  # the ρ explorer
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_04_sharpness(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    notebook = execute("04_sharpness", tmp_path, {
+        **shared_parameters(shared_runs), "algorithms": ["erm", "roga"], "batch_per_domain": 4, "rhos": [0.0, 0.1],
+        "landscape_points": 5, "surface_points": 3, "interpolation_points": 5, "hessian_iters": 2,
+        "hutchinson_samples": 2,
+    })
+    assert {"surface", "contour", "scatter"} <= trace_types(notebook)
+    titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(notebook)]
+    assert "sharpness vs ρ per domain" in titles and "Linear interpolation erm → roga" in titles
+    text = text_of(notebook)
+    assert "lambda_max" in text and "trace" in text
+    assert widget_count(notebook) == 1  # the ρ slider
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_05_gradcam(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    notebook = execute("05_gradcam", tmp_path, {**shared_parameters(shared_runs), "per_domain": 2,
+                                                "misclassified_count": 3})
+    figures = plotly_figures(notebook)
+    gallery = next(f for f in figures if f["layout"].get("title", {}).get("text") == "Grad-CAM (class fake)")
+    assert sum(trace["type"] == "heatmap" for trace in gallery["data"]) == len(ALGORITHMS) * 6  # 6 fake domains
+    text = text_of(notebook)
+    assert "energy_in_mask" in text and "pointing_game" in text
+    assert "most confident mistakes" in json.dumps([f["layout"] for f in figures]) or "classifies every" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    figures_dir, reports_dir = tmp_path / "figures", tmp_path / "reports"
+    notebook = execute("06_results", tmp_path, {**shared_parameters(shared_runs), "seeds": [0], "n_boot": 50,
+                                                "figures_dir": str(figures_dir), "reports_dir": str(reports_dir)})
+    text = text_of(notebook)
+    assert "held-out manipulation" in text and "cross-dataset" in text
+    assert "[oracle]" in text and "video bootstrap" in text
+    assert (reports_dir / "report.md").is_file() and (reports_dir / "runs.csv").is_file()
+    assert any("image/png" in output.get("data", {}) for output in outputs(notebook))  # the print figure
+    for name in ("results_bars", "results_bars_print", "training_curves", "alignment_over_training"):
+        png, pdf = figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"
+        with Image.open(png) as image:
+            image.verify()
+            assert image.format == "PNG" and min(image.size) > 100
+        content = pdf.read_bytes()
+        assert content.startswith(b"%PDF-") and b"%%EOF" in content[-1024:]
