@@ -280,6 +280,16 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         raise OSError(f"cv2.imwrite could not write {path}")
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a clean server process: a plain fork of a parent that already ran OpenCV or
+    PyTorch thread pools can deadlock; the preload keeps start-up cheap."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _worker_init() -> None:
     cv2.setNumThreads(1)
 
@@ -351,8 +361,7 @@ def generate_benchmark(
     if workers == 1:
         per_video = [_render_video(job) for job in jobs]
     else:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(workers, initializer=_worker_init) as pool:
+        with _worker_context().Pool(workers, initializer=_worker_init) as pool:
             per_video = pool.map(_render_video, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
     write_manifest(pd.DataFrame([row for rows in per_video for row in rows]), manifest_path)
     state_path.write_text(json.dumps({"parameters": parameters, "complete": True}, indent=2))
