@@ -88,7 +88,7 @@ class RhoExplorer:
     def _layout(self) -> go.Figure:
         figure = make_subplots(
             rows=1, cols=3, horizontal_spacing=0.09,
-            subplot_titles=["per-domain loss", "alignment with the ERM gradient", "loss along ĝ_k"],
+            subplot_titles=["loss", "cos with ERM grad.", "loss along ĝ_k"],
         )
         figure.add_trace(go.Bar(x=self.names, name="L_k(θ)", marker_color=OTHER, opacity=0.5), row=1, col=1)
         figure.add_trace(go.Bar(x=self.names, name="L_k(θ + ε_k)"), row=1, col=1)
