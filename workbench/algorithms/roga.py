@@ -15,7 +15,7 @@ CUDA streams. Both are captured whole by the CUDA-graph path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +25,16 @@ from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import RunningStats, frozen_running_stats
 from workbench.algorithms.domain_passes import Lanes, functional_loss_and_grad, perturbed_parameters
 from workbench.algorithms.param_vector import cosine, unit
+
+
+def ascent_perturbations(
+    domain_grads: Sequence[torch.Tensor], g: torch.Tensor, rho: float, alpha: float, ascent: str = "per_domain"
+) -> list[torch.Tensor]:
+    """ε_k = ρ g_k/(‖g_k‖ + 1e-12) − α g; ``ascent="shared"``: one ε = ρ ŝ/‖ŝ‖ − α g, ŝ = Σ_k g_k/‖g_k‖."""
+    if ascent == "shared":
+        shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
+        return [rho * unit(shared) - alpha * g] * len(domain_grads)
+    return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
 
 
 class RoGA(Algorithm):
@@ -37,13 +47,8 @@ class RoGA(Algorithm):
         self._lanes = Lanes()
 
     def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> list[torch.Tensor]:
-        """ε_k for every domain (``ascent="shared"``: one ε from the sum of unit domain gradients)."""
-        rho, alpha = self.hparams["rho"], self.hparams["alpha"]
-        if self.hparams["ascent"] == "shared":
-            shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
-            epsilon = rho * unit(shared) - alpha * g
-            return [epsilon] * len(domain_grads)
-        return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
+        """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch."""
+        return ascent_perturbations(domain_grads, g, self.hparams["rho"], self.hparams["alpha"], self.hparams["ascent"])
 
     def concurrent(self) -> bool:
         """Whether this step runs the functional, stream-overlapped passes (``domain_passes``)."""

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.algorithms.base import full_precision
-from workbench.algorithms.param_vector import ParamVector, cosine, unit
+from workbench.algorithms.roga import ascent_perturbations as roga_perturbations
+from workbench.algorithms.param_vector import ParamVector, cosine
 
 Mode = Literal["eval", "train"]
 Ascent = Literal["per_domain", "shared"]
@@ -139,10 +140,7 @@ def ascent_perturbations(
     if rho < 0 or alpha < 0:
         raise ValueError(f"rho={rho} and alpha={alpha} must be non-negative")
     g = torch.stack(list(domain_grads)).mean(0)
-    if ascent == "shared":
-        shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
-        return [rho * unit(shared) - alpha * g] * len(domain_grads)
-    return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
+    return roga_perturbations(list(domain_grads), g, rho, alpha, ascent)
 
 
 @dataclass
