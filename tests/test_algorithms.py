@@ -11,21 +11,9 @@ from torch import nn
 from torch.func import functional_call
 
 from workbench.algorithms import ALGORITHMS, DEFAULT_HPARAMS, build_algorithm, resolve_hparams
+from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
-
-
-def mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2)).double()
-
-
-def cnn_with_bn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
-    )
 
 
 def domain_batches(k: int = 3, n: int = 5, dtype=torch.float64, image: bool = False):
@@ -111,7 +99,7 @@ def test_roga_differs_from_sagm_and_erm():
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_running_stats_change_only_from_clean_passes(name):
-    model = cnn_with_bn()
+    model = cnn_with_bn(dtype=torch.float32)
     batches = domain_batches(dtype=torch.float32, image=True)
     reference = copy.deepcopy(model).train()
     with torch.no_grad():
@@ -131,7 +119,7 @@ def test_running_stats_change_only_from_clean_passes(name):
 @pytest.mark.parametrize("name", ["sam", "sagm", "roga"])
 def test_weights_restored_exactly_after_ascent(name):
     """With a zero learning rate the update must leave every weight bit-identical."""
-    model = cnn_with_bn()
+    model = cnn_with_bn(dtype=torch.float32)
     before = copy.deepcopy(model.state_dict())
     hp = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.7, "alpha": 0.3}
     build_algorithm(name, model, hp).update(domain_batches(dtype=torch.float32, image=True))
@@ -207,7 +195,7 @@ def test_concurrent_domain_passes_give_the_method_card_update(switches):
 
 def test_concurrent_domain_passes_merge_running_stats_in_domain_order():
     """Private BN buffers merged afterwards equal the sequential clean passes' running statistics."""
-    model = cnn_with_bn().double()
+    model = cnn_with_bn(dtype=torch.float32).double()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = 0.3
@@ -224,7 +212,7 @@ def test_concurrent_domain_passes_merge_running_stats_in_domain_order():
 
 
 def test_concurrent_domain_passes_refuse_cumulative_bn_average():
-    model = cnn_with_bn()
+    model = cnn_with_bn(dtype=torch.float32)
     model[1].momentum = None
     algo = build_algorithm("roga", model, {"domain_passes": "concurrent"})
     with pytest.raises(ValueError, match="momentum"):
@@ -232,7 +220,7 @@ def test_concurrent_domain_passes_refuse_cumulative_bn_average():
 
 
 def test_concurrent_weights_bit_identical_with_zero_lr():
-    model = cnn_with_bn()
+    model = cnn_with_bn(dtype=torch.float32)
     before = copy.deepcopy(model.state_dict())
     hp = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.7, "alpha": 0.3,
           "domain_passes": "concurrent"}
@@ -246,7 +234,7 @@ def test_perturbed_parameters_are_separate_allocations():
     from workbench.algorithms.domain_passes import perturbed_parameters
     from workbench.algorithms.param_vector import ParamVector
 
-    model = cnn_with_bn().to(memory_format=torch.channels_last)
+    model = cnn_with_bn(dtype=torch.float32).to(memory_format=torch.channels_last)
     vector = ParamVector(model)
     epsilon = torch.randn(sum(vector.numels))
     point = perturbed_parameters(vector, epsilon)
@@ -274,7 +262,7 @@ def test_concurrent_passes_match_sequential_on_a_timm_efficientnet():
                                          ("roga", "concurrent")])
 def test_channels_last_changes_layout_not_update(name, passes):
     batches = domain_batches(image=True)
-    plain, nhwc = cnn_with_bn().double(), cnn_with_bn().double()
+    plain, nhwc = cnn_with_bn(dtype=torch.float32).double(), cnn_with_bn(dtype=torch.float32).double()
     hp = sgd_unit_step(domain_passes=passes)
     build_algorithm(name, plain, hp).update(batches)
     algo = build_algorithm(name, nhwc, {**hp, "channels_last": True})
@@ -288,7 +276,7 @@ def test_channels_last_changes_layout_not_update(name, passes):
 def test_param_vector_views_follow_parameter_memory_layout():
     from workbench.algorithms.param_vector import ParamVector
 
-    model = cnn_with_bn().to(memory_format=torch.channels_last)
+    model = cnn_with_bn(dtype=torch.float32).to(memory_format=torch.channels_last)
     vector = ParamVector(model)
     flat = torch.randn(sum(vector.numels))
     views = vector.views(flat)
@@ -322,7 +310,7 @@ def test_tf32_math_restores_global_flags():
 
 
 def test_algorithm_deep_copies_after_an_update():
-    algo = build_algorithm("roga", cnn_with_bn(), {"domain_passes": "concurrent"})
+    algo = build_algorithm("roga", cnn_with_bn(dtype=torch.float32), {"domain_passes": "concurrent"})
     algo.update(domain_batches(dtype=torch.float32, image=True))
     clone = copy.deepcopy(algo)
     assert clone._graphed is None

@@ -14,20 +14,12 @@ import time
 
 import pytest
 import torch
-from torch import nn
 
 from workbench.algorithms import build_algorithm
 from workbench.analysis.callbacks import DEFAULT_ALIGNMENT_EVERY, AlignmentCallback
 from workbench.analysis.gradients import alignment_summary
 from workbench.models import create_model
-
-
-def cnn_with_bn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
-    ).double()
+from tiny_models import cnn_with_bn
 
 
 def domain_batches(k: int, n: int, size: int, dtype=torch.float64, seed: int = 1):

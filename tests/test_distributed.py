@@ -19,15 +19,11 @@ from torch import nn
 
 from workbench.algorithms import build_algorithm
 from workbench.training.distributed import DistContext, init_distributed
+from tiny_models import mlp
 
 WORLD = 2
 NAMES = ("erm", "sam", "sagm", "roga")
 HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05}
-
-
-def mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2)).double()
 
 
 def global_batches(k: int = 3, n: int = 4):

@@ -22,21 +22,9 @@ from workbench.analysis.gradients import (
     per_domain_perturbed_loss,
 )
 from workbench.models import create_model
+from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
-
-
-def mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 2)).double()
-
-
-def cnn_with_bn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
-    ).double()
 
 
 def domain_batches(k: int = 3, n: int = 6, image: bool = False):

@@ -17,14 +17,7 @@ from workbench.analysis.landscape import (
     loss_grid_1d,
     loss_grid_2d,
 )
-
-
-def cnn_with_bn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
-    ).double()
+from tiny_models import cnn_with_bn
 
 
 def batch(n: int = 10):

@@ -11,14 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.analysis.sharpness import epsilon_sharpness, sharpness_per_domain
-
-
-def cnn_with_bn() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
-    ).double()
+from tiny_models import cnn_with_bn
 
 
 def domain_batches(k: int = 2, n: int = 6):
