@@ -75,6 +75,29 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[
     return base
 
 
+_MISSING = object()
+
+
+def config_differences(
+    saved: Any, requested: Any, default: Any = None, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Any, Any]]:
+    """``(key path, saved value, requested value)`` wherever two configs differ.
+
+    A key the saved config lacks counts as its value in ``default`` (a config of defaults, e.g.
+    :data:`DEFAULT_CONFIG`, so runs saved before a key existed compare equal to its default).
+    """
+    if saved is _MISSING:
+        saved = default
+    if isinstance(saved, dict) and isinstance(requested, dict):
+        defaults = default if isinstance(default, dict) else {}
+        out = []
+        for key in sorted(set(saved) | set(requested), key=str):
+            out += config_differences(saved.get(key, _MISSING), requested.get(key), defaults.get(key),
+                                      prefix + (str(key),))
+        return out
+    return [] if saved == requested else [(prefix, saved, requested)]
+
+
 def parse_override(item: str) -> dict[str, Any]:
     """``"train.steps=50"`` → ``{"train": {"steps": 50}}`` (the value is parsed as YAML)."""
     if "=" not in item:

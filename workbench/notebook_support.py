@@ -44,7 +44,7 @@ from torch import nn
 
 from workbench.analysis.attribution import GradCAM, localisation_by_domain
 from workbench.analysis.callbacks import callbacks_from_config
-from workbench.config import DEFAULT_CONFIG, load_config
+from workbench.config import DEFAULT_CONFIG, config_differences, load_config
 from workbench.data.augment import normalize
 from workbench.data.images import load_image
 from workbench.data.manifest import ManifestError, domain_roles, read_manifest
@@ -168,24 +168,6 @@ def training_config(
     return config, tiny
 
 
-_MISSING = object()
-
-
-def _differences(
-    saved: Any, requested: Any, default: Any, prefix: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], Any, Any]]:
-    """Paths where ``saved`` and ``requested`` differ; a key the saved config lacks counts as its ``default``."""
-    if saved is _MISSING:
-        saved = default
-    if isinstance(saved, dict) and isinstance(requested, dict):
-        defaults = default if isinstance(default, dict) else {}
-        out = []
-        for key in sorted(set(saved) | set(requested), key=str):
-            out += _differences(saved.get(key, _MISSING), requested.get(key), defaults.get(key), prefix + (str(key),))
-        return out
-    return [] if saved == requested else [(prefix, saved, requested)]
-
-
 def check_reusable(run_dir: str | Path, config: Mapping[str, Any]) -> None:
     """Raise :class:`RunMismatchError` naming every key where ``run_dir``'s saved config differs from ``config``.
 
@@ -195,7 +177,7 @@ def check_reusable(run_dir: str | Path, config: Mapping[str, Any]) -> None:
     if not saved:
         raise RunMismatchError(f"{run_dir}: no config.yaml, so it cannot be reused as a run")
     requested = yaml.safe_load(yaml.safe_dump(dict(config), sort_keys=False))
-    changed = [d for d in _differences(saved, requested, DEFAULT_CONFIG) if d[0] not in REUSE_IGNORED]
+    changed = [d for d in config_differences(saved, requested, DEFAULT_CONFIG) if d[0] not in REUSE_IGNORED]
     if changed:
         details = "; ".join(f"{'.'.join(path)}: saved {old!r}, requested {new!r}" for path, old, new in changed)
         raise RunMismatchError(

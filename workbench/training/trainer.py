@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, build_algorithm
-from workbench.config import dump_config
+from workbench.config import config_differences, dump_config
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
@@ -76,19 +76,6 @@ def synthetic_manifest(settings: dict[str, Any]) -> Path:
     frames = options.pop("frames_per_video")
     tag = f"v{videos}-f{frames}-{options.get('size', 64)}px-seed{options.get('seed', 0)}"
     return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
-
-
-def _differences(a: dict, b: dict, prefix: tuple = ()) -> list[tuple]:
-    keys = set(a) | set(b)
-    out = []
-    for key in sorted(keys, key=str):
-        path = prefix + (key,)
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, path)
-        elif va != vb:
-            out.append(path)
-    return out
 
 
 class Trainer:
@@ -217,7 +204,7 @@ class Trainer:
         if not last.exists():
             return 0, {"step": -1, "score": -math.inf}
         saved = yaml.safe_load((self.run_dir / "config.yaml").read_text())
-        changed = [p for p in _differences(saved, self.config) if p[:2] not in RESUMABLE_CHANGES]
+        changed = [path for path, _, _ in config_differences(saved, self.config) if path[:2] not in RESUMABLE_CHANGES]
         if changed:
             names = [".".join(map(str, p)) for p in changed]
             raise ValueError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {names}")
