@@ -12,6 +12,8 @@ steps come first (with ``cuda_graph`` the first two are eager and the third capt
 JSON line per algorithm with ``algorithm``, ``img_s``, ``ms_per_step``, ``peak_mem_gib`` (CUDA: peak
 allocated memory of that algorithm's run; CPU: the process's peak resident memory so far) and
 ``ratio_to_erm`` (img/s over ERM's in the same invocation; null without ERM), plus the configuration.
+With ``--repeats N`` the algorithms are timed in N alternating rounds and each line is the median
+run, with every run's img/s in ``img_s_runs``; ``--threads`` sets PyTorch's CPU thread count.
 """
 
 from __future__ import annotations
@@ -75,31 +77,44 @@ def random_batches(config: BenchConfig) -> list[tuple[torch.Tensor, torch.Tensor
     return batches
 
 
-def bare_step(config: BenchConfig) -> Callable[[], None]:
-    """A plain timm training step on the pooled batch, configured like the algorithms' defaults."""
-    from workbench.algorithms.base import tf32_math
+def bare_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str,
+                       channels_last: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """A plain timm training step on one pooled batch: forward, cross-entropy, backward, ``step()``,
+    ``zero_grad()`` and one ``loss.item()`` (the trainer's one synchronisation), with the
+    algorithms' precision rules (``auto`` = bf16 autocast on CUDA) and memory layout."""
+    from workbench.algorithms.base import full_precision, tf32_math
 
-    model = create_model(config.backbone, num_classes=2).to(config.device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
-    batches = random_batches(config)
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
-    if config.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    device_type = torch.device(config.device).type
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and device_type == "cuda")
+    device_type = next(model.parameters()).device.type
+    bf16 = precision == "bf16" or (precision == "auto" and device_type == "cuda")
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
 
-    def step() -> None:
-        with tf32_math(config.precision == "tf32"):
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with tf32_math(precision == "tf32"):
             with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(full_precision(logits), y)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         loss.item()
+
+    return step
+
+
+def bare_step(config: BenchConfig) -> Callable[[], None]:
+    """:func:`bare_training_step` on the pooled random batch, with the algorithms' default optimizer."""
+    model = create_model(config.backbone, num_classes=2).to(config.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
+    batches = random_batches(config)
+    x = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    train_step = bare_training_step(model, optimizer, config.precision, config.channels_last)
+
+    def step() -> None:
+        train_step(x, y)
 
     step.model = model
     return step
@@ -167,14 +182,26 @@ def measure(config: BenchConfig, name: str) -> dict:
     return result
 
 
-def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None) -> list[dict]:
-    """Measure ``algorithms`` (ERM first when present, so every line can carry ``ratio_to_erm``)."""
+def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None,
+        repeats: int = 1) -> list[dict]:
+    """Measure ``algorithms`` ``repeats`` times in alternation (ERM first in each round).
+
+    Each algorithm's line is its median run (by img/s) plus ``img_s_runs``, every run's img/s;
+    ``ratio_to_erm`` compares medians. Alternating rounds spread slow drifts of a shared machine
+    (frequency, other jobs) over all algorithms instead of penalising whichever runs first.
+    """
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1 (got {repeats})")
     order = sorted(algorithms, key=lambda a: a != "erm")
-    results, erm = [], None
+    runs: dict[str, list[dict]] = {name: [] for name in order}
+    for _ in range(repeats):
+        for name in order:
+            runs[name].append(measure(config, name))
+    medians = {name: median_run(found) for name, found in runs.items()}
+    erm = medians["erm"]["img_s"] if "erm" in medians else None
+    results = []
     for name in order:
-        result = measure(config, name)
-        if name == "erm":
-            erm = result["img_s"]
+        result = {**medians[name], "img_s_runs": [r["img_s"] for r in runs[name]], "repeats": repeats}
         result["ratio_to_erm"] = None if erm is None else result["img_s"] / erm
         if emit is not None:
             emit(result)
@@ -182,7 +209,13 @@ def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], N
     return results
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str]]:
+def median_run(runs: Sequence[dict]) -> dict:
+    """The run with the median img/s (the lower middle one for an even count)."""
+    ranked = sorted(runs, key=lambda r: r["img_s"])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str], int, int | None]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput",
         description="Time the update() of ERM, SAM, SAGM and RoGA (and a bare timm loop) on random data; "
@@ -206,7 +239,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
     parser.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
                         help="use cuDNN's heuristics instead of autotuning each convolution shape")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="alternating rounds over the algorithms; each line reports the median run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads before timing (CPU runs: 1 avoids oversubscription)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1 (got {args.repeats})")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1 (got {args.threads})")
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     unknown = sorted(set(algorithms) - set(ALGORITHMS))
     if unknown or not algorithms:
@@ -220,12 +261,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
         )
     except ValueError as error:
         parser.error(str(error))
-    return config, algorithms
+    return config, algorithms, args.repeats, args.threads
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config, algorithms = parse_args(argv)
-    run(config, algorithms, emit=lambda r: print(json.dumps(r), flush=True))
+    config, algorithms, repeats, threads = parse_args(argv)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    run(config, algorithms, emit=lambda r: print(json.dumps({**r, "threads": torch.get_num_threads()}), flush=True),
+        repeats=repeats)
     return 0
 
 

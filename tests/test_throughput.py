@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.throughput import ALGORITHMS, BenchConfig, main, parse_args
+from benchmarks.throughput import ALGORITHMS, BenchConfig, median_run, main, parse_args
 
 TINY = ["--device", "cpu", "--backbone", "test_resnet", "--size", "32", "--batch", "8", "--domains", "4",
         "--steps", "2", "--warmup", "0", "--precision", "fp32"]
@@ -28,6 +28,21 @@ def test_cli_prints_one_json_line_per_algorithm(capsys):
         assert (r["backbone"], r["batch"], r["domains"], r["device"]) == ("test_resnet", 8, 4, "cpu")
 
 
+def test_repeats_alternate_and_report_themedian_run(capsys):
+    assert main(TINY + ["--algorithms", "bare,erm", "--steps", "1", "--repeats", "3", "--threads", "1"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["algorithm"] for r in lines] == ["erm", "bare"]
+    for r in lines:
+        assert len(r["img_s_runs"]) == 3 and r["repeats"] == 3 and r["threads"] == 1
+        assert r["img_s"] == sorted(r["img_s_runs"])[1]
+    assert lines[1]["ratio_to_erm"] == pytest.approx(lines[1]["img_s"] / lines[0]["img_s"])
+
+
+def test_themedian_run_of_an_even_count_is_the_lower_middle_one():
+    runs = [{"img_s": v, "tag": i} for i, v in enumerate([5.0, 1.0, 3.0, 4.0])]
+    assert median_run(runs) == {"img_s": 3.0, "tag": 2}
+
+
 def test_ratio_is_null_without_erm(capsys):
     assert main(TINY + ["--algorithms", "bare", "--steps", "1"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
@@ -41,5 +56,8 @@ def test_bad_arguments_are_refused_with_the_value_at_fault(capsys):
     with pytest.raises(SystemExit):
         parse_args(TINY + ["--batch", "10"])
     assert "--batch 10" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(TINY + ["--repeats", "0"])
+    assert "--repeats must be >= 1 (got 0)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--domains 3"):
         BenchConfig(batch=8, domains=3)

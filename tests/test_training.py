@@ -27,7 +27,12 @@ def test_run_directory_has_everything_the_records_doc_promises(tiny_config, tmp_
     groups = set(records[0]["eval"])
     assert {"source_val", "source_test", "target/D-T", "source_val/D-A", "source_test/D-C"} <= groups
     assert records[0]["eval"]["target/D-T"]["n_fake"] == 6 and records[0]["eval"]["target/D-T"]["n_real"] == 6
-    assert {"loss", "loss_perturbed", "img_s", "lr"} <= set(records[0]["train"])
+    assert {"loss", "loss_perturbed", "img_s", "step_ms", "data_ms", "lr"} <= set(records[0]["train"])
+    for record in records:
+        timing = record["train"]
+        images_per_step = tiny_config["data"]["batch_size"]
+        assert timing["img_s"] * timing["step_ms"] / 1000.0 == pytest.approx(images_per_step)
+        assert 0.0 < timing["data_ms"] < timing["step_ms"]
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert state["step"] == 6 and set(state) >= {"model", "optimizer", "rng_cpu"}
 
@@ -61,14 +66,42 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tin
     Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
     good = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     trainer = Trainer(tiny_config, tmp_path / "run")
-    original = trainer.algorithm.update
-    trainer.algorithm.update = lambda batches: {**original(batches), "loss": math.nan}
+    original = trainer.algorithm.launch
+    trainer.algorithm.launch = lambda batches: {**original(batches), "loss": torch.tensor(math.nan)}
     with pytest.raises(NonFiniteLossError, match="step 4.*last good checkpoint"):
         trainer.fit()
     kept = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert kept["step"] == good["step"] == 3
     for key in good["model"]:
         assert torch.equal(kept["model"][key], good["model"][key])
+
+
+def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config, tmp_path, monkeypatch):
+    import workbench.training.trainer as trainer_module
+
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    events = []
+    fetch, launch, read = trainer.domain_batches, trainer.algorithm.launch, trainer_module.as_floats
+
+    def fetched(step):
+        events.append(("fetch", step))
+        return fetch(step)
+
+    def launched(batches):
+        events.append(("launch",))
+        return launch(batches)
+
+    def read_stats(stats):
+        events.append(("read",))
+        return read(stats)
+
+    monkeypatch.setattr(trainer, "domain_batches", fetched)
+    monkeypatch.setattr(trainer.algorithm, "launch", launched)
+    monkeypatch.setattr(trainer_module, "as_floats", read_stats)
+    trainer.fit(stop_at_step=3)
+    assert events == [("fetch", 1), ("launch",), ("fetch", 2), ("read",),
+                      ("launch",), ("fetch", 3), ("read",),
+                      ("launch",), ("fetch", 4), ("read",)]
 
 
 def test_finished_runs_are_not_overwritten(tiny_config, tmp_path):

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.algorithms.base import Algorithm, DomainBatches
+from workbench.algorithms.base import Algorithm, DomainBatches, as_floats
 from workbench.algorithms.erm import ERM
 from workbench.algorithms.hparams import DEFAULT_HPARAMS, resolve_hparams
 from workbench.algorithms.roga import RoGA
@@ -33,6 +33,7 @@ __all__ = [
     "RoGA",
     "SAGM",
     "SAM",
+    "as_floats",
     "build_algorithm",
     "resolve_hparams",
 ]

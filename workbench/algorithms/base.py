@@ -84,14 +84,21 @@ class Algorithm(nn.Module):
 
     def update(self, minibatches: DomainBatches) -> dict[str, float]:
         """One update on one ``(x_k, y_k)`` batch per source domain; returns float statistics."""
+        return as_floats(self.launch(minibatches))
+
+    def launch(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
+        """Enqueue one update (eagerly or as a CUDA-graph replay) without waiting for the device.
+
+        Returns the statistics as 0-d tensors, valid until the next ``launch``: read them (e.g. with
+        :func:`as_floats`) after queuing other work, such as the next batch's host-to-device copy, so
+        that the host prepares it while the device computes this update.
+        """
         if len(minibatches) == 0:
             raise ValueError("update() needs at least one domain batch")
         with tf32_math(self.hparams["precision"] == "tf32"):
             if self.uses_cuda_graph(minibatches):
-                stats = self.graphed_step(minibatches, id(self.distributed))
-            else:
-                stats = self.step(minibatches)
-        return as_floats(stats)
+                return self.graphed_step(minibatches, id(self.distributed))
+            return self.step(minibatches)
 
     def uses_cuda_graph(self, minibatches: DomainBatches) -> bool:
         """Whether this update goes through :class:`GraphedStep` (CUDA inputs, ``cuda_graph`` on)."""

@@ -20,7 +20,7 @@ import yaml
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from workbench.algorithms import Algorithm, build_algorithm
+from workbench.algorithms import Algorithm, as_floats, build_algorithm
 from workbench.config import config_differences, dump_config
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
@@ -151,7 +151,13 @@ class Trainer:
 
     def prepare_batches(self, images: torch.Tensor, labels: torch.Tensor, step: int,
                         sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """uint8 images of one step → augmented, normalised per-domain ``(x_k, y_k)`` on the device."""
+        """uint8 images of one step → augmented, normalised per-domain ``(x_k, y_k)`` on the device.
+
+        On CUDA the images are copied from pinned memory: a copy from pageable memory would first wait
+        for the update still running on the device, undoing the overlap :meth:`fit` arranges.
+        """
+        if self.device.type == "cuda" and not images.is_pinned():
+            images, labels = images.pin_memory(), labels.pin_memory()
         x = images.to(self.device, non_blocking=True).float() / 255.0
         if self.augment is not None:
             x = self.augment(x, step_generator(self.config["train"]["seed"], step, stream=1))
@@ -249,11 +255,19 @@ class Trainer:
         started = time.perf_counter()
         progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
                         disable=not (train["progress"] and main), dynamic_ncols=True)
+        steps = self.iterate_steps(start + 1, total)
         try:
-            for step, batches in self.iterate_steps(start + 1, total):
-                t0 = time.perf_counter()
-                stats = self.dist.mean_stats(self.algorithm.update(batches))
-                window.add(stats, sum(len(y) for _, y in batches) * self.dist.world_size, time.perf_counter() - t0)
+            tick = time.perf_counter()
+            upcoming = next(steps, None)
+            while upcoming is not None:
+                step, batches = upcoming
+                launched = self.algorithm.launch(batches)
+                fetch_started = time.perf_counter()
+                upcoming = next(steps, None)  # prepared on the host while the device computes this update
+                data_s = time.perf_counter() - fetch_started
+                stats = self.dist.mean_stats(as_floats(launched))
+                images = sum(len(y) for _, y in batches) * self.dist.world_size
+                window.add(stats, images, time.perf_counter() - tick, data_s)
                 if not math.isfinite(stats["loss"]):
                     raise NonFiniteLossError(self._non_finite_message(stats["loss"], step, saved_step))
                 if main:
@@ -271,6 +285,7 @@ class Trainer:
                     self.dist.barrier()
                 if stop_at_step is not None and step >= stop_at_step:
                     return self.run_dir
+                tick = time.perf_counter()
         finally:
             progress.close()
         if main:
@@ -304,8 +319,7 @@ class Trainer:
             "wall_s": wall_s,
             "algorithm": self.config["algorithm"]["name"],
             "seed": self.config["train"]["seed"],
-            "train": {**window.means(), "lr": self.algorithm.optimizer.param_groups[0]["lr"],
-                      "img_s": window.images_per_second()},
+            "train": {**window.means(), "lr": self.algorithm.optimizer.param_groups[0]["lr"], **window.timing()},
             "eval": results,
             "callbacks_s": callbacks_s,
         }
@@ -347,24 +361,35 @@ class _StepRows(Sampler):
 
 
 class _Window:
-    """Training statistics accumulated between two evaluations."""
+    """Training statistics accumulated between two evaluations.
+
+    ``seconds`` is the training loop's wall time (sampling, decoding, augmentation, the update and its
+    synchronisation; evaluation, checkpoints and callbacks excluded); ``data_seconds`` the part of it
+    the host spent preparing the next step's batch, overlapped with the device's work on CUDA.
+    """
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = defaultdict(float)
-        self.steps, self.images, self.seconds = 0, 0, 0.0
+        self.steps, self.images, self.seconds, self.data_seconds = 0, 0, 0.0, 0.0
 
-    def add(self, stats: dict[str, float], images: int, seconds: float) -> None:
+    def add(self, stats: dict[str, float], images: int, seconds: float, data_seconds: float) -> None:
         for key, value in stats.items():
             self.sums[key] += value
         self.steps += 1
         self.images += images
         self.seconds += seconds
+        self.data_seconds += data_seconds
 
     def means(self) -> dict[str, float]:
         return {key: value / self.steps for key, value in self.sums.items()} if self.steps else {}
 
-    def images_per_second(self) -> float | None:
-        return self.images / self.seconds if self.seconds else None
+    def timing(self) -> dict[str, float | None]:
+        """``img_s`` of the training loop, and milliseconds per step: all of it and the data part."""
+        if not self.steps:
+            return {"img_s": None, "step_ms": None, "data_ms": None}
+        return {"img_s": self.images / self.seconds if self.seconds else None,
+                "step_ms": 1000.0 * self.seconds / self.steps,
+                "data_ms": 1000.0 * self.data_seconds / self.steps}
 
 
 def _fmt(value: float | None) -> str:
