@@ -7,7 +7,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from workbench.models import create_model, penultimate_features
+from workbench.models import backbone_normalization, create_model, input_normalization, penultimate_features
 
 
 def test_any_timm_backbone_gets_two_logits():
@@ -34,3 +34,16 @@ def test_no_hub_downloads_and_clear_errors(tmp_path):
         create_model("test_resnet", pretrained=tmp_path / "missing.pth")
     with pytest.raises(ValueError, match="unknown timm model"):
         create_model("not_a_model")
+
+
+@pytest.mark.parametrize("name", ["legacy_xception", "efficientnet_b4", "test_resnet"])
+def test_backbone_normalization_reads_the_built_models_statistics_without_weights(name):
+    expected = input_normalization(create_model(name))
+    assert backbone_normalization(name) == expected
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert (expected == imagenet) == (name == "efficientnet_b4")
+
+
+def test_backbone_normalization_refuses_unknown_names():
+    with pytest.raises(ValueError, match="no_such_net"):
+        backbone_normalization("no_such_net")

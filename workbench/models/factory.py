@@ -69,3 +69,16 @@ def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[floa
     mean = tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406)))
     std = tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225)))
     return mean, std
+
+
+def backbone_normalization(name: str, **kwargs: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """:func:`input_normalization` of a named backbone, read without allocating its weights.
+
+    The model is built on PyTorch's ``meta`` device, so this is cheap even for large backbones; use it
+    where images must be prepared for a model that is not loaded yet (analysis batches of a run).
+    """
+    if name not in timm.list_models() and not timm.is_model(name):
+        raise ValueError(f"unknown timm model {name!r}")
+    with torch.device("meta"):
+        model = timm.create_model(name, pretrained=False, **kwargs)
+    return input_normalization(model)

@@ -1,0 +1,36 @@
+"""A run directory's inputs and outputs as objects: the manifest it trained on, and its trained model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from workbench.data.manifest import read_manifest
+from workbench.models import create_model
+from workbench.training.checkpoint import load_checkpoint
+from workbench.training.report import read_config
+from workbench.training.trainer import BEST, synthetic_manifest
+
+
+def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, Path]:
+    """The validated manifest a config trains on (the embedded benchmark is generated if needed) and its root."""
+    data = config["data"]
+    path = data["manifest"] or synthetic_manifest(data["synthetic"])
+    return read_manifest(path, data["root"], check_files=check_files)
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:
+    """The run's backbone with the weights of ``checkpoints/<checkpoint>`` (default: the selected one), in eval mode."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if not config:
+        raise FileNotFoundError(f"{run_dir / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
+    model = create_model(config["model"]["name"], pretrained=False, **(config["model"].get("kwargs") or {}))
+    state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=device)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
