@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if "correctness" not in skip:
         correctness(suite, args.quick)
     if "trainer" not in skip and not suite.over_budget():
-        trainer_overhead(suite, steps=2 * args.steps)
+        trainer_overhead(suite, steps=args.steps)
     if "throughput" not in skip:
         throughput(suite, only, args.steps, args.cudnn_benchmark)
     if "nccl" not in skip and not suite.over_budget():

@@ -15,9 +15,12 @@ from torch import nn
 from workbench.analysis.attribution import (
     GradCAM,
     default_layer_name,
+    gradcam_maps,
     localisation_by_domain,
     localisation_scores,
+    localisation_table,
 )
+from workbench.data.frames import Frames
 
 
 def _model(name: str, **kwargs) -> nn.Module:
@@ -242,3 +245,28 @@ def test_localisation_input_errors():
         localisation_scores(-np.ones((1, 2, 2)), np.ones((1, 2, 2)))
     with pytest.raises(ValueError, match="3 domain names for 2 CAMs"):
         localisation_by_domain(np.ones((2, 2, 2)), np.ones((2, 2, 2)), ["A", "B", "C"])
+
+
+def test_gradcam_maps_feed_each_model_its_own_normalisation_and_tabulate_by_domain():
+    resnet, xception = _model("test_resnet"), _model("legacy_xception")  # different pretrained_cfg mean/std
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 64, 64), generator=gen, dtype=torch.uint8)
+    masks = np.zeros((3, 64, 64))
+    masks[:, :32] = 1.0
+    frames = Frames(pd.DataFrame({"domain": ["A", "A", "B"], "label": [1, 1, 1]}), images, masks)
+    cams = gradcam_maps({"resnet": resnet, "xception": xception}, frames)
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    for name, model in (("resnet", resnet), ("xception", xception)):
+        x = (images.float() / 255.0 - 0.5) / 0.5  # both backbones are trained with mean = std = 0.5
+        expected = GradCAM(model).attribute(x, target=1, normalize=True)[:, 0].numpy()
+        np.testing.assert_allclose(cams[name], expected, atol=1e-6)
+    # ImageNet statistics would have given the resnet clearly different maps.
+    wrong = GradCAM(resnet).attribute(frames.inputs(*imagenet), target=1, normalize=True)[:, 0].numpy()
+    assert np.abs(cams["resnet"] - wrong).max() > 0.05
+    table = localisation_table(cams, frames)
+    assert list(zip(table["algorithm"], table["domain"])) == [("resnet", "A"), ("resnet", "B"),
+                                                             ("xception", "A"), ("xception", "B")]
+    direct = localisation_by_domain(cams["xception"], masks, frames.domains)
+    row = table[(table["algorithm"] == "xception") & (table["domain"] == "B")].iloc[0]
+    assert row["energy_in_mask"] == pytest.approx(direct.loc["B", "energy_in_mask"])
+    assert row["mask_fraction"] == pytest.approx(0.5) and row["n"] == 1

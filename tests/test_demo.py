@@ -24,6 +24,10 @@ def test_demo_writes_a_comparison_report(tmp_path):
         assert (tmp_path / "demo" / name / "done").exists()
     text = report.read_text()
     assert "| erm |" in text and "| roga |" in text and "comparison.png" in text
+    assert "| source_test | target/SYN-COMPRESS | target/SYN-SEAMLESS |" in text  # the library's results table
+    erm = table.loc["erm"]
+    assert f"- erm (step {erm['step']:.0f}): held-out mean {erm['held_out_mean']:.3f}, gap {erm['gap']:.3f}" in text
+    assert "Total wall time" in text
     png = (tmp_path / "demo" / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     expected_gap = table.loc["erm", "source_test"] - table.loc["erm", "held_out_mean"]

@@ -25,20 +25,16 @@ import yaml
 from PIL import Image
 
 from conftest import write_tiny_dataset
-from workbench.data.manifest import ManifestError
+from workbench.data.frames import Frames
 from workbench.notebook_support import (
     PROJECT_ROOT,
-    Frames,
     LiveTraining,
     RunMismatchError,
     check_reusable,
     gallery_inputs,
-    held_out_table,
-    image_grid,
     merge_overrides,
     misclassified,
     notebook_config,
-    pick_frames,
     steps_for_epochs,
     train_runs,
 )
@@ -189,25 +185,6 @@ def test_check_reusable_names_differences_and_accepts_new_default_keys(tmp_path:
         check_reusable(tmp_path / "missing", config)
 
 
-def test_pick_frames_prefers_distinct_videos_and_is_seeded() -> None:
-    rows = [dict(path=f"{d}/{v}/{f}.png", label=1, domain=d, video=f"{d}{v}", split="test", dataset="X")
-            for d in ("A", "B") for v in range(3) for f in range(4)]
-    manifest = pd.DataFrame(rows)
-    picked = pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=0)
-    assert list(picked["domain"]) == ["B"] * 5 + ["A"] * 5
-    for _, domain_rows in picked.groupby("domain"):
-        assert domain_rows["video"].iloc[:3].nunique() == 3  # one frame of every video before any repeat
-        assert domain_rows["path"].is_unique
-    assert picked.equals(pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=0))
-    alone = pick_frames(manifest, 5, ["A"], split="test", label=1, seed=0)
-    assert list(alone["path"]) == list(picked[picked["domain"] == "A"]["path"])  # independent of the other domains
-    assert not picked.equals(pick_frames(manifest, 5, ["B", "A"], split="test", label=1, seed=1))
-    with pytest.raises(ManifestError, match=r"\['C'\]"):
-        pick_frames(manifest, 1, ["C"])
-    with pytest.raises(ManifestError, match="domain 'A' has no frames"):
-        pick_frames(manifest, 1, ["A"], label=0)
-
-
 def test_steps_for_epochs_counts_fakes_seen() -> None:
     class Sampler:  # 4 domains x 3 fakes per step; 40 distinct training fakes
         n_fake = 3
@@ -242,22 +219,7 @@ def test_misclassified_sorts_confident_mistakes_and_attaches_masks(tmp_path: Pat
     assert list(misclassified(tmp_path, limit=1)["path"]) == ["d.png"]
 
 
-def test_held_out_table_arranges_groups_by_kind() -> None:
-    rows = []
-    for algorithm, base in (("erm", 0.7), ("roga", 0.8)):
-        for group, shift in (("target/C", -0.2), ("source_test", 0.1), ("target/H", -0.1)):
-            mean = base + shift
-            rows.append(dict(selection="source_val", algorithm=algorithm, backbone="r", variant="", group=group,
-                             mean=mean, std=0.01, ci_low=mean - 0.05, ci_high=mean + 0.05))
-    rows.append({**rows[0], "selection": "oracle", "mean": 0.99})
-    table = held_out_table(pd.DataFrame(rows), {"target/H": "held-out manipulation", "target/C": "cross-dataset"})
-    assert list(table.columns) == [("source", "source_test"), ("held-out manipulation", "target/H"),
-                                   ("cross-dataset", "target/C")]
-    assert list(table.index) == ["erm", "roga"]
-    assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.65]"
-
-
-def test_gallery_inputs_and_image_grid_check_their_inputs() -> None:
+def test_gallery_inputs_check_their_titles() -> None:
     frames = Frames(pd.DataFrame({"domain": ["A", "B"], "label": [1, 1]}),
                     torch.zeros(2, 3, 8, 8, dtype=torch.uint8), np.zeros((2, 8, 8)))
     cams = {"erm": np.stack([np.full((8, 8), 1.0), np.full((8, 8), 2.0)])}
@@ -265,12 +227,6 @@ def test_gallery_inputs_and_image_grid_check_their_inputs() -> None:
     assert list(images) == ["A", "B"] and float(maps["erm"]["B"].max()) == 2.0
     with pytest.raises(ValueError, match="unique column titles"):
         gallery_inputs(frames, cams, titles=["x", "x"])
-    figure = image_grid([frames.images[0], frames.masks[1]], ["face", "mask"], columns=2)
-    assert [trace.type for trace in figure.data] == ["image", "image"]
-    with pytest.raises(ValueError, match="2 images but 1 titles"):
-        image_grid([frames.images[0], frames.masks[1]], ["face"], columns=2)
-    with pytest.raises(ValueError, match="mask must lie in"):
-        image_grid([np.full((8, 8), 2.0)], ["bad"], columns=1)
 
 
 @pytest.mark.timeout(120)

@@ -18,7 +18,9 @@ from workbench.training.report import (
     IncompleteRunWarning,
     ReportError,
     collect,
+    figure_summary,
     format_cell,
+    held_out_table,
     report_tables,
     summarise,
     to_markdown,
@@ -156,6 +158,44 @@ def test_format_cell():
     assert format_cell(0.9, math.nan, math.nan, math.nan) == "0.900"
     assert format_cell(math.nan, math.nan, math.nan, math.nan) == "n/a"
 
+
+
+def summary_rows() -> list[dict]:
+    """A hand-made summary: erm and roga on two target groups and source_test, plus one oracle row."""
+    rows = []
+    for algorithm, base in (("erm", 0.7), ("roga", 0.8)):
+        for group, shift in (("target/C", -0.2), ("source_test", 0.1), ("target/H", -0.1)):
+            mean = base + shift
+            rows.append(dict(selection="source_val", algorithm=algorithm, backbone="r", variant="", group=group,
+                             mean=mean, std=0.01, ci_low=mean - 0.05, ci_high=mean + 0.05))
+    rows.append({**rows[0], "selection": "oracle", "mean": 0.99})
+    return rows
+
+
+def test_figure_summary_selects_a_rule_and_labels_variants_and_backbones():
+    rows = summary_rows()
+    rows[3:6] = [{**row, "variant": "algorithm.hparams.rho=0.1"} for row in rows[3:6]]
+    primary = figure_summary(pd.DataFrame(rows))
+    assert list(dict.fromkeys(primary["algorithm"])) == ["erm", "roga (algorithm.hparams.rho=0.1)"]
+    assert len(primary) == 6 and set(primary["selection"]) == {"source_val"}
+    oracle = figure_summary(pd.DataFrame(rows), rule="oracle")
+    assert list(oracle["mean"]) == [0.99]
+    rows[0:3] = [{**row, "backbone": "vit"} for row in rows[0:3]]
+    assert list(dict.fromkeys(figure_summary(pd.DataFrame(rows))["algorithm"])) == [
+        "erm · vit", "roga (algorithm.hparams.rho=0.1) · r"]
+    with pytest.raises(ValueError, match=r"no rows selected by 'lodo'; it has \['oracle', 'source_val'\]"):
+        figure_summary(pd.DataFrame(rows), rule="lodo")
+
+
+def test_held_out_table_arranges_groups_by_kind():
+    kinds = {"target/H": "held-out manipulation", "target/C": "cross-dataset"}
+    table = held_out_table(pd.DataFrame(summary_rows()), kinds)
+    assert list(table.columns) == [("source", "source_test"), ("held-out manipulation", "target/H"),
+                                   ("cross-dataset", "target/C")]
+    assert list(table.index) == ["erm", "roga"]
+    assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.65]"
+    unmapped = held_out_table(pd.DataFrame(summary_rows()), {"target/H": "held-out manipulation"})
+    assert list(unmapped.columns)[-1] == ("target", "target/C")
 
 def _predictions(seed):
     """Target predictions at step 200: 6 real and 6 fake videos, 3 frames each, seed-dependent scores."""

@@ -8,27 +8,34 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+import torch
 from matplotlib.collections import QuadMesh
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from workbench.analysis.landscape import LossCurve, LossSurface
+from workbench.data.frames import Frames
 from workbench.viz import (
     alignment_frame,
     alignment_over_training,
     alignment_over_training_static,
     cosine_heatmap,
     cosine_heatmap_static,
+    counts_figure,
     embedding_scatter,
     embedding_scatter_static,
     eval_frame,
+    frame_gallery,
     gradcam_gallery,
     gradcam_gallery_static,
+    image_grid,
     landscape_contour,
     landscape_contour_static,
     landscape_line,
     landscape_line_static,
     landscape_surface,
+    layerwise_heatmap,
+    localisation_figure,
     results_bars,
     results_bars_static,
     sharpness_vs_rho,
@@ -88,6 +95,21 @@ def test_cosine_heatmap_shows_the_matrix():
     with pytest.raises(ValueError, match="2 names for a 3×3"):
         cosine_heatmap(MATRIX, NAMES[:2])
 
+
+
+def test_layerwise_heatmap_one_panel_per_algorithm():
+    layers = ["stem", "layer1", "head"]
+    erm = pd.DataFrame([[0.1, -0.2], [0.3, 0.4], [0.5, -0.6]], index=layers, columns=["A", "B"])
+    figure = layerwise_heatmap({"erm": erm, "roga": erm * -1})
+    assert [a.text for a in figure.layout.annotations] == ["erm", "roga"]
+    assert [t.type for t in figure.data] == ["heatmap", "heatmap"]
+    np.testing.assert_array_equal(np.asarray(figure.data[1].z), -erm.to_numpy())
+    assert list(figure.data[0].x) == ["A", "B"] and list(figure.data[0].y) == layers
+    assert (figure.data[0].zmin, figure.data[0].zmax) == (-1, 1)
+    assert [t.showscale for t in figure.data] == [False, True]  # one colour bar for the shared scale
+    assert figure.data[1].xaxis == "x2" and figure.layout.height == 120 + 28 * 3
+    with pytest.raises(ValueError, match="no layer-wise tables"):
+        layerwise_heatmap({})
 
 def test_alignment_frame_reads_records_and_run_directories(tmp_path):
     run = tmp_path / "run"
@@ -207,6 +229,26 @@ def test_gradcam_gallery_grid_overlays_and_titles():
         gradcam_gallery({**images, "A": images["A"] - 0.5}, cams)
 
 
+
+def test_localisation_figure_bars_with_the_mask_area_reference():
+    table = pd.DataFrame({
+        "algorithm": ["erm", "erm", "roga", "roga", "roga"],
+        "domain": ["A", "B", "A", "B", "C"],
+        "energy_in_mask": [0.2, 0.4, 0.6, 0.8, np.nan],  # C: no mask, dropped
+        "pointing_game": [0.0, 1.0, 1.0, 1.0, np.nan],
+        "mask_fraction": [0.1, 0.3, 0.1, 0.3, 0.0],
+    })
+    figure = localisation_figure(table)
+    assert [t.name for t in figure.data] == ["erm", "roga", "uniform CAM"]
+    roga = figure.data[1]
+    assert list(roga.x) == ["A", "B"] and list(roga.y) == [0.6, 0.8]
+    assert roga.marker.color == ALGORITHM_COLOURS["roga"]
+    assert list(figure.data[2].x) == ["A", "B"] and list(figure.data[2].y) == [0.1, 0.3]
+    assert figure.layout.barmode == "group" and tuple(figure.layout.yaxis.range) == (0, 1)
+    pointing = localisation_figure(table, value="pointing_game")
+    assert [t.name for t in pointing.data] == ["erm", "roga"]  # the area reference is for energy_in_mask only
+    assert pointing.layout.title.text == "Grad-CAM pointing_game per domain"
+
 def embedding_frame() -> pd.DataFrame:
     rng = np.random.default_rng(1)
     return pd.DataFrame(
@@ -289,6 +331,7 @@ def test_static_variants_draw_the_same_data():
     assert len(scatter.axes[0].collections[0].get_offsets()) == 10
 
     bars = results_bars_static(SUMMARY)
+    assert bars.axes[0].get_title() == "" and results_bars_static(SUMMARY, title="AUC").axes[0].get_title() == "AUC"
     heights = [patch.get_height() for patch in bars.axes[0].patches]
     np.testing.assert_allclose(heights, [0.95, 0.70, 0.96, 0.78])
     errorbars = [c for c in bars.axes[0].containers if isinstance(c, ErrorbarContainer)]
@@ -298,3 +341,49 @@ def test_static_variants_draw_the_same_data():
     curves = training_curves_static(eval_frame({"erm": eval_records(0.0)}), groups=["source_val"])
     assert [ax.get_title() for ax in curves.axes[:2]] == ["train loss", "auc"]
     np.testing.assert_allclose(curves.axes[1].lines[0].get_ydata(), [0.85, 0.9])
+
+
+def test_counts_figure_stacks_splits_per_label():
+    manifest = pd.DataFrame({
+        "domain": ["R"] * 5 + ["F"] * 3,
+        "label": [0] * 5 + [1] * 3,
+        "split": ["train", "train", "train", "val", "test", "train", "test", "test"],
+    })
+    figure = counts_figure(manifest, title="counts")
+    bars = {(t.name, t.xaxis, x): y for t in figure.data for x, y in zip(t.x, t.y)}
+    assert bars == {("train", "x", "R"): 3, ("val", "x", "R"): 1, ("test", "x", "R"): 1,
+                    ("train", "x2", "F"): 1, ("test", "x2", "F"): 2}  # panel 1: real, panel 2: fake
+    assert list(dict.fromkeys(t.name for t in figure.data)) == ["train", "val", "test"]
+    assert figure.layout.title.text == "counts"
+
+
+def test_image_grid_places_images_and_masks_row_major():
+    face = torch.full((3, 4, 4), 200, dtype=torch.uint8)
+    mask = np.zeros((4, 4))
+    mask[:2] = 1.0
+    figure = image_grid([face, mask, np.ones((4, 4, 3))], ["face", "mask", "white"], columns=2, title="grid")
+    assert [t.type for t in figure.data] == ["image"] * 3
+    assert [t.xaxis for t in figure.data] == ["x", "x2", "x3"]  # the third image starts row 2
+    assert [a.text for a in figure.layout.annotations] == ["face", "mask", "white"]
+    np.testing.assert_array_equal(figure.data[0].z, np.full((4, 4, 3), 200))
+    np.testing.assert_array_equal(figure.data[1].z[..., 0], mask * 255)  # a mask is drawn as grey levels
+    assert (figure.layout.width, figure.layout.height) == (130 * 2 + 60, 130 * 2 + 100)
+    with pytest.raises(ValueError, match="2 images but 1 titles"):
+        image_grid([face, mask], ["face"], columns=2)
+    with pytest.raises(ValueError, match="mask must lie in"):
+        image_grid([np.full((8, 8), 2.0)], ["bad"], columns=1)
+    with pytest.raises(ValueError, match="at least one image"):
+        image_grid([], [], columns=1)
+
+
+def test_frame_gallery_titles_frames_and_their_masks():
+    images = torch.stack([torch.full((3, 4, 4), v, dtype=torch.uint8) for v in (10, 20, 30)])
+    masks = np.stack([np.full((4, 4), v) for v in (0.0, 0.5, 1.0)])
+    frames = Frames(pd.DataFrame({"domain": ["A", "A", "B"], "label": [1, 0, 1]}), images, masks)
+    figure = frame_gallery(frames, title="frames")
+    assert [a.text for a in figure.layout.annotations] == ["A · fake", "mask", "A · real", "mask", "B · fake", "mask"]
+    assert figure.data[4].xaxis == "x5" and figure.layout.width == 130 * 4 + 60  # 2 frames (of A) per row
+    assert figure.data[3].z[0, 0, 0] == 128 and figure.data[4].z[0, 0, 0] == 30
+    plain = frame_gallery(frames, masks=False, per_row=3)
+    assert [a.text for a in plain.layout.annotations] == ["A · fake", "A · real", "B · fake"]
+    assert plain.layout.width == 130 * 3 + 60

@@ -1,7 +1,9 @@
 """The demo: ERM and RoGA trained with the same seed and budget, compared on source and held-out domains.
 
-Everything comes from the library (trainer, selection, metrics); this module only orchestrates the
-runs and writes ``report.md`` with a comparison table and a PNG figure.
+Everything comes from the library (trainer, selection, report tables, figures); this module only
+orchestrates the runs and writes ``report.md``: the results table of
+:func:`workbench.training.report.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
+algorithm's held-out mean and gap, and the bars of :func:`workbench.viz.results_bars_static` as a PNG.
 """
 
 from __future__ import annotations
@@ -13,15 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from workbench.training import Trainer  # noqa: E402
-from workbench.training.selection import load_records, select  # noqa: E402
+from workbench.training import Trainer
+from workbench.training.report import report_tables, to_markdown
+from workbench.training.selection import load_records, select
+from workbench.viz import results_bars_static, save_figure
 
 DEMO_ALGORITHMS = ("erm", "roga")
 
@@ -55,38 +54,26 @@ def comparison_table(runs: dict[str, Path], metric: str = "auc") -> pd.DataFrame
     return pd.DataFrame(rows).set_index("algorithm")
 
 
-def comparison_figure(table: pd.DataFrame, metric: str = "AUC") -> plt.Figure:
-    """Grouped bars: each evaluation group's metric per algorithm."""
-    columns = [c for c in table.columns if c in ("source_test",) or c.startswith("target/")]
-    long = table[columns].reset_index().melt(id_vars="algorithm", var_name="group", value_name=metric)
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
-    sns.barplot(data=long, x="group", y=metric, hue="algorithm", ax=ax)
-    ax.set_ylim(0.4, 1.0)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("")
-    ax.set_title(f"Frame {metric}: source test vs held-out forgery domains")
-    for container in ax.containers:
-        ax.bar_label(container, fmt="%.3f", fontsize=7)
-    fig.tight_layout()
-    return fig
+def _number(value: Any) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.3f}"
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    header = "| algorithm | " + " | ".join(table.columns) + " |"
-    rule = "|---" * (len(table.columns) + 1) + "|"
-    lines = [header, rule]
-    for name, row in table.iterrows():
-        cells = [f"{v:.0f}" if c == "step" else ("n/a" if pd.isna(v) else f"{v:.3f}") for c, v in row.items()]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def gap_lines(table: pd.DataFrame) -> list[str]:
+    """One markdown bullet per algorithm of a :func:`comparison_table`: selected step, held-out mean and gap."""
+    return [f"- {name} (step {row['step']:.0f}): held-out mean {_number(row['held_out_mean'])}, gap {_number(row['gap'])}"
+            for name, row in table.iterrows()]
 
 
-def write_report(table: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float) -> Path:
-    """``report.md`` with the table, the figure and how the numbers were produced."""
-    figure_path = out_dir / "comparison.png"
-    fig = comparison_figure(table)
-    fig.savefig(figure_path)
-    plt.close(fig)
+def write_report(
+    table: pd.DataFrame, summary: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float
+) -> Path:
+    """``report.md``: the summary's results table, the gaps of ``table``, the figure and how the numbers were made.
+
+    ``summary`` is :func:`workbench.training.report.summarise` of the runs (source-val selection).
+    """
+    save_figure(results_bars_static(summary, metric="AUC", title="Frame AUC: source test vs held-out forgery domains"),
+                out_dir / "comparison.png")
+    gaps = "\n".join(gap_lines(table))
     text = f"""# Demo: ERM vs RoGA on the embedded forgery benchmark
 
 Backbone `{config['model']['name']}` (random init), {config['train']['steps']} steps, batch
@@ -95,9 +82,12 @@ Backbone `{config['model']['name']}` (random init), {config['train']['steps']} s
 every algorithm. Held-out forgery domains: {', '.join(config['data']['target_domains'])}.
 Checkpoints selected by source-domain validation AUC (no target data used for selection).
 
-{to_markdown(table)}
+{to_markdown(summary)}
+Held-out mean AUC and `gap` = source-test AUC − mean held-out AUC, per algorithm:
 
-`gap` = source-test AUC − mean held-out AUC. Total wall time {wall_s:.0f} s.
+{gaps}
+
+Total wall time {wall_s:.0f} s.
 
 ![comparison](comparison.png)
 """
@@ -114,5 +104,6 @@ def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = train_algorithms(config, out_dir, algorithms)
     table = comparison_table(runs)
-    report = write_report(table, config, out_dir, time.perf_counter() - started)
+    _, summary = report_tables(runs.values())
+    report = write_report(table, summary, config, out_dir, time.perf_counter() - started)
     return table, report

@@ -7,15 +7,18 @@
   with gradient-alignment logging; a finished run with the same config is reused (so notebooks
   share cached runs) and an interrupted one resumes. :class:`LiveTraining` trains one run in chunks
   and redraws a live figure from ``records.jsonl`` after each chunk.
-- Data and models: :func:`run_manifest`, :func:`manifest_counts`, :func:`pick_frames`,
-  :func:`load_frames` (images with their manipulation masks), :func:`analysis_batches` (one batch
-  per source domain), :func:`load_run_model`, :func:`misclassified`, :func:`gradcams`.
-- Tables: :func:`localisation_table`, :func:`held_out_table` (source / held-out manipulation /
-  cross-dataset, from a report summary), :func:`target_kinds`.
-- Figures the notebooks need beyond :mod:`workbench.viz` (:func:`image_grid`, :func:`frame_gallery`,
-  :func:`counts_figure`, :func:`layerwise_heatmap`, :func:`localisation_figure`,
-  :class:`SharpnessSlider`), :func:`show_static` for matplotlib figures, and :func:`export_figures`,
-  which writes PNG and PDF files through one kaleido browser session.
+- Data and predictions: :func:`manifest_counts`, :func:`misclassified` (a run's most confident
+  mistakes), :func:`prediction_titles`, :func:`gallery_inputs` (frames and CAMs arranged for
+  :func:`workbench.viz.gradcam_gallery`).
+- Widgets and display: :class:`SharpnessSlider`, :func:`show_static` for matplotlib figures, and
+  :func:`export_figures`, which writes PNG and PDF files through one kaleido browser session.
+
+Everything else the notebooks use lives in the library: frames and masks in
+:mod:`workbench.data.frames`, a run's manifest and model in :mod:`workbench.training.runs`, analysis
+batches in :mod:`workbench.analysis.batches`, Grad-CAM maps and localisation tables in
+:mod:`workbench.analysis.attribution`, figures in :mod:`workbench.viz` (e.g.
+:func:`workbench.viz.frame_gallery`), results tables in :mod:`workbench.training.report` (e.g.
+:func:`workbench.training.report.held_out_table`).
 """
 
 from __future__ import annotations
@@ -23,40 +26,30 @@ from __future__ import annotations
 import copy
 import io
 import math
-import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
-import torch
 import yaml
 from matplotlib.figure import Figure as MatplotlibFigure
-from PIL import Image, UnidentifiedImageError
 from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
-from torch import nn
 
-from workbench.analysis.attribution import GradCAM, localisation_by_domain
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.config import DEFAULT_CONFIG, config_differences, load_config
-from workbench.data.augment import normalize
-from workbench.data.images import load_image
-from workbench.data.manifest import ManifestError, domain_roles, read_manifest
-from workbench.data.protocol import real_rows, source_datasets
+from workbench.data.frames import Frames
+from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
-from workbench.models import create_model
-from workbench.training import Trainer, load_checkpoint
-from workbench.training.report import format_cell, read_config
+from workbench.training import Trainer
+from workbench.training.report import read_config
 from workbench.training.selection import load_records
-from workbench.training.trainer import BEST, resolve_device, synthetic_manifest
+from workbench.training.trainer import resolve_device
 from workbench.viz import eval_frame, kaleido_session, save_figure, training_curves
-from workbench.viz.data import labelled, rgb_uint8
+from workbench.viz.data import labelled
 from workbench.viz.style import colours_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -324,13 +317,6 @@ class LiveTraining:
 
 
 # ----------------------------------------------------------------------------- data and models
-def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, Path]:
-    """The validated manifest a config trains on (the embedded benchmark is generated if needed) and its root."""
-    data = config["data"]
-    path = data["manifest"] or synthetic_manifest(data["synthetic"])
-    return read_manifest(path, data["root"], check_files=check_files)
-
-
 def manifest_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, domain): role (real/fake/mixed), videos, frames per split, and frames with a mask."""
     roles = domain_roles(manifest)
@@ -346,160 +332,6 @@ def manifest_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def pick_frames(
-    manifest: pd.DataFrame,
-    per_domain: int,
-    domains: Sequence[str] | None = None,
-    split: str | None = None,
-    label: int | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Up to ``per_domain`` rows per domain (in ``domains`` order), from as many different videos as possible.
-
-    Rows are drawn at random from a generator seeded by ``seed`` and the domain name (so a domain
-    gets the same rows whatever else is asked for); one frame per video comes first, then further
-    frames if the domain has fewer videos than ``per_domain``. ``split``/``label`` filter the rows first.
-    """
-    if per_domain < 1:
-        raise ValueError(f"per_domain={per_domain} must be positive")
-    available = list(dict.fromkeys(manifest["domain"]))
-    domains = available if domains is None else list(domains)
-    unknown = [d for d in domains if d not in available]
-    if unknown:
-        raise ManifestError(f"domain(s) {unknown} are not in the manifest; it has {available}")
-    chosen = []
-    for domain in domains:
-        rows = manifest[manifest["domain"] == domain]
-        if split is not None:
-            rows = rows[rows["split"] == split]
-        if label is not None:
-            rows = rows[rows["label"] == label]
-        if rows.empty:
-            raise ManifestError(f"domain {domain!r} has no frames with split={split!r}, label={label!r}")
-        shuffled = rows.sample(frac=1.0, random_state=np.random.default_rng([seed, zlib.crc32(domain.encode())]))
-        first = shuffled.drop_duplicates("video")
-        chosen.append(pd.concat([first, shuffled.drop(first.index)]).head(per_domain))
-    return pd.concat(chosen)
-
-
-def showcase_rows(
-    manifest: pd.DataFrame, per_domain: int = 1, split: str | None = "test", seed: int = 0
-) -> pd.DataFrame:
-    """Rows to show each domain by: its fakes when it has any (in ``split``), else its reals."""
-    rows = manifest if split is None else manifest[manifest["split"] == split]
-    picked = []
-    for domain in dict.fromkeys(rows["domain"]):
-        has_fakes = bool((rows.loc[rows["domain"] == domain, "label"] == 1).any())
-        picked.append(pick_frames(rows, per_domain, [domain], label=1 if has_fakes else 0, seed=seed))
-    if not picked:
-        raise ManifestError(f"the manifest has no frames in split {split!r}")
-    return pd.concat(picked)
-
-
-def load_mask(path: str | Path, size: int) -> np.ndarray:
-    """A manipulation mask image as a float ``size×size`` array in [0, 1] (bilinear resize)."""
-    try:
-        with Image.open(path) as image:
-            mask = image.convert("L").resize((size, size), Image.BILINEAR)
-            return np.asarray(mask, dtype=np.float64) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ManifestError(f"cannot read mask {str(path)!r}: {exc}") from exc
-
-
-@dataclass
-class Frames:
-    """Manifest rows with their images (uint8 ``[N, 3, H, W]``) and masks (float ``[N, H, W]``, zero = none)."""
-
-    rows: pd.DataFrame
-    images: torch.Tensor
-    masks: np.ndarray
-
-    @property
-    def inputs(self) -> torch.Tensor:
-        """The images as the models see them (float, ImageNet-normalised)."""
-        return normalize(self.images)
-
-    @property
-    def labels(self) -> torch.Tensor:
-        return torch.tensor(self.rows["label"].to_numpy(), dtype=torch.long)
-
-    @property
-    def domains(self) -> list[str]:
-        return [str(d) for d in self.rows["domain"]]
-
-
-def load_frames(rows: pd.DataFrame, root: str | Path, image_size: int) -> Frames:
-    """Decode the images of manifest ``rows`` and their ``mask_path`` masks (zeros where a row has none)."""
-    if rows.empty:
-        raise ValueError("no rows to load")
-    root = Path(root)
-    images = torch.stack([load_image(root / path, image_size) for path in rows["path"]])
-    masks = np.zeros((len(rows), image_size, image_size))
-    if "mask_path" in rows.columns:
-        for i, mask_path in enumerate(rows["mask_path"]):
-            if isinstance(mask_path, str) and mask_path:
-                masks[i] = load_mask(root / mask_path, image_size)
-    return Frames(rows.reset_index(drop=True), images, masks)
-
-
-def analysis_batches(
-    config: Mapping[str, Any],
-    split: str = "val",
-    per_domain: int = 32,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[str]]:
-    """One batch per source domain, ``[(x_k, y_k)]``, and the domain names: what the analysis functions take.
-
-    Domain k's batch holds ``per_domain // 2`` of its fakes from ``split`` and as many reals drawn
-    from the split's real pool (as in training, DESIGN.md §3), normalised and without augmentation.
-    """
-    if per_domain < 2:
-        raise ValueError(f"per_domain={per_domain} must be at least 2 (fakes and reals)")
-    manifest, root = run_manifest(config)
-    domains = list(config["data"]["source_domains"])
-    size = int(config["data"]["image_size"])
-    reals = manifest.iloc[real_rows(manifest, source_datasets(manifest, domains), split)]
-    if reals.empty:
-        raise ManifestError(f"no real frames in split {split!r} of the source datasets")
-    batches = []
-    for k, domain in enumerate(domains):
-        fakes = pick_frames(manifest, per_domain // 2, [domain], split=split, label=1, seed=seed)
-        n_real = per_domain - len(fakes)
-        picked = np.random.default_rng([seed, k, 1]).choice(len(reals), n_real, replace=n_real > len(reals))
-        frames = load_frames(pd.concat([fakes, reals.iloc[picked]]), root, size)
-        batches.append((frames.inputs.to(device), frames.labels.to(device)))
-    return batches, domains
-
-
-def pooled_batch(domain_batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """All domain batches as one batch (what ERM trains on)."""
-    return torch.cat([x for x, _ in domain_batches]), torch.cat([y for _, y in domain_batches])
-
-
-def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:
-    """The run's backbone with the weights of ``checkpoints/<checkpoint>`` (default: the selected one), in eval mode."""
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    if not config:
-        raise FileNotFoundError(f"{run_dir / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
-    model = create_model(config["model"]["name"], pretrained=False, **(config["model"].get("kwargs") or {}))
-    state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=device)
-    model.load_state_dict(state["model"])
-    return model.to(device).eval()
-
-
-def target_kinds(config: Mapping[str, Any]) -> dict[str, str]:
-    """``{"target/<domain>": kind}``: "held-out manipulation" (a source dataset) or "cross-dataset"."""
-    manifest, _ = run_manifest(config, check_files=False)
-    sources = set(source_datasets(manifest, config["data"]["source_domains"]))
-    return {
-        f"target/{domain}": "held-out manipulation"
-        if set(source_datasets(manifest, [domain])) <= sources else "cross-dataset"
-        for domain in config["data"]["target_domains"] or ()
-    }
-
-
 def misclassified(
     run_dir: str | Path,
     groups: Sequence[str] | None = None,
@@ -511,7 +343,7 @@ def misclassified(
 
     ``groups`` defaults to ``source_test`` and every ``target/*`` group. Sorted by how far
     ``prob_fake`` is from the true label; column ``group`` is the first group the frame appeared in.
-    With ``manifest``, each row gets its ``mask_path`` (for :func:`load_frames`).
+    With ``manifest``, each row gets its ``mask_path`` (for :func:`workbench.data.frames.load_frames`).
     """
     path = Path(run_dir) / "predictions.csv"
     if not path.is_file():
@@ -534,60 +366,13 @@ def prediction_titles(rows: pd.DataFrame) -> list[str]:
             for i, row in enumerate(rows.itertuples())]
 
 
-def figure_summary(summary: pd.DataFrame, rule: str = "source_val") -> pd.DataFrame:
-    """A report summary's rows selected by ``rule``, one per (label, group), for :func:`workbench.viz.results_bars`.
-
-    Config variants get their own label (``"roga (algorithm.hparams.rho=0.1)"``) so they are never pooled.
-    """
-    rows = summary[summary["selection"] == rule]
-    if rows.empty:
-        have = sorted(summary["selection"].unique())
-        raise ValueError(f"the summary has no rows selected by {rule!r}; it has {have}")
-    variants = rows["variant"].fillna("").astype(str)
-    labels = [a if not v else f"{a} ({v})" for a, v in zip(rows["algorithm"], variants)]
-    if rows["backbone"].nunique() > 1:
-        labels = [f"{label} · {b}" for label, b in zip(labels, rows["backbone"])]
-    return rows.assign(algorithm=labels)
-
-
-def held_out_table(summary: pd.DataFrame, kinds: Mapping[str, str], rule: str = "source_val") -> pd.DataFrame:
-    """Mean ± std [CI] per algorithm (rows) and group (columns), grouped as source / held-out / cross-dataset.
-
-    ``kinds`` maps target groups to their kind (:func:`target_kinds`); ``source_*`` groups are "source".
-    """
-    rows = figure_summary(summary, rule)
-    kind_of = {group: "source" if group.startswith("source") else kinds.get(group, "target") for group in rows["group"]}
-    cells = rows.assign(
-        kind=rows["group"].map(kind_of),
-        cell=[format_cell(r.mean, r.std, r.ci_low, r.ci_high) for r in rows.itertuples()],
-    )
-    table = cells.pivot(index="algorithm", columns=["kind", "group"], values="cell")
-    kinds_in_order = ("source", "held-out manipulation", "cross-dataset", "target")
-    order = [column for kind in kinds_in_order for column in table.columns if column[0] == kind]
-    return table[order].reindex(list(dict.fromkeys(rows["algorithm"])))
-
-
 # ------------------------------------------------------------------------------ attribution
-def gradcams(models: Mapping[str, nn.Module], inputs: torch.Tensor, target: int = 1) -> dict[str, np.ndarray]:
-    """Each model's Grad-CAM of class ``target`` (1 = fake) at its default layer, ``{name: [N, H, W]}`` in [0, 1]."""
-    return {name: GradCAM(model).attribute(inputs, target=target, normalize=True)[:, 0].numpy()
-            for name, model in models.items()}
-
-
-def localisation_table(cams: Mapping[str, np.ndarray], frames: Frames, threshold: float = 0.5) -> pd.DataFrame:
-    """Per algorithm and domain: CAM energy inside the manipulation mask, pointing game and mask area."""
-    tables = [localisation_by_domain(maps, frames.masks, frames.domains, threshold).assign(algorithm=name)
-              for name, maps in cams.items()]
-    table = pd.concat(tables).reset_index().rename(columns={"index": "domain"})
-    return table[["algorithm", "domain", "energy_in_mask", "pointing_game", "mask_fraction", "n", "n_undefined"]]
-
-
 def gallery_inputs(
     frames: Frames, cams: Mapping[str, np.ndarray], titles: Sequence[str] | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """``(images, cams)`` for :func:`workbench.viz.gradcam_gallery`: one column per frame, titled by ``titles``.
 
-    ``titles`` default to the domains; they must be unique (use :func:`first_per_domain` to pick frames).
+    ``titles`` default to the domains; they must be unique (use :meth:`Frames.first_per_domain` to pick frames).
     """
     titles = frames.domains if titles is None else [str(t) for t in titles]
     if len(titles) != len(frames.rows) or len(set(titles)) != len(titles):
@@ -597,114 +382,7 @@ def gallery_inputs(
     return images, maps
 
 
-def first_per_domain(frames: Frames) -> list[int]:
-    """Index of the first frame of each domain, in order of appearance."""
-    return [frames.domains.index(domain) for domain in dict.fromkeys(frames.domains)]
-
-
-def subset(frames: Frames, indices: Sequence[int]) -> Frames:
-    """The frames at ``indices``."""
-    indices = list(indices)
-    return Frames(frames.rows.iloc[indices].reset_index(drop=True), frames.images[indices], frames.masks[indices])
-
-
-# ----------------------------------------------------------------------------------- figures
-def image_grid(
-    images: Sequence[Any], titles: Sequence[str], columns: int, title: str | None = None, cell_size: int = 130
-) -> go.Figure:
-    """Images in a grid (row-major), each with its title; images are RGB (uint8 or [0, 1]) or 2-D masks in [0, 1]."""
-    if len(images) != len(titles):
-        raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    if not images or columns < 1:
-        raise ValueError("need at least one image and one column")
-    rows = math.ceil(len(images) / columns)
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles),
-                           horizontal_spacing=0.01, vertical_spacing=0.3 / rows)
-    for i, image in enumerate(images):
-        array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-        if array.ndim == 2:
-            if array.min() < 0 or array.max() > 1:
-                raise ValueError(f"image {i} ({titles[i]}): a 2-D mask must lie in [0, 1]")
-            array = np.repeat(array[..., None], 3, axis=-1)
-        figure.add_trace(go.Image(z=rgb_uint8(array), hoverinfo="skip"), row=i // columns + 1, col=i % columns + 1)
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    figure.update_annotations(font_size=10)
-    figure.update_layout(title=title, width=cell_size * columns + 60, height=cell_size * rows + 100,
-                         margin=dict(l=20, r=20, t=80, b=20))
-    return figure
-
-
-def frame_gallery(
-    frames: Frames, title: str | None = None, masks: bool = True, per_row: int | None = None
-) -> go.Figure:
-    """Frames titled ``domain · real/fake``, each followed by its manipulation mask when ``masks`` (white = changed).
-
-    ``per_row`` frames per row (default: the most frames any domain has, so domains picked by
-    :func:`pick_frames` get a row each).
-    """
-    images, titles = [], []
-    for i, (domain, label) in enumerate(zip(frames.domains, frames.rows["label"])):
-        images.append(frames.images[i])
-        titles.append(f"{domain} · {'fake' if label == 1 else 'real'}")
-        if masks:
-            images.append(frames.masks[i])
-            titles.append("mask")
-    per_row = per_row or int(pd.Series(frames.domains).value_counts().max())
-    columns = per_row * (2 if masks else 1)
-    return image_grid(images, titles, columns=min(columns, len(images)), title=title)
-
-
-def localisation_figure(table: pd.DataFrame, value: str = "energy_in_mask") -> go.Figure:
-    """Grouped bars of a :func:`localisation_table` per domain and algorithm, with the mask area as a reference.
-
-    A CAM spread uniformly over the image scores the mask's area share (``mask_fraction``) on
-    ``energy_in_mask``; bars above the black markers concentrate on the manipulated region.
-    """
-    defined = table.dropna(subset=[value])
-    figure = go.Figure()
-    for algorithm, colour in colours_for(defined["algorithm"]).items():
-        rows = defined[defined["algorithm"] == algorithm]
-        figure.add_trace(go.Bar(x=rows["domain"], y=rows[value], name=algorithm, marker_color=colour))
-    if value == "energy_in_mask":
-        reference = defined.groupby("domain", sort=False)["mask_fraction"].mean()
-        figure.add_trace(go.Scatter(
-            x=list(reference.index), y=list(reference.values), mode="markers", name="uniform CAM",
-            marker=dict(symbol="line-ew-open", size=30, color="black", line=dict(width=3)),
-        ))
-    figure.update_layout(barmode="group", yaxis=dict(title=value, range=[0, 1]), title=f"Grad-CAM {value} per domain")
-    return figure
-
-
-def counts_figure(manifest: pd.DataFrame, title: str = "Frames per domain") -> go.Figure:
-    """Bars of frames per domain, stacked by split, one panel per label (real / fake)."""
-    frame = manifest.assign(label=manifest["label"].map({0: "real", 1: "fake"}))
-    counts = frame.groupby(["label", "domain", "split"]).size().rename("frames").reset_index()
-    figure = px.bar(counts, x="domain", y="frames", color="split", facet_col="label", title=title,
-                    category_orders={"split": ["train", "val", "test"], "label": ["real", "fake"]})
-    figure.update_xaxes(matches=None)
-    return figure
-
-
-def layerwise_heatmap(frames: Mapping[str, pd.DataFrame], title: str = "cos(g_k, g) per parameter group") -> go.Figure:
-    """A heatmap per algorithm of :func:`workbench.analysis.layerwise_cosine` tables (rows: layers, cols: domains)."""
-    if not frames:
-        raise ValueError("no layer-wise tables given")
-    names = list(frames)
-    figure = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
-    for column, name in enumerate(names, start=1):
-        table = frames[name]
-        figure.add_trace(
-            go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(i) for i in table.index],
-                       zmin=-1, zmax=1, colorscale="RdBu", texttemplate="%{z:.2f}", showscale=column == len(names),
-                       colorbar=dict(title="cos"), hovertemplate=name + " · %{y} · %{x}: %{z:.3f}<extra></extra>"),
-            row=1, col=column,
-        )
-    figure.update_yaxes(autorange="reversed")
-    figure.update_layout(title=title, height=120 + 28 * max(len(t) for t in frames.values()))
-    return figure
-
-
+# --------------------------------------------------------------------------- widgets and display
 class SharpnessSlider:
     """A ρ slider over a sharpness table: bars of every domain's sharpness at the chosen ρ, one series per algorithm.
 

@@ -16,12 +16,14 @@ input size and returned as ``[N, 1, H, W]``. The layer defaults to timm's last f
   is the last block's ``norm1``: the tokens its attention mixes into the class token.
 
 Localisation scores compare CAMs with manipulation masks: the share of CAM energy inside the mask
-and the pointing game (is the CAM's maximum inside the mask?).
+and the pointing game (is the CAM's maximum inside the mask?). :func:`gradcam_maps` and
+:func:`localisation_table` do both for several models on :class:`workbench.data.frames.Frames`, each
+model seeing the images standardised with its own backbone's statistics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -29,6 +31,9 @@ import pandas as pd
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
+
+from workbench.data.frames import Frames
+from workbench.models import input_normalization
 
 
 def _is_token_model(model: nn.Module) -> bool:
@@ -219,3 +224,27 @@ def localisation_by_domain(
             "n_undefined": grouped["reason"].count(),
         }
     )
+
+
+def gradcam_maps(
+    models: Mapping[str, nn.Module], frames: Frames, target: int = 1, layer: str | None = None
+) -> dict[str, np.ndarray]:
+    """Each model's Grad-CAM of class ``target`` (1 = fake) on ``frames``, ``{name: [N, H, W]}`` in [0, 1].
+
+    Each model sees the frames standardised with its own backbone's statistics, as in training.
+    """
+    maps = {}
+    for name, model in models.items():
+        first = next(model.parameters(), None)
+        inputs = frames.inputs(*input_normalization(model))
+        inputs = inputs if first is None else inputs.to(first.device)
+        maps[name] = GradCAM(model, layer).attribute(inputs, target=target, normalize=True)[:, 0].cpu().numpy()
+    return maps
+
+
+def localisation_table(cams: Mapping[str, np.ndarray], frames: Frames, threshold: float = 0.5) -> pd.DataFrame:
+    """Per model and domain: CAM energy inside the manipulation mask, pointing game and mask area."""
+    tables = [localisation_by_domain(maps, frames.masks, frames.domains, threshold).assign(algorithm=name)
+              for name, maps in cams.items()]
+    table = pd.concat(tables).reset_index().rename(columns={"index": "domain"})
+    return table[["algorithm", "domain", "energy_in_mask", "pointing_game", "mask_fraction", "n", "n_undefined"]]

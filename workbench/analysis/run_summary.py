@@ -9,7 +9,7 @@ images:
   the ascent points, and the share of domain pairs with conflicting gradients;
 - **ε-sharpness** (:func:`workbench.analysis.sharpness_per_domain`) of each source domain's loss on
   the same batches at ``rho``, and its mean;
-- **localisation** (:class:`workbench.analysis.attribution.GradCAM` of the fake logit against the
+- **localisation** (:func:`workbench.analysis.attribution.gradcam_maps` of the fake logit against the
   manipulation masks): energy inside the mask, pointing game and the mask's area share (what a
   uniform map would score), per domain that has masks, on ``localisation_per_domain`` fakes of
   ``localisation_split``; means over the source and over the held-out domains. ``gradcam_layer``
@@ -31,12 +31,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.analysis.attribution import GradCAM, localisation_by_domain
+from workbench.analysis.attribution import gradcam_maps, localisation_by_domain
 from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
-from workbench.models import input_normalization
 from workbench.training.report import read_config
 from workbench.training.runs import load_run_model, run_manifest
 
@@ -81,8 +80,7 @@ def localisation(model: torch.nn.Module, config: dict[str, Any], settings: Analy
         return pd.DataFrame(columns=["energy_in_mask", "pointing_game", "mask_fraction", "n", "n_undefined"]), without
     rows = pick_frames(fakes, settings.localisation_per_domain, with_masks, seed=settings.seed)
     frames = load_frames(rows, root, int(data["image_size"]))
-    inputs = frames.inputs(*input_normalization(model)).to(settings.device)
-    cams = GradCAM(model, settings.gradcam_layer).attribute(inputs, target=1, normalize=True)[:, 0].cpu().numpy()
+    cams = gradcam_maps({"model": model}, frames, layer=settings.gradcam_layer)["model"]
     return localisation_by_domain(cams, frames.masks, frames.domains, settings.mask_threshold), without
 
 

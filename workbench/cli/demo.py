@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from workbench.config import load_config
-from workbench.demo import DEMO_ALGORITHMS, run_demo, to_markdown
+from workbench.demo import DEMO_ALGORITHMS, run_demo
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     table, report = run_demo(config, args.out, args.algorithms)
     print()
-    print(to_markdown(table))
+    print(table.to_string(float_format="{:.3f}".format))
     print(f"\nreport: {report}")
     print(f"demo wall time: {time.perf_counter() - started:.1f} s")
     return 0

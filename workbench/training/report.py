@@ -2,7 +2,10 @@
 
 ``collect`` reads run directories (docs/records.md) into one row per run; ``summarise`` gives, per
 (algorithm, backbone, config variant) and evaluation group, the mean and std over seeds and a
-bootstrap confidence interval; ``to_markdown`` and ``write_report`` render it.
+bootstrap confidence interval; ``to_markdown`` and ``write_report`` render it. ``figure_summary``
+picks one selection rule's rows with one label per algorithm/variant/backbone (what the results
+figures take), and ``held_out_table`` arranges them as source / held-out manipulation / cross-dataset
+columns.
 
 Confidence intervals. When every run of a cell has ``predictions.csv`` rows for the group at the
 selected step, the interval is a stratified video-level (cluster) bootstrap of the seed-mean
@@ -17,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +402,41 @@ def to_markdown(summary: pd.DataFrame) -> str:
     if summary["n_incomplete"].gt(0).any():
         notes.append("Incomplete: runs without a 'done' marker (training did not finish) are included.")
     return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"
+
+
+def figure_summary(summary: pd.DataFrame, rule: str = "source_val") -> pd.DataFrame:
+    """A summary's rows selected by ``rule``, one per (label, group), for :func:`workbench.viz.results_bars`.
+
+    Config variants get their own label (``"roga (algorithm.hparams.rho=0.1)"``) so they are never
+    pooled; the backbone is added to the label when the rows have more than one.
+    """
+    rows = summary[summary["selection"] == rule]
+    if rows.empty:
+        have = sorted(summary["selection"].unique())
+        raise ValueError(f"the summary has no rows selected by {rule!r}; it has {have}")
+    variants = rows["variant"].fillna("").astype(str)
+    labels = [a if not v else f"{a} ({v})" for a, v in zip(rows["algorithm"], variants)]
+    if rows["backbone"].nunique() > 1:
+        labels = [f"{label} · {b}" for label, b in zip(labels, rows["backbone"])]
+    return rows.assign(algorithm=labels)
+
+
+def held_out_table(summary: pd.DataFrame, kinds: Mapping[str, str], rule: str = "source_val") -> pd.DataFrame:
+    """Mean ± std [CI] per algorithm (rows) and group (columns), grouped as source / held-out / cross-dataset.
+
+    ``kinds`` maps target groups to their kind (:func:`workbench.training.runs.target_kinds`);
+    ``source_*`` groups are "source", unmapped groups "target".
+    """
+    rows = figure_summary(summary, rule)
+    kind_of = {group: "source" if group.startswith("source") else kinds.get(group, "target") for group in rows["group"]}
+    cells = rows.assign(
+        kind=rows["group"].map(kind_of),
+        cell=[format_cell(r.mean, r.std, r.ci_low, r.ci_high) for r in rows.itertuples()],
+    )
+    table = cells.pivot(index="algorithm", columns=["kind", "group"], values="cell")
+    kinds_in_order = ("source", "held-out manipulation", "cross-dataset", "target")
+    order = [column for kind in kinds_in_order for column in table.columns if column[0] == kind]
+    return table[order].reindex(list(dict.fromkeys(rows["algorithm"])))
 
 
 def report_tables(

@@ -1,4 +1,5 @@
-"""A run directory's inputs and outputs as objects: the manifest it trained on, and its trained model."""
+"""A run directory's inputs and outputs as objects: the manifest it trained on, the kind of each of its
+held-out domains, and its trained model."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from workbench.data.manifest import read_manifest
+from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint
 from workbench.training.report import read_config
@@ -22,6 +24,20 @@ def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[p
     data = config["data"]
     path = data["manifest"] or synthetic_manifest(data["synthetic"])
     return read_manifest(path, data["root"], check_files=check_files)
+
+
+def target_kinds(config: Mapping[str, Any]) -> dict[str, str]:
+    """``{"target/<domain>": kind}``: "held-out manipulation" (a source dataset) or "cross-dataset".
+
+    The kind decides where :func:`workbench.training.report.held_out_table` puts a target group.
+    """
+    manifest, _ = run_manifest(config, check_files=False)
+    sources = set(source_datasets(manifest, config["data"]["source_domains"]))
+    return {
+        f"target/{domain}": "held-out manipulation"
+        if set(source_datasets(manifest, [domain])) <= sources else "cross-dataset"
+        for domain in config["data"]["target_domains"] or ()
+    }
 
 
 def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:

@@ -1,15 +1,16 @@
 """Figures (plotly, with matplotlib/seaborn versions for print), export, and the ρ explorer widget.
 
-Builders take plain data (arrays, DataFrames, analysis results, run records) and return a figure;
-they never call ``show()``. See docs/analysis.md.
+Builders take plain data (arrays, DataFrames, loaded frames, analysis results, run records) and return
+a figure; they never call ``show()``. See docs/analysis.md.
 """
 
-from workbench.viz.alignment import alignment_over_training, cosine_heatmap
+from workbench.viz.alignment import alignment_over_training, cosine_heatmap, layerwise_heatmap
 from workbench.viz.data import alignment_frame, eval_frame
+from workbench.viz.dataset import counts_figure, frame_gallery, image_grid
 from workbench.viz.embeddings import embedding_scatter
 from workbench.viz.explorer import RhoExplorer
 from workbench.viz.export import kaleido_session, save_figure
-from workbench.viz.gallery import gradcam_gallery
+from workbench.viz.gallery import gradcam_gallery, localisation_figure
 from workbench.viz.landscape import landscape_contour, landscape_line, landscape_surface, sharpness_vs_rho
 from workbench.viz.results import results_bars, training_curves
 from workbench.viz.static import (
@@ -31,17 +32,22 @@ __all__ = [
     "alignment_over_training_static",
     "cosine_heatmap",
     "cosine_heatmap_static",
+    "counts_figure",
     "embedding_scatter",
     "embedding_scatter_static",
     "eval_frame",
+    "frame_gallery",
     "gradcam_gallery",
     "gradcam_gallery_static",
+    "image_grid",
     "kaleido_session",
     "landscape_contour",
     "landscape_contour_static",
     "landscape_line",
     "landscape_line_static",
     "landscape_surface",
+    "layerwise_heatmap",
+    "localisation_figure",
     "results_bars",
     "results_bars_static",
     "save_figure",

@@ -1,8 +1,8 @@
-"""Gradient-alignment figures: the K×K cosine matrix and alignment statistics over training."""
+"""Gradient-alignment figures: the K×K cosine matrix, per-layer cosines, and alignment statistics over training."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -29,6 +29,25 @@ def cosine_heatmap(matrix: Any, names: Sequence[str] | None = None, title: str =
     figure.update_yaxes(scaleanchor="x")
     return figure
 
+
+
+def layerwise_heatmap(frames: Mapping[str, pd.DataFrame], title: str = "cos(g_k, g) per parameter group") -> go.Figure:
+    """A heatmap per algorithm of :func:`workbench.analysis.layerwise_cosine` tables (rows: layers, cols: domains)."""
+    if not frames:
+        raise ValueError("no layer-wise tables given")
+    names = list(frames)
+    figure = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
+    for column, name in enumerate(names, start=1):
+        table = frames[name]
+        figure.add_trace(
+            go.Heatmap(z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(i) for i in table.index],
+                       zmin=-1, zmax=1, colorscale="RdBu", texttemplate="%{z:.2f}", showscale=column == len(names),
+                       colorbar=dict(title="cos"), hovertemplate=name + " · %{y} · %{x}: %{z:.3f}<extra></extra>"),
+            row=1, col=column,
+        )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(title=title, height=120 + 28 * max(len(t) for t in frames.values()))
+    return figure
 
 def alignment_over_training(
     frame: pd.DataFrame, metrics: Sequence[str] = ("cos_clean_mean", "cos_perturbed_mean"), title: str | None = None

@@ -1,4 +1,5 @@
-"""Grad-CAM gallery: one face per domain (columns) with each algorithm's CAM overlaid (rows)."""
+"""Grad-CAM figures: the gallery (one face per domain in columns, each algorithm's CAM overlaid in rows)
+and the localisation scores per domain and algorithm."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from workbench.viz.data import heat_map, rgb_uint8
+from workbench.viz.style import colours_for
 
 # transparent where the CAM is low, so the face stays visible under the salient region
 CAM_COLOURSCALE = [
@@ -91,4 +94,28 @@ def gradcam_gallery(
     figure.update_layout(
         title="Grad-CAM (class fake)", width=cell_size * len(domains) + 120, height=cell_size * len(algorithms) + 120
     )
+    return figure
+
+
+def localisation_figure(table: pd.DataFrame, value: str = "energy_in_mask") -> go.Figure:
+    """Grouped bars of a localisation table per domain and algorithm, with the mask area as a reference.
+
+    ``table`` has columns ``algorithm``, ``domain``, ``value`` and ``mask_fraction`` (e.g. the
+    notebooks' ``localisation_table``, built on
+    :func:`workbench.analysis.attribution.localisation_by_domain`). A CAM spread uniformly over the
+    image scores the mask's area share (``mask_fraction``) on ``energy_in_mask``; bars above the
+    black markers concentrate on the manipulated region.
+    """
+    defined = table.dropna(subset=[value])
+    figure = go.Figure()
+    for algorithm, colour in colours_for(defined["algorithm"]).items():
+        rows = defined[defined["algorithm"] == algorithm]
+        figure.add_trace(go.Bar(x=rows["domain"], y=rows[value], name=algorithm, marker_color=colour))
+    if value == "energy_in_mask":
+        reference = defined.groupby("domain", sort=False)["mask_fraction"].mean()
+        figure.add_trace(go.Scatter(
+            x=list(reference.index), y=list(reference.values), mode="markers", name="uniform CAM",
+            marker=dict(symbol="line-ew-open", size=30, color="black", line=dict(width=3)),
+        ))
+    figure.update_layout(barmode="group", yaxis=dict(title=value, range=[0, 1]), title=f"Grad-CAM {value} per domain")
     return figure

@@ -138,7 +138,7 @@ def embedding_scatter_static(
     return figure
 
 
-def results_bars_static(summary: pd.DataFrame, metric: str = "AUC") -> Figure:
+def results_bars_static(summary: pd.DataFrame, metric: str = "AUC", title: str | None = None) -> Figure:
     """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars."""
     check_summary(summary)
     groups = list(dict.fromkeys(summary["group"]))
@@ -153,6 +153,8 @@ def results_bars_static(summary: pd.DataFrame, metric: str = "AUC") -> Figure:
         ax.bar(positions, rows["mean"], width, yerr=errors, capsize=3, color=colour, label=algorithm)
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylabel(metric)
+    if title is not None:
+        ax.set_title(title)
     ax.legend()
     return figure
 
