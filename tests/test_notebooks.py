@@ -366,7 +366,7 @@ def test_04_sharpness(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
 @pytest.mark.timeout(300)
 def test_05_gradcam(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     notebook = execute("05_gradcam", tmp_path, {**shared_parameters(shared_runs), "per_domain": 2,
-                                                "misclassified_count": 3})
+                                                "misclassified_count": 3, "gradcam_layer": "layer2"})
     figures = plotly_figures(notebook)
     gallery = next(f for f in figures if f["layout"].get("title", {}).get("text") == "Grad-CAM (class fake)")
     assert sum(trace["type"] == "heatmap" for trace in gallery["data"]) == len(ALGORITHMS) * 6  # 6 fake domains
