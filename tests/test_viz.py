@@ -290,6 +290,8 @@ def test_results_bars_with_asymmetric_intervals():
     np.testing.assert_allclose(roga.error_y.array, [0.02, 0.03], atol=1e-12)
     np.testing.assert_allclose(roga.error_y.arrayminus, [0.02, 0.04], atol=1e-12)
     assert figure.layout.barmode == "group"
+    assert [shape.y0 for shape in figure.layout.shapes] == [0.5]  # chance line for AUC
+    assert not results_bars(SUMMARY, metric="EER").layout.shapes
     bad = SUMMARY.assign(ci_low=[0.99, 0.65, 0.94, 0.74])
     with pytest.raises(ValueError, match=r"row 0 \(erm, source_test\)"):
         results_bars(bad)
@@ -337,6 +339,8 @@ def test_static_variants_draw_the_same_data():
     errorbars = [c for c in bars.axes[0].containers if isinstance(c, ErrorbarContainer)]
     roga_segments = errorbars[1].lines[2][0].get_segments()
     np.testing.assert_allclose([[seg[0][1], seg[1][1]] for seg in roga_segments], [[0.94, 0.98], [0.74, 0.81]])
+    assert [tuple(line.get_ydata()) for line in bars.axes[0].lines if line.get_linestyle() == "--"] == [(0.5, 0.5)]
+    assert not [line for line in results_bars_static(SUMMARY, metric="EER").axes[0].lines if line.get_linestyle() == "--"]
 
     curves = training_curves_static(eval_frame({"erm": eval_records(0.0)}), groups=["source_val"])
     assert [ax.get_title() for ax in curves.axes[:2]] == ["train loss", "auc"]

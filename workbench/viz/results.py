@@ -18,7 +18,8 @@ def results_bars(summary: pd.DataFrame, metric: str = "AUC", title: str | None =
     """Grouped bars: x = evaluation group, one bar series per algorithm, error bars = [ci_low, ci_high].
 
     ``summary`` has columns ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high`` (one row per
-    algorithm and group, e.g. from ``workbench.training.report.summarise``).
+    algorithm and group, e.g. from ``workbench.training.report.summarise``). For AUC a dashed line
+    marks chance (0.5).
     """
     check_summary(summary)
     duplicated = summary.duplicated(["algorithm", "group"])
@@ -38,6 +39,8 @@ def results_bars(summary: pd.DataFrame, metric: str = "AUC", title: str | None =
                 hovertemplate="%{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra>" + algorithm + "</extra>",
             )
         )
+    if metric.lower() == "auc":
+        figure.add_hline(y=0.5, line_dash="dash", line_color="grey", annotation_text="chance")
     figure.update_layout(barmode="group", title=title or f"{metric} with confidence intervals", yaxis_title=metric)
     return figure
 

@@ -139,7 +139,8 @@ def embedding_scatter_static(
 
 
 def results_bars_static(summary: pd.DataFrame, metric: str = "AUC", title: str | None = None) -> Figure:
-    """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars."""
+    """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars;
+    for AUC a dashed line marks chance (0.5)."""
     check_summary(summary)
     groups = list(dict.fromkeys(summary["group"]))
     palette = colours_for(summary["algorithm"])
@@ -151,6 +152,8 @@ def results_bars_static(summary: pd.DataFrame, metric: str = "AUC", title: str |
         positions = np.arange(len(groups)) + (index - (len(palette) - 1) / 2) * width
         errors = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
         ax.bar(positions, rows["mean"], width, yerr=errors, capsize=3, color=colour, label=algorithm)
+    if metric.lower() == "auc":
+        ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylabel(metric)
     if title is not None:
