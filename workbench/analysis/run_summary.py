@@ -92,10 +92,8 @@ def _mean_over(table: pd.DataFrame, domains: Sequence[str], column: str) -> floa
 def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettings()) -> dict[str, Any]:
     """One row of measurements for the selected model of ``run_dir`` (see the module docstring)."""
     run_dir = Path(run_dir)
+    model = load_run_model(run_dir, device=settings.device)  # names the path if it is not a run directory
     config = read_config(run_dir)
-    if not config:
-        raise FileNotFoundError(f"{run_dir / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
-    model = load_run_model(run_dir, device=settings.device)
     batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device)
     alignment = alignment_summary(model, batches, settings.rho, settings.alpha, domain_names=domains)
     sharpness = sharpness_per_domain(model, batches, [settings.rho], domain_names=domains)
