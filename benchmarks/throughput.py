@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from workbench.algorithms import build_algorithm
+from workbench.algorithms import Algorithm, build_algorithm
 from workbench.models import create_model
 
 ALGORITHMS = ("bare", "erm", "sam", "sagm", "roga")
@@ -108,9 +108,7 @@ def bare_step(config: BenchConfig) -> Callable[[], None]:
     """:func:`bare_training_step` on the pooled random batch, with the algorithms' default optimizer."""
     model = create_model(config.backbone, num_classes=2).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=5e-4)
-    batches = random_batches(config)
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
+    x, y = Algorithm.pooled(random_batches(config))
     train_step = bare_training_step(model, optimizer, config.precision, config.channels_last)
 
     def step() -> None:
@@ -133,7 +131,8 @@ def algorithm_step(config: BenchConfig, name: str) -> Callable[[], None]:
     return step
 
 
-def _synchronize(device: str) -> None:
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU), so that timings cover it."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -152,11 +151,11 @@ def measure(config: BenchConfig, name: str) -> dict:
     step = bare_step(config) if name == "bare" else algorithm_step(config, name)
     for _ in range(config.warmup):
         step()
-    _synchronize(config.device)
+    synchronize(config.device)
     start = time.perf_counter()
     for _ in range(config.steps):
         step()
-    _synchronize(config.device)
+    synchronize(config.device)
     elapsed = time.perf_counter() - start
     if cuda:
         peak = torch.cuda.max_memory_allocated(config.device) / 2**30

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.throughput import bare_training_step
+from benchmarks.throughput import bare_training_step, synchronize
+from workbench.algorithms import Algorithm
 from workbench.algorithms.base import build_optimizer
 from workbench.algorithms.hparams import resolve_hparams
 from workbench.config import load_config
@@ -59,10 +60,7 @@ def trainer_run(config: dict, run_dir: Path) -> dict:
 
 def pooled_batches(trainer: Trainer, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The trainer's prepared batches of steps ``1..steps``, each pooled over the domains, on the device."""
-    pooled = []
-    for _, batches in trainer.iterate_steps(1, steps):
-        pooled.append((torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])))
-    return pooled
+    return [Algorithm.pooled(batches) for _, batches in trainer.iterate_steps(1, steps)]
 
 
 def bare_run(config: dict, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:
@@ -83,11 +81,6 @@ def bare_run(config: dict, batches: list[tuple[torch.Tensor, torch.Tensor]], dev
     elapsed = time.perf_counter() - start
     images = sum(len(y) for _, y in batches[half:])
     return {"run": "bare", "img_s": images / elapsed, "ms_per_step": 1000.0 * elapsed / (len(batches) - half)}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run(config: dict, repeats: int, emit: Callable[[dict], None] | None = None) -> dict:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.func import functional_call
 
 from workbench.algorithms import ALGORITHMS, DEFAULT_HPARAMS, build_algorithm, resolve_hparams
+from method_card import ascent_epsilons, unit
 from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
@@ -46,7 +47,6 @@ def expected_direction(name: str, model: nn.Module, batches, ascent="per_domain"
     params = {k: v.detach().clone() for k, v in model.named_parameters()}
     x = torch.cat([b[0] for b in batches])
     y = torch.cat([b[1] for b in batches])
-    unit = lambda v: v / (v.norm() + 1e-12)  # noqa: E731
     if name == "erm":
         return flat_grad(model, params, x, y)
     if name in ("sam", "sagm"):
@@ -57,11 +57,7 @@ def expected_direction(name: str, model: nn.Module, batches, ascent="per_domain"
         return 0.5 * (g + g_p)
     grads = [flat_grad(model, params, xk, yk) for xk, yk in batches]
     g = sum(grads) / len(grads)
-    if ascent == "shared":
-        s = sum(unit(gk) for gk in grads)
-        eps = [RHO * unit(s) - ALPHA * g] * len(grads)
-    else:
-        eps = [RHO * unit(gk) - ALPHA * g for gk in grads]
+    eps = ascent_epsilons(grads, RHO, ALPHA, ascent)
     perturbed = [flat_grad(model, shifted(params, e), xk, yk) for e, (xk, yk) in zip(eps, batches)]
     mean_p = sum(perturbed) / len(perturbed)
     return 0.5 * (g + mean_p) if combine == "with_erm" else mean_p

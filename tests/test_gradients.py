@@ -22,6 +22,7 @@ from workbench.analysis.gradients import (
     per_domain_perturbed_loss,
 )
 from workbench.models import create_model
+from method_card import ascent_epsilons
 from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
@@ -64,10 +65,6 @@ def flat_params(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def unit(v: torch.Tensor) -> torch.Tensor:
-    return v / (v.norm() + 1e-12)
-
-
 def cos(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a, b) / (a.norm() * b.norm()))
 
@@ -78,11 +75,7 @@ def expected_perturbed(model: nn.Module, batches, ascent: str):
     theta = flat_params(model)
     grads = [functional_grad(model, theta, x, y) for x, y in batches]
     g = sum(grads) / len(grads)
-    if ascent == "shared":
-        s = sum(unit(gk) for gk in grads)
-        eps = [RHO * unit(s) - ALPHA * g] * len(grads)
-    else:
-        eps = [RHO * unit(gk) - ALPHA * g for gk in grads]
+    eps = ascent_epsilons(grads, RHO, ALPHA, ascent)
     perturbed = [functional_grad(model, theta + e, x, y) for e, (x, y) in zip(eps, batches)]
     losses = [functional_loss(model, theta + e, x, y) for e, (x, y) in zip(eps, batches)]
     return grads, g, perturbed, losses

@@ -166,7 +166,7 @@ class Algorithm(nn.Module):
     def pooled(minibatches: DomainBatches) -> tuple[torch.Tensor, torch.Tensor]:
         """Concatenate the per-domain batches into one batch."""
         if len(minibatches) == 0:
-            raise ValueError("update() needs at least one domain batch")
+            raise ValueError("no domain batches to pool")
         xs, ys = zip(*minibatches)
         return torch.cat(xs), torch.cat(ys)
 

@@ -233,13 +233,9 @@ def gradcam_maps(
 
     Each model sees the frames standardised with its own backbone's statistics, as in training.
     """
-    maps = {}
-    for name, model in models.items():
-        first = next(model.parameters(), None)
-        inputs = frames.inputs(*input_normalization(model))
-        inputs = inputs if first is None else inputs.to(first.device)
-        maps[name] = GradCAM(model, layer).attribute(inputs, target=target, normalize=True)[:, 0].cpu().numpy()
-    return maps
+    return {name: GradCAM(model, layer).attribute(frames.inputs(*input_normalization(model)), target=target,
+                                                  normalize=True)[:, 0].cpu().numpy()
+            for name, model in models.items()}
 
 
 def localisation_table(cams: Mapping[str, np.ndarray], frames: Frames, threshold: float = 0.5) -> pd.DataFrame:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from workbench.algorithms import Algorithm
 from workbench.data.frames import load_frames, pick_frames
 from workbench.data.manifest import ManifestError
 from workbench.data.protocol import real_rows, source_datasets
@@ -22,16 +24,18 @@ def analysis_batches(
     per_domain: int = 32,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    manifest: tuple[pd.DataFrame, Path] | None = None,
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[str]]:
     """One batch per source domain, ``[(x_k, y_k)]``, and the domain names.
 
     Domain k's batch holds ``per_domain // 2`` of its fakes from ``split`` and as many reals drawn
     from the split's real pool (as in training, DESIGN.md §3), without augmentation, standardised with
-    the config's backbone statistics exactly as the trainer feeds that backbone.
+    the config's backbone statistics exactly as the trainer feeds that backbone. ``manifest``: the
+    config's ``(manifest, root)`` when the caller has already read them (:func:`run_manifest`).
     """
     if per_domain < 2:
         raise ValueError(f"per_domain={per_domain} must be at least 2 (fakes and reals)")
-    manifest, root = run_manifest(config)
+    manifest, root = manifest if manifest is not None else run_manifest(config)
     domains = list(config["data"]["source_domains"])
     size = int(config["data"]["image_size"])
     model = config["model"]
@@ -51,4 +55,4 @@ def analysis_batches(
 
 def pooled_batch(domain_batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """All domain batches as one batch (what ERM trains on)."""
-    return torch.cat([x for x, _ in domain_batches]), torch.cat([y for _, y in domain_batches])
+    return Algorithm.pooled(domain_batches)

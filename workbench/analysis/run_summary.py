@@ -67,9 +67,10 @@ class AnalysisSettings:
             raise ValueError(f"rho={self.rho} must be positive")
 
 
-def localisation(model: torch.nn.Module, config: dict[str, Any], settings: AnalysisSettings) -> tuple[pd.DataFrame, list[str]]:
-    """Grad-CAM localisation per domain with masks (index: domain) and the domains that have none."""
-    manifest, root = run_manifest(config)
+def localisation(model: torch.nn.Module, config: dict[str, Any], manifest: pd.DataFrame, root: Path,
+                 settings: AnalysisSettings) -> tuple[pd.DataFrame, list[str]]:
+    """Grad-CAM localisation per domain with masks (index: domain) and the domains that have none,
+    on the run's ``manifest`` (and its ``root``)."""
     data = config["data"]
     domains = list(data["source_domains"]) + list(data["target_domains"] or ())
     has_mask = manifest["mask_path"].notna() if "mask_path" in manifest.columns else pd.Series(False, manifest.index)
@@ -94,10 +95,12 @@ def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettin
     run_dir = Path(run_dir)
     model = load_run_model(run_dir, device=settings.device)  # names the path if it is not a run directory
     config = read_config(run_dir)
-    batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device)
+    manifest, root = run_manifest(config)  # read and validated once for both measurements
+    batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device,
+                                        manifest=(manifest, root))
     alignment = alignment_summary(model, batches, settings.rho, settings.alpha, domain_names=domains)
     sharpness = sharpness_per_domain(model, batches, [settings.rho], domain_names=domains)
-    located, no_masks = localisation(model, config, settings)
+    located, no_masks = localisation(model, config, manifest, root, settings)
     targets = list(config["data"]["target_domains"] or ())
     row: dict[str, Any] = {
         "run": str(run_dir), "algorithm": config["algorithm"]["name"], "seed": config["train"]["seed"],

@@ -109,7 +109,8 @@ class Frames:
 
     def first_per_domain(self) -> list[int]:
         """Index of the first frame of each domain, in order of appearance."""
-        return [self.domains.index(domain) for domain in dict.fromkeys(self.domains)]
+        domains = self.domains
+        return [domains.index(domain) for domain in dict.fromkeys(domains)]
 
 
 def load_frames(rows: pd.DataFrame, root: str | Path, image_size: int) -> Frames:
