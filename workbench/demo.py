@@ -19,7 +19,6 @@ import pandas as pd
 
 from workbench.training import Trainer
 from workbench.training.report import report_tables, to_markdown
-from workbench.training.selection import load_records, select
 from workbench.viz import results_bars_static, save_figure
 
 DEMO_ALGORITHMS = ("erm", "roga")
@@ -38,20 +37,19 @@ def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence
     return runs
 
 
-def comparison_table(runs: dict[str, Path], metric: str = "auc") -> pd.DataFrame:
-    """One row per algorithm: the source-val-selected record's metric on source-test and every target."""
-    rows = []
-    for name, run_dir in runs.items():
-        chosen = select(load_records(run_dir), rule="source_val", metric=metric)
-        row = {"algorithm": name, "step": chosen["step"], "source_val": chosen["eval"]["source_val"][metric],
-               "source_test": chosen["eval"]["source_test"][metric]}
-        targets = {g: v[metric] for g, v in chosen["eval"].items() if g.startswith("target/")}
-        row.update(targets)
-        valid = [v for v in targets.values() if v is not None]
-        row["held_out_mean"] = sum(valid) / len(valid) if valid else None
-        row["gap"] = row["source_test"] - row["held_out_mean"] if row["held_out_mean"] is not None else None
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("algorithm")
+def comparison_table(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """Per algorithm: selected step, source-val/test and per-target ``metric``, held-out mean and gap.
+
+    ``runs`` is a :func:`~workbench.training.report.collect` table with one run per algorithm. Adds ``held_out_mean`` (mean over the ``target/*`` groups that have a value) and ``gap`` =
+    source-test − held-out mean.
+    """
+    groups = [c.split(":", 1)[0] for c in runs.columns if c.endswith(f":{metric}")]
+    columns = {f"{g}:{metric}": g for g in groups if g in ("source_val", "source_test") or g.startswith("target/")}
+    table = runs.set_index("algorithm")[["step", *columns]].rename(columns=columns)
+    targets = [g for g in columns.values() if g.startswith("target/")]
+    table["held_out_mean"] = table[targets].mean(axis=1, skipna=True) if targets else float("nan")
+    table["gap"] = table["source_test"] - table["held_out_mean"]
+    return table
 
 
 def _number(value: Any) -> str:
@@ -103,7 +101,7 @@ def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = train_algorithms(config, out_dir, algorithms)
-    table = comparison_table(runs)
-    _, summary = report_tables(runs.values())
+    per_run, summary = report_tables(runs.values())
+    table = comparison_table(per_run)
     report = write_report(table, summary, config, out_dir, time.perf_counter() - started)
     return table, report
