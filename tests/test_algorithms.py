@@ -7,10 +7,12 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from timm.layers.evo_norm import EvoNorm2dB0
 from torch import nn
 from torch.func import functional_call
 
 from workbench.algorithms import ALGORITHMS, DEFAULT_HPARAMS, build_algorithm, resolve_hparams
+from workbench.algorithms.cuda_graph import GraphedStep
 from method_card import ascent_epsilons, unit
 from tiny_models import cnn_with_bn, mlp
 
@@ -112,6 +114,46 @@ def test_running_stats_change_only_from_clean_passes(name):
             assert int(mine.num_batches_tracked) == int(ref.num_batches_tracked)
 
 
+def cnn_with_other_running_stats(evonorm: bool = True) -> nn.Module:
+    """Conv → InstanceNorm with running statistics (→ timm's EvoNorm2dB0, whose ``running_var`` has its own rule)."""
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 4, 3, padding=1), nn.InstanceNorm2d(4, affine=True, track_running_stats=True)]
+    layers += [EvoNorm2dB0(4)] if evonorm else []
+    return nn.Sequential(*layers, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+
+def running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: b.clone() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1].startswith("running_")}
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_non_batchnorm_running_stats_change_only_from_clean_passes(name):
+    """InstanceNorm(track_running_stats) and EvoNorm buffers are frozen in the ascent passes, like BN's."""
+    model = cnn_with_other_running_stats()
+    batches = domain_batches(dtype=torch.float32, image=True)
+    reference = copy.deepcopy(model).train()
+    with torch.no_grad():
+        for x in [b[0] for b in batches] if name == "roga" else [torch.cat([b[0] for b in batches])]:
+            reference(x)
+    build_algorithm(name, model.train(), {"rho": 0.5, "alpha": 0.1}).update(batches)
+    expected, got = running_stats(reference), running_stats(model)
+    assert set(got) == {"1.running_mean", "1.running_var", "2.running_var"}
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=0, atol=0, msg=key)
+
+
+def test_concurrent_passes_merge_instancenorm_stats_and_refuse_unknown_running_buffers():
+    batches = domain_batches(dtype=torch.float32, image=True)
+    sequential, concurrent = cnn_with_other_running_stats(evonorm=False), cnn_with_other_running_stats(evonorm=False)
+    build_algorithm("roga", sequential, {}).update(batches)
+    build_algorithm("roga", concurrent, {"domain_passes": "concurrent"}).update(batches)
+    for key, value in running_stats(sequential).items():
+        torch.testing.assert_close(running_stats(concurrent)[key], value, rtol=1e-6, atol=1e-7, msg=key)
+    algo = build_algorithm("roga", cnn_with_other_running_stats(), {"domain_passes": "concurrent"})
+    with pytest.raises(ValueError, match=r"'2\.running_var'"):
+        algo.update(batches)
+
+
 @pytest.mark.parametrize("name", ["sam", "sagm", "roga"])
 def test_weights_restored_exactly_after_ascent(name):
     """With a zero learning rate the update must leave every weight bit-identical."""
@@ -171,6 +213,36 @@ def test_hparams_are_validated():
         resolve_hparams({"rho": -1})
     with pytest.raises(KeyError, match="unknown algorithm"):
         build_algorithm("mixup", mlp())
+
+
+class UnusedHead(nn.Module):
+    """``mlp()`` beside a trainable head that the forward pass never uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = mlp()
+        self.unused = nn.Linear(8, 2).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.mark.parametrize("name,extra", [(n, {}) for n in ALGORITHMS] + [("roga", {"domain_passes": "concurrent"})])
+def test_parameters_no_pass_reaches_are_skipped_as_after_backward(name, extra):
+    """Adam with weight decay leaves an unused head alone (``.grad`` None) and steps the rest as without it."""
+    hparams = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 5e-2, "rho": RHO, "alpha": ALPHA, **extra}
+    model = UnusedHead()
+    alone = copy.deepcopy(model.body)
+    unused_before = copy.deepcopy(model.unused.state_dict())
+    with_head, reference = build_algorithm(name, model, hparams), build_algorithm(name, alone, hparams)
+    for _ in range(3):
+        with_head.update(domain_batches())
+        reference.update(domain_batches())
+    for key, value in model.unused.state_dict().items():
+        assert torch.equal(value, unused_before[key]), key
+    assert all(p.grad is None for p in model.parameters())
+    for a, b in zip(model.body.parameters(), alone.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
 
 # --- fast paths: functional/concurrent domain passes, channels-last layout, CUDA graphs -------------
@@ -396,6 +468,24 @@ def test_cuda_graph_replays_follow_the_eager_trajectory(name, extra, optimizer):
             torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5)
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_cuda_graph_key_follows_the_hyper_parameters(monkeypatch):
+    """A changed ρ must not replay a graph captured with the old one: the step's key holds the hparams."""
+    keys = []
+
+    class KeyRecorder(GraphedStep):
+        def __call__(self, minibatches, extra=None):
+            keys.append(self.key(minibatches, extra))
+            return {}
+
+    algo = build_algorithm("roga", mlp(), {})
+    algo._graphed = KeyRecorder(algo.step, algo.model, algo.optimizer)
+    monkeypatch.setattr(algo, "uses_cuda_graph", lambda batches: True)
+    for rho in (0.05, 0.05, 0.2):
+        algo.hparams["rho"] = rho
+        algo.launch(domain_batches())
+    assert keys[0] == keys[1] != keys[2]
 
 
 @pytest.mark.gpu

@@ -149,6 +149,32 @@ def test_interpolation_end_points_and_midpoint():
     assert nearest.loss[0] == pytest.approx(loss_of(mid_nearest), rel=1e-12)
 
 
+class TiedHead(nn.Module):
+    """Two heads sharing one weight (``b.weight`` is ``a.weight``): the state dict lists it twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.a, self.b = nn.Linear(6, 2).double(), nn.Linear(6, 2).double()
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) + self.b(x)
+
+
+def test_nearest_buffers_still_interpolate_tied_weights():
+    model = TiedHead()
+    state_a = {k: v.clone() for k, v in model.state_dict().items()}
+    state_b = {k: -2 * v for k, v in state_a.items()}
+    x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 2, (8,))
+    reference = TiedHead()
+    reference.load_state_dict({k: 0.75 * state_a[k] + 0.25 * state_b[k] for k in state_a})
+    with torch.no_grad():
+        expected = float(F.cross_entropy(reference(x), y))
+    curve = interpolate_checkpoints(model, state_a, state_b, (x, y), [0.25], buffers="nearest")
+    assert curve.loss[0] == pytest.approx(expected, rel=1e-12)
+
+
 def test_interpolation_rejects_mismatched_states():
     model = cnn_with_bn()
     state = model.state_dict()

@@ -90,3 +90,25 @@ def test_sharpness_restores_the_model_and_rejects_bad_arguments():
         epsilon_sharpness(model, batches[0], 0.1, steps=0)
     with pytest.raises(ValueError, match="rho=-0.1"):
         sharpness_per_domain(model, batches, [-0.1])
+
+
+class Periodic(nn.Module):
+    """Fake-logit 3 sin(w): a ρ-step that overshoots a full period can lower the loss."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([w], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fake = 3 * torch.sin(self.w).expand(len(x))
+        return torch.stack([torch.zeros_like(fake), fake], dim=1)
+
+
+def test_an_ascent_step_that_lowers_the_loss_counts_as_zero_sharpness():
+    """ε = 0 lies in the ball: max_{‖ε‖≤ρ} L(θ + ε) ≥ L(θ), whatever the first-order step finds."""
+    model, rho = Periodic(math.pi / 2 + 0.5), 2 * math.pi - 0.5
+    batch = (torch.zeros(4, 1, dtype=torch.float64), torch.ones(4, dtype=torch.long))
+    assert hand_sharpness(model, *batch, rho) < -0.01  # the ascent point (w + ρ: sin = 1) lowers the loss
+    assert epsilon_sharpness(model, batch, rho) == 0.0
+    frame = sharpness_per_domain(model, [batch], [rho])
+    assert frame.loc[0, "loss_perturbed"] == frame.loc[0, "loss"] == pytest.approx(math.log1p(math.exp(-3 * math.cos(0.5))))

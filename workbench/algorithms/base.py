@@ -97,7 +97,7 @@ class Algorithm(nn.Module):
             raise ValueError("update() needs at least one domain batch")
         with tf32_math(self.hparams["precision"] == "tf32"):
             if self.uses_cuda_graph(minibatches):
-                return self.graphed_step(minibatches, id(self.distributed))
+                return self.graphed_step(minibatches, (id(self.distributed), tuple(sorted(self.hparams.items()))))
             return self.step(minibatches)
 
     def uses_cuda_graph(self, minibatches: DomainBatches) -> bool:

@@ -1,4 +1,9 @@
-"""Normalisation running statistics: frozen during perturbed passes, private during concurrent ones."""
+"""Normalisation running statistics: frozen during perturbed passes, private during concurrent ones.
+
+A running statistic is any buffer named ``running_*`` or ``num_batches_tracked``: BatchNorm's and
+InstanceNorm's (``track_running_stats=True``), timm's EvoNorm ``running_var``, and custom layers that
+follow the same naming.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,20 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.batchnorm import _NormBase
 
 STAT_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 
 
-def _tracked_norm_layers(model: nn.Module) -> list[_BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+def is_running_stat(buffer_name: str) -> bool:
+    """Whether a buffer (``named_buffers`` name) is a running statistic that train-mode passes update."""
+    leaf = buffer_name.rsplit(".", 1)[-1]
+    return leaf.startswith("running_") or leaf == "num_batches_tracked"
+
+
+def running_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """Every running-statistic buffer of ``model`` (see the module docstring)."""
+    return [buffer for name, buffer in model.named_buffers() if is_running_stat(name)]
 
 
 def _copy_grouped_(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> None:
@@ -27,18 +39,14 @@ def _copy_grouped_(targets: list[torch.Tensor], sources: list[torch.Tensor]) -> 
         torch._foreach_copy_(dst, src)
 
 
-def _stat_buffers(layers: list[_BatchNorm]) -> list[torch.Tensor]:
-    return [value for m in layers for value in (getattr(m, stat) for stat in STAT_NAMES) if value is not None]
-
-
 @contextmanager
 def frozen_running_stats(model: nn.Module) -> Iterator[None]:
-    """Run forward passes in train mode without changing BN running mean/var/count.
+    """Run forward passes in train mode without changing any running statistic (BN mean/var/count, ...).
 
     Batch statistics are still used for normalisation (as in the clean pass); only the running
     buffers are snapshotted and copied back afterwards, so the result is exact.
     """
-    live = _stat_buffers(_tracked_norm_layers(model))
+    live = running_buffers(model)
     with torch.no_grad():
         saved = [torch.empty_like(t) for t in live]
         _copy_grouped_(saved, live)
@@ -50,7 +58,7 @@ def frozen_running_stats(model: nn.Module) -> Iterator[None]:
 
 
 class RunningStats:
-    """The BN running buffers that a train-mode forward pass would update, addressed by name.
+    """The running buffers of train-mode BatchNorm/InstanceNorm layers, addressed by name.
 
     Concurrent per-domain passes cannot share these buffers (each pass updates them in place), so
     every pass gets :meth:`private_copies` through ``torch.func.functional_call``. Afterwards
@@ -63,12 +71,22 @@ class RunningStats:
     def __init__(self, model: nn.Module) -> None:
         self.layers = [
             (name, m) for name, m in model.named_modules()
-            if isinstance(m, _BatchNorm) and m.track_running_stats and m.training and m.running_mean is not None
+            if isinstance(m, _NormBase) and m.track_running_stats and m.training and m.running_mean is not None
+        ]
+        known = set(self.buffers())
+        self._foreign = [
+            name for name, _ in model.named_buffers()
+            if is_running_stat(name) and name not in known and model.get_submodule(name.rpartition(".")[0]).training
         ]
 
-    def mergeable(self) -> bool:
-        """Whether :meth:`merge` applies: every updating layer uses an exponential (not cumulative) average."""
-        return all(m.momentum is not None for _, m in self.layers)
+    def unmergeable(self) -> list[str]:
+        """Running statistics :meth:`merge` cannot reproduce (empty when it applies to the whole model).
+
+        Layers with a cumulative average (``momentum=None``) and running buffers of other layer types
+        (e.g. timm's EvoNorm), whose update rule is not known here.
+        """
+        cumulative = [f"{name or 'model'} (momentum=None)" for name, m in self.layers if m.momentum is None]
+        return cumulative + self._foreign
 
     def buffers(self) -> dict[str, torch.Tensor]:
         """The live buffers, keyed by their ``named_buffers`` names."""
@@ -108,5 +126,8 @@ class RunningStats:
                 contribution = torch._foreach_sub([updated[n] for n in names], decayed_start)
                 torch._foreach_mul_(targets, 1.0 - momentum)
                 torch._foreach_add_(targets, contribution)
-        if counts:
-            torch._foreach_add_([live[n] for n in counts], len(passes))
+        if counts:  # each pass's own increment (BatchNorm counts batches, InstanceNorm does not)
+            targets = [live[n] for n in counts]
+            start = [t.clone() for t in targets]
+            for updated in passes:
+                torch._foreach_add_(targets, torch._foreach_sub([updated[n] for n in counts], start))

@@ -8,7 +8,9 @@ before each replay; the statistics come back in static output tensors.
 What can change between steps without a recapture: the values of the inputs, parameters, buffers and
 optimizer state (all updated in place). What is checked every step (the *key*): input shapes, dtypes
 and devices, train/eval mode of every module, the optimizer's state dict object and hyper-parameters,
-the storage of every parameter and buffer, and the distributed reducer. A step whose key differs from
+the storage of every parameter and buffer, and the caller's ``extra`` (for algorithms: the
+distributed reducer and the hyper-parameters, so changing ρ or α between steps is never replayed
+with the captured values). A step whose key differs from
 the captured one runs eagerly (e.g. the last, smaller batch of an epoch); after ``warmup_steps``
 consecutive eager steps with one new key, that key is captured instead. The optimizer is switched to
 ``capturable=True`` while a step is captured (its step counters move to the device for good).

@@ -87,6 +87,5 @@ def functional_loss_and_grad(
         overrides.update(zip(vector.names, params))
     targets = vector.params if params is None else params
     loss = loss_fn(x, y, lambda inputs: functional_call(model, overrides, (inputs,)))
-    grads = torch.autograd.grad(loss, targets, allow_unused=True)
-    flat = vector.flatten([torch.zeros_like(t) if g is None else g for t, g in zip(targets, grads)])
+    flat = vector.flatten_grads(torch.autograd.grad(loss, targets, allow_unused=True))
     return loss.detach(), flat

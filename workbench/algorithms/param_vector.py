@@ -13,6 +13,8 @@ when a flat vector is used as weights or installed as gradients.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -43,6 +45,7 @@ class ParamVector:
             None if order is None else tuple(sorted(range(len(order)), key=order.__getitem__))
             for order in self.orders
         ]
+        self._unreached: list[bool] | None = None
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Split a flat vector into tensors shaped (and strided) like the parameters (views, no copy)."""
@@ -59,8 +62,20 @@ class ParamVector:
         ])
 
     def grad(self, loss: torch.Tensor) -> torch.Tensor:
-        """Flat gradient of ``loss``; parameters the loss does not reach get zeros."""
-        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        """Flat gradient of ``loss``; parameters the loss does not reach get zeros (see :meth:`flatten_grads`)."""
+        return self.flatten_grads(torch.autograd.grad(loss, self.params, allow_unused=True))
+
+    def flatten_grads(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """Flatten per-parameter gradients (parameter order); ``None`` — the loss did not reach it — is zeros.
+
+        Parameters that no gradient since the last :meth:`set_grad` reached are remembered: ``set_grad``
+        leaves their ``.grad`` at None, so the base optimizer skips them as it would after a plain
+        ``backward()`` (no weight-decay drift of an unused head).
+        """
+        unreached = [g is None for g in grads]
+        if self._unreached is not None:
+            unreached = [a and b for a, b in zip(self._unreached, unreached)]
+        self._unreached = unreached
         return self.flatten([torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)])
 
     @torch.no_grad()
@@ -79,9 +94,11 @@ class ParamVector:
         torch._foreach_copy_(self.params, self.views(flat.to(self.params[0].dtype)))
 
     def set_grad(self, flat: torch.Tensor) -> None:
-        """Install ``flat`` as the parameters' ``.grad`` for the base optimizer."""
-        for p, g in zip(self.params, self.views(flat)):
-            p.grad = g if g.dtype == p.dtype else g.to(p.dtype)
+        """Install ``flat`` as the parameters' ``.grad`` for the base optimizer (None where no gradient reached)."""
+        unreached = self._unreached or [False] * len(self.params)
+        for p, g, skip in zip(self.params, self.views(flat), unreached):
+            p.grad = None if skip else g if g.dtype == p.dtype else g.to(p.dtype)
+        self._unreached = None
 
 
 def unit(vector: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

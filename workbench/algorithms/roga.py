@@ -56,8 +56,12 @@ class RoGA(Algorithm):
             return False
         if any(isinstance(m, SyncBatchNorm) for m in self.model.modules()):
             raise ValueError("domain_passes='concurrent' cannot overlap SyncBatchNorm collectives; use 'sequential'")
-        if not RunningStats(self.model).mergeable():
-            raise ValueError("domain_passes='concurrent' needs BN layers with a momentum (not a cumulative average)")
+        unmergeable = RunningStats(self.model).unmergeable()
+        if unmergeable:
+            raise ValueError(
+                f"domain_passes='concurrent' cannot merge the running statistics of {unmergeable}: it needs "
+                "BatchNorm/InstanceNorm layers with a momentum (not a cumulative average); use 'sequential'"
+            )
         return True
 
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:

@@ -198,7 +198,7 @@ def interpolate_checkpoints(
                 raise ValueError(
                     f"{label}[{key!r}] has shape {tuple(state[key].shape)}, model has {tuple(value.shape)}"
                 )
-    parameter_names = {name for name, _ in model.named_parameters()}
+    parameter_names = {name for name, _ in model.named_parameters(remove_duplicate=False)}
     evaluator, x, y = _evaluation_copy(model, batch)
     targets = evaluator.state_dict()
     values = []

@@ -1,9 +1,9 @@
 """ε-sharpness: how much the loss rises within a ρ-ball around θ (Foret et al., 2021; Keskar et al., 2017).
 
 ``epsilon_sharpness`` = L(θ + ε*) − L(θ) with ε* the (approximate) maximiser of the loss over
-‖ε‖ ≤ ρ. One step gives SAM's first-order ascent ε = ρ g/‖g‖; more steps run projected,
-normalised gradient ascent and keep the highest loss seen, so the estimate never decreases with
-the number of steps. Losses are evaluated in eval mode; weights and modes are restored exactly.
+‖ε‖ ≤ ρ. One step tries SAM's first-order ascent ε = ρ g/‖g‖; more steps run projected,
+normalised gradient ascent. The highest loss seen is kept, θ itself (ε = 0) included, so the estimate
+is never negative and never decreases with the number of steps. Losses are evaluated in eval mode; weights and modes are restored exactly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _project(epsilon: torch.Tensor, rho: float) -> torch.Tensor:
 def _ascent_losses(
     model: nn.Module, vector: ParamVector, batch: tuple[torch.Tensor, torch.Tensor], rhos: Sequence[float], steps: int
 ) -> tuple[float, list[float]]:
-    """L(θ) and, for every ρ, the highest loss found by ``steps`` projected ascent steps."""
+    """L(θ) and, for every ρ, the highest loss at θ and the iterates of ``steps`` projected ascent steps."""
     x, y = batch
     theta = vector.snapshot()
     with torch.enable_grad():
@@ -70,8 +70,10 @@ def epsilon_sharpness(
 ) -> float:
     """max_{‖ε‖≤ρ} L(θ + ε) − L(θ), estimated by ``steps`` normalised ascent steps of size ρ.
 
-    ``steps=1`` is exactly L(θ + ρ g/‖g‖) − L(θ). For ``steps > 1`` each step adds ρ ĝ at the
-    current point and projects back onto the ρ-ball; the highest loss over the iterates is used.
+    ``steps=1`` gives max(L(θ + ρ g/‖g‖), L(θ)) − L(θ): SAM's ascent point, or 0 where that point
+    lowers the loss (ε = 0 is in the ball; at small ρ the ascent point wins). For ``steps > 1`` each
+    step adds ρ ĝ at the current point and projects back onto the ρ-ball; the highest loss over θ and
+    the iterates is used.
     """
     _check_rhos([rho], steps)
     check_batches([batch])
@@ -90,8 +92,8 @@ def sharpness_per_domain(
 ) -> pd.DataFrame:
     """ε-sharpness of every domain's loss on a ρ grid.
 
-    Columns: ``domain``, ``rho``, ``sharpness``, ``loss`` (L_k(θ)) and ``loss_perturbed``
-    (L_k at the ascent point); the clean gradient is computed once per domain and reused for all ρ.
+    Columns: ``domain``, ``rho``, ``sharpness``, ``loss`` (L_k(θ)) and ``loss_perturbed`` (the
+    highest L_k found in the ρ-ball, = ``loss`` + ``sharpness``); the clean gradient is computed once per domain and reused for all ρ.
     """
     _check_rhos(rhos, steps)
     check_batches(domain_batches)
