@@ -4,7 +4,7 @@
         --batch 32 --domains 4 --steps 20 --precision bf16 --channels-last
 
 ``--batch`` is the number of images per update, split evenly over ``--domains`` source domains
-(DESIGN.md §2: one ``(x_k, y_k)`` per domain). Every algorithm is timed through the library's own
+(the algorithm interface: one ``(x_k, y_k)`` per domain). Every algorithm is timed through the library's own
 ``build_algorithm(...).update()``; ``bare`` is a plain timm loop on the pooled batch (forward,
 cross-entropy, backward, ``optimizer.step()``, ``zero_grad()``, one ``loss.item()``) with the same
 optimizer, precision and layout, the reference for the trainer's ERM overhead. ``--warmup`` untimed

@@ -1,4 +1,4 @@
-"""The method card's ascent points (DESIGN.md §3), written out once for the algorithm and analysis tests.
+"""The method card's ascent points (docs/method.md), written out once for the algorithm and analysis tests.
 
 Independent of workbench code: the tests compare the library against these formulas.
 """

@@ -1,4 +1,4 @@
-"""Hyper-parameters shared by every algorithm (DESIGN.md §2), with defaults and validation.
+"""Hyper-parameters shared by every algorithm (docs/method.md), with defaults and validation.
 
 Besides the method's keys, four switches choose how an update runs; none changes the update itself:
 

@@ -1,4 +1,4 @@
-"""RoGA — Robust Gradient Alignment (Qiu, Jiang & Tan, ICME 2025), reconstruction R1 of DESIGN.md §3.
+"""RoGA — Robust Gradient Alignment (Qiu, Jiang & Tan, ICME 2025), reconstruction R1 (docs/method.md).
 
 Each source domain's weights are perturbed to its ascending point, shifted against the ERM gradient
 (ε_k = ρ g_k/‖g_k‖ − α g); the gradients found there are averaged and combined with the ERM gradient.

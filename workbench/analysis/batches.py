@@ -29,7 +29,7 @@ def analysis_batches(
     """One batch per source domain, ``[(x_k, y_k)]``, and the domain names.
 
     Domain k's batch holds ``per_domain // 2`` of its fakes from ``split`` and as many reals drawn
-    from the split's real pool (as in training, DESIGN.md §3), without augmentation, standardised with
+    from the split's real pool (as in training, docs/method.md), without augmentation, standardised with
     the config's backbone statistics exactly as the trainer feeds that backbone. ``manifest``: the
     config's ``(manifest, root)`` when the caller has already read them (:func:`run_manifest`).
     """

@@ -1,4 +1,4 @@
-"""Per-domain gradients and the alignment measures RoGA optimises (DESIGN.md §3).
+"""Per-domain gradients and the alignment measures RoGA optimises (docs/method.md).
 
 Every function takes a model and per-domain batches ``[(x_1, y_1), …, (x_K, y_K)]`` and returns
 numbers or tensors. The model's weights, buffers and train/eval flags are restored bit for bit

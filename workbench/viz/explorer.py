@@ -8,7 +8,7 @@ three panels of a plotly ``FigureWidget``, updated in place:
 3. a 1-D slice L_k(θ + t·ĝ_k) along the selected domain's ascent direction ĝ_k = g_k/‖g_k‖, with the
    current ρ marked.
 
-ε_k = ρ ĝ_k − α g as in RoGA (DESIGN.md §3), so the bar L_k(θ + ε_k) differs from the marked point
+ε_k = ρ ĝ_k − α g as in RoGA (docs/method.md), so the bar L_k(θ + ε_k) differs from the marked point
 L_k(θ + ρ ĝ_k) by the small −α g shift. Everything is computed in eval mode by
 :func:`workbench.analysis.gradients.alignment_summary` and
 :func:`workbench.analysis.landscape.loss_along_direction`; the model is left unchanged.
