@@ -125,6 +125,21 @@ def test_ffpp_pair_whose_folder_is_missing(ffpp):
     ]
 
 
+def test_no_video_with_frames_is_an_error_listing_the_videos(ffpp):
+    for folder in ffpp.glob("*_sequences/*/c23/frames/*"):
+        for file in folder.iterdir():
+            file.unlink()
+    with pytest.raises(ManifestError, match=r"12 video\(s\) have no frames: youtube/c23/000 .*No video has frames"):
+        build_ffpp(ffpp, methods=["DF"], allow_missing=True)
+
+
+def test_dataset_without_any_video_folder_is_an_error(tmp_path):
+    (tmp_path / "original_sequences/actors/c23/frames").mkdir(parents=True)
+    (tmp_path / "manipulated_sequences/DeepFakeDetection/c23/frames").mkdir(parents=True)
+    with pytest.raises(ManifestError, match="DFD at .*: found no videos"):
+        build_dfd(tmp_path)
+
+
 def test_ffpp_empty_video_folder_counts_as_missing(ffpp):
     for file in (ffpp / "original_sequences/youtube/c23/frames/001").iterdir():
         file.unlink()
@@ -270,11 +285,31 @@ def test_dfdc_metadata_and_labels_csv(dfdc):
 
 def test_dfdc_unknown_labels_are_errors(dfdc):
     (dfdc / "test/labels.csv").write_text("filename,label\nccc.mp4,2\n")
-    with pytest.raises(ManifestError, match="labels.csv: line 2: label 2 of 'ccc.mp4' is not 0"):
+    with pytest.raises(ManifestError, match="labels.csv: line 2: label '2' of 'ccc.mp4' is not 0"):
         build_dfdc(dfdc)
     (dfdc / "test/labels.csv").unlink()
     (dfdc / "dfdc_train_part_0/metadata.json").write_text(json.dumps({"aaa.mp4": {"label": "MAYBE", "split": "train"}}))
     with pytest.raises(ManifestError, match="entry 'aaa.mp4': needs 'label' FAKE or REAL"):
+        build_dfdc(dfdc)
+
+
+def test_dfdc_labels_csv_accepts_decimal_labels(dfdc):
+    (dfdc / "test/labels.csv").write_text("filename,label\nccc.mp4,1.0\nddd.mp4,0.0\n")
+    videos = build_dfdc(dfdc).drop_duplicates("video").set_index("video")
+    assert videos.loc[["test/ccc", "test/ddd"], "label"].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("filename,label\nccc.mp4,1\nddd.mp4,0\neee.mp4,\n", "line 4: label is empty"),
+        ("filename,label\nccc.mp4,1\n,0\nddd.mp4,0\n", "line 3: filename is empty"),
+        ("filename,label\n\nccc.mp4,1\n\nddd.mp4,0.5\n", "line 5: label '0.5' of 'ddd.mp4' is not 0"),
+    ],
+)
+def test_dfdc_labels_csv_faults_name_their_line(dfdc, text, message):
+    (dfdc / "test/labels.csv").write_text(text)
+    with pytest.raises(ManifestError, match=f"labels.csv: {message}"):
         build_dfdc(dfdc)
 
 
@@ -363,6 +398,22 @@ def test_deepfakebench_without_compression_relative_paths_and_label_fields(tmp_p
     assert "compression" not in df.columns
 
 
+@pytest.mark.parametrize("label, expected", [("0.0", 0), (0.0, 0), ("1.0", 1), (1, 1), (" 0 ", 0)])
+def test_deepfakebench_numeric_labels_are_read_as_numbers(tmp_path, label, expected):
+    data = dfb_tree(tmp_path / "data")
+    df_entry(data)["label"] = label  # label name FF-DF alone would say fake
+    df = import_deepfakebench(write_json(tmp_path / "FF.json", data), tmp_path / "data")
+    assert set(df.loc[df["domain"] == "FF-DF", "label"]) == {expected}
+
+
+def test_deepfakebench_windows_style_paths_keep_their_frame_numbers(tmp_path):
+    frames(tmp_path / "FF/v", 3)
+    data = {"FF": {"FF-real": {"train": {"v": {"frames": [f"FF\\v\\{i:04d}.png" for i in range(3)]}}}}}
+    df = import_deepfakebench(write_json(tmp_path / "win.json", data), tmp_path)
+    assert df["path"].tolist() == [f"FF/v/{i:04d}.png" for i in range(3)]
+    assert df["frame"].tolist() == [0, 1, 2]
+
+
 def test_deepfakebench_json_root_maps_paths_made_elsewhere(tmp_path):
     data = dfb_tree(tmp_path / "data")
     text = json.dumps(data).replace(str(tmp_path / "data"), "/home/someone/datasets")
@@ -392,6 +443,9 @@ def test_deepfakebench_compression_filter(tmp_path):
     [
         (lambda d: df_entry(d).update(frames="0000.png"), "000_001: 'frames' must be a non-empty list"),
         (lambda d: df_entry(d).update(label=2), "000_001: label 2 is not a known label"),
+        (lambda d: df_entry(d).update(label="2.5"), "000_001: label '2.5' is not a known label"),
+        (lambda d: df_entry(d).update(label=-1.0), "000_001: label -1.0 is not a known label"),
+        (lambda d: df_entry(d).update(label=""), "000_001: label '' is not 0, 1 or a label name"),
         (lambda d: ff(d)["FF-DF"].update(training=ff(d)["FF-DF"].pop("train")), "split 'training' is not one of"),
         (lambda d: ff(d)["FF-real"]["test"]["c23"].update(bad=[1]), "FF-real/test/c23/bad: not a video entry"),
         (

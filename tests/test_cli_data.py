@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_builders import PAIRS, dfb_tree, make_ffpp_tree
+from test_builders import PAIRS, dfb_tree, make_ffpp_tree, write_splits
 from test_preprocess import astronaut_clip, write_video
 
 from workbench.cli import manifest as manifest_cli
@@ -73,6 +73,18 @@ def test_manifest_build_errors_and_allowed_missing_videos(tmp_path, capsys):
     listed = (tmp_path / "m.csv.missing.txt").read_text().splitlines()
     assert len(listed) == 2 + 2 * 4 and listed[0].startswith("youtube/c23/006 ")
     assert "left out 10 video(s)" in capsys.readouterr().err
+    write_splits(root / "splits", PAIRS)
+    assert run(manifest_cli, argv + ["--allow-missing"]) == 0
+    assert not (tmp_path / "m.csv.missing.txt").exists()  # the listing of the earlier run is gone
+
+
+def test_manifest_build_rejects_zero_frames_per_video(tmp_path, capsys):
+    root = make_ffpp_tree(tmp_path / "ffpp")
+    out = tmp_path / "m.csv"
+    argv = ["manifest", "build", "ffpp", "--root", str(root), "--out", str(out), "--frames-per-video", "0"]
+    assert run(manifest_cli, argv) == 1
+    assert "frames per video must be at least 1, got 0" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_manifest_import_deepfakebench(tmp_path, capsys):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from workbench.data import FrameDataset, ManifestError, domain_roles, read_manifest
-from workbench.data.manifest import resolve_root, write_manifest
+from workbench.data.manifest import resolve_root, validate_manifest, write_manifest
 
 
 def rewrite(manifest, edit):
@@ -102,3 +102,56 @@ def test_several_manifests_with_their_own_roots(tiny_manifest, tmp_path):
     clash = second_dataset(tmp_path / "clash", dataset="TINY")
     with pytest.raises(ManifestError, match="dataset 'TINY' appears in both"):
         read_manifests([tiny_manifest, clash])
+
+
+MANIFEST_HEADER = "path,label,domain,video,split,dataset"
+
+
+def frame_rows(**extra):
+    """Two valid in-memory manifest rows; ``extra`` sets further columns (one value per row)."""
+    rows = pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1], "domain": ["R", "F"], "video": ["v", "w"],
+                         "split": ["train", "train"], "dataset": ["X", "X"]})
+    return rows.assign(**extra)
+
+
+def test_numeric_looking_ids_are_read_as_text(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(f"{MANIFEST_HEADER},mask_path,compression,source_video\n"
+                    "real/000.png,0,R,000,train,X,,23,000\n"
+                    "fake/000.png,1,F,f000,train,X,007,23,000\n")
+    df, _ = read_manifest(path, check_files=False)
+    assert df["video"].tolist() == ["000", "f000"]
+    assert df["source_video"].tolist() == ["000", "000"]
+    assert df["mask_path"].tolist() == [None, "007"]
+    assert df["compression"].tolist() == ["23", "23"]
+
+
+def test_source_video_of_a_table_becomes_text_or_none():
+    df = validate_manifest(frame_rows(source_video=pd.Series([0, None], dtype=object)), check_files=False)
+    assert df["source_video"].tolist() == ["0", None]
+
+
+def test_absolute_mask_path_is_rejected():
+    with pytest.raises(ManifestError, match=r"line 3, column 'mask_path': '/abs/m.png' is absolute"):
+        validate_manifest(frame_rows(mask_path=[None, "/abs/m.png"]), check_files=False)
+
+
+def test_ids_that_pandas_would_read_as_missing_round_trip(tmp_path):
+    path = write_manifest(frame_rows(video=["NA", "None"]), tmp_path / "m.csv")
+    assert read_manifest(path, check_files=False)[0]["video"].tolist() == ["NA", "None"]
+
+
+def test_line_numbers_count_blank_lines_and_quoted_line_breaks(tmp_path):
+    path = tmp_path / "m.csv"
+    lines = ["", MANIFEST_HEADER, "", "a.png,0,D,v,train,X", '"b', 'c.png",1,D,w,train,X', "   ", "d.png,7,D,x,train,X"]
+    path.write_text("\n".join(lines) + "\n")  # the bad label is on line 8
+    with pytest.raises(ManifestError, match=r"line 8, column 'label': 7 is not a known label"):
+        read_manifest(path, check_files=False)
+
+
+def test_validate_manifest_names_table_rows_as_csv_lines_or_given_lines():
+    rows = frame_rows(label=[0, 5])
+    with pytest.raises(ManifestError, match=r"line 3, column 'label'"):
+        validate_manifest(rows.set_axis([10, 20]), check_files=False)
+    with pytest.raises(ManifestError, match=r"line 9, column 'label'"):
+        validate_manifest(rows, check_files=False, lines=[4, 9])

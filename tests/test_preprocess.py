@@ -268,6 +268,18 @@ def test_videos_differing_only_in_extension_are_refused(tmp_path):
         preprocess_videos(tmp_path / "in", tmp_path / "out")
 
 
+def test_a_video_whose_output_folder_would_hold_anothers_is_refused(tmp_path):
+    for rel in ("clip.avi", "clip/take2.avi", "clip2.avi"):
+        (tmp_path / "in" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / rel).write_bytes(b"")
+    expected = r"clip.avi and clip/take2.avi would nest their output folders \(frames/clip holds frames/clip/take2"
+    with pytest.raises(PreprocessError, match=expected):
+        find_videos(tmp_path / "in")
+    with pytest.raises(PreprocessError, match=expected):
+        preprocess_videos(tmp_path / "in", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_parallel_run_refuses_a_detector_that_workers_cannot_import(videos, tmp_path, monkeypatch):
     root, _ = videos
 

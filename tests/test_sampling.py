@@ -72,3 +72,32 @@ def test_lodo_group_and_protocol_errors(manifest):
     empty = manifest[~((manifest["domain"] == "D-B") & (manifest["split"] == "train"))]
     with pytest.raises(ManifestError, match=r"source domain 'D-B' has no fake frames in the train split"):
         sampler(empty.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("batch_size, real_fraction", [(2, 0.75), (3, 0.9), (4, 0.9)])
+def test_a_real_fraction_that_leaves_no_fake_is_refused(manifest, batch_size, real_fraction):
+    pool = training_real_pool(manifest, Protocol(tuple(SOURCE)))
+    expected = f"batch_size_per_domain={batch_size} with real_fraction={real_fraction} leaves no fake"
+    with pytest.raises(ValueError, match=expected):
+        DomainBatchSampler(manifest, SOURCE, pool, batch_size, real_fraction=real_fraction)
+
+
+@pytest.mark.parametrize("reindex", [lambda m: m.sample(frac=1, random_state=1), lambda m: m.set_axis(m.index + 5)])
+def test_indices_are_positions_whatever_the_manifest_index(manifest, reindex):
+    shuffled = reindex(manifest)
+    for rows in sampler(shuffled, paired=True).indices(3):
+        part = shuffled.iloc[rows.numpy()]
+        assert list(part["label"]) == [1, 1, 0, 0]
+        assert list(part["video"].iloc[2:]) == list(part["source_video"].iloc[:2])
+
+
+def test_paired_sampling_with_numeric_video_ids(tmp_path):
+    rows = [f"real/{v}.png,0,R,{v},train,D,{v}\nfake/{v}.png,1,F,f{v},train,D,{v}" for v in ("000", "001")]
+    path = tmp_path / "m.csv"
+    path.write_text("path,label,domain,video,split,dataset,source_video\n" + "\n".join(rows) + "\n")
+    df = read_manifest(path, check_files=False)[0]
+    paired = DomainBatchSampler(df, ["F"], training_real_pool(df, Protocol(("F",))), 4, paired=True)
+    part = df.iloc[paired.indices(0)[0].numpy()]
+    assert list(part["label"]) == [1, 1, 0, 0]
+    assert list(part["video"].iloc[2:]) == list(part["source_video"].iloc[:2])
+    assert set(part["video"].iloc[2:]) == {"000", "001"}

@@ -93,20 +93,25 @@ def _summary(df: pd.DataFrame) -> str:
 
 
 def _write(df: pd.DataFrame, out: Path) -> None:
+    """Write the manifest, print a summary, and list (or, when none, clear the listing of) missing videos."""
     write_manifest(df, out)
     print(_summary(df))
     print(f"wrote {out}: {len(df)} frames of {df['video'].nunique()} videos")
     missing = df.attrs.get("missing_videos", [])
+    listing = out.with_name(out.name + ".missing.txt")
     if missing:
-        listing = out.with_name(out.name + ".missing.txt")
         listing.write_text("\n".join(missing) + "\n")
         print(f"warning: left out {len(missing)} video(s) without frames, listed in {listing}", file=sys.stderr)
+    else:
+        listing.unlink(missing_ok=True)  # a listing from an earlier run would describe another manifest
 
 
 def run_build(args: argparse.Namespace) -> int:
     """Build the dataset's manifest; 1 with a message on any validation error."""
     accepted = inspect.signature(BUILDERS[args.dataset]).parameters
-    options = {key: getattr(args, key) for key in BUILD_OPTIONS if getattr(args, key) not in (None, False)}
+    # identity, not equality: 0 == False, and --frames-per-video 0 must reach the builder's check
+    given = {key: getattr(args, key) for key in BUILD_OPTIONS}
+    options = {key: value for key, value in given.items() if value is not None and value is not False}
     wrong = [BUILD_OPTIONS[key] for key in options if key not in accepted]
     if wrong:
         print(f"error: {', '.join(wrong)} do(es) not apply to {args.dataset}", file=sys.stderr)

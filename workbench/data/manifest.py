@@ -8,6 +8,7 @@ The dataset root is never stored in the manifest: it comes from the caller or ``
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,10 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("mask_path", "frame", "compression", "sourc
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LABELS: tuple[int, ...] = (0, 1)
 ROOT_ENV_VAR = "WORKBENCH_DATA_ROOT"
+# read as text: an id such as "000" must not become the number 0
+TEXT_COLUMNS: tuple[str, ...] = (
+    "path", "domain", "video", "split", "dataset", "mask_path", "compression", "source_video"
+)
 
 
 class ManifestError(ValueError):
@@ -35,11 +40,26 @@ def resolve_root(manifest_path: str | Path, root: str | Path | None = None) -> P
     return Path(manifest_path).resolve().parent
 
 
-def _row_error(source: str, row: int, column: str, value: object, why: str) -> ManifestError:
-    # CSV line numbers: header is line 1, so data row i (0-based) is line i + 2.
+def _row_error(source: str, line: int, column: str, value: object, why: str) -> ManifestError:
     if hasattr(value, "item"):
         value = value.item()  # show 3, not np.int64(3)
-    return ManifestError(f"{source}: line {row + 2}, column '{column}': {value!r} {why}")
+    return ManifestError(f"{source}: line {line}, column '{column}': {value!r} {why}")
+
+
+def _optional_text(values: pd.Series) -> pd.Series:
+    """Text or None: an optional column's empty cells become None, its values strings."""
+    return pd.Series(
+        [None if pd.isna(v) or str(v).strip() == "" else str(v) for v in values], index=values.index, dtype=object
+    )
+
+
+def _csv_lines(lines: Sequence[int] | None, rows: int, source: str) -> list[int]:
+    """The CSV line of each row: as given, else header on line 1 and one line per row."""
+    if lines is None:
+        return list(range(2, rows + 2))
+    if len(lines) != rows:
+        raise ValueError(f"{source}: {len(lines)} line numbers for {rows} rows")
+    return [int(line) for line in lines]
 
 
 def validate_manifest(
@@ -48,12 +68,15 @@ def validate_manifest(
     *,
     source: str = "<manifest>",
     check_files: bool = True,
+    lines: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Check a manifest table and return it normalised (typed columns, fixed column order).
 
-    Rejects missing columns, empty or absolute paths, unknown labels and splits, videos that
-    occur in more than one split, and (with ``check_files``) files that do not exist under ``root``.
-    Nothing is dropped: the first fault raises :class:`ManifestError`.
+    Rejects missing columns, empty or absolute paths (``path`` and ``mask_path``), unknown labels and
+    splits, videos that occur in more than one split, and (with ``check_files``) files that do not
+    exist under ``root``. Nothing is dropped: the first fault raises :class:`ManifestError`, naming
+    the row by its CSV line: ``lines[i]`` for row ``i`` when given (as :func:`read_manifest` does),
+    else ``i + 2`` (header on line 1). ``mask_path`` and ``source_video`` become text or None.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
@@ -61,26 +84,34 @@ def validate_manifest(
     if len(df) == 0:
         raise ManifestError(f"{source}: manifest has no rows")
     df = df.reset_index(drop=True).copy()
+    lines = _csv_lines(lines, len(df), source)
     for column in ("path", "domain", "video", "split", "dataset"):
         values = df[column]
         bad = values.isna() | (values.astype(str).str.strip() == "")
         if bad.any():
             i = int(bad.idxmax())
-            raise _row_error(source, i, column, df.at[i, column], "is empty")
+            raise _row_error(source, lines[i], column, df.at[i, column], "is empty")
         df[column] = values.astype(str)
-    for i, path in enumerate(df["path"]):
-        if Path(path).is_absolute():
-            raise _row_error(source, i, "path", path, "is absolute; paths are relative to the dataset root")
+    for column in ("mask_path", "source_video"):
+        if column in df.columns:
+            df[column] = _optional_text(df[column])
+    for column in ("path", "mask_path"):
+        if column not in df.columns:
+            continue
+        for i, path in enumerate(df[column]):
+            if isinstance(path, str) and Path(path).is_absolute():
+                why = "is absolute; paths are relative to the dataset root"
+                raise _row_error(source, lines[i], column, path, why)
     labels = pd.to_numeric(df["label"], errors="coerce")
     bad = labels.isna() | ~labels.isin(LABELS)
     if bad.any():
         i = int(bad.idxmax())
-        raise _row_error(source, i, "label", df.at[i, "label"], "is not a known label (0 = real, 1 = fake)")
+        raise _row_error(source, lines[i], "label", df.at[i, "label"], "is not a known label (0 = real, 1 = fake)")
     df["label"] = labels.astype(int)
     bad = ~df["split"].isin(SPLITS)
     if bad.any():
         i = int(bad.idxmax())
-        raise _row_error(source, i, "split", df.at[i, "split"], f"is not one of {list(SPLITS)}")
+        raise _row_error(source, lines[i], "split", df.at[i, "split"], f"is not one of {list(SPLITS)}")
     splits_per_video = df.groupby(["dataset", "video"])["split"].nunique()
     leaking = splits_per_video[splits_per_video > 1]
     if len(leaking):
@@ -90,10 +121,7 @@ def validate_manifest(
     duplicated = df["path"].duplicated()
     if duplicated.any():
         i = int(duplicated.idxmax())
-        raise _row_error(source, i, "path", df.at[i, "path"], "is listed twice")
-    if "mask_path" in df.columns:
-        masks = [None if pd.isna(v) or str(v).strip() == "" else str(v) for v in df["mask_path"]]
-        df["mask_path"] = pd.Series(masks, index=df.index, dtype=object)
+        raise _row_error(source, lines[i], "path", df.at[i, "path"], "is listed twice")
     if check_files:
         if root is None:
             raise ManifestError(f"{source}: a dataset root is needed to check files")
@@ -103,10 +131,44 @@ def validate_manifest(
                 continue
             for i, rel in enumerate(df[column]):
                 if isinstance(rel, str) and not (root / rel).is_file():
-                    raise _row_error(source, i, column, rel, f"does not exist under root {str(root)!r}")
+                    raise _row_error(source, lines[i], column, rel, f"does not exist under root {str(root)!r}")
     ordered = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in df.columns]
     extra = [c for c in df.columns if c not in ordered]
     return df[ordered + extra]
+
+
+def _is_blank(record: list[str]) -> bool:
+    """A record pandas skips: an empty or whitespace-only line (a quoted ``""`` is a row)."""
+    return not record or (len(record) == 1 and record[0] != "" and not record[0].strip())
+
+
+def _data_lines(path: str | Path) -> list[int]:
+    """The line on which each data row of a CSV starts, as pandas reads it.
+
+    Like pandas, blank (or whitespace-only) lines are skipped and a quoted field may span lines, so
+    error messages can name the line a person sees in an editor.
+    """
+    starts, end = [], 0
+    with Path(path).open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not _is_blank(record):
+                starts.append(start)
+    return starts[1:]  # the first record is the header
+
+
+def read_csv_table(path: Path, dtype: dict[str, type] | type | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """A CSV as a table and the line of each row; only empty cells are missing ("NA", "None" are text)."""
+    try:
+        table = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+        lines = _data_lines(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
+        raise ManifestError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    if len(lines) != len(table):
+        why = f"pandas reads {len(table)} rows but the csv module {len(lines)} (unbalanced quotes?)"
+        raise ManifestError(f"{path}: cannot be parsed as CSV: {why}")
+    return table, lines
 
 
 def read_manifest(
@@ -115,16 +177,16 @@ def read_manifest(
     *,
     check_files: bool = True,
 ) -> tuple[pd.DataFrame, Path]:
-    """Read and validate a manifest CSV; return the table and the resolved dataset root."""
+    """Read and validate a manifest CSV; return the table and the resolved dataset root.
+
+    Errors name the true CSV line of the row at fault (blank lines count).
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {str(path)!r} does not exist")
-    try:
-        df = pd.read_csv(path, dtype={"video": str, "path": str, "domain": str, "split": str, "dataset": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    df, lines = read_csv_table(path, dtype={column: str for column in TEXT_COLUMNS})
     resolved = resolve_root(path, root)
-    return validate_manifest(df, resolved, source=str(path), check_files=check_files), resolved
+    return validate_manifest(df, resolved, source=str(path), check_files=check_files, lines=lines), resolved
 
 
 def read_manifests(

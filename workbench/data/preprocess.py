@@ -119,19 +119,28 @@ def sample_indices(frame_count: int, frames: int) -> np.ndarray:
 def find_videos(videos_dir: Path) -> list[Path]:
     """Video files under ``videos_dir`` (recursively), as sorted paths relative to it.
 
-    Two videos that differ only in their extension would share an output folder: that is an error.
+    Each video's crops go to ``frames/<path without extension>/``, which a rerun of that video empties
+    first. So two videos may not share an output folder (``a.mp4``, ``a.avi``), and no video's folder
+    may hold another's (``clip.avi`` and ``clip/take2.avi``): both are errors naming the videos.
     """
     videos = sorted(
         path.relative_to(videos_dir)
         for path in videos_dir.rglob("*")
         if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS
     )
-    seen: dict[Path, Path] = {}
+    owners: dict[Path, Path] = {}
     for rel in videos:
-        other = seen.setdefault(rel.with_suffix(""), rel)
+        other = owners.setdefault(rel.with_suffix(""), rel)
         if other != rel:
             raise PreprocessError(
                 f"{str(videos_dir)!r}: {other} and {rel} would share the output folder {rel.with_suffix('')}"
+            )
+    for folder, rel in owners.items():
+        outer = next((parent for parent in folder.parents if parent in owners), None)
+        if outer is not None:
+            raise PreprocessError(
+                f"{str(videos_dir)!r}: {owners[outer]} and {rel} would nest their output folders (frames/{outer} "
+                f"holds frames/{folder}, and processing {owners[outer]} empties it); rename or move one of them"
             )
     return videos
 

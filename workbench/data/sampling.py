@@ -4,6 +4,9 @@ Domain k's batch holds fakes of manipulation k and real faces from the shared re
 half by default). Reals are drawn at random from the pool, or, with ``paired=True``, from the real
 video each fake was made from (manifest column ``source_video``).
 
+Indices are row *positions* (for ``manifest.iloc``), whatever the manifest's index; they equal the
+row labels of :func:`workbench.data.manifest.read_manifests`' output, which has a 0..n-1 index.
+
 The sampler is *stateless*: the indices of step ``s`` come from a generator seeded with
 ``(seed, s)``, so resuming at step ``s`` reproduces an uninterrupted run exactly.
 """
@@ -25,9 +28,10 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
 
 
 class DomainBatchSampler:
-    """Row indices of each step's per-domain batches into a manifest (train split).
+    """Row positions of each step's per-domain batches in a manifest (train split).
 
-    ``real_pool`` are the manifest rows of real training frames shared by all domains.
+    ``real_pool`` are the positions of the real training frames shared by all domains. Every domain
+    batch holds at least one fake: ``round(batch_size_per_domain * real_fraction)`` reals, the rest fakes.
     """
 
     def __init__(
@@ -48,6 +52,12 @@ class DomainBatchSampler:
         self.seed = seed
         self.n_real = int(round(batch_size_per_domain * real_fraction))
         self.n_fake = batch_size_per_domain - self.n_real
+        if self.n_fake < 1:
+            raise ValueError(
+                f"batch_size_per_domain={batch_size_per_domain} with real_fraction={real_fraction} leaves no fake "
+                f"in a domain batch ({self.n_real} reals); lower real_fraction or raise batch_size_per_domain"
+            )
+        manifest = manifest.reset_index(drop=True)  # labels = positions, so .at and .index agree with iloc
         train = manifest["split"] == "train"
         self.fake_pools = []
         for domain in self.source_domains:
@@ -90,7 +100,7 @@ class DomainBatchSampler:
         return pool[positions], positions
 
     def indices(self, step: int) -> list[torch.Tensor]:
-        """One tensor of manifest row indices per source domain: fakes first, then reals."""
+        """One tensor of manifest row positions per source domain: fakes first, then reals."""
         generator = step_generator(self.seed, step)
         batches = []
         for k, pool in enumerate(self.fake_pools):

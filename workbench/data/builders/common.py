@@ -51,8 +51,21 @@ def evenly_spaced(items: Sequence[object], count: int | None) -> list[object]:
 
 
 def frame_number(name: str) -> int | None:
+    """The frame index in a numeric file name (``0012.png`` → 12), else None; ``name`` uses ``/``."""
     stem = Path(name).stem
     return int(stem) if stem.isdigit() else None
+
+
+def as_number(value: object) -> float | None:
+    """A label written as a number (``1``, ``1.0``, ``"0"``, ``"1.0"``) as a float; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
 
 
 def _find_mask(mask_dir: Path, frame: Path) -> Path | None:
@@ -69,11 +82,21 @@ def missing_error(source: str, missing: Sequence[str], hint: str) -> ManifestErr
     return ManifestError(f"{source}: {len(missing)} video(s) have no frames: {shown}{more}. {hint}")
 
 
+def no_frames_error(source: str, missing: Sequence[str]) -> ManifestError:
+    """Nothing to list: no video found at all, or none of the videos found has frames."""
+    if not missing:
+        return ManifestError(f"{source}: found no videos; is the root the dataset's frame tree?")
+    return missing_error(source, missing, "No video has frames: preprocess them first (see data_manifests/README.md).")
+
+
 def manifest_from_rows(rows: list[dict], root: Path, source: str, missing: Sequence[str] = ()) -> pd.DataFrame:
     """Validate rows (files included) into a manifest; optional columns that are empty everywhere are left out.
 
     ``missing`` (videos left out on request) is kept in ``df.attrs["missing_videos"]`` for the caller to report.
+    No rows at all is an error listing the ``missing`` videos.
     """
+    if not rows:
+        raise no_frames_error(source, missing)
     df = pd.DataFrame(rows)
     if "frame" in df.columns:
         df["frame"] = df["frame"].astype("Int64")
@@ -94,8 +117,9 @@ def build_rows(
     """Manifest rows for the frames found in each entry's folder, checked and validated.
 
     A video whose folder is missing or holds no images is an error, unless ``allow_missing``: then it
-    is left out and listed in ``df.attrs["missing_videos"]``. A video with a mask folder (the first
-    of ``mask_dirs`` that exists) must have a mask for every frame taken.
+    is left out and listed in ``df.attrs["missing_videos"]`` (but no video with frames at all is an
+    error). A video with a mask folder (the first of ``mask_dirs`` that exists) must have a mask for
+    every frame taken.
     """
     rows, missing = [], []
     for entry in entries:

@@ -9,8 +9,9 @@ every child is a compression level). A video entry is an object with a ``"frames
 keys are ignored. The manifest gets ``dataset`` = the dataset key, ``domain`` = the label name,
 ``split`` = the split key (``validation``/``valid`` read as ``val``), ``compression`` where the
 level exists, and ``video`` = ``<label name>/[<compression>/]<video key>``. ``label``: the entry's
-``"label"`` field when it is 0/1 (or "0"/"1"); when it is another string or absent, the name
-(the field's string, else the label name) decides: containing "real" (any case) → 0, else 1.
+``"label"`` field when it is a number or a numeric string (``1``, ``0.0``, ``"1"``, ``"0.0"``): 0 or 1,
+any other number is an error; when it is a non-numeric string or absent, the name (the field's
+string, else the label name) decides: containing "real" (any case) → 0, else 1; an empty string is an error.
 Frame paths may be absolute or relative; see :func:`import_deepfakebench`.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from workbench.data.builders.common import evenly_spaced, frame_number, manifest_from_rows
+from workbench.data.builders.common import as_number, evenly_spaced, frame_number, manifest_from_rows
 from workbench.data.manifest import SPLITS, ManifestError
 
 SPLIT_ALIASES: dict[str, str] = {"validation": "val", "valid": "val"}
@@ -33,14 +34,16 @@ def _is_video_entry(node: object) -> bool:
 
 
 def _label(entry: dict, label_name: str, where: str) -> int:
+    """0/1 from the entry's numeric label, else from the label's name (see the module docstring)."""
     value = entry.get("label", label_name)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or not str(value).strip():
         raise ManifestError(f"{where}: label {value!r} is not 0, 1 or a label name")
-    if isinstance(value, int) or value.strip().lstrip("-").isdigit():
-        if int(value) not in (0, 1):
-            raise ManifestError(f"{where}: label {value!r} is not a known label (0 = real, 1 = fake)")
-        return int(value)
-    return 0 if "real" in value.lower() else 1
+    number = as_number(value)
+    if number is None:
+        return 0 if "real" in value.lower() else 1
+    if number not in (0, 1):
+        raise ManifestError(f"{where}: label {value!r} is not a known label (0 = real, 1 = fake)")
+    return int(number)
 
 
 def _relative_frame(frame: str, root: Path, json_root: PurePosixPath | None, where: str) -> str:
@@ -138,15 +141,16 @@ def import_deepfakebench(
                     label = _label(entry, label_name, entry_where)
                     video_id = "/".join(part for part in (label_name, level, video) if part)
                     for frame in evenly_spaced(frames, frames_per_video):
+                        path = _relative_frame(frame, root, prefix, entry_where)
                         rows.append(
                             {
-                                "path": _relative_frame(frame, root, prefix, entry_where),
+                                "path": path,
                                 "label": label,
                                 "domain": label_name,
                                 "video": video_id,
                                 "split": split,
                                 "dataset": dataset,
-                                "frame": frame_number(frame),
+                                "frame": frame_number(path),
                                 "compression": level,
                             }
                         )

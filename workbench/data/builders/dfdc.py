@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from workbench.data.builders.common import VideoEntry, build_rows
-from workbench.data.manifest import SPLITS, ManifestError
+from workbench.data.builders.common import VideoEntry, as_number, build_rows
+from workbench.data.manifest import SPLITS, ManifestError, read_csv_table
 
 DFDC_LABELS: dict[str, int] = {"REAL": 0, "FAKE": 1}
 DFDCP_LABELS: dict[str, int] = {"real": 0, "fake": 1}
@@ -42,27 +42,34 @@ def _video_id(folder: PurePosixPath, name: str) -> str:
     return (folder / PurePosixPath(name).stem).as_posix()
 
 
+def _csv_label(path: Path, line: int, name: str, text: str) -> int:
+    """0 or 1 from a ``labels.csv`` cell (``1``, ``1.0``); anything else is an error naming the line."""
+    number = as_number(text)
+    if number not in (0, 1):
+        raise ManifestError(f"{path}: line {line}: label {text!r} of {name!r} is not 0 (real) or 1 (fake)")
+    return int(number)
+
+
 def _entries_from_labels_csv(path: Path, folder: PurePosixPath, split: str | None) -> list[VideoEntry]:
-    try:
-        table = pd.read_csv(path, dtype={"filename": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: cannot be parsed as CSV: {exc}") from exc
+    table, lines = read_csv_table(path, dtype=str)
     if not {"filename", "label"} <= set(table.columns):
         raise ManifestError(f"{path}: needs columns 'filename' and 'label' (1 = fake), has {list(table.columns)}")
     entries = []
-    for i, (name, label) in enumerate(zip(table["filename"], table["label"])):
-        if str(label) not in ("0", "1"):
-            raise ManifestError(f"{path}: line {i + 2}: label {label!r} of {name!r} is not 0 (real) or 1 (fake)")
+    for line, name, text in zip(lines, table["filename"], table["label"]):
+        for column, value in (("filename", name), ("label", text)):
+            if pd.isna(value) or not value.strip():
+                raise ManifestError(f"{path}: line {line}: {column} is empty")
+        label = _csv_label(path, line, name, text)
         video = _video_id(folder, name)
         entries.append(
             VideoEntry(
                 video=video,
                 frames_dir=Path(folder, "frames", PurePosixPath(name).stem),
-                label=int(label),
+                label=label,
                 domain="DFDC",
                 split=split or "test",
                 dataset="DFDC",
-                source_video=video if int(label) == 0 else None,
+                source_video=video if label == 0 else None,
             )
         )
     return entries
