@@ -1,6 +1,6 @@
 """Dataset manifests: one row per frame image, validated before anything trains on it.
 
-Schema (DESIGN.md §4): ``path`` (relative to the dataset root), ``label`` (0 = real, 1 = fake),
+Schema (data_manifests/schema.md): ``path`` (relative to the dataset root), ``label`` (0 = real, 1 = fake),
 ``domain``, ``video``, ``split`` (train/val/test), ``dataset``; optional ``mask_path``, ``frame``,
 ``compression`` and ``source_video`` (the real video a fake was made from, for paired sampling).
 The dataset root is never stored in the manifest: it comes from the caller or ``$WORKBENCH_DATA_ROOT``.

@@ -1,4 +1,4 @@
-"""Domain-balanced training batches: one ``(x_k, y_k)`` per source domain per step (DESIGN.md §3).
+"""Domain-balanced training batches: one ``(x_k, y_k)`` per source domain per step (docs/method.md).
 
 Domain k's batch holds fakes of manipulation k and real faces from the shared real pool (half and
 half by default). Reals are drawn at random from the pool, or, with ``paired=True``, from the real

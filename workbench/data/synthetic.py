@@ -11,9 +11,9 @@ Layout of the benchmark (domain names are a contract other code and configs rely
   identities, both strongly JPEG-compressed (quality 25-40, vs 75-95 in SYN) and blurred; fakes
   cycle through the four source manipulations, so the shift is in acquisition, not in manipulation.
 
-Manifest rows carry the DESIGN.md §4 columns plus ``frame``, ``compression`` (JPEG quality),
-``source_video`` and ``mask_path`` (soft mask of the changed pixels; empty for reals) and an extra
-``manipulation`` column (swap, reenact, gan, neural_texture, seamless; empty for reals).
+Manifest rows carry the required columns of data_manifests/schema.md plus ``frame``, ``compression``
+(JPEG quality), ``source_video`` and ``mask_path`` (soft mask of the changed pixels; empty for reals)
+and an extra ``manipulation`` column (swap, reenact, gan, neural_texture, seamless; empty for reals).
 
 Every random draw comes from a generator seeded by (seed, pool or domain, video, purpose[, frame]),
 so the output is byte-identical for a seed whatever the number of workers.
