@@ -27,6 +27,30 @@ def test_pretrained_loads_a_local_file_and_replaces_the_head(tmp_path):
     assert model.get_classifier().out_features == 2
 
 
+def test_weights_that_do_not_match_the_architecture_are_refused(tmp_path):
+    state = timm.create_model("test_resnet", num_classes=10).state_dict()
+    truncated, prefixed = tmp_path / "truncated.safetensors", tmp_path / "prefixed.safetensors"
+    save_file({k: v for k, v in state.items() if not k.startswith("layer2.")}, str(truncated))
+    save_file({f"backbone.{k}": v for k, v in state.items()}, str(prefixed))
+    with pytest.raises(ValueError, match=r"truncated.safetensors.*missing \d+ \['layer2\.") as error:
+        create_model("test_resnet", pretrained=truncated)
+    assert "unexpected 0 []" in str(error.value)
+    with pytest.raises(ValueError, match=r"prefixed.safetensors.*unexpected \d+ \['backbone\."):
+        create_model("test_resnet", pretrained=prefixed)
+
+
+def test_a_two_class_checkpoint_keeps_its_head_and_user_overlays_apply(tmp_path):
+    """A detector checkpoint (``{"model": state, ...}``) loads whole; ``pretrained_cfg_overlay`` still works."""
+    source = create_model("test_resnet")
+    path = tmp_path / "detector.pt"
+    torch.save({"model": source.state_dict(), "step": 7}, path)
+    overlay = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+    model = create_model("test_resnet", pretrained=path, pretrained_cfg_overlay=overlay)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)
+
+
 def test_no_hub_downloads_and_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="local weights file"):
         create_model("test_resnet", pretrained=True)

@@ -1,19 +1,25 @@
 """Build timm backbones with a 2-logit (real, fake) head.
 
-``pretrained`` is ``False`` or a path to a local weights file (``.safetensors``, ``.pth``, ``.bin``):
-timm loads it through ``pretrained_cfg_overlay=dict(file=...)`` and adapts the classifier to
-``num_classes``. Nothing is ever fetched from a hub: ``pretrained=True`` is refused.
+``pretrained`` is ``False`` or a path to a local weights file (``.safetensors``, ``.pth``, ``.bin``,
+or a checkpoint holding one under ``state_dict``/``model``). The file must match the architecture: a
+classifier whose shape differs from ``num_classes`` (ImageNet's 1000 classes) is left at its fresh
+initialisation, and any other missing or unexpected key is an error, so a truncated or wrongly
+prefixed file never trains silently from random weights. Nothing is ever fetched from a hub:
+``pretrained=True`` is refused.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
 from torch import nn
+
+KEYS_SHOWN = 5
 
 
 def load_pretrained_file(path: str | Path) -> Path:
@@ -42,16 +48,45 @@ def create_model(
     if name not in timm.list_models() and not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     if pretrained:
-        weights = load_pretrained_file(pretrained)
-        return timm.create_model(
-            name,
-            pretrained=True,
-            num_classes=num_classes,
-            pretrained_cfg_overlay=dict(file=str(weights)),
-            **kwargs,
+        load_weights(model, load_pretrained_file(pretrained))
+    return model
+
+
+def _classifier_keys(model: nn.Module) -> set[str]:
+    names = model.pretrained_cfg.get("classifier") or ()
+    names = (names,) if isinstance(names, str) else names
+    return {f"{name}.{part}" for name in names for part in ("weight", "bias")}
+
+
+def _listing(keys: list[str]) -> str:
+    more = f" (and {len(keys) - KEYS_SHOWN} more)" if len(keys) > KEYS_SHOWN else ""
+    return f"{len(keys)} {keys[:KEYS_SHOWN]}{more}"
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load a local weights file into a timm ``model``; every key must match except a resized classifier.
+
+    The timm module's ``checkpoint_filter_fn`` (original-format checkpoints, where timm has one) is
+    applied first. Raises ``ValueError`` naming the file and the missing/unexpected keys.
+    """
+    state = timm.models.load_state_dict(str(path))
+    filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    own = model.state_dict()
+    resized = {k for k in _classifier_keys(model) if k in state and k in own and state[k].shape != own[k].shape}
+    for key in resized:
+        del state[key]
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k not in resized]
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"weights file {str(path)!r} does not match timm model {type(model).__name__} "
+            f"({model.pretrained_cfg.get('architecture', '?')}): missing {_listing(missing)}, "
+            f"unexpected {_listing(result.unexpected_keys)}"
         )
-    return timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
 
 
 def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
