@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,55 @@ def test_train_and_eval_through_the_cli(tiny_config, tmp_path, capsys):
     assert '"source_test"' in capsys.readouterr().out
     assert (tmp_path / "eval" / "predictions.csv").exists()
     assert build_parser().parse_args(["report", str(run_dir)]).command == "report"
+
+
+@pytest.mark.parametrize("command", [["train"], ["eval", "some-run"], ["demo"]])
+def test_repeated_set_flags_all_count(command):
+    args = build_parser().parse_args([*command, "--set", "train.steps=5", "a.b=1", "--set", "train.seed=1"])
+    assert args.overrides == ["train.steps=5", "a.b=1", "train.seed=1"]
+    assert build_parser().parse_args(command).overrides == []
+
+
+def _config_file(config, tmp_path):
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_train_reports_bad_config_values_in_one_line_and_writes_nothing(tiny_config, tmp_path, capsys):
+    run_dir = tmp_path / "cli-run"
+    config = _config_file(tiny_config, tmp_path)
+    for value in ("abc", "0"):
+        assert main(["train", "--config", config, "--set", f"train.steps={value}", "--run-dir", str(run_dir)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: config key 'train.steps'") and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_train_refuses_a_finished_run_before_loading_anything(tiny_config, tmp_path, capsys, monkeypatch):
+    from workbench.training import Trainer
+
+    config = _config_file(tiny_config, tmp_path)
+    run_dir = tmp_path / "cli-run"
+    argv = ["train", "--config", config, "--set", "train.steps=2", "--set", "train.eval_every=2",
+            "--run-dir", str(run_dir)]
+    assert main(argv) == 0 and (run_dir / "done").exists()
+    assert [json.loads(line)["step"] for line in (run_dir / "records.jsonl").read_text().splitlines()] == [2]
+    monkeypatch.setattr(Trainer, "_setup_data", lambda self: pytest.fail("data loaded for a finished run"))
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"error: {run_dir} is a finished run; choose another run name or directory\n"
+
+
+def test_eval_reports_user_errors_in_one_line(tiny_config, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing")]) == 1
+    assert "has no config.yaml" in capsys.readouterr().err
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(Path(_config_file(tiny_config, tmp_path)).read_text())
+    assert main(["eval", str(run_dir), "--set", "train.seed=1.5"]) == 1
+    assert capsys.readouterr().err == "error: config key 'train.seed' must be an integer >= 0, got 1.5\n"
+    assert main(["eval", str(run_dir), "--set", "data.source_domains=[D-A, D-X]"]) == 1
+    assert "'D-X'" in capsys.readouterr().err

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from workbench.config import DEFAULT_CONFIG, load_config, parse_override
+import pytest
+import yaml
+
+from workbench.config import (
+    DEFAULT_CONFIG,
+    INTEGER_KEYS,
+    RUN_SPECIFIC_KEYS,
+    ConfigError,
+    UnknownConfigKeyError,
+    load_config,
+    parse_override,
+)
+from workbench.training.trainer import RESUMABLE_CHANGES
 
 
 def test_overrides_parse_yaml_values():
@@ -24,7 +36,44 @@ def test_file_then_overrides(tmp_path):
 def test_unknown_keys_are_errors(tmp_path):
     with pytest.raises(KeyError, match="train.stesp"):
         load_config(overrides=["train.stesp=3"])
+    with pytest.raises(UnknownConfigKeyError) as unknown:
+        load_config(overrides=["train.stesp=3"])
+    assert isinstance(unknown.value, ConfigError)
+    assert str(unknown.value).startswith("unknown config key 'train.stesp'")  # not quoted like a plain KeyError
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ValueError, match="key.path=value"):
         load_config(overrides=["train.steps"])
+
+
+@pytest.mark.parametrize("override", ["train.steps=abc", "train.steps=0", "train.steps=-3", "train.steps=true",
+                                      "train.seed=1.5", "train.seed=-1", "train.eval_every=0",
+                                      "train.alignment_every=-1", "train.cpu_threads=0", "data.batch_size=2.5",
+                                      "data.eval_batch_size=0", "data.workers=-1", "data.image_size=x",
+                                      "data.real_fraction=1", "data.real_fraction=half"])
+def test_bad_numeric_values_name_the_key_and_the_value(override):
+    key, value = override.split("=")
+    with pytest.raises(ConfigError, match=rf"config key '{key}' must be .*, got {re.escape(repr(yaml.safe_load(value)))}$"):
+        load_config(overrides=[override])
+
+
+def test_good_numeric_values_pass():
+    config = load_config(overrides=["train.steps=1", "train.seed=0", "train.cpu_threads=null", "data.workers=0",
+                                    "data.real_fraction=0"])
+    assert (config["train"]["steps"], config["train"]["cpu_threads"]) == (1, None)
+
+
+def _is_key(dotted):
+    node = DEFAULT_CONFIG
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_run_specific_and_checked_keys_are_real_config_keys():
+    assert all(_is_key(k) for k in RUN_SPECIFIC_KEYS | set(INTEGER_KEYS)), [
+        k for k in RUN_SPECIFIC_KEYS | set(INTEGER_KEYS) if not _is_key(k)
+    ]
+    assert RUN_SPECIFIC_KEYS < RESUMABLE_CHANGES  # one list: what may differ on resume extends it

@@ -37,7 +37,8 @@ def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", do
     run_dir.mkdir(parents=True)
     if config:
         cfg = {"algorithm": {"name": algorithm, "hparams": hparams or {"rho": 0.05}},
-               "model": {"name": backbone}, "train": {"seed": seed, "steps": 200}, "out_dir": str(run_dir)}
+               "model": {"name": backbone}, "train": {"seed": seed, "steps": 200},
+               "run": {"dir": str(root), "name": name}}
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     records = [
         {"step": 100, "algorithm": algorithm, "seed": seed, "backbone": backbone,
@@ -281,6 +282,40 @@ def test_config_variants_are_not_pooled(tmp_path):
     summary = summarise(df, [TARGET], n_boot=50)
     assert list(summary["n_seeds"]) == [2, 2]
     assert "| algorithm | backbone | variant | seeds |" in to_markdown(summary)
+
+
+def test_runs_differing_only_where_and_how_they_ran_are_seeds_of_one_variant(tmp_path):
+    runs = grid(tmp_path)[:2]
+    for i, run in enumerate(runs):
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        config["train"].update(progress=bool(i), cpu_threads=i + 1, device=["cpu", "cuda"][i])
+        config["data"] = {"root": f"/data/{i}", "workers": i, "eval_batch_size": 64 * (i + 1),
+                          "synthetic": {"cache_dir": f"/cache/{i}", "workers": i + 1, "seed": 0}}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = collect(runs)
+    assert list(df["variant"]) == ["", ""]
+    assert list(summarise(df, [TARGET], n_boot=50)["n_seeds"]) == [2]
+
+
+def test_a_differing_budget_is_a_variant(tmp_path):
+    runs = grid(tmp_path)[:2]
+    config = yaml.safe_load((runs[1] / "config.yaml").read_text())
+    config["train"]["steps"] = 400
+    (runs[1] / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.warns(UserWarning, match=r"differ in config key\(s\) \['train.steps'\]"):
+        df = collect(runs)
+    assert list(df["variant"]) == ["train.steps=200", "train.steps=400"]
+
+
+def test_rule_last_reports_the_last_evaluation_not_a_later_analysis_line(tmp_path):
+    run = make_run(tmp_path, "erm_s0", "erm", 0, 0.8)
+    with (run / "records.jsonl").open("a") as handle:
+        handle.write(json.dumps({"kind": "alignment", "step": 250, "alignment": {"cos": 0.1}}) + "\n")
+    df = collect([run], rule="last")
+    assert list(df["step"]) == [200] and list(df[f"{TARGET}:auc"]) == [0.8]
+    assert list(summarise(df, [TARGET], n_boot=50)["mean"]) == [0.8]
 
 
 def _cli(argv):

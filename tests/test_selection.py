@@ -98,6 +98,17 @@ def test_missing_groups_raise_clear_errors():
         select([RECORDS[0], {"eval": {}}])
 
 
+def test_every_rule_selects_among_evaluation_lines_only():
+    analysis = {"kind": "alignment", "step": 500, "alignment": {"cos": 0.1}}
+    records = [*RECORDS, analysis]
+    for rule in SELECTION_RULES:
+        chosen = select(records, rule=rule)
+        assert "eval" in chosen and chosen["step"] == select(RECORDS, rule=rule)["step"]
+    assert select(records, rule="last")["step"] == 400
+    with pytest.raises(SelectionError, match="none of the 1 records is an evaluation"):
+        select([analysis], rule="last")
+
+
 def _write_lines(run_dir, lines):
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "records.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -6,11 +6,16 @@ import copy
 import json
 import math
 
+import pandas as pd
 import pytest
 import torch
+import yaml
 
+import workbench.training.trainer as trainer_module
+from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
-from workbench.training.records import RecordWriter
+from workbench.training.records import RecordsError, RecordWriter
+from workbench.training.trainer import BEST, LAST
 
 
 def read_records(run_dir):
@@ -77,8 +82,6 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tin
 
 
 def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config, tmp_path, monkeypatch):
-    import workbench.training.trainer as trainer_module
-
     trainer = Trainer(tiny_config, tmp_path / "run")
     events = []
     fetch, launch, read = trainer.domain_batches, trainer.algorithm.launch, trainer_module.as_floats
@@ -141,3 +144,141 @@ def test_loader_workers_give_the_same_run_as_in_process_loading(tiny_config, tmp
     a = load_checkpoint(in_process / "checkpoints" / "last.pt")["model"]
     b = load_checkpoint(prefetched / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Killed(Exception):
+    """Stands for the process being killed at a chosen point of a run."""
+
+
+def kill_at_save(monkeypatch, name, step):
+    """Make saving checkpoint ``name`` at ``step`` raise :class:`Killed` (before it is written)."""
+    save = trainer_module.save_checkpoint
+
+    def saving(state, path):
+        if path.name == name and state["step"] == step:
+            raise Killed(f"{name} at step {step}")
+        return save(state, path)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", saving)
+
+
+def source_val_aucs(monkeypatch, *aucs):
+    """Make successive evaluations report these source-val AUCs (then 0.5), so the best step is known."""
+    evaluate, scores = Trainer.evaluate, iter(aucs)
+
+    def evaluating(self):
+        results, predictions = evaluate(self)
+        results["source_val"]["auc"] = next(scores, 0.5)
+        return results, predictions
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluating)
+
+
+def test_a_kill_before_the_first_checkpoint_starts_the_run_over(tiny_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        kill_at_save(patch, LAST, 3)
+        with pytest.raises(Killed):
+            Trainer(tiny_config, run).fit()
+    RecordWriter(run).append({"kind": "alignment", "step": 2, "alignment": {}})
+    assert [r["step"] for r in read_records(run)] == [3, 2]
+    with pytest.warns(UserWarning, match=r"no checkpoints/last.pt to resume from.*records.jsonl"):
+        Trainer(tiny_config, run).fit()
+    assert [r["step"] for r in read_records(run)] == [3, 6]
+
+
+def test_a_rerun_with_another_config_is_refused_before_the_first_checkpoint_too(tiny_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        kill_at_save(patch, LAST, 3)
+        with pytest.raises(Killed):
+            Trainer(tiny_config, run).fit()
+    changed = copy.deepcopy(tiny_config)
+    changed["algorithm"]["name"] = "erm"
+    with pytest.raises(ConfigError, match=r"\['algorithm.name'\]"):
+        Trainer(changed, run).fit()
+    assert yaml.safe_load((run / "config.yaml").read_text())["algorithm"]["name"] == "roga"
+    assert [r["algorithm"] for r in read_records(run)] == ["roga"]
+
+
+def test_a_kill_before_last_pt_leaves_no_best_checkpoint_of_a_later_step(tiny_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        source_val_aucs(patch, 0.6, 0.7)
+        kill_at_save(patch, LAST, 6)
+        with pytest.raises(Killed):
+            Trainer(tiny_config, run).fit()
+    checkpoints = run / "checkpoints"
+    assert load_checkpoint(checkpoints / BEST)["step"] == load_checkpoint(checkpoints / LAST)["best_step"] == 3
+    with monkeypatch.context() as patch:
+        source_val_aucs(patch, 0.5)  # the redone step 6 scores lower this time (e.g. on a GPU)
+        Trainer(tiny_config, run).fit()
+    assert load_checkpoint(checkpoints / BEST)["step"] == 3
+    assert set(pd.read_csv(run / "predictions.csv")["step"]) == {3}
+
+
+def test_a_kill_between_last_pt_and_the_best_checkpoint_restores_the_best(tiny_config, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        source_val_aucs(patch, 0.6, 0.7)
+        kill_at_save(patch, BEST, 6)
+        with pytest.raises(Killed):
+            Trainer(tiny_config, run).fit()
+    checkpoints = run / "checkpoints"
+    assert load_checkpoint(checkpoints / BEST)["step"] == 3 and load_checkpoint(checkpoints / LAST)["best_step"] == 6
+    Trainer(tiny_config, run).fit()
+    best, last = load_checkpoint(checkpoints / BEST), load_checkpoint(checkpoints / LAST)
+    assert best["step"] == 6
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    assert set(pd.read_csv(run / "predictions.csv")["step"]) == {6}
+
+
+def test_resume_drops_predictions_of_steps_after_the_checkpoint(tiny_config, tmp_path):
+    config = copy.deepcopy(tiny_config)
+    config["train"]["steps"] = 9
+    run = Trainer(config, tmp_path / "run").fit(stop_at_step=3)
+    stale = pd.DataFrame({"group": ["source_val", "source_val"], "path": ["a.png", "b.png"], "label": [0, 1],
+                          "prob_fake": [0.2, 0.9], "step": [3, 6]})
+    stale.to_csv(run / "predictions.csv", index=False)
+    Trainer(config, run).fit(stop_at_step=4)
+    assert list(pd.read_csv(run / "predictions.csv")["step"]) == [3]
+
+
+def test_resume_drops_a_torn_final_record_line(tiny_config, tmp_path):
+    run = Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    with (run / "records.jsonl").open("a") as handle:
+        handle.write('{"step": 6, "epoch": 1.5, "ev')
+    Trainer(tiny_config, run).fit()
+    assert [r["step"] for r in read_records(run)] == [3, 6]
+
+
+def test_truncation_names_an_unparsable_line_that_is_not_the_last(tmp_path):
+    writer = RecordWriter(tmp_path)
+    writer.append({"step": 3, "eval": {}})
+    with writer.path.open("a") as handle:
+        handle.write('{"step": 4, "ev\n')
+    writer.append({"step": 6, "eval": {}})
+    with pytest.raises(RecordsError, match=r"records.jsonl: line 2: invalid JSON"):
+        writer.truncate_after(3)
+    with writer.path.open("a") as handle:
+        handle.write('{"step": 6')
+    with pytest.raises(RecordsError, match="line 2"):
+        writer.truncate_after(3)
+
+
+def test_a_run_cannot_be_shortened_on_resume(tiny_config, tmp_path):
+    Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    shorter = copy.deepcopy(tiny_config)
+    shorter["train"]["steps"] = 2
+    with pytest.raises(ConfigError, match=r"'train.steps' is 2, below the step 3"):
+        Trainer(shorter, tmp_path / "run").fit()
+
+
+@pytest.mark.parametrize(("key", "value"), [("steps", 0), ("steps", -3), ("eval_every", 0), ("seed", 1.5),
+                                            ("steps", "abc")])
+def test_bad_numbers_are_refused_before_anything_is_written(tiny_config, tmp_path, key, value):
+    config = copy.deepcopy(tiny_config)
+    config["train"][key] = value
+    with pytest.raises(ConfigError, match=rf"'train.{key}'.*got {value!r}"):
+        Trainer(config, tmp_path / "run").fit()
+    assert not (tmp_path / "run").exists()

@@ -56,16 +56,46 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 FREE_FORM_KEYS = ("model.kwargs", "algorithm.hparams", "data.synthetic")
 
+# Keys that say where and how a run executes, never what it computes. They may differ between the
+# seeds of one experiment (reports pool such runs) and when an interrupted run is resumed.
+RUN_SPECIFIC_KEYS: frozenset[str] = frozenset({
+    "run.dir", "run.name", "data.root", "data.synthetic.cache_dir", "data.synthetic.workers", "data.workers",
+    "data.eval_batch_size", "train.device", "train.progress", "train.cpu_threads",
+})
+
+# The trainer's integer keys: dotted path -> (smallest allowed value, whether null is allowed).
+INTEGER_KEYS: dict[str, tuple[int, bool]] = {
+    "train.steps": (1, False),
+    "train.eval_every": (1, False),
+    "train.seed": (0, False),
+    "train.alignment_every": (0, False),
+    "train.cpu_threads": (1, True),
+    "data.image_size": (1, False),
+    "data.batch_size": (1, False),
+    "data.eval_batch_size": (1, False),
+    "data.workers": (0, False),
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the key (dotted path) or file at fault."""
+
+
+class UnknownConfigKeyError(ConfigError, KeyError):
+    """A key :data:`DEFAULT_CONFIG` does not have (also a ``KeyError``, as a missing key is one)."""
+
+    __str__ = ConfigError.__str__  # KeyError's would wrap the message in quotes
+
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Merge ``update`` into ``base`` in place; free-form mappings are validated by their consumers."""
     for key, value in update.items():
         path = f"{where}.{key}" if where else key
         if key not in base:
-            raise KeyError(f"unknown config key {path!r}; known at this level: {sorted(base)}")
+            raise UnknownConfigKeyError(f"unknown config key {path!r}; known at this level: {sorted(base)}")
         if isinstance(base[key], dict):
             if not isinstance(value, Mapping):
-                raise TypeError(f"config key {path!r} must be a mapping, got {value!r}")
+                raise ConfigError(f"config key {path!r} must be a mapping, got {value!r}")
             if path in FREE_FORM_KEYS:
                 base[key] = {**base[key], **copy.deepcopy(dict(value))}
             else:
@@ -101,7 +131,7 @@ def config_differences(
 def parse_override(item: str) -> dict[str, Any]:
     """``"train.steps=50"`` → ``{"train": {"steps": 50}}`` (the value is parsed as YAML)."""
     if "=" not in item:
-        raise ValueError(f"override {item!r} must look like key.path=value")
+        raise ConfigError(f"override {item!r} must look like key.path=value")
     path, raw = item.split("=", 1)
     value: Any = yaml.safe_load(raw) if raw != "" else None
     for key in reversed(path.strip().split(".")):
@@ -113,7 +143,7 @@ def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] | Mapping[str, Any] = (),
 ) -> dict[str, Any]:
-    """Defaults, then the YAML file, then overrides (strings ``a.b=v`` or a nested mapping)."""
+    """Defaults, then the YAML file, then overrides (strings ``a.b=v`` or a nested mapping); validated."""
     config = copy.deepcopy(DEFAULT_CONFIG)
     if path is not None:
         path = Path(path)
@@ -121,14 +151,41 @@ def load_config(
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
         loaded = yaml.safe_load(path.read_text()) or {}
         if not isinstance(loaded, Mapping):
-            raise TypeError(f"{path}: a config file must hold a mapping at the top level")
+            raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
         _merge(config, loaded, "")
     if isinstance(overrides, Mapping):
         _merge(config, overrides, "")
     else:
         for item in overrides:
             _merge(config, parse_override(item), "")
+    validate_config(config)
     return config
+
+
+def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            raise ConfigError(f"the config has no key {dotted!r}; build it with load_config")
+        node = node[key]
+    return node
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Check the type and range of the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``).
+
+    Run before anything is written, so a bad value never leaves a half-made run directory behind.
+    """
+    for dotted, (least, nullable) in INTEGER_KEYS.items():
+        value = _lookup(config, dotted)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            allowed = f"an integer >= {least}" + (" or null" if nullable else "")
+            raise ConfigError(f"config key {dotted!r} must be {allowed}, got {value!r}")
+    fraction = _lookup(config, "data.real_fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+        raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from workbench.config import load_config
 from workbench.analysis.callbacks import callbacks_from_config
+from workbench.config import ConfigError, load_config
+from workbench.data.manifest import ManifestError
 from workbench.training import Trainer
+from workbench.training.checkpoint import CheckpointError
+from workbench.training.records import RecordsError
+from workbench.training.trainer import refuse_finished, run_directory
+
+# The library's errors about its inputs: printed as one line (no traceback), exit status 1.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,14 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", help="YAML config file (keys: see workbench/config.py DEFAULT_CONFIG)")
-    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="overrides such as algorithm.name=roga train.steps=500 algorithm.hparams.rho=0.1")
+    parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="overrides such as algorithm.name=roga train.steps=500 algorithm.hparams.rho=0.1 "
+                        "(--set may be repeated)")
     parser.add_argument("--run-dir", help="run directory (default: run.dir/run.name)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
-    run_dir = Trainer(config, args.run_dir, callbacks_from_config(config)).fit()
+    """Train (or resume) the run; returns 1 with a one-line message on unusable inputs."""
+    try:
+        config = load_config(args.config, args.overrides)
+        run_dir = run_directory(config, args.run_dir)
+        refuse_finished(run_dir)
+        Trainer(config, run_dir, callbacks_from_config(config)).fit()
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"run written to {run_dir}")
     return 0

@@ -42,6 +42,9 @@ class Protocol:
             raise ManifestError(f"domain(s) {sorted(overlap)} are both source and target")
         if self.lodo_domain in self.source_domains:
             raise ManifestError(f"lodo_domain {self.lodo_domain!r} must not also be a training source domain")
+        if self.lodo_domain in self.target_domains:
+            raise ManifestError(f"lodo_domain {self.lodo_domain!r} must not also be a target domain: selecting on "
+                                "its validation split would tune the model on a tested domain")
 
     def training_domains(self) -> list[str]:
         return list(self.source_domains)

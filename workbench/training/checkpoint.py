@@ -9,6 +9,10 @@ from typing import Any
 import torch
 
 
+class CheckpointError(ValueError):
+    """Checkpoints of a run that do not fit together; the message names the files."""
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to a temporary file and rename it into place, so a crash never leaves half a file."""
     path = Path(path)

@@ -11,6 +11,30 @@ from typing import Any
 RECORDS_FILE = "records.jsonl"
 
 
+class RecordsError(ValueError):
+    """A records file that cannot be read; the message names the file and line."""
+
+
+def parse_record(path: Path, line_number: int, line: str) -> dict[str, Any]:
+    """One line of ``path`` as a record: a JSON object with an integer ``step``, else :class:`RecordsError`."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        why = f"invalid JSON ({exc.msg} at column {exc.colno})"
+        raise RecordsError(f"{path}: line {line_number}: {why}") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        raise RecordsError(f"{path}: line {line_number}: expected a JSON object with an integer 'step'")
+    return record
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
 def _clean(value: Any) -> Any:
     """JSON-safe copy: NaN/inf become null (JSON has no such numbers)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -37,12 +61,17 @@ class RecordWriter:
     def truncate_after(self, step: int) -> int:
         """Drop lines written after ``step`` (they belong to an interrupted stretch that will be redone).
 
-        Returns how many lines were dropped.
+        An unparsable final line is the torn write of such a stretch (each line is on disk before the
+        checkpoint that follows it) and is dropped too; an unparsable line elsewhere raises
+        :class:`RecordsError`. Returns how many lines were dropped.
         """
         if not self.path.exists():
             return 0
         lines = self.path.read_text(encoding="utf-8").splitlines()
-        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
+        if numbered and not _is_json(numbered[-1][1]):
+            numbered.pop()
+        kept = [line for number, line in numbered if parse_record(self.path, number, line)["step"] <= step]
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         os.replace(tmp, self.path)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from workbench.config import RUN_SPECIFIC_KEYS
 from workbench.metrics import SCORE_METRICS, compute_metrics, video_bootstrap_ci
 from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
 
@@ -41,11 +42,6 @@ RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
     "seed": ("seed",),
 }
 CELL_KEYS: tuple[str, ...] = ("selection", "algorithm", "backbone", "variant")
-# Config keys that differ between runs of one experiment without changing it: seeds and where
-# the run lives or runs. Any other differing key splits the runs into separate ``variant`` rows.
-RUN_SPECIFIC_KEYS: frozenset[str] = frozenset(
-    {"run_dir", "out_dir", "output_dir", "run_name", "out", "resume", "device", "num_workers", "workers", "data_root"}
-)
 GROUP_ORDER: tuple[str, ...] = ("source_val", "source_val/", "source_test", "source_test/", "lodo_val", "target/")
 PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", "video", "step")
 
@@ -111,7 +107,11 @@ def run_identity(run_dir: Path, config: dict[str, Any], record: dict[str, Any]) 
 
 
 def _variants(runs: list[dict[str, Any]], flat_configs: list[dict[str, str]]) -> list[str]:
-    """Per run, the config keys (with values) that set it apart from other runs of its algorithm/backbone."""
+    """Per run, the config keys (with values) that set it apart from other runs of its algorithm/backbone.
+
+    Seeds and :data:`workbench.config.RUN_SPECIFIC_KEYS` (where and how a run ran) never make a variant;
+    any other differing key does.
+    """
     variants = [""] * len(runs)
     ignored = set(IDENTITY_KEYS.values())
     by_cell: dict[tuple, list[int]] = {}
@@ -124,7 +124,7 @@ def _variants(runs: list[dict[str, Any]], flat_configs: list[dict[str, str]]) ->
             for k in keys
             if k not in ignored
             and "seed" not in k.rsplit(".", 1)[-1]
-            and k.rsplit(".", 1)[-1] not in RUN_SPECIFIC_KEYS
+            and k not in RUN_SPECIFIC_KEYS
             and len({flat_configs[i].get(k, "<unset>") for i in members}) > 1
         ]
         if differing:

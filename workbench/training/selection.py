@@ -10,26 +10,23 @@ A rule looks at every evaluation record of one run and picks one; nothing is ret
   an upper-bound diagnostic, never a valid model selection; its result is flagged ``oracle: True``.
 - ``last``: the record with the largest step.
 
-"Best" is the maximum, or the minimum for error metrics (``eer``); ties go to the earliest step.
-Records whose metric is null are skipped; if every record is null the rule fails and says why.
+Every rule picks among the evaluation records (lines with ``"eval"``); analysis lines written by
+training callbacks are never selected. "Best" is the maximum, or the minimum for error metrics
+(``eer``); ties go to the earliest step. Records whose metric is null are skipped; if every record is
+null the rule fails and says why.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS
-from workbench.training.records import RECORDS_FILE
+from workbench.training.records import RECORDS_FILE, RecordsError, parse_record  # noqa: F401 (RecordsError re-exported)
 
 TARGET_PREFIX = "target/"
-
-
-class RecordsError(ValueError):
-    """A records file that cannot be read; the message names the file and line."""
 
 
 class SelectionError(ValueError):
@@ -37,23 +34,18 @@ class SelectionError(ValueError):
 
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Read ``<run_dir>/records.jsonl``: one JSON object (with an integer ``step``) per non-empty line."""
+    """Read ``<run_dir>/records.jsonl``: one JSON object (with an integer ``step``) per non-empty line.
+
+    A line that is not one raises :class:`RecordsError` naming the file and line.
+    """
     path = Path(run_dir) / RECORDS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no records file (is {str(run_dir)!r} a run directory?)")
     records = []
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                why = f"invalid JSON ({exc.msg} at column {exc.colno})"
-                raise RecordsError(f"{path}: line {line_number}: {why}") from exc
-            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
-                raise RecordsError(f"{path}: line {line_number}: expected a JSON object with an integer 'step'")
-            records.append(record)
+            if line.strip():
+                records.append(parse_record(path, line_number, line))
     return records
 
 
@@ -125,7 +117,7 @@ def select_oracle(records: Sequence[dict], metric: str) -> tuple[int, float | No
 
 
 def select_last(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
-    """The latest record (largest step; the later line on equal steps). ``metric`` is not used."""
+    """The latest evaluation record (largest step; the later line on equal steps). ``metric`` is not used."""
     return max(range(len(records)), key=lambda i: (records[i]["step"], i)), None
 
 
@@ -147,7 +139,10 @@ RULE_DESCRIPTIONS: dict[str, str] = {
 
 
 def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc") -> dict[str, Any]:
-    """The record chosen by ``rule``, with a ``selection`` entry: rule, metric, score, oracle flag, description."""
+    """The evaluation record chosen by ``rule``, with a ``selection`` entry: rule, metric, score, oracle flag, description.
+
+    Only lines with ``"eval"`` are candidates; analysis lines of training callbacks are not.
+    """
     if rule not in SELECTION_RULES:
         raise SelectionError(f"unknown selection rule {rule!r}; choose one of {list(SELECTION_RULES)}")
     if metric not in SCORE_METRICS:
@@ -157,7 +152,10 @@ def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc
     for i, record in enumerate(records):
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             raise SelectionError(f"record {i} is not an object with an integer 'step'")
-    index, score = SELECTION_RULES[rule](records, metric)
+    evaluations = [record for record in records if "eval" in record]
+    if not evaluations:
+        raise SelectionError(f"none of the {len(records)} records is an evaluation (a line with 'eval')")
+    index, score = SELECTION_RULES[rule](evaluations, metric)
     selection = {
         "rule": rule,
         "metric": metric,
@@ -165,4 +163,4 @@ def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc
         "oracle": rule == "oracle",
         "description": RULE_DESCRIPTIONS[rule],
     }
-    return {**records[index], "selection": selection}
+    return {**evaluations[index], "selection": selection}

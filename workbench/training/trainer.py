@@ -3,12 +3,17 @@
 A run directory is laid out as docs/records.md describes. Resuming an interrupted run continues from
 ``checkpoints/last.pt`` and reproduces an uninterrupted CPU run bit for bit: the sampler and the
 augmentation draw from generators seeded by ``(seed, step)``, and the global RNG state is saved.
+Before training, the run directory is brought back to what ``last.pt`` describes (or emptied when
+there is none), so no record, checkpoint or prediction of an interrupted stretch survives; see
+docs/records.md, "Interrupted runs".
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,25 +26,26 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import config_differences, dump_config
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, config_differences, dump_config, validate_config
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
 from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model, input_normalization
-from workbench.training.checkpoint import load_checkpoint, save_checkpoint
+from workbench.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
-from workbench.training.records import RecordWriter
+from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
+from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE
 
 LAST = "last.pt"
 BEST = "best_source_val.pt"
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
-# Config keys that may differ when an interrupted run is resumed.
-RESUMABLE_CHANGES = {("train", "steps"), ("train", "progress"), ("train", "device"), ("train", "cpu_threads"),
-                     ("data", "workers"), ("run", "dir")}
+# Config keys (dotted paths) that may differ when an interrupted run is resumed: where and how it runs,
+# and the number of steps (a run may be extended, never shortened).
+RESUMABLE_CHANGES: frozenset[str] = RUN_SPECIFIC_KEYS | {"train.steps"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -66,6 +72,34 @@ def default_run_name(config: dict[str, Any]) -> str:
     return f"{config['algorithm']['name']}-{config['model']['name']}-seed{config['train']['seed']}"
 
 
+def run_directory(config: dict[str, Any], run_dir: str | Path | None = None) -> Path:
+    """Where a run is written: ``run_dir`` when given, else ``run.dir/run.name`` (default name: algorithm-model-seed)."""
+    if run_dir is not None:
+        return Path(run_dir)
+    return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
+
+
+def refuse_finished(run_dir: str | Path) -> None:
+    """Raise ``FileExistsError`` for a finished run (one with a ``done`` marker): it is never overwritten."""
+    if (Path(run_dir) / DONE_MARKER).exists():
+        raise FileExistsError(f"{run_dir} is a finished run; choose another run name or directory")
+
+
+def drop_predictions_after(path: Path, step: int) -> int:
+    """Remove the rows of a ``predictions.csv`` made by the model of a step after ``step``; return how many."""
+    if not path.is_file():
+        return 0
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings, so kept rows are written back as read
+    if "step" not in table.columns:
+        raise RecordsError(f"{path}: no 'step' column; have {list(table.columns)}")
+    late = pd.to_numeric(table["step"]) > step
+    if late.any():
+        tmp = path.with_name(path.name + ".tmp")
+        table[~late].to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    return int(late.sum())
+
+
 def synthetic_manifest(settings: dict[str, Any]) -> Path:
     """Generate (or reuse) the embedded benchmark described by ``data.synthetic``; return its manifest."""
     from workbench.data.synthetic import generate_benchmark
@@ -87,9 +121,9 @@ class Trainer:
         run_dir: str | Path | None = None,
         callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
+        validate_config(config)
         self.config = config
-        name = config["run"]["name"] or default_run_name(config)
-        self.run_dir = Path(run_dir) if run_dir is not None else Path(config["run"]["dir"]) / name
+        self.run_dir = run_directory(config, run_dir)
         self.callbacks = list(callbacks)
         self.dist = init_distributed()
         if config["train"]["cpu_threads"]:
@@ -112,8 +146,8 @@ class Trainer:
         self.dataset = FrameDataset(self.manifest, self.roots, data["image_size"], cache=data["cache_images"])
         k = len(self.protocol.source_domains)
         if data["batch_size"] % (k * self.dist.world_size):
-            raise ValueError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
-                             f"times the {self.dist.world_size} process(es)")
+            raise ConfigError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
+                              f"times the {self.dist.world_size} process(es)")
         self.sampler = DomainBatchSampler(
             self.manifest,
             self.protocol.source_domains,
@@ -203,27 +237,87 @@ class Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
         return state
 
+    def _best_state(self, step: int) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "step": step}
+
+    def _check_saved_config(self) -> None:
+        """Refuse a run directory whose saved config differs from this one beyond :data:`RESUMABLE_CHANGES`."""
+        path = self.run_dir / CONFIG_FILE
+        if not path.exists():
+            return
+        try:
+            saved = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {saved!r}")
+        changed = [name for name in (".".join(p) for p, _, _ in config_differences(saved, self.config))
+                   if name not in RESUMABLE_CHANGES]
+        if changed:
+            raise ConfigError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {changed}; "
+                              "choose another run name or directory")
+
     def _resume(self) -> tuple[int, dict[str, Any]]:
-        """Load ``last.pt`` when an interrupted run exists; return the step to continue from."""
-        ckpt_dir = self.run_dir / "checkpoints"
-        last = ckpt_dir / LAST
+        """Check the saved config and load ``last.pt`` when it exists; return the step to continue from and the best."""
+        self._check_saved_config()
+        last = self.run_dir / "checkpoints" / LAST
         if not last.exists():
             return 0, {"step": -1, "score": -math.inf}
-        saved = yaml.safe_load((self.run_dir / "config.yaml").read_text())
-        changed = [path for path, _, _ in config_differences(saved, self.config) if path[:2] not in RESUMABLE_CHANGES]
-        if changed:
-            names = [".".join(map(str, p)) for p in changed]
-            raise ValueError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {names}")
         state = load_checkpoint(last, map_location=self.device)
+        step, total = int(state["step"]), int(self.config["train"]["steps"])
+        if step > total:
+            raise ConfigError(f"config key 'train.steps' is {total}, below the step {step} of {last}: "
+                              f"a run can be extended but not shortened; set train.steps >= {step}")
         self.model.load_state_dict(state["model"])
         self.algorithm.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
-        step = int(state["step"])
-        if self.dist.is_main:
-            RecordWriter(self.run_dir).truncate_after(step)
         return step, {"step": int(state["best_step"]), "score": float(state["best_score"])}
+
+    def _prepare_outputs(self, start: int, best_step: int) -> None:
+        """Make the run directory describe exactly the steps up to ``start``, then save the config.
+
+        Records and predictions of later steps are dropped and the best checkpoint is made to match
+        ``last.pt``; with nothing to resume, what an earlier attempt left is removed (docs/records.md).
+        """
+        if start == 0:
+            self._discard_attempt()
+        else:
+            RecordWriter(self.run_dir).truncate_after(start)
+            drop_predictions_after(self.run_dir / PREDICTIONS_FILE, start)
+            self._restore_best(best_step, start)
+        dump_config(self.config, self.run_dir / CONFIG_FILE)
+
+    def _discard_attempt(self) -> None:
+        """Remove the records, best checkpoint and predictions of an attempt that never reached ``last.pt``."""
+        stale = [path for path in (self.run_dir / RECORDS_FILE, self.run_dir / "checkpoints" / BEST,
+                                   self.run_dir / PREDICTIONS_FILE) if path.exists()]
+        for path in stale:
+            path.unlink()
+        if stale:
+            warnings.warn(f"{self.run_dir}: no checkpoints/{LAST} to resume from; starting at step 0 and removing "
+                          f"{[str(path.relative_to(self.run_dir)) for path in stale]} of the interrupted attempt",
+                          stacklevel=4)
+
+    def _restore_best(self, best_step: int, step: int) -> None:
+        """Make ``best_source_val.pt`` hold the model of ``best_step``, the best step ``last.pt`` (at ``step``) names.
+
+        :meth:`_save` writes ``last.pt`` first, so a crash before the best checkpoint leaves
+        ``best_step == step``: the best model is then the one just loaded from ``last.pt``.
+        """
+        path = self.run_dir / "checkpoints" / BEST
+        if best_step < 0:
+            path.unlink(missing_ok=True)
+            return
+        held = int(load_checkpoint(path)["step"]) if path.exists() else None
+        if held == best_step:
+            return
+        if best_step != step:
+            found = "is missing" if held is None else f"holds step {held}"
+            raise CheckpointError(f"{path} {found} but {self.run_dir / 'checkpoints' / LAST} selected step "
+                                  f"{best_step}, whose model is lost; delete {self.run_dir} to train it again")
+        save_checkpoint(self._best_state(step), path)
 
     # ---------------------------------------------------------------- loop
     def evaluate(self) -> tuple[dict[str, dict], pd.DataFrame]:
@@ -239,18 +333,16 @@ class Trainer:
         """
         train = self.config["train"]
         main = self.dist.is_main
-        if (self.run_dir / "done").exists():
-            raise FileExistsError(f"{self.run_dir} is a finished run; choose another run name or directory")
+        refuse_finished(self.run_dir)
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
         start, best = self._resume()
-        if start == 0 and main:
-            dump_config(self.config, self.run_dir / "config.yaml")
+        self.dist.barrier()  # every process has read the saved config before it is rewritten
+        if main:
+            self._prepare_outputs(start, best["step"])
         writer = RecordWriter(self.run_dir) if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
-        if eval_every <= 0:
-            raise ValueError(f"train.eval_every={eval_every} must be positive")
         saved_step, window, callbacks_s = start, _Window(), 0.0
         started = time.perf_counter()
         progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
@@ -325,12 +417,17 @@ class Trainer:
         }
 
     def _save(self, step: int, record: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoint ``last`` (and ``best_source_val`` when source-val AUC improved); return the new best."""
+        """Checkpoint ``last``, then ``best_source_val`` when source-val AUC improved; return the new best.
+
+        ``last`` goes first: it names the best step, so resume can restore a best checkpoint that a crash
+        between the two writes left behind (:meth:`_restore_best`).
+        """
         score = record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)
         if score is not None and score > best["score"]:
             best = {"step": step, "score": score}
-            save_checkpoint({"model": self.model.state_dict(), "step": step}, self.run_dir / "checkpoints" / BEST)
         save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
+        if best["step"] == step:
+            save_checkpoint(self._best_state(step), self.run_dir / "checkpoints" / BEST)
         return best
 
     def _finish(self, best: dict[str, Any]) -> None:
@@ -340,10 +437,10 @@ class Trainer:
             self.model.load_state_dict(selected["model"])
         _, predictions = self.evaluate()
         predictions["step"] = best["step"]
-        predictions.to_csv(self.run_dir / "predictions.csv", index=False)
+        predictions.to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
         self.model.load_state_dict(last["model"])
-        (self.run_dir / "done").write_text(f"step {self.config['train']['steps']}\n")
+        (self.run_dir / DONE_MARKER).write_text(f"step {self.config['train']['steps']}\n")
 
 
 class _StepRows(Sampler):
@@ -398,5 +495,6 @@ def _fmt(value: float | None) -> str:
 
 def train(config: dict[str, Any], run_dir: str | Path | None = None,
           callbacks: Sequence[TrainingCallback] = ()) -> Path:
-    """Build a :class:`Trainer` from a resolved config and run it to the end."""
+    """Build a :class:`Trainer` from a resolved config and run it to the end (a finished run is refused first)."""
+    refuse_finished(run_directory(config, run_dir))
     return Trainer(config, run_dir, callbacks).fit()
