@@ -25,6 +25,7 @@ import yaml
 from PIL import Image
 
 from conftest import write_tiny_dataset
+from workbench.config import load_config
 from workbench.data.frames import Frames
 from workbench.notebook_support import (
     PROJECT_ROOT,
@@ -37,6 +38,7 @@ from workbench.notebook_support import (
     notebook_config,
     steps_for_epochs,
     train_runs,
+    training_config,
 )
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -167,6 +169,36 @@ def test_notebook_config_resolves_relative_paths_against_the_project_root(tmp_pa
     assert config["data"]["manifest"] is None
     with pytest.raises(KeyError, match="train.stpes"):
         notebook_config(CONFIG_FILE, {"train": {"stpes": 3}})
+
+
+def test_notebook_config_resolves_manifest_lists_and_weights_files(tmp_path: Path) -> None:
+    """The paper configs list one manifest and root per dataset; a weights file is a path too."""
+    config = notebook_config("configs/paper/ffpp_c23_xception.yaml",
+                             {"model": {"pretrained": "weights/x.safetensors"}})
+    manifests = config["data"]["manifest"]
+    assert isinstance(manifests, list) and len(manifests) > 1
+    assert all(Path(m).is_absolute() and m.startswith(str(PROJECT_ROOT)) for m in manifests)
+    assert config["model"]["pretrained"] == str(PROJECT_ROOT / "weights" / "x.safetensors")
+    assert notebook_config(CONFIG_FILE)["model"]["pretrained"] is False
+
+
+def test_training_config_keeps_the_files_weights_and_device_unless_given(tmp_path: Path) -> None:
+    file = tmp_path / "gpu.yaml"
+    file.write_text(yaml.safe_dump({"model": {"pretrained": str(tmp_path / "w.safetensors")},
+                                    "train": {"device": "cpu"}}))
+    config, tiny = training_config(file, cpu_tiny=False)
+    assert config["model"]["pretrained"] == str(tmp_path / "w.safetensors") and config["train"]["device"] == "cpu"
+    assert not tiny
+    config, tiny = training_config(file, pretrained=False, device="cpu")
+    assert config["model"]["pretrained"] is False and tiny  # the file's cpu device makes it tiny too
+
+
+def test_a_run_trained_from_the_command_line_is_reusable_by_the_notebooks(tmp_path: Path) -> None:
+    """``python -m workbench train`` saves relative paths and its own run location; neither is a difference."""
+    saved = load_config(PROJECT_ROOT / CONFIG_FILE, {"run": {"name": "roga-test_resnet-seed0"},
+                                                     "data": {"eval_batch_size": 64}})
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    check_reusable(tmp_path, notebook_config(CONFIG_FILE))
 
 
 def test_check_reusable_names_differences_and_accepts_new_default_keys(tmp_path: Path) -> None:

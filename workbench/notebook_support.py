@@ -40,7 +40,7 @@ from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
 
 from workbench.analysis.callbacks import callbacks_from_config
-from workbench.config import DEFAULT_CONFIG, config_differences, load_config
+from workbench.config import DEFAULT_CONFIG, RUN_SPECIFIC_KEYS, config_differences, load_config
 from workbench.data.frames import Frames
 from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
@@ -54,13 +54,13 @@ from workbench.viz.style import colours_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = "configs/demo.yaml"
+# Config paths taken from the project root; each holds a path, a list of paths (one per manifest), or
+# (model.pretrained) false.
 PATH_KEYS: tuple[tuple[str, ...], ...] = (
-    ("run", "dir"), ("data", "manifest"), ("data", "root"), ("data", "synthetic", "cache_dir"),
+    ("run", "dir"), ("data", "manifest"), ("data", "root"), ("data", "synthetic", "cache_dir"), ("model", "pretrained"),
 )
 # Keys that may differ between a finished run and a request to reuse it (where and how it ran).
-REUSE_IGNORED: frozenset[tuple[str, ...]] = frozenset(
-    {("run", "dir"), ("run", "name"), ("train", "progress"), ("train", "device"), ("data", "workers")}
-)
+REUSE_IGNORED: frozenset[tuple[str, ...]] = frozenset(tuple(key.split(".")) for key in RUN_SPECIFIC_KEYS)
 # The configuration 02_train falls back to on a CPU: small benchmark, small backbone, minutes not hours.
 CPU_TINY_OVERRIDES: dict[str, Any] = {
     "data": {"synthetic": {"videos_per_domain": 12, "frames_per_video": 4, "size": 64},
@@ -106,25 +106,32 @@ def merge_overrides(*overrides: Mapping[str, Any] | None) -> dict[str, Any]:
 def notebook_config(config_file: str | Path | None = DEFAULT_CONFIG_FILE, *overrides: Mapping[str, Any] | None) -> dict:
     """A resolved run config: defaults, ``config_file`` (relative to the project root), then each override.
 
-    Relative ``run.dir``, ``data.manifest``, ``data.root`` and ``data.synthetic.cache_dir`` are made
-    absolute against the project root, so runs and the benchmark cache land in the same place from
-    a notebook, a test or the command line started in the project root.
+    Relative paths in :data:`PATH_KEYS` (``run.dir``, ``data.manifest`` and ``data.root``, also as
+    lists, ``data.synthetic.cache_dir``, a ``model.pretrained`` weights file) are made absolute
+    against the project root, so runs, data and weights are found in the same place from a notebook,
+    a test or the command line started in the project root.
     """
     config = load_config(project_path(config_file) if config_file is not None else None, merge_overrides(*overrides))
     for keys in PATH_KEYS:
         node = config
         for key in keys[:-1]:
             node = node[key]
-        if node[keys[-1]] is not None:
-            node[keys[-1]] = str(project_path(node[keys[-1]]))
+        node[keys[-1]] = _project_paths(node[keys[-1]])
     return config
+
+
+def _project_paths(value: Any) -> Any:
+    """:func:`project_path` of a path or of each path in a list; other values (None, False) unchanged."""
+    if isinstance(value, (list, tuple)):
+        return [_project_paths(v) for v in value]
+    return str(project_path(value)) if isinstance(value, (str, Path)) else value
 
 
 def training_config(
     config_file: str | Path | None = DEFAULT_CONFIG_FILE,
     *,
     backbone: str | None = None,
-    pretrained: bool | str = False,
+    pretrained: bool | str | None = None,
     algorithm: str | None = None,
     hparams: Mapping[str, Any] | None = None,
     manifest: str | Path | None = None,
@@ -135,17 +142,17 @@ def training_config(
     batch_size: int | None = None,
     eval_every: int | None = None,
     alignment_every: int | None = None,
-    device: str = "auto",
+    device: str | None = None,
     cpu_tiny: bool = True,
     overrides: Mapping[str, Any] | None = None,
 ) -> tuple[dict, bool]:
     """The config of a training run from the settings a researcher varies; ``None`` keeps ``config_file``'s value.
 
-    On a CPU with ``cpu_tiny`` the :data:`CPU_TINY_OVERRIDES` (small benchmark, ``resnet10t``, 60
-    steps) replace the backbone and budget so the run finishes in minutes. ``overrides`` are
-    applied last. Returns the config and whether the tiny configuration was used.
+    On a CPU (the resolved ``train.device``) with ``cpu_tiny`` the :data:`CPU_TINY_OVERRIDES` (small
+    benchmark, ``resnet10t``, 60 steps) replace the backbone and budget so the run finishes in
+    minutes. ``overrides`` are applied last. Returns the config and whether the tiny configuration
+    was used.
     """
-    tiny = cpu_tiny and resolve_device(device).type == "cpu"
     settings = {
         "model": {"name": backbone, "pretrained": pretrained},
         "algorithm": {"name": algorithm, "hparams": dict(hparams or {})},
@@ -157,6 +164,7 @@ def training_config(
         "train": {"eval_every": eval_every, "alignment_every": alignment_every, "device": device},
     }
     chosen = {section: {k: v for k, v in values.items() if v is not None} for section, values in settings.items()}
+    tiny = cpu_tiny and resolve_device(notebook_config(config_file, chosen, overrides)["train"]["device"]).type == "cpu"
     config = notebook_config(config_file, chosen, CPU_TINY_OVERRIDES if tiny else None, overrides)
     return config, tiny
 
