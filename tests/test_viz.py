@@ -94,6 +94,10 @@ def test_cosine_heatmap_shows_the_matrix():
         cosine_heatmap(np.ones((2, 3)))
     with pytest.raises(ValueError, match="2 names for a 3×3"):
         cosine_heatmap(MATRIX, NAMES[:2])
+    shuffled = frame.loc[NAMES[::-1], NAMES]  # rows reordered, columns not: cells follow the labels
+    np.testing.assert_array_equal(np.asarray(cosine_heatmap(shuffled).data[0].z), MATRIX[::-1, ::-1])
+    with pytest.raises(ValueError, match="same labels on both axes"):
+        cosine_heatmap(pd.DataFrame(MATRIX, index=NAMES))
 
 
 
@@ -297,6 +301,25 @@ def test_results_bars_with_asymmetric_intervals():
         results_bars(bad)
     with pytest.raises(ValueError, match="more than one row"):
         results_bars(pd.concat([SUMMARY, SUMMARY.iloc[:1]]))
+    with pytest.raises(ValueError, match="more than one row"):
+        results_bars_static(pd.concat([SUMMARY, SUMMARY.iloc[:1]]))
+
+
+@pytest.mark.parametrize("builder", ["interactive", "static"])
+def test_results_bars_take_the_metric_from_the_summary(builder):
+    """An EER summary is labelled EER and gets no chance line; calling it AUC is an error."""
+    draw = results_bars if builder == "interactive" else results_bars_static
+    eer = SUMMARY.assign(metric="eer")
+    figure = draw(eer)
+    if builder == "interactive":
+        assert figure.layout.yaxis.title.text == "EER" and not figure.layout.shapes
+    else:
+        assert figure.axes[0].get_ylabel() == "EER"
+        assert "chance" not in [line.get_label() for line in figure.axes[0].lines]
+    with pytest.raises(ValueError, match="does not match the summary's metric column 'eer'"):
+        draw(eer, metric="AUC")
+    with pytest.raises(ValueError, match="mixes metrics"):
+        draw(SUMMARY.assign(metric=["auc", "eer", "auc", "auc"]))
 
 
 def test_static_variants_draw_the_same_data():
@@ -389,5 +412,15 @@ def test_frame_gallery_titles_frames_and_their_masks():
     assert figure.data[4].xaxis == "x5" and figure.layout.width == 130 * 4 + 60  # 2 frames (of A) per row
     assert figure.data[3].z[0, 0, 0] == 128 and figure.data[4].z[0, 0, 0] == 30
     plain = frame_gallery(frames, masks=False, per_row=3)
-    assert [a.text for a in plain.layout.annotations] == ["A · fake", "A · real", "B · fake"]
+    assert [a.text for a in plain.layout.annotations if a.text] == ["A · fake", "A · real", "B · fake"]
     assert plain.layout.width == 130 * 3 + 60
+    assert [t.xaxis for t in plain.data] == ["x", "x2", "x4"]  # B starts a new row
+
+
+def test_frame_gallery_starts_every_domain_on_a_new_row():
+    domains = ["A"] * 3 + ["B"] + ["C"] * 3
+    images = torch.stack([torch.full((3, 4, 4), 10 * i, dtype=torch.uint8) for i in range(len(domains))])
+    frames = Frames(pd.DataFrame({"domain": domains, "label": [1] * len(domains)}), images,
+                    np.zeros((len(domains), 4, 4)))
+    figure = frame_gallery(frames, masks=False)
+    assert [t.xaxis for t in figure.data] == ["x", "x2", "x3", "x4", "x7", "x8", "x9"]

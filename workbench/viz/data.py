@@ -30,9 +30,17 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 
 def square_matrix(matrix: Any, names: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    """A K×K float matrix and its K names (from ``names``, a DataFrame's index, or 0..K-1)."""
-    if names is None and isinstance(matrix, pd.DataFrame):
-        names = [str(name) for name in matrix.index]
+    """A K×K float matrix and its K names (from ``names``, a DataFrame's index, or 0..K-1).
+
+    A DataFrame's columns are put in the order of its index, so cell (i, j) is always (name_i, name_j);
+    columns that are not the index's labels are an error.
+    """
+    if isinstance(matrix, pd.DataFrame):
+        if set(matrix.columns) != set(matrix.index) or len(matrix.columns) != len(matrix.index):
+            raise ValueError(f"a K×K DataFrame needs the same labels on both axes; index {list(matrix.index)}, "
+                             f"columns {list(matrix.columns)}")
+        matrix = matrix.loc[:, list(matrix.index)]
+        names = [str(name) for name in matrix.index] if names is None else names
     values = _to_numpy(matrix).astype(np.float64)
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
         raise ValueError(f"expected a square K×K matrix, got shape {values.shape}")
@@ -200,9 +208,19 @@ def heat_map(values: Any, shape: tuple[int, int], what: str) -> np.ndarray:
     return array
 
 
-def check_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """A results summary with ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high`` and ordered intervals."""
+def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
+    """Check a results summary for a bar figure and return the metric name to label it with.
+
+    Needs ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high``, one row per (algorithm, group)
+    and ordered intervals. The metric is ``metric``, else the summary's ``metric`` column (as
+    ``training.report.summarise`` writes it), else "AUC"; a ``metric`` that contradicts that column
+    is an error, so an EER summary is never drawn as AUC.
+    """
     require_columns(summary, ["algorithm", "group", "mean", "ci_low", "ci_high"], "a results summary")
+    duplicated = summary.duplicated(["algorithm", "group"])
+    if duplicated.any():
+        row = summary[duplicated].iloc[0]
+        raise ValueError(f"summary has more than one row for ({row['algorithm']}, {row['group']}); filter it first")
     defined = summary.dropna(subset=["mean", "ci_low", "ci_high"])
     bad = defined[(defined["ci_low"] > defined["mean"]) | (defined["mean"] > defined["ci_high"])]
     if len(bad):
@@ -211,7 +229,12 @@ def check_summary(summary: pd.DataFrame) -> pd.DataFrame:
             f"summary row {bad.index[0]} ({row['algorithm']}, {row['group']}): "
             f"ci_low {row['ci_low']} <= mean {row['mean']} <= ci_high {row['ci_high']} does not hold"
         )
-    return summary
+    recorded = sorted({str(m) for m in summary["metric"].dropna()}) if "metric" in summary.columns else []
+    if len(recorded) > 1:
+        raise ValueError(f"summary mixes metrics {recorded}; filter it to one first")
+    if metric is not None and recorded and metric.lower() != recorded[0].lower():
+        raise ValueError(f"metric {metric!r} does not match the summary's metric column {recorded[0]!r}")
+    return metric or (recorded[0].upper() if recorded else "AUC")
 
 
 def label_names(labels: pd.Series) -> pd.Series:

@@ -30,15 +30,20 @@ def counts_figure(manifest: pd.DataFrame, title: str = "Frames per domain") -> g
 def image_grid(
     images: Sequence[Any], titles: Sequence[str], columns: int, title: str | None = None, cell_size: int = 130
 ) -> go.Figure:
-    """Images in a grid (row-major), each with its title; images are RGB (uint8 or [0, 1]) or 2-D masks in [0, 1]."""
+    """Images in a grid (row-major), each with its title; images are RGB (uint8 or [0, 1]) or 2-D masks in [0, 1].
+
+    A ``None`` image leaves its cell empty (e.g. to start the next domain on a new row).
+    """
     if len(images) != len(titles):
         raise ValueError(f"{len(images)} images but {len(titles)} titles")
-    if not images or columns < 1:
+    if all(image is None for image in images) or columns < 1:
         raise ValueError("need at least one image and one column")
     rows = math.ceil(len(images) / columns)
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles),
                            horizontal_spacing=0.01, vertical_spacing=0.3 / rows)
     for i, image in enumerate(images):
+        if image is None:
+            continue
         array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
         if array.ndim == 2:
             if array.min() < 0 or array.max() > 1:
@@ -58,16 +63,23 @@ def frame_gallery(
 ) -> go.Figure:
     """Frames titled ``domain · real/fake``, each followed by its manipulation mask when ``masks`` (white = changed).
 
-    ``per_row`` frames per row (default: the most frames any domain has, so domains picked by
-    :func:`workbench.data.frames.pick_frames` get a row each).
+    ``per_row`` frames per row (default: the most frames any domain has). Every domain starts on a new
+    row; a domain with fewer frames leaves the rest of its row empty.
     """
+    domains = pd.Series(frames.domains)
+    per_row = per_row or int(domains.value_counts().max())
+    cells_per_frame = 2 if masks else 1
     images, titles = [], []
-    for i, (domain, label) in enumerate(zip(frames.domains, frames.rows["label"])):
-        images.append(frames.images[i])
-        titles.append(f"{domain} · {'fake' if label == 1 else 'real'}")
-        if masks:
-            images.append(frames.masks[i])
-            titles.append("mask")
-    per_row = per_row or int(pd.Series(frames.domains).value_counts().max())
-    columns = per_row * (2 if masks else 1)
-    return image_grid(images, titles, columns=min(columns, len(images)), title=title)
+    for domain in dict.fromkeys(frames.domains):
+        positions = np.flatnonzero(domains == domain)
+        for i in positions:
+            images.append(frames.images[i])
+            titles.append(f"{domain} · {'fake' if frames.rows['label'].iloc[i] == 1 else 'real'}")
+            if masks:
+                images.append(frames.masks[i])
+                titles.append("mask")
+        blanks = (-len(positions) % per_row) * cells_per_frame
+        images += [None] * blanks
+        titles += [""] * blanks
+    columns = min(per_row * cells_per_frame, len(images))
+    return image_grid(images, titles, columns=columns, title=title)

@@ -14,18 +14,15 @@ from workbench.viz.style import colours_for
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 
 
-def results_bars(summary: pd.DataFrame, metric: str = "AUC", title: str | None = None) -> go.Figure:
+def results_bars(summary: pd.DataFrame, metric: str | None = None, title: str | None = None) -> go.Figure:
     """Grouped bars: x = evaluation group, one bar series per algorithm, error bars = [ci_low, ci_high].
 
     ``summary`` has columns ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high`` (one row per
-    algorithm and group, e.g. from ``workbench.training.report.summarise``). For AUC a dashed line
-    marks chance (0.5).
+    algorithm and group, e.g. from ``workbench.training.report.summarise``); ``metric`` defaults to its
+    ``metric`` column (see :func:`~workbench.viz.data.check_summary`). For AUC a dashed line marks
+    chance (0.5).
     """
-    check_summary(summary)
-    duplicated = summary.duplicated(["algorithm", "group"])
-    if duplicated.any():
-        row = summary[duplicated].iloc[0]
-        raise ValueError(f"summary has more than one row for ({row['algorithm']}, {row['group']}); filter it first")
+    metric = check_summary(summary, metric)
     groups = list(dict.fromkeys(summary["group"]))
     figure = go.Figure()
     for algorithm, colour in colours_for(summary["algorithm"]).items():
@@ -39,7 +36,7 @@ def results_bars(summary: pd.DataFrame, metric: str = "AUC", title: str | None =
                 hovertemplate="%{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra>" + algorithm + "</extra>",
             )
         )
-    if metric.lower() == "auc":
+    if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
         figure.add_hline(y=0.5, line_dash="dash", line_color="grey", annotation_text="chance")
     figure.update_layout(barmode="group", title=title or f"{metric} with confidence intervals", yaxis_title=metric)
     return figure

@@ -138,10 +138,10 @@ def embedding_scatter_static(
     return figure
 
 
-def results_bars_static(summary: pd.DataFrame, metric: str = "AUC", title: str | None = None) -> Figure:
+def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title: str | None = None) -> Figure:
     """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars;
-    for AUC a dashed line marks chance (0.5)."""
-    check_summary(summary)
+    ``metric`` as in :func:`workbench.viz.results_bars`; for AUC a dashed line marks chance (0.5)."""
+    metric = check_summary(summary, metric)
     groups = list(dict.fromkeys(summary["group"]))
     palette = colours_for(summary["algorithm"])
     width = 0.8 / len(palette)
@@ -152,7 +152,7 @@ def results_bars_static(summary: pd.DataFrame, metric: str = "AUC", title: str |
         positions = np.arange(len(groups)) + (index - (len(palette) - 1) / 2) * width
         errors = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
         ax.bar(positions, rows["mean"], width, yerr=errors, capsize=3, color=colour, label=algorithm)
-    if metric.lower() == "auc":
+    if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
         ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylabel(metric)
