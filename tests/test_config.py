@@ -77,3 +77,14 @@ def test_run_specific_and_checked_keys_are_real_config_keys():
         k for k in RUN_SPECIFIC_KEYS | set(INTEGER_KEYS) if not _is_key(k)
     ]
     assert RUN_SPECIFIC_KEYS < RESUMABLE_CHANGES  # one list: what may differ on resume extends it
+
+
+@pytest.mark.parametrize("override,message", [
+    ("algorithm.name=rogaa", r"config key 'algorithm.name' is 'rogaa'; known: \['erm', 'roga', 'sagm', 'sam'\]"),
+    ("algorithm.hparams.rh0=0.1", r"config key 'algorithm.hparams': unknown hyper-parameter 'rh0'"),
+    ("algorithm.hparams.rho=-1", r"config key 'algorithm.hparams': hyper-parameter rho=-1 must be a non-negative"),
+    ("algorithm.hparams.ascent=both", r"config key 'algorithm.hparams': hyper-parameter ascent='both' is not one of"),
+])
+def test_the_algorithm_and_its_hparams_are_checked_when_the_config_loads(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override])

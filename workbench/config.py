@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from workbench.algorithms import ALGORITHMS, resolve_hparams
+
 SYNTHETIC_SOURCE_DOMAINS = ["SYN-SWAP", "SYN-REENACT", "SYN-GAN", "SYN-NT"]
 SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
 
@@ -172,8 +174,9 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Check the type and range of the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``).
+    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``) and the algorithm.
 
+    The algorithm must be known and its ``hparams`` valid (:func:`workbench.algorithms.resolve_hparams`).
     Run before anything is written, so a bad value never leaves a half-made run directory behind.
     """
     for dotted, (least, nullable) in INTEGER_KEYS.items():
@@ -186,6 +189,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
     fraction = _lookup(config, "data.real_fraction")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
+    name = _lookup(config, "algorithm.name")
+    if name not in ALGORITHMS:
+        raise ConfigError(f"config key 'algorithm.name' is {name!r}; known: {sorted(ALGORITHMS)}")
+    try:
+        resolve_hparams(_lookup(config, "algorithm.hparams"))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:

@@ -11,11 +11,11 @@ from workbench.data.manifest import ManifestError
 from workbench.training import Trainer
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.records import RecordsError
-from workbench.training.trainer import refuse_finished, run_directory
+from workbench.training.trainer import NonFiniteLossError, refuse_finished, run_directory
 
-# The library's errors about its inputs: printed as one line (no traceback), exit status 1.
+# The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError,
+    ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
 )
 
 
