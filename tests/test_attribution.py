@@ -220,6 +220,13 @@ def test_localisation_scores_by_hand():
     assert loose.loc[0, "energy_in_mask"] == pytest.approx((1 + 3 + 4) / 10)
 
 
+def test_pointing_game_scores_a_plateau_of_tied_maxima_by_its_share_in_the_mask():
+    """An upsampled coarse CAM peaks on a plateau: 3 of its 4 maximum pixels in the mask score 0.75."""
+    cam = np.array([[[2.0, 2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 1.0]]])
+    mask = np.array([[[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
+    assert localisation_scores(cam, mask).loc[0, "pointing_hit"] == pytest.approx(0.75)
+
+
 def test_localisation_by_domain_means_defined_images():
     cams = np.zeros((4, 2, 2))
     cams[:, 0, 0] = 1.0
@@ -234,6 +241,8 @@ def test_localisation_by_domain_means_defined_images():
     assert table.loc["B", "energy_in_mask"] == pytest.approx(1.0)
     assert table.loc["B", "n"] == 2 and table.loc["B", "n_undefined"] == 1
     assert table.loc["A", "n_undefined"] == 0
+    assert table.loc["B", "mask_fraction"] == pytest.approx(0.25)  # chance over the scored image only
+    assert np.isnan(localisation_by_domain(np.zeros((1, 2, 2)), masks[:1], ["C"]).loc["C", "mask_fraction"])
 
 
 def test_localisation_input_errors():

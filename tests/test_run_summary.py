@@ -52,6 +52,16 @@ def test_analysis_batches_are_standardised_with_the_backbones_statistics(masked_
     assert values <= {float(v) for v in range(256)}
 
 
+def test_runs_on_several_manifests_are_read_as_the_trainer_reads_them(masked_config):
+    """Paper configs list one manifest and root per dataset; the batches follow each row's root."""
+    listed = {**masked_config, "data": {**masked_config["data"], "manifest": [masked_config["data"]["manifest"]],
+                                        "root": [masked_config["data"]["root"]]}}
+    expected, _ = analysis_batches(masked_config, split="val", per_domain=4, seed=0)
+    got, _ = analysis_batches(listed, split="val", per_domain=4, seed=0)
+    for (x, y), (x_ref, y_ref) in zip(got, expected):
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
+
+
 def test_every_number_of_a_run_analysis_matches_an_independent_computation(masked_config, tmp_path):
     run_dir = Trainer(masked_config, tmp_path / "run").fit()
     settings = AnalysisSettings(split="val", per_domain=6, rho=0.05, alpha=0.0, localisation_per_domain=4,
@@ -94,6 +104,8 @@ def test_summary_gives_mean_and_sample_std_per_algorithm():
     assert summary.loc["erm", ("sharpness_mean", "std")] == pytest.approx(np.sqrt(2.0))
     assert np.isnan(summary.loc["roga", ("sharpness_mean", "std")])
     assert list(summary[("runs", "n")]) == [2, 1]
+    split = summarise_analysis(table.assign(backbone=["resnet18", "resnet50", "resnet18"], variant=""))
+    assert list(split[("runs", "n")]) == [1, 1, 1]  # other backbones (or config variants) are never pooled
 
 
 def test_settings_refuse_values_that_cannot_be_measured():

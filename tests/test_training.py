@@ -282,3 +282,23 @@ def test_bad_numbers_are_refused_before_anything_is_written(tiny_config, tmp_pat
     with pytest.raises(ConfigError, match=rf"'train.{key}'.*got {value!r}"):
         Trainer(config, tmp_path / "run").fit()
     assert not (tmp_path / "run").exists()
+
+
+class RandomDrawingCallback:
+    """A callback that consumes the global random state, as train-mode dropout in an analysis pass would."""
+
+    name, every = "noise", 1
+
+    def __call__(self, model, domain_batches, step):
+        return {"draw": float(torch.rand(()))}
+
+
+def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tiny_config, tmp_path):
+    """The trainer forks the RNG around callbacks: weights with and without the callback are identical."""
+    config = {**tiny_config, "model": {**tiny_config["model"], "kwargs": {"drop_rate": 0.3}},
+              "algorithm": {"name": "erm", "hparams": {"lr": 1e-3}}}
+    plain = torch.load(Trainer(config, tmp_path / "plain").fit() / "checkpoints" / "last.pt", weights_only=True)
+    logged = torch.load(Trainer(config, tmp_path / "logged", callbacks=[RandomDrawingCallback()]).fit()
+                        / "checkpoints" / "last.pt", weights_only=True)
+    for key, value in plain["model"].items():
+        assert torch.equal(value, logged["model"][key]), key

@@ -172,10 +172,11 @@ def localisation_scores(
     """Per-image agreement between CAMs and manipulation masks (same H×W; masks in [0, 1]).
 
     Masks are binarised at ``threshold`` (soft blending masks included). Columns:
-    ``energy_in_mask`` = Σ CAM·mask / Σ CAM; ``pointing_hit`` = 1 if the CAM's maximum (first in
-    row-major order) lies in the mask, else 0; ``mask_fraction`` = share of pixels in the mask (what
-    a uniform CAM would score on energy); ``reason`` says why the scores are NaN (an all-zero CAM or
-    an empty mask, e.g. a real face) and is missing otherwise.
+    ``energy_in_mask`` = Σ CAM·mask / Σ CAM; ``pointing_hit`` = the share of the CAM's maximum
+    pixels that lie in the mask: 1 or 0 for a single peak, the hit probability under a random choice
+    among tied maxima (an upsampled coarse CAM has a plateau of them); ``mask_fraction`` = share of
+    pixels in the mask (what a uniform CAM would score on energy); ``reason`` says why the scores are
+    NaN (an all-zero CAM or an empty mask, e.g. a real face) and is missing otherwise.
     """
     cam_maps, mask_maps = _as_maps(cams, "cams"), _as_maps(masks, "masks")
     if cam_maps.shape != mask_maps.shape:
@@ -192,8 +193,8 @@ def localisation_scores(
         if reason is not None:
             rows.append((index, np.nan, np.nan, fraction, reason))
             continue
-        peak = np.unravel_index(np.argmax(cam), cam.shape)
-        rows.append((index, float(cam[region].sum() / total), float(region[peak]), fraction, None))
+        peaks = cam == cam.max()
+        rows.append((index, float(cam[region].sum() / total), float(region[peaks].mean()), fraction, None))
     frame = pd.DataFrame(rows, columns=["image", "energy_in_mask", "pointing_hit", "mask_fraction", "reason"])
     return frame.set_index("image")
 
@@ -206,8 +207,9 @@ def localisation_by_domain(
 ) -> pd.DataFrame:
     """Mean localisation scores per domain (index), over the images where they are defined.
 
-    Columns: ``energy_in_mask``, ``pointing_game`` (share of hits), ``mask_fraction``, ``n`` (images)
-    and ``n_undefined`` (images skipped from the means, with the reason in :func:`localisation_scores`).
+    Columns: ``energy_in_mask``, ``pointing_game`` (share of hits), ``mask_fraction`` (the chance
+    level, averaged over the same images as the scores), ``n`` (images) and ``n_undefined`` (images
+    skipped from the means, with the reason in :func:`localisation_scores`).
     """
     scores = localisation_scores(cams, masks, threshold)
     domains = [str(domain) for domain in domains]
@@ -219,7 +221,7 @@ def localisation_by_domain(
         {
             "energy_in_mask": grouped["energy_in_mask"].mean(),
             "pointing_game": grouped["pointing_hit"].mean(),
-            "mask_fraction": grouped["mask_fraction"].mean(),
+            "mask_fraction": scores["mask_fraction"].where(scores["reason"].isna()).groupby(scores["domain"], sort=False).mean(),
             "n": grouped.size(),
             "n_undefined": grouped["reason"].count(),
         }

@@ -24,18 +24,18 @@ def analysis_batches(
     per_domain: int = 32,
     seed: int = 0,
     device: str | torch.device = "cpu",
-    manifest: tuple[pd.DataFrame, Path] | None = None,
+    manifest: tuple[pd.DataFrame, list[Path]] | None = None,
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[str]]:
     """One batch per source domain, ``[(x_k, y_k)]``, and the domain names.
 
     Domain k's batch holds ``per_domain // 2`` of its fakes from ``split`` and as many reals drawn
     from the split's real pool (as in training, docs/method.md), without augmentation, standardised with
     the config's backbone statistics exactly as the trainer feeds that backbone. ``manifest``: the
-    config's ``(manifest, root)`` when the caller has already read them (:func:`run_manifest`).
+    config's ``(manifest, roots)`` when the caller has already read them (:func:`run_manifest`).
     """
     if per_domain < 2:
         raise ValueError(f"per_domain={per_domain} must be at least 2 (fakes and reals)")
-    manifest, root = manifest if manifest is not None else run_manifest(config)
+    manifest, roots = manifest if manifest is not None else run_manifest(config)
     domains = list(config["data"]["source_domains"])
     size = int(config["data"]["image_size"])
     model = config["model"]
@@ -48,7 +48,7 @@ def analysis_batches(
         fakes = pick_frames(manifest, per_domain // 2, [domain], split=split, label=1, seed=seed)
         n_real = per_domain - len(fakes)
         picked = np.random.default_rng([seed, k, 1]).choice(len(reals), n_real, replace=n_real > len(reals))
-        frames = load_frames(pd.concat([fakes, reals.iloc[picked]]), root, size)
+        frames = load_frames(pd.concat([fakes, reals.iloc[picked]]), roots, size)
         batches.append((frames.inputs(mean, std).to(device), frames.labels.to(device)))
     return batches, domains
 

@@ -36,12 +36,14 @@ from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
-from workbench.training.report import read_config
+from workbench.training.report import config_variants, read_config
 from workbench.training.runs import load_run_model, run_manifest
 
 SUMMARY_COLUMNS = ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "sharpness_mean",
                    "energy_in_mask_source", "energy_in_mask_target", "pointing_game_source",
                    "pointing_game_target", "mask_fraction_source", "mask_fraction_target")
+# Runs are pooled over seeds only: one summary row per algorithm, backbone and config variant.
+SUMMARY_KEYS: tuple[str, ...] = ("algorithm", "backbone", "variant")
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ class AnalysisSettings:
             raise ValueError(f"rho={self.rho} must be positive")
 
 
-def localisation(model: torch.nn.Module, config: dict[str, Any], manifest: pd.DataFrame, root: Path,
+def localisation(model: torch.nn.Module, config: dict[str, Any], manifest: pd.DataFrame, roots: list[Path],
                  settings: AnalysisSettings) -> tuple[pd.DataFrame, list[str]]:
     """Grad-CAM localisation per domain with masks (index: domain) and the domains that have none,
-    on the run's ``manifest`` (and its ``root``)."""
+    on the run's ``manifest`` (and its dataset ``roots``)."""
     data = config["data"]
     domains = list(data["source_domains"]) + list(data["target_domains"] or ())
     has_mask = manifest["mask_path"].notna() if "mask_path" in manifest.columns else pd.Series(False, manifest.index)
@@ -80,7 +82,7 @@ def localisation(model: torch.nn.Module, config: dict[str, Any], manifest: pd.Da
     if not with_masks:
         return pd.DataFrame(columns=["energy_in_mask", "pointing_game", "mask_fraction", "n", "n_undefined"]), without
     rows = pick_frames(fakes, settings.localisation_per_domain, with_masks, seed=settings.seed)
-    frames = load_frames(rows, root, int(data["image_size"]))
+    frames = load_frames(rows, roots, int(data["image_size"]))
     cams = gradcam_maps({"model": model}, frames, layer=settings.gradcam_layer)["model"]
     return localisation_by_domain(cams, frames.masks, frames.domains, settings.mask_threshold), without
 
@@ -90,17 +92,21 @@ def _mean_over(table: pd.DataFrame, domains: Sequence[str], column: str) -> floa
     return float(values.mean()) if values.notna().any() else float("nan")
 
 
-def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettings()) -> dict[str, Any]:
-    """One row of measurements for the selected model of ``run_dir`` (see the module docstring)."""
+def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettings(),
+                config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One row of measurements for the selected model of ``run_dir`` (see the module docstring).
+
+    ``config``: the run's ``config.yaml`` when the caller has read it already.
+    """
     run_dir = Path(run_dir)
     model = load_run_model(run_dir, device=settings.device)  # names the path if it is not a run directory
-    config = read_config(run_dir)
-    manifest, root = run_manifest(config)  # read and validated once for both measurements
+    config = config if config is not None else read_config(run_dir)
+    manifest, roots = run_manifest(config)  # read and validated once for both measurements
     batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device,
-                                        manifest=(manifest, root))
+                                        manifest=(manifest, roots))
     alignment = alignment_summary(model, batches, settings.rho, settings.alpha, domain_names=domains)
     sharpness = sharpness_per_domain(model, batches, [settings.rho], domain_names=domains)
-    located, no_masks = localisation(model, config, manifest, root, settings)
+    located, no_masks = localisation(model, config, manifest, roots, settings)
     targets = list(config["data"]["target_domains"] or ())
     row: dict[str, Any] = {
         "run": str(run_dir), "algorithm": config["algorithm"]["name"], "seed": config["train"]["seed"],
@@ -124,16 +130,23 @@ def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettin
 
 
 def analyse_runs(run_dirs: Iterable[str | Path], settings: AnalysisSettings = AnalysisSettings()) -> pd.DataFrame:
-    """:func:`analyse_run` for every run directory, one row each."""
-    rows = [analyse_run(run_dir, settings) for run_dir in run_dirs]
-    if not rows:
+    """:func:`analyse_run` for every run directory, one row each.
+
+    ``variant`` names the config keys that set a run apart from other runs of its algorithm and
+    backbone (:func:`workbench.training.report.config_variants`), so ablations are never pooled.
+    """
+    run_dirs = list(run_dirs)
+    if not run_dirs:
         raise ValueError("no run directories to analyse")
-    return pd.DataFrame(rows)
+    configs = [read_config(run_dir) for run_dir in run_dirs]
+    rows = [analyse_run(run_dir, settings, config) for run_dir, config in zip(run_dirs, configs)]
+    return pd.DataFrame(rows).assign(variant=config_variants(configs))
 
 
 def summarise_analysis(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation (ddof=1; NaN for one run) and run count of the main columns per algorithm."""
-    grouped = table.groupby("algorithm", sort=False)[list(SUMMARY_COLUMNS)]
+    """Mean, standard deviation (ddof=1; NaN for one run) and run count of the main columns per
+    algorithm, backbone and config variant (runs that differ otherwise are never pooled)."""
+    grouped = table.groupby([k for k in SUMMARY_KEYS if k in table.columns], sort=False)[list(SUMMARY_COLUMNS)]
     summary = grouped.agg(["mean", "std"])
     summary[("runs", "n")] = grouped.size()
     return summary
@@ -141,7 +154,7 @@ def summarise_analysis(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary_markdown(table: pd.DataFrame) -> str:
     """The per-run table and the per-algorithm summary as markdown (mean ± std over runs)."""
-    per_run = table[["algorithm", "seed", *SUMMARY_COLUMNS]].round(3)
+    per_run = table[["algorithm", "backbone", "seed", *SUMMARY_COLUMNS]].round(3)
     summary = summarise_analysis(table)
     cells = pd.DataFrame(index=summary.index)
     for column in SUMMARY_COLUMNS:

@@ -113,15 +113,33 @@ class Frames:
         return [domains.index(domain) for domain in dict.fromkeys(domains)]
 
 
-def load_frames(rows: pd.DataFrame, root: str | Path, image_size: int) -> Frames:
-    """Decode the images of manifest ``rows`` and their ``mask_path`` masks (zeros where a row has none)."""
+def row_roots(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Each row's dataset root: ``roots`` itself, or ``roots[root_index]`` for rows of several manifests.
+
+    ``root_index`` is the column :func:`workbench.data.manifest.read_manifests` adds.
+    """
+    if isinstance(roots, (str, Path)):
+        return [Path(roots)] * len(rows)
+    roots = [Path(root) for root in roots]
+    if "root_index" not in rows.columns:
+        if len(roots) != 1:
+            raise ValueError(f"{len(roots)} dataset roots but the rows have no 'root_index' column to choose one")
+        return roots * len(rows)
+    return [roots[int(index)] for index in rows["root_index"]]
+
+
+def load_frames(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path], image_size: int) -> Frames:
+    """Decode the images of manifest ``rows`` and their ``mask_path`` masks (zeros where a row has none).
+
+    ``roots``: the dataset root, or the roots of :func:`workbench.training.runs.run_manifest` (see :func:`row_roots`).
+    """
     if rows.empty:
         raise ValueError("no rows to load")
-    root = Path(root)
-    images = torch.stack([load_image(root / path, image_size) for path in rows["path"]])
+    where = row_roots(rows, roots)
+    images = torch.stack([load_image(root / path, image_size) for root, path in zip(where, rows["path"])])
     masks = np.zeros((len(rows), image_size, image_size))
     if "mask_path" in rows.columns:
-        for i, mask_path in enumerate(rows["mask_path"]):
+        for i, (root, mask_path) in enumerate(zip(where, rows["mask_path"])):
             if isinstance(mask_path, str) and mask_path:
                 masks[i] = load_mask(root / mask_path, image_size)
     return Frames(rows.reset_index(drop=True), images, masks)

@@ -138,6 +138,16 @@ def _variants(runs: list[dict[str, Any]], flat_configs: list[dict[str, str]]) ->
     return variants
 
 
+def config_variants(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Per run config, the keys (with values) that set it apart from other runs of its algorithm and backbone.
+
+    The rule of :func:`collect` (seeds and where a run ran never count), for tables of runs other
+    than results, e.g. :func:`workbench.analysis.run_summary.analyse_runs`.
+    """
+    runs = [{"algorithm": _lookup(c, "algorithm.name"), "backbone": _lookup(c, "model.name")} for c in configs]
+    return _variants(runs, [_flatten(c) for c in configs])
+
+
 def _group_sort_key(group: str) -> tuple[int, str]:
     ranks = [
         i

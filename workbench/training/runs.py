@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from workbench.data.manifest import read_manifest
+from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint
@@ -19,11 +19,16 @@ from workbench.training.report import read_config
 from workbench.training.trainer import BEST, synthetic_manifest
 
 
-def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, Path]:
-    """The validated manifest a config trains on (the embedded benchmark is generated if needed) and its root."""
+def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, list[Path]]:
+    """The validated manifest(s) a config trains on, as the trainer reads them, and their dataset roots.
+
+    The embedded benchmark is generated if needed. Like :func:`workbench.data.manifest.read_manifests`,
+    the table has a ``root_index`` column into the list of roots (one per manifest), which
+    :func:`workbench.data.frames.load_frames` follows.
+    """
     data = config["data"]
-    path = data["manifest"] or synthetic_manifest(data["synthetic"])
-    return read_manifest(path, data["root"], check_files=check_files)
+    paths = data["manifest"] or synthetic_manifest(data["synthetic"])
+    return read_manifests(paths, data["root"], check_files=check_files)
 
 
 def target_kinds(config: Mapping[str, Any]) -> dict[str, str]:

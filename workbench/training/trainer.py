@@ -53,7 +53,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingCallback(TypingProtocol):
-    """Called after ``update()`` every ``every`` steps; its result is logged as ``{"kind": name, ...}``."""
+    """Called after ``update()`` every ``every`` steps; its result is logged as ``{"kind": name, ...}``.
+
+    The trainer runs it with the global random state forked (CPU and the training device), so a
+    callback that draws random numbers (e.g. dropout in train-mode passes) never changes training.
+    """
 
     name: str
     every: int
@@ -398,7 +402,8 @@ class Trainer:
         for callback in self.callbacks:
             if step % callback.every == 0:
                 t0 = time.perf_counter()
-                result = callback(self.model, batches, step)
+                with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                    result = callback(self.model, batches, step)
                 spent += time.perf_counter() - t0
                 writer.append({"kind": callback.name, "step": step, callback.name: result})
         return spent
