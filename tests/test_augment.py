@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from workbench.data import Augment, normalize, step_generator
@@ -31,3 +32,16 @@ def test_flip_only_augment_flips_exactly_the_chosen_samples():
     kept = [torch.allclose(o, s, atol=1e-6) for o, s in zip(out, x)]
     assert all(f or k for f, k in zip(flipped, kept))
     assert 10 < sum(flipped) < 54
+
+
+def test_a_shard_is_augmented_as_its_places_in_the_whole_batch():
+    """Under torchrun each process augments its interleaved shard exactly as one process would the batch."""
+    images = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    augment = Augment()
+    whole = augment(images, torch.Generator().manual_seed(5))
+    for rank in range(2):
+        positions = torch.arange(rank, 8, 2)
+        shard = augment(images[positions], torch.Generator().manual_seed(5), positions, 8)
+        torch.testing.assert_close(shard, whole[positions], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="together"):
+        augment(images, torch.Generator(), positions=torch.arange(8))

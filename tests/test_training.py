@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -302,3 +303,26 @@ def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tin
                         / "checkpoints" / "last.pt", weights_only=True)
     for key, value in plain["model"].items():
         assert torch.equal(value, logged["model"][key]), key
+
+
+def test_shard_positions_place_each_rank_in_the_global_batch():
+    """Rank r of 2 holds rows r, r+2, … of each domain's global batch (step_rows); offsets are per domain."""
+    def positions(rank, world, sizes):
+        return Trainer.shard_positions(SimpleNamespace(dist=SimpleNamespace(rank=rank, world_size=world)), sizes)
+
+    assert positions(0, 1, [4, 4]) == ()
+    got, total = positions(1, 2, [2, 3])
+    assert got.tolist() == [1, 3, 5, 7, 9] and total == 10
+
+
+def test_each_synthetic_benchmark_gets_its_own_cache_folder(monkeypatch, tmp_path):
+    """Options beyond videos/frames/size/seed (here the split fractions) name a folder of their own."""
+    folders = []
+    monkeypatch.setattr("workbench.data.synthetic.generate_benchmark", lambda out, **_: folders.append(out) or out)
+    base = {"cache_dir": str(tmp_path), "videos_per_domain": 10, "frames_per_video": 2, "size": 32, "seed": 0,
+            "workers": 1}
+    trainer_module.synthetic_manifest(base)
+    trainer_module.synthetic_manifest({**base, "workers": 2})
+    trainer_module.synthetic_manifest({**base, "split_fractions": [0.4, 0.3, 0.3]})
+    assert folders[0] == folders[1] == tmp_path / "v10-f2-32px-seed0"
+    assert folders[2].name.startswith("v10-f2-32px-seed0-") and folders[2] != folders[0]

@@ -38,18 +38,38 @@ class Augment:
     contrast: float = 0.1
     max_shift: float = 0.05
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a float batch ``[N,3,H,W]`` in [0,1]; randomness comes only from ``generator``."""
+    def __call__(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator,
+        positions: torch.Tensor | None = None,
+        total: int | None = None,
+    ) -> torch.Tensor:
+        """Augment a float batch ``[N,3,H,W]`` in [0,1]; randomness comes only from ``generator``.
+
+        ``positions`` (with ``total``): the images are these places of a batch of ``total``, e.g. one
+        process's shard of the global batch under torchrun. The draws are made for the whole batch and
+        each image gets its place's, so every image is augmented as in a single-process run.
+        """
         n, _, h, w = images.shape
-        draw = lambda *shape: torch.rand(*shape, generator=generator).to(images.device)  # noqa: E731
-        flips = draw(n) < self.flip
+        if (positions is None) != (total is None):
+            raise ValueError("give positions and total together")
+        if positions is not None and len(positions) != n:
+            raise ValueError(f"{len(positions)} positions for a batch of {n} images")
+
+        def draw(*shape: int) -> torch.Tensor:
+            if positions is None:
+                return torch.rand(n, *shape, generator=generator).to(images.device)
+            return torch.rand(total, *shape, generator=generator)[positions].to(images.device)
+
+        flips = draw() < self.flip
         x = torch.where(flips.view(n, 1, 1, 1), images.flip(-1), images)
-        brightness = 1 + self.brightness * (2 * draw(n, 1, 1, 1) - 1)
-        contrast = 1 + self.contrast * (2 * draw(n, 1, 1, 1) - 1)
+        brightness = 1 + self.brightness * (2 * draw(1, 1, 1) - 1)
+        contrast = 1 + self.contrast * (2 * draw(1, 1, 1) - 1)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = ((x - mean) * contrast + mean) * brightness
         if self.max_shift > 0:
-            shift = self.max_shift * (2 * draw(n, 2) - 1) * 2
+            shift = self.max_shift * (2 * draw(2) - 1) * 2
             theta = torch.zeros(n, 2, 3, device=images.device)
             theta[:, 0, 0] = 1
             theta[:, 1, 1] = 1

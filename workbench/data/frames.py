@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from workbench.data.augment import normalize
-from workbench.data.images import load_image
+from workbench.data.images import eight_bit, load_image
 from workbench.data.manifest import ManifestError
 
 
@@ -72,10 +72,10 @@ def showcase_rows(
 
 
 def load_mask(path: str | Path, size: int) -> np.ndarray:
-    """A manipulation mask image as a float ``size×size`` array in [0, 1] (bilinear resize)."""
+    """A manipulation mask image as a float ``size×size`` array in [0, 1] (bilinear resize; 16-bit scaled)."""
     try:
         with Image.open(path) as image:
-            mask = image.convert("L").resize((size, size), Image.BILINEAR)
+            mask = eight_bit(image, path).convert("L").resize((size, size), Image.BILINEAR)
             return np.asarray(mask, dtype=np.float64) / 255.0
     except (UnidentifiedImageError, OSError) as exc:
         raise ManifestError(f"cannot read mask {str(path)!r}: {exc}") from exc

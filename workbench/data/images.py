@@ -14,11 +14,36 @@ from torch.utils.data import Dataset
 from workbench.data.manifest import ManifestError
 
 
+# Pillow modes of 16-bit (and 32-bit integer) greyscale files: converting them to "L"/"RGB" would clip
+# every value above 255 to white instead of scaling.
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def eight_bit(img: Image.Image, path: str | Path) -> Image.Image:
+    """``img`` with 16-bit greyscale values scaled to 8 bits (0–65535 → 0–255); other modes unchanged.
+
+    Float images ("F") have no agreed range and are refused, naming the file.
+    """
+    if img.mode == "F":
+        raise ManifestError(f"cannot read image {str(path)!r}: 32-bit float images are not supported; "
+                            "store frames as 8- or 16-bit")
+    if img.mode not in HIGH_DEPTH_MODES:
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    if values.min() < 0 or values.max() > 65535:
+        raise ManifestError(f"cannot read image {str(path)!r}: {img.mode} values in [{values.min():g}, "
+                            f"{values.max():g}] are not 16-bit")
+    return Image.fromarray(np.round(values / 257.0).astype(np.uint8))
+
+
 def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """Read an image file as an RGB ``uint8`` tensor ``[3, size, size]`` (bilinear resize if needed)."""
+    """Read an image file as an RGB ``uint8`` tensor ``[3, size, size]`` (bilinear resize if needed).
+
+    16-bit greyscale files are scaled to 8 bits (:func:`eight_bit`).
+    """
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            img = eight_bit(img, path).convert("RGB")
             if img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             array = np.asarray(img, dtype=np.uint8)

@@ -10,6 +10,9 @@ docs/records.md, "Interrupted runs".
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import math
 import os
 import time
@@ -105,7 +108,12 @@ def drop_predictions_after(path: Path, step: int) -> int:
 
 
 def synthetic_manifest(settings: dict[str, Any]) -> Path:
-    """Generate (or reuse) the embedded benchmark described by ``data.synthetic``; return its manifest."""
+    """Generate (or reuse) the embedded benchmark described by ``data.synthetic``; return its manifest.
+
+    Each benchmark gets its own folder under ``cache_dir``: ``v<videos>-f<frames>-<size>px-seed<seed>``,
+    plus a hash of any other generator option (split fractions, target videos, forgery strengths),
+    so two configs never rebuild, or read, each other's images.
+    """
     from workbench.data.synthetic import generate_benchmark
 
     options = dict(settings)
@@ -113,6 +121,9 @@ def synthetic_manifest(settings: dict[str, Any]) -> Path:
     videos = options.pop("videos_per_domain")
     frames = options.pop("frames_per_video")
     tag = f"v{videos}-f{frames}-{options.get('size', 64)}px-seed{options.get('seed', 0)}"
+    others = {key: value for key, value in options.items() if key not in ("size", "seed", "workers")}
+    if others:
+        tag += "-" + hashlib.sha1(json.dumps(others, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
 
 
@@ -198,10 +209,24 @@ class Trainer:
             images, labels = images.pin_memory(), labels.pin_memory()
         x = images.to(self.device, non_blocking=True).float() / 255.0
         if self.augment is not None:
-            x = self.augment(x, step_generator(self.config["train"]["seed"], step, stream=1))
+            generator = step_generator(self.config["train"]["seed"], step, stream=1)
+            x = self.augment(x, generator, *self.shard_positions(sizes))
         x = normalize(x, *self.input_stats)
         y = labels.to(self.device, non_blocking=True)
         return list(zip(x.split(sizes), y.split(sizes)))
+
+    def shard_positions(self, sizes: list[int]) -> tuple[torch.Tensor, int] | tuple[()]:
+        """Where this process's images sit in the global batch (for the augmentation draws), and its size.
+
+        Empty in a single process. ``sizes`` are this process's per-domain shard sizes (:meth:`step_rows`).
+        """
+        world, rank = self.dist.world_size, self.dist.rank
+        if world == 1:
+            return ()
+        offsets = [0, *itertools.accumulate(size * world for size in sizes)]
+        positions = torch.cat([torch.arange(offset + rank, offset + size * world, world)
+                               for offset, size in zip(offsets, sizes)])
+        return positions, offsets[-1]
 
     def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The per-domain training batches of ``step`` (sampled, augmented, normalised, on device)."""
