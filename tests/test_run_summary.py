@@ -11,9 +11,10 @@ from PIL import Image
 
 from workbench.__main__ import main
 from workbench.analysis.batches import analysis_batches
-from workbench.analysis.run_summary import AnalysisSettings, analyse_run, summarise_analysis
+from workbench.analysis.run_summary import AnalysisSettings, analyse_run, analyse_runs, summarise_analysis
 from workbench.analysis.sharpness import epsilon_sharpness
 from workbench.training import Trainer
+from workbench.training.report import IncompleteRunWarning
 from workbench.training.runs import load_run_model
 
 MASKED = ("D-A", "D-B", "D-T")  # D-C's fakes get no masks
@@ -126,3 +127,8 @@ def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_
     assert "| roga" in capsys.readouterr().out
     assert main(["analyse", str(tmp_path / "nowhere"), "--out", str(out)]) == 1
     assert "nowhere" in capsys.readouterr().err
+    assert table.loc[0, "complete"]
+    (run_dir / "done").unlink()  # as if training had been interrupted after its first checkpoint
+    with pytest.warns(IncompleteRunWarning, match="no 'done' marker"):
+        table = analyse_runs([run_dir], AnalysisSettings(per_domain=4, localisation_per_domain=2))
+    assert not table.loc[0, "complete"]
