@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from workbench.config import RUN_SPECIFIC_KEYS
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError
 from workbench.metrics import SCORE_METRICS, compute_metrics, video_bootstrap_ci
 from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
 
@@ -50,6 +50,10 @@ class ReportError(ValueError):
     """Run directories that cannot be reported; the message names the run and file at fault."""
 
 
+class RunConfigError(ReportError, ConfigError):
+    """A run's ``config.yaml`` that cannot be read as a config (both a report and a config error)."""
+
+
 class IncompleteRunWarning(UserWarning):
     """A run without a ``done`` marker: it is reported, flagged ``complete=False``."""
 
@@ -62,11 +66,11 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ReportError(f"{path}: invalid YAML: {exc}") from exc
+        raise RunConfigError(f"{path}: invalid YAML: {exc}") from exc
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise ReportError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
+        raise RunConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
     return config
 
 

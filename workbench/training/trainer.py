@@ -24,7 +24,6 @@ from typing import Any, Protocol as TypingProtocol
 
 import pandas as pd
 import torch
-import yaml
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -40,7 +39,7 @@ from workbench.training.checkpoint import CheckpointError, load_checkpoint, save
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
-from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE
+from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, read_config
 
 LAST = "last.pt"
 BEST = "best_source_val.pt"
@@ -271,15 +270,9 @@ class Trainer:
 
     def _check_saved_config(self) -> None:
         """Refuse a run directory whose saved config differs from this one beyond :data:`RESUMABLE_CHANGES`."""
-        path = self.run_dir / CONFIG_FILE
-        if not path.exists():
+        saved = read_config(self.run_dir)  # {} when there is none; a RunConfigError (a ConfigError) if unreadable
+        if not saved:
             return
-        try:
-            saved = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-        if not isinstance(saved, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {saved!r}")
         changed = [name for name in (".".join(p) for p, _, _ in config_differences(saved, self.config))
                    if name not in RESUMABLE_CHANGES]
         if changed:
