@@ -9,18 +9,23 @@
 cross-entropy, backward, ``optimizer.step()``, ``zero_grad()``, one ``loss.item()``) with the same
 optimizer, precision and layout, the reference for the trainer's ERM overhead. ``--warmup`` untimed
 steps come first (with ``cuda_graph`` the first two are eager and the third captures). Output: one
-JSON line per algorithm with ``algorithm``, ``img_s``, ``ms_per_step``, ``peak_mem_gib`` (CUDA: peak
-allocated memory of that algorithm's run; CPU: the process's peak resident memory so far) and
-``ratio_to_erm`` (img/s over ERM's in the same invocation; null without ERM), plus the configuration.
+JSON line per algorithm (repeated names count once) with ``algorithm``, ``img_s``, ``ms_per_step``,
+``peak_mem_gib`` (CUDA: peak allocated memory of that algorithm's run; CPU: the process's peak
+resident memory so far) and ``ratio_to_erm`` (img/s over ERM's in the same invocation; null without
+ERM), plus the configuration and ``environment`` (device name, library versions, date).
 With ``--repeats N`` the algorithms are timed in N alternating rounds and each line is the median
 run, with every run's img/s in ``img_s_runs``; ``--threads`` sets PyTorch's CPU thread count.
-"""
+Each line is printed as soon as it is final. An algorithm whose measurement fails (e.g. out of
+memory) gets an error line (``error_type``, ``error``) instead, is not run again, and makes the exit
+status 1; the others are still measured."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import gc
 import json
+import platform
 import resource
 import sys
 import time
@@ -183,35 +188,90 @@ def measure(config: BenchConfig, name: str) -> dict:
 
 def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None,
         repeats: int = 1) -> list[dict]:
-    """Measure ``algorithms`` ``repeats`` times in alternation (ERM first in each round).
+    """Measure ``algorithms`` (repeated names count once) ``repeats`` times in alternation, ERM first in each round.
 
     Each algorithm's line is its median run (by img/s) plus ``img_s_runs``, every run's img/s;
     ``ratio_to_erm`` compares medians. Alternating rounds spread slow drifts of a shared machine
     (frequency, other jobs) over all algorithms instead of penalising whichever runs first.
+    A line is emitted as soon as it is final: after the algorithm's run in the last round (ERM's
+    median, the ratio's reference, is known by then), or at once as an error line (see
+    :func:`failure_line`) when a run raises; a failed algorithm is not run again.
     """
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1 (got {repeats})")
-    order = sorted(algorithms, key=lambda a: a != "erm")
+    emit = emit or (lambda result: None)
+    order = sorted(dict.fromkeys(algorithms), key=lambda a: a != "erm")
     runs: dict[str, list[dict]] = {name: [] for name in order}
-    for _ in range(repeats):
-        for name in order:
-            runs[name].append(measure(config, name))
-    medians = {name: median_run(found) for name, found in runs.items()}
-    erm = medians["erm"]["img_s"] if "erm" in medians else None
     results = []
-    for name in order:
-        result = {**medians[name], "img_s_runs": [r["img_s"] for r in runs[name]], "repeats": repeats}
-        result["ratio_to_erm"] = None if erm is None else result["img_s"] / erm
-        if emit is not None:
-            emit(result)
-        results.append(result)
+    erm_img_s = None
+    for round_index in range(repeats):
+        for name in order:
+            if name not in runs:
+                continue
+            try:
+                runs[name].append(measure(config, name))
+            except Exception as error:  # noqa: BLE001 - one failed algorithm must not lose the others' lines
+                del runs[name]
+                results.append(failure_line(config, name, error, repeats))
+                emit(results[-1])
+                continue
+            if round_index == repeats - 1:
+                if name == "erm":
+                    erm_img_s = median_run(runs[name])["img_s"]
+                results.append(median_line(runs[name], repeats, erm_img_s))
+                emit(results[-1])
     return results
+
+
+def median_line(runs: Sequence[dict], repeats: int, erm_img_s: float | None) -> dict:
+    """An algorithm's line: its median run, every run's img/s and the ratio to ERM's median (if known)."""
+    line = {**median_run(runs), "img_s_runs": [r["img_s"] for r in runs], "repeats": repeats}
+    line["ratio_to_erm"] = None if erm_img_s is None else line["img_s"] / erm_img_s
+    return line
+
+
+def failure_line(config: BenchConfig, name: str, error: Exception, repeats: int) -> dict:
+    """The line of an algorithm whose measurement raised: the error's type and message, and the configuration."""
+    return {"algorithm": name, "error_type": type(error).__name__, "error": str(error), "repeats": repeats,
+            **asdict(config)}
 
 
 def median_run(runs: Sequence[dict]) -> dict:
     """The run with the median img/s (the lower middle one for an even count)."""
     ranked = sorted(runs, key=lambda r: r["img_s"])
     return ranked[(len(ranked) - 1) // 2]
+
+
+def environment(device: str | torch.device = "cuda") -> dict:
+    """Where a measurement ran: UTC date, device name (GPU or CPU model), library versions."""
+    import timm
+
+    device = torch.device(device)
+    record = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "python": platform.python_version(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        record.update(sm_count=props.multi_processor_count, memory_gib=round(props.total_memory / 2**30, 1))
+    return record
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux), or the architecture where that is unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str], int, int | None]:
@@ -267,9 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, algorithms, repeats, threads = parse_args(argv)
     if threads is not None:
         torch.set_num_threads(threads)
-    run(config, algorithms, emit=lambda r: print(json.dumps({**r, "threads": torch.get_num_threads()}), flush=True),
-        repeats=repeats)
-    return 0
+    env = environment(config.device)
+    results = run(config, algorithms, repeats=repeats, emit=lambda r: print(
+        json.dumps({**r, "threads": torch.get_num_threads(), "environment": env}), flush=True))
+    return 1 if any("error" in r for r in results) else 0
 
 
 if __name__ == "__main__":

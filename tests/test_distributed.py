@@ -80,8 +80,8 @@ def rank_results(tmp_path_factory):
 
 
 def shards(batches, rank: int):
-    size = batches[0][0].shape[0] // WORLD
-    return [(x[rank * size:(rank + 1) * size], y[rank * size:(rank + 1) * size]) for x, y in batches]
+    """Rank ``rank``'s interleaved rows of every domain batch, as ``DistContext.shard`` takes them."""
+    return [(x[rank::WORLD], y[rank::WORLD]) for x, y in batches]
 
 
 @pytest.mark.slow
@@ -123,13 +123,30 @@ def test_without_torchrun_the_context_is_a_single_process_no_op(monkeypatch):
     assert torch.equal(ctx.all_reduce_mean_(tensor), torch.ones(3))
 
 
-def test_shard_splits_each_domain_and_rejects_uneven_batches():
+def test_shard_interleaves_each_domain_and_rejects_uneven_batches():
     batches = global_batches(n=4)
     second = DistContext(rank=1, world_size=2).shard(batches)
     for (x, y), (xs, ys) in zip(batches, second):
-        assert torch.equal(xs, x[2:]) and torch.equal(ys, y[2:])
+        assert torch.equal(xs, x[1::2]) and torch.equal(ys, y[1::2])
     with pytest.raises(ValueError, match="domain batch 0 has 3 images.*world size 2"):
         DistContext(rank=0, world_size=2).shard(global_batches(n=3))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_shards_of_a_fakes_then_reals_batch_hold_both_classes_and_cover_the_batch(world):
+    """Domain batches come fakes first, then reals (the sampler's order): every rank must get both."""
+    n = 8
+    batches = [(torch.arange(n * k, n * (k + 1), dtype=torch.float64).reshape(n, 1), torch.tensor([1] * 4 + [0] * 4))
+               for k in range(3)]
+    per_rank = [DistContext(rank=r, world_size=world).shard(batches) for r in range(world)]
+    for shards_of_rank in per_rank:
+        for _, y in shards_of_rank:
+            assert set(y.tolist()) == {0, 1} and y.sum().item() * 2 == len(y)
+    for k, (x, y) in enumerate(batches):
+        rows = torch.cat([shards_of_rank[k][0] for shards_of_rank in per_rank]).reshape(-1)
+        labels = torch.cat([shards_of_rank[k][1] for shards_of_rank in per_rank])
+        order = rows.argsort()
+        assert torch.equal(rows[order], x.reshape(-1)) and torch.equal(labels[order], y)
 
 
 def test_torchrun_variables_must_be_complete(monkeypatch):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
+import timm
+import torch
 
-from benchmarks.throughput import ALGORITHMS, BenchConfig, median_run, main, parse_args
+import benchmarks.throughput as throughput
+from benchmarks.throughput import ALGORITHMS, BenchConfig, cpu_model, median_run, main, parse_args, run
 
 TINY = ["--device", "cpu", "--backbone", "test_resnet", "--size", "32", "--batch", "8", "--domains", "4",
         "--steps", "2", "--warmup", "0", "--precision", "fp32"]
@@ -61,3 +65,57 @@ def test_bad_arguments_are_refused_with_the_value_at_fault(capsys):
     assert "--repeats must be >= 1 (got 0)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--domains 3"):
         BenchConfig(batch=8, domains=3)
+
+
+def fake_measure(calls: list, failing: str | None = None):
+    """A stand-in for ``measure``: records each call, raises for ``failing``, times nothing."""
+    speeds = {"erm": 100.0, "bare": 120.0, "sam": 50.0, "sagm": 48.0, "roga": 40.0}
+
+    def measure(config: BenchConfig, name: str) -> dict:
+        calls.append(("measure", name))
+        if name == failing:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {"algorithm": name, "img_s": speeds[name], "ms_per_step": 1.0, "peak_mem_gib": 0.1,
+                "ratio_to_erm": None, **asdict(config)}
+
+    return measure
+
+
+def test_each_line_is_emitted_as_soon_as_it_is_final(monkeypatch):
+    calls = []
+    monkeypatch.setattr(throughput, "measure", fake_measure(calls))
+    run(BenchConfig(device="cpu", batch=8), ["bare", "erm", "roga"], repeats=2,
+        emit=lambda line: calls.append(("emit", line["algorithm"])))
+    assert calls == [("measure", "erm"), ("measure", "bare"), ("measure", "roga"),
+                     ("measure", "erm"), ("emit", "erm"), ("measure", "bare"), ("emit", "bare"),
+                     ("measure", "roga"), ("emit", "roga")]
+
+
+def test_a_failed_measurement_is_an_error_line_and_the_others_are_kept(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(throughput, "measure", fake_measure(calls, failing="roga"))
+    assert main(TINY + ["--algorithms", "erm,roga,bare", "--repeats", "2"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["algorithm"] for r in lines] == ["roga", "erm", "bare"]
+    failed = lines[0]
+    assert failed["error_type"] == "OutOfMemoryError" and "Tried to allocate 2.00 GiB" in failed["error"]
+    assert (failed["backbone"], failed["batch"], failed["device"]) == ("test_resnet", 8, "cpu")
+    assert "img_s" not in failed
+    assert calls.count(("measure", "roga")) == 1, "a failed algorithm is not run again"
+    assert lines[2]["ratio_to_erm"] == pytest.approx(1.2) and len(lines[2]["img_s_runs"]) == 2
+
+
+def test_repeated_algorithms_are_measured_once_per_round(capsys):
+    assert main(TINY + ["--algorithms", "erm,erm,bare,erm", "--steps", "1", "--repeats", "2"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["algorithm"] for r in lines] == ["erm", "bare"]
+    assert [len(r["img_s_runs"]) for r in lines] == [2, 2]
+
+
+def test_every_line_carries_the_environment(capsys):
+    assert main(TINY + ["--algorithms", "bare", "--steps", "1"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    env = json.loads(line)["environment"]
+    assert env["device"] == cpu_model() and env["device"]
+    assert (env["torch"], env["timm"], env["cuda"]) == (torch.__version__, timm.__version__, torch.version.cuda)
+    assert env["date"][:4].isdigit() and env["date"].endswith("+00:00")

@@ -87,6 +87,7 @@ class GraphedStep:
         self.failure: str | None = None
         self.replays = 0
         self._side_stream: torch.cuda.Stream | None = None
+        self._capture_stream: torch.cuda.Stream | None = None
 
     def key(self, minibatches: DomainBatches, extra: Hashable = None) -> Hashable:
         """Everything a captured graph depends on besides tensor values (see module docstring)."""
@@ -153,9 +154,16 @@ class GraphedStep:
             for x, y in minibatches
         ]
         self._load(minibatches)
+        device = minibatches[0][0].device
+        if self._capture_stream is None or self._capture_stream.device != device:
+            self._capture_stream = torch.cuda.Stream(device)
         graph = torch.cuda.CUDAGraph()
         try:
-            with capturable(self.optimizer), torch.cuda.graph(graph):
+            # The inputs' device must be current: capture begins on the current device's current stream and
+            # allocates from its pool. torch.cuda.graph's default capture stream is one per process, created
+            # on whichever device was current first, hence this device's own stream.
+            with torch.cuda.device(device), capturable(self.optimizer), \
+                    torch.cuda.graph(graph, stream=self._capture_stream):
                 stats = self.step_fn(self.static_inputs)
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager steps
             self.failure = f"{type(error).__name__}: {error}"

@@ -104,7 +104,11 @@ class DistContext:
             algorithm.distributed = self
 
     def shard(self, minibatches: DomainBatches) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's contiguous slice of every domain batch (each must split evenly across ranks)."""
+        """This rank's interleaved share of every domain batch: rows ``rank, rank + world_size, ...``.
+
+        Interleaving, as the trainer does with its rows, keeps the classes balanced on every rank: a domain
+        batch of fakes then reals gives each rank both. Each batch must split evenly across ranks.
+        """
         if not self.is_distributed:
             return list(minibatches)
         shards = []
@@ -115,8 +119,7 @@ class DistContext:
                     f"domain batch {k} has {n} images and {y.shape[0]} labels; both must be equal and "
                     f"divisible by the world size {self.world_size}"
                 )
-            size = n // self.world_size
-            shards.append((x[self.rank * size:(self.rank + 1) * size], y[self.rank * size:(self.rank + 1) * size]))
+            shards.append((x[self.rank::self.world_size], y[self.rank::self.world_size]))
         return shards
 
     def mean_stats(self, stats: Mapping[str, float]) -> dict[str, float]:
