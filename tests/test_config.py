@@ -80,7 +80,7 @@ def test_run_specific_and_checked_keys_are_real_config_keys():
 
 
 @pytest.mark.parametrize("override,message", [
-    ("algorithm.name=rogaa", r"config key 'algorithm.name' is 'rogaa'; known: \['erm', 'roga', 'sagm', 'sam'\]"),
+    ("algorithm.name=rogaa", r"config key 'algorithm.name': unknown algorithm 'rogaa'; known: \['erm', 'roga', 'sagm', 'sam'\]"),
     ("algorithm.hparams.rh0=0.1", r"config key 'algorithm.hparams': unknown hyper-parameter 'rh0'"),
     ("algorithm.hparams.rho=-1", r"config key 'algorithm.hparams': hyper-parameter rho=-1 must be a non-negative"),
     ("algorithm.hparams.ascent=both", r"config key 'algorithm.hparams': hyper-parameter ascent='both' is not one of"),
@@ -88,3 +88,4 @@ def test_run_specific_and_checked_keys_are_real_config_keys():
 def test_the_algorithm_and_its_hparams_are_checked_when_the_config_loads(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
+    assert load_config(overrides=["algorithm.name=RoGA"])["algorithm"]["name"] == "RoGA"  # any case, as build_algorithm

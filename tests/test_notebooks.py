@@ -199,6 +199,9 @@ def test_a_run_trained_from_the_command_line_is_reusable_by_the_notebooks(tmp_pa
                                                      "data": {"eval_batch_size": 64}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     check_reusable(tmp_path, notebook_config(CONFIG_FILE))
+    paper = "configs/paper/ffpp_c23_efficientnet_b4.yaml"  # relative manifests and weights, saved as given
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(load_config(PROJECT_ROOT / paper)))
+    check_reusable(tmp_path, notebook_config(paper))
 
 
 def test_check_reusable_names_differences_and_accepts_new_default_keys(tmp_path: Path) -> None:

@@ -7,13 +7,13 @@ an error (naming it), so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from workbench.algorithms import ALGORITHMS, resolve_hparams
+from workbench.algorithms import algorithm_class, resolve_hparams
 
 SYNTHETIC_SOURCE_DOMAINS = ["SYN-SWAP", "SYN-REENACT", "SYN-GAN", "SYN-NT"]
 SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
@@ -130,6 +130,21 @@ def config_differences(
     return [] if saved == requested else [(prefix, saved, requested)]
 
 
+def run_config_changes(
+    saved: Mapping[str, Any], requested: Mapping[str, Any], ignored: Collection[str] = RUN_SPECIFIC_KEYS
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved, requested)`` where a run's saved config differs from a requested one.
+
+    The one rule for whether a run may be resumed or reused: the request is compared as it would be
+    saved (a YAML round trip, so a tuple equals the saved list), a key the saved config lacks counts
+    as its :data:`DEFAULT_CONFIG` value, and the keys in ``ignored`` (dotted) never count.
+    """
+    as_saved = yaml.safe_load(yaml.safe_dump(dict(requested), sort_keys=False))
+    differences = config_differences(dict(saved), as_saved, DEFAULT_CONFIG)
+    return [(name, old, new) for name, old, new in ((".".join(p), o, n) for p, o, n in differences)
+            if name not in ignored]
+
+
 def parse_override(item: str) -> dict[str, Any]:
     """``"train.steps=50"`` → ``{"train": {"steps": 50}}`` (the value is parsed as YAML)."""
     if "=" not in item:
@@ -189,9 +204,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     fraction = _lookup(config, "data.real_fraction")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
-    name = _lookup(config, "algorithm.name")
-    if name not in ALGORITHMS:
-        raise ConfigError(f"config key 'algorithm.name' is {name!r}; known: {sorted(ALGORITHMS)}")
+    try:
+        algorithm_class(_lookup(config, "algorithm.name"))
+    except KeyError as exc:
+        raise ConfigError(f"config key 'algorithm.name': {exc.args[0]}") from exc
     try:
         resolve_hparams(_lookup(config, "algorithm.hparams"))
     except (KeyError, ValueError) as exc:

@@ -34,13 +34,12 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import yaml
 from matplotlib.figure import Figure as MatplotlibFigure
 from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
 
 from workbench.analysis.callbacks import callbacks_from_config
-from workbench.config import DEFAULT_CONFIG, RUN_SPECIFIC_KEYS, config_differences, load_config
+from workbench.config import load_config, run_config_changes
 from workbench.data.frames import Frames
 from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
@@ -59,8 +58,6 @@ DEFAULT_CONFIG_FILE = "configs/demo.yaml"
 PATH_KEYS: tuple[tuple[str, ...], ...] = (
     ("run", "dir"), ("data", "manifest"), ("data", "root"), ("data", "synthetic", "cache_dir"), ("model", "pretrained"),
 )
-# Keys that may differ between a finished run and a request to reuse it (where and how it ran).
-REUSE_IGNORED: frozenset[tuple[str, ...]] = frozenset(tuple(key.split(".")) for key in RUN_SPECIFIC_KEYS)
 # The configuration 02_train falls back to on a CPU: small benchmark, small backbone, minutes not hours.
 CPU_TINY_OVERRIDES: dict[str, Any] = {
     "data": {"synthetic": {"videos_per_domain": 12, "frames_per_video": 4, "size": 64},
@@ -112,11 +109,17 @@ def notebook_config(config_file: str | Path | None = DEFAULT_CONFIG_FILE, *overr
     a test or the command line started in the project root.
     """
     config = load_config(project_path(config_file) if config_file is not None else None, merge_overrides(*overrides))
+    return resolve_project_paths(config)
+
+
+def resolve_project_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the relative paths of :data:`PATH_KEYS` made absolute against the project root (in place)."""
     for keys in PATH_KEYS:
         node = config
         for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = _project_paths(node[keys[-1]])
+            node = node.get(key, {})
+        if keys[-1] in node:
+            node[keys[-1]] = _project_paths(node[keys[-1]])
     return config
 
 
@@ -172,15 +175,16 @@ def training_config(
 def check_reusable(run_dir: str | Path, config: Mapping[str, Any]) -> None:
     """Raise :class:`RunMismatchError` naming every key where ``run_dir``'s saved config differs from ``config``.
 
-    A key that did not exist when the run was trained (newer defaults) counts as its default value.
+    The rule of :func:`workbench.config.run_config_changes` (where and how the run ran never counts; a
+    key added to the defaults later counts as its default). The saved paths are resolved against the
+    project root like the request's, so a run trained from the command line with relative paths matches.
     """
     saved = read_config(run_dir)
     if not saved:
         raise RunMismatchError(f"{run_dir}: no config.yaml, so it cannot be reused as a run")
-    requested = yaml.safe_load(yaml.safe_dump(dict(config), sort_keys=False))
-    changed = [d for d in config_differences(saved, requested, DEFAULT_CONFIG) if d[0] not in REUSE_IGNORED]
+    changed = run_config_changes(resolve_project_paths(saved), config)
     if changed:
-        details = "; ".join(f"{'.'.join(path)}: saved {old!r}, requested {new!r}" for path, old, new in changed)
+        details = "; ".join(f"{name}: saved {old!r}, requested {new!r}" for name, old, new in changed)
         raise RunMismatchError(
             f"{run_dir} is a finished run with a different configuration ({details}); "
             "choose another runs_dir or delete that run to retrain it"

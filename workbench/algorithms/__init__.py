@@ -16,12 +16,17 @@ from workbench.algorithms.sam import SAGM, SAM
 ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (ERM, SAM, SAGM, RoGA)}
 
 
-def build_algorithm(name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None) -> Algorithm:
-    """Instantiate a registered algorithm by name (``"erm"``, ``"sam"``, ``"sagm"``, ``"roga"``)."""
-    key = name.lower()
+def algorithm_class(name: str) -> type[Algorithm]:
+    """The registered algorithm called ``name`` (any case); ``KeyError`` naming the known ones otherwise."""
+    key = str(name).lower()
     if key not in ALGORITHMS:
         raise KeyError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
-    return ALGORITHMS[key](model, hparams)
+    return ALGORITHMS[key]
+
+
+def build_algorithm(name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None) -> Algorithm:
+    """Instantiate a registered algorithm by name (``"erm"``, ``"sam"``, ``"sagm"``, ``"roga"``)."""
+    return algorithm_class(name)(model, hparams)
 
 
 __all__ = [
@@ -33,6 +38,7 @@ __all__ = [
     "RoGA",
     "SAGM",
     "SAM",
+    "algorithm_class",
     "as_floats",
     "build_algorithm",
     "resolve_hparams",

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, config_differences, dump_config, validate_config
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, dump_config, run_config_changes, validate_config
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
@@ -273,8 +273,7 @@ class Trainer:
         saved = read_config(self.run_dir)  # {} when there is none; a RunConfigError (a ConfigError) if unreadable
         if not saved:
             return
-        changed = [name for name in (".".join(p) for p, _, _ in config_differences(saved, self.config))
-                   if name not in RESUMABLE_CHANGES]
+        changed = [name for name, _, _ in run_config_changes(saved, self.config, RESUMABLE_CHANGES)]
         if changed:
             raise ConfigError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {changed}; "
                               "choose another run name or directory")
@@ -411,7 +410,7 @@ class Trainer:
         where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
                  else "does not exist yet (no evaluation step was reached)")
         return (f"loss became {loss} at step {step}; training stopped. The last good checkpoint {where}; "
-                "lower the learning rate or ρ and resume.")
+                "lower the learning rate or ρ and train again in a new run directory (or delete this one).")
 
     def _run_callbacks(self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int,
                        writer: RecordWriter) -> float:
