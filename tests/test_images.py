@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from workbench.data.frames import load_mask
-from workbench.data.images import load_image
+from workbench.data.images import load_image, row_roots
 from workbench.data.manifest import ManifestError
 
 RAMP_8BIT = [17 * i for i in range(16)]  # 0, 17, …, 255
@@ -34,3 +35,11 @@ def test_float_images_are_refused_naming_the_file(tmp_path):
     Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32)).save(path)
     with pytest.raises(ManifestError, match=r"float.tiff.*32-bit float"):
         load_image(path, 4)
+
+
+def test_each_row_is_read_from_its_manifests_root(tmp_path):
+    rows = pd.DataFrame({"path": ["a.png", "b.png", "c.png"], "root_index": [1, 0, 1]})
+    assert row_roots(rows, [tmp_path / "x", tmp_path / "y"]) == [tmp_path / "y", tmp_path / "x", tmp_path / "y"]
+    assert row_roots(rows.drop(columns="root_index"), tmp_path) == [tmp_path] * 3
+    with pytest.raises(ValueError, match="2 dataset roots but the rows have no 'root_index'"):
+        row_roots(rows.drop(columns="root_index"), [tmp_path / "x", tmp_path / "y"])

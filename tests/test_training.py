@@ -13,6 +13,7 @@ import torch
 import yaml
 
 import workbench.training.trainer as trainer_module
+from workbench.training.distributed import DistContext
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
 from workbench.training.records import RecordsError, RecordWriter
@@ -308,7 +309,7 @@ def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tin
 def test_shard_positions_place_each_rank_in_the_global_batch():
     """Rank r of 2 holds rows r, r+2, … of each domain's global batch (step_rows); offsets are per domain."""
     def positions(rank, world, sizes):
-        return Trainer.shard_positions(SimpleNamespace(dist=SimpleNamespace(rank=rank, world_size=world)), sizes)
+        return Trainer.shard_positions(SimpleNamespace(dist=DistContext(rank=rank, world_size=world)), sizes)
 
     assert positions(0, 1, [4, 4]) == ()
     got, total = positions(1, 2, [2, 3])

@@ -22,7 +22,6 @@ Everything runs in eval mode and leaves the models unchanged.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
-from workbench.training.report import DONE_MARKER, IncompleteRunWarning, config_variants, read_config
+from workbench.training.report import config_variants, read_config, run_complete
 from workbench.training.runs import load_run_model, run_manifest
 
 SUMMARY_COLUMNS = ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "sharpness_mean",
@@ -142,11 +141,8 @@ def analyse_runs(run_dirs: Iterable[str | Path], settings: AnalysisSettings = An
     if not run_dirs:
         raise ValueError("no run directories to analyse")
     configs = [read_config(run_dir) for run_dir in run_dirs]
-    complete = [(run_dir / DONE_MARKER).is_file() for run_dir in run_dirs]
-    for run_dir, config, done in zip(run_dirs, configs, complete):
-        if config and not done:  # a directory without a config is refused by analyse_run
-            warnings.warn(f"{run_dir}: no '{DONE_MARKER}' marker (training did not finish); analysing its selected "
-                          "checkpoint so far", IncompleteRunWarning, stacklevel=2)
+    # a directory without a config is not a run: analyse_run refuses it, naming it
+    complete = [run_complete(run_dir, stacklevel=2) if config else False for run_dir, config in zip(run_dirs, configs)]
     rows = [analyse_run(run_dir, settings, config) for run_dir, config in zip(run_dirs, configs)]
     return pd.DataFrame(rows).assign(variant=config_variants(configs), complete=complete)
 

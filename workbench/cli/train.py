@@ -8,10 +8,9 @@ import sys
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.config import ConfigError, load_config
 from workbench.data.manifest import ManifestError
-from workbench.training import Trainer
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.records import RecordsError
-from workbench.training.trainer import NonFiniteLossError, refuse_finished, run_directory
+from workbench.training.trainer import NonFiniteLossError, train
 
 # The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -42,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume) the run; returns 1 with a one-line message on unusable inputs."""
     try:
         config = load_config(args.config, args.overrides)
-        run_dir = run_directory(config, args.run_dir)
-        refuse_finished(run_dir)
-        Trainer(config, run_dir, callbacks_from_config(config)).fit()
+        run_dir = train(config, args.run_dir, callbacks_from_config(config))
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

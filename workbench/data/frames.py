@@ -17,7 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from workbench.data.augment import normalize
-from workbench.data.images import eight_bit, load_image
+from workbench.data.images import eight_bit, load_image, row_roots
 from workbench.data.manifest import ManifestError
 
 
@@ -111,21 +111,6 @@ class Frames:
         """Index of the first frame of each domain, in order of appearance."""
         domains = self.domains
         return [domains.index(domain) for domain in dict.fromkeys(domains)]
-
-
-def row_roots(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Each row's dataset root: ``roots`` itself, or ``roots[root_index]`` for rows of several manifests.
-
-    ``root_index`` is the column :func:`workbench.data.manifest.read_manifests` adds.
-    """
-    if isinstance(roots, (str, Path)):
-        return [Path(roots)] * len(rows)
-    roots = [Path(root) for root in roots]
-    if "root_index" not in rows.columns:
-        if len(roots) != 1:
-            raise ValueError(f"{len(roots)} dataset roots but the rows have no 'root_index' column to choose one")
-        return roots * len(rows)
-    return [roots[int(index)] for index in rows["root_index"]]
 
 
 def load_frames(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path], image_size: int) -> Frames:

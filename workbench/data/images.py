@@ -53,6 +53,22 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 
+def row_roots(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Each row's dataset root: ``roots`` itself, or ``roots[root_index]`` for rows of several manifests.
+
+    ``root_index`` is the column :func:`workbench.data.manifest.read_manifests` adds.
+    """
+    if isinstance(roots, (str, Path)):
+        return [Path(roots)] * len(rows)
+    roots = [Path(root) for root in roots]
+    if "root_index" not in rows.columns:
+        if len(roots) != 1:
+            raise ValueError(f"{len(roots)} dataset roots but the rows have no 'root_index' column to choose one "
+                             "(see read_manifests)")
+        return roots * len(rows)
+    return [roots[int(index)] for index in rows["root_index"]]
+
+
 class FrameDataset(Dataset):
     """Frames of a validated manifest: item ``i`` is ``(uint8 image [3,H,W], label, i)``.
 
@@ -66,12 +82,8 @@ class FrameDataset(Dataset):
     def __init__(self, manifest: pd.DataFrame, root: str | Path | Sequence[str | Path], image_size: int,
                  cache: bool = False) -> None:
         self.manifest = manifest.reset_index(drop=True)
-        self.roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
         self.image_size = image_size
-        if len(self.roots) > 1 and "root_index" not in self.manifest.columns:
-            raise ValueError("several dataset roots need a 'root_index' column (see read_manifests)")
-        root_of = self.manifest["root_index"] if "root_index" in self.manifest.columns else [0] * len(self.manifest)
-        self.paths = [self.roots[int(i)] / p for i, p in zip(root_of, self.manifest["path"])]
+        self.paths = [root / path for root, path in zip(row_roots(self.manifest, root), self.manifest["path"])]
         self.labels = torch.as_tensor(self.manifest["label"].to_numpy().copy(), dtype=torch.long)
         self._cache: dict[int, torch.Tensor] | None = {} if cache else None
 

@@ -103,6 +103,13 @@ class DistContext:
         if self.is_distributed:
             algorithm.distributed = self
 
+    def share(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's interleaved share of one batch: items ``rank, rank + world_size, ...`` (all in one process).
+
+        The one sharding rule: the trainer's rows, their augmentation draws and :meth:`shard` all use it.
+        """
+        return batch[self.rank::self.world_size]
+
     def shard(self, minibatches: DomainBatches) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's interleaved share of every domain batch: rows ``rank, rank + world_size, ...``.
 
@@ -119,7 +126,7 @@ class DistContext:
                     f"domain batch {k} has {n} images and {y.shape[0]} labels; both must be equal and "
                     f"divisible by the world size {self.world_size}"
                 )
-            shards.append((x[self.rank::self.world_size], y[self.rank::self.world_size]))
+            shards.append((self.share(x), self.share(y)))
         return shards
 
     def mean_stats(self, stats: Mapping[str, float]) -> dict[str, float]:

@@ -27,14 +27,6 @@ def parse_record(path: Path, line_number: int, line: str) -> dict[str, Any]:
     return record
 
 
-def _is_json(line: str) -> bool:
-    try:
-        json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return True
-
-
 def _clean(value: Any) -> Any:
     """JSON-safe copy: NaN/inf become null (JSON has no such numbers)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -69,9 +61,16 @@ class RecordWriter:
             return 0
         lines = self.path.read_text(encoding="utf-8").splitlines()
         numbered = [(number, line) for number, line in enumerate(lines, start=1) if line.strip()]
-        if numbered and not _is_json(numbered[-1][1]):
-            numbered.pop()
-        kept = [line for number, line in numbered if parse_record(self.path, number, line)["step"] <= step]
+        kept = []
+        for position, (number, line) in enumerate(numbered, start=1):
+            try:
+                record = parse_record(self.path, number, line)
+            except RecordsError:
+                if position == len(numbered):  # the torn final write
+                    break
+                raise
+            if record["step"] <= step:
+                kept.append(line)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         os.replace(tmp, self.path)

@@ -58,6 +58,19 @@ class IncompleteRunWarning(UserWarning):
     """A run without a ``done`` marker: it is reported, flagged ``complete=False``."""
 
 
+def run_complete(run_dir: str | Path, stacklevel: int = 2) -> bool:
+    """Whether a run finished (has a ``done`` marker); an :class:`IncompleteRunWarning` when it did not.
+
+    Tables include unfinished runs (flagged ``complete=False``) rather than dropping them silently.
+    """
+    path = Path(run_dir)
+    if (path / DONE_MARKER).is_file():
+        return True
+    warnings.warn(f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
+                  IncompleteRunWarning, stacklevel=stacklevel + 1)
+    return False
+
+
 def read_config(run_dir: str | Path) -> dict[str, Any]:
     """The run's resolved ``config.yaml`` as a dict (empty when the file is absent)."""
     path = Path(run_dir) / CONFIG_FILE
@@ -186,13 +199,7 @@ def collect(run_dirs: Iterable[str | Path], rule: str = "source_val", metric: st
         except ValueError as exc:
             raise ReportError(f"{path}: {exc}") from exc
         config = read_config(path)
-        complete = (path / DONE_MARKER).is_file()
-        if not complete:
-            warnings.warn(
-                f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
-                IncompleteRunWarning,
-                stacklevel=2,
-            )
+        complete = run_complete(path, stacklevel=3)
         selection = chosen["selection"]
         row = {
             "run": path.name,

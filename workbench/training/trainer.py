@@ -195,7 +195,7 @@ class Trainer:
         Under torchrun every process draws the same global batch and keeps an interleaved shard of
         each domain's rows, so fakes and reals stay balanced on every rank.
         """
-        return [rows[self.dist.rank::self.dist.world_size] for rows in self.sampler.indices(step)]
+        return [self.dist.share(rows) for rows in self.sampler.indices(step)]
 
     def prepare_batches(self, images: torch.Tensor, labels: torch.Tensor, step: int,
                         sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -217,14 +217,14 @@ class Trainer:
     def shard_positions(self, sizes: list[int]) -> tuple[torch.Tensor, int] | tuple[()]:
         """Where this process's images sit in the global batch (for the augmentation draws), and its size.
 
-        Empty in a single process. ``sizes`` are this process's per-domain shard sizes (:meth:`step_rows`).
+        Empty in a single process. ``sizes`` are this process's per-domain shard sizes (:meth:`step_rows`);
+        the positions are the same share of the global batch's places as the rows.
         """
-        world, rank = self.dist.world_size, self.dist.rank
+        world = self.dist.world_size
         if world == 1:
             return ()
         offsets = [0, *itertools.accumulate(size * world for size in sizes)]
-        positions = torch.cat([torch.arange(offset + rank, offset + size * world, world)
-                               for offset, size in zip(offsets, sizes)])
+        positions = torch.cat([self.dist.share(torch.arange(start, end)) for start, end in zip(offsets, offsets[1:])])
         return positions, offsets[-1]
 
     def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
