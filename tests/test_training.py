@@ -327,3 +327,27 @@ def test_each_synthetic_benchmark_gets_its_own_cache_folder(monkeypatch, tmp_pat
     trainer_module.synthetic_manifest({**base, "split_fractions": [0.4, 0.3, 0.3]})
     assert folders[0] == folders[1] == tmp_path / "v10-f2-32px-seed0"
     assert folders[2].name.startswith("v10-f2-32px-seed0-") and folders[2] != folders[0]
+
+
+class StepProbe:
+    """A callback that notes the steps it ran at."""
+
+    name, every = "probe", 2
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def __call__(self, model, domain_batches, step):
+        self.steps.append(step)
+        return {}
+
+
+def test_every_process_runs_the_callbacks_and_only_the_main_one_records(tiny_config, tmp_path):
+    """Under torchrun a rank that skipped a train-mode callback pass would leave SyncBatchNorm's collectives
+    waiting; so all ranks run callbacks, and a rank without a records writer only skips the recording."""
+    probe = StepProbe()
+    trainer = Trainer(tiny_config, tmp_path / "run", callbacks=[probe])
+    batches = trainer.domain_batches(2)
+    trainer._run_callbacks(batches, 2, writer=None)  # as on a rank other than the main one
+    trainer._run_callbacks(batches, 3, writer=None)  # not due
+    assert probe.steps == [2] and not (tmp_path / "run" / "records.jsonl").exists()

@@ -383,8 +383,7 @@ class Trainer:
                 window.add(stats, images, time.perf_counter() - tick, data_s)
                 if not math.isfinite(stats["loss"]):
                     raise NonFiniteLossError(self._non_finite_message(stats["loss"], step, saved_step))
-                if main:
-                    callbacks_s += self._run_callbacks(batches, step, writer)
+                callbacks_s += self._run_callbacks(batches, step, writer)
                 progress.update(1)
                 progress.set_postfix(loss=f"{stats['loss']:.3f}")
                 if step % eval_every == 0 or step == total:
@@ -413,8 +412,12 @@ class Trainer:
                 "lower the learning rate or ρ and train again in a new run directory (or delete this one).")
 
     def _run_callbacks(self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int,
-                       writer: RecordWriter) -> float:
-        """Run the callbacks due at ``step``, log their results, and return the seconds they took."""
+                       writer: RecordWriter | None) -> float:
+        """Run the callbacks due at ``step``, log their results, and return the seconds they took.
+
+        Every process runs them, so layers that communicate in train-mode passes (SyncBatchNorm) stay in
+        step across ranks; only the main process, which has the ``writer``, records the results.
+        """
         spent = 0.0
         for callback in self.callbacks:
             if step % callback.every == 0:
@@ -422,7 +425,8 @@ class Trainer:
                 with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                     result = callback(self.model, batches, step)
                 spent += time.perf_counter() - t0
-                writer.append({"kind": callback.name, "step": step, callback.name: result})
+                if writer is not None:
+                    writer.append({"kind": callback.name, "step": step, callback.name: result})
         return spent
 
     def _evaluation_record(self, step: int, window: "_Window", wall_s: float, callbacks_s: float) -> dict[str, Any]:
