@@ -351,6 +351,8 @@ def test_static_variants_draw_the_same_data():
     assert gallery.axes[3].get_title() == "roga · A\nenergy in mask 0.83"
     overlay = gallery.axes[4].images[1].get_array()
     np.testing.assert_allclose(overlay, cams["roga"]["B"] / cams["roga"]["B"].max())
+    cmap = gallery.axes[4].images[1].get_cmap()  # the interactive gallery's scale: zero is transparent
+    assert cmap(0.0)[3] == 0.0 and cmap(1.0) == pytest.approx((1.0, 0.0, 0.0, 0.8))
 
     scatter = embedding_scatter_static(embedding_frame())
     assert len(scatter.axes[0].collections[0].get_offsets()) == 10

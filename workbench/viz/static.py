@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.colors import LinearSegmentedColormap, to_rgba
 from matplotlib.figure import Figure
 
 from workbench.viz.data import (
@@ -25,7 +26,7 @@ from workbench.viz.data import (
     square_matrix,
     surface,
 )
-from workbench.viz.gallery import gallery_layout
+from workbench.viz.gallery import CAM_COLOURSCALE, gallery_layout
 from workbench.viz.style import colours_for
 
 
@@ -102,15 +103,28 @@ def landscape_contour_static(data: Any, levels: int = 20) -> Figure:
     return figure
 
 
+def _rgba(colour: str) -> tuple[float, float, float, float]:
+    """A plotly ``"rgba(r, g, b, a)"`` colour as a matplotlib RGBA tuple."""
+    red, green, blue, alpha = (float(v) for v in colour[colour.index("(") + 1: colour.index(")")].split(","))
+    return to_rgba((red / 255, green / 255, blue / 255, alpha))
+
+
+# The interactive gallery's overlay colours, transparency included: a CAM of zero leaves the face untinted.
+CAM_COLOURMAP = LinearSegmentedColormap.from_list("cam", [(stop, _rgba(colour)) for stop, colour in CAM_COLOURSCALE])
+
+
 def gradcam_gallery_static(
     images: Mapping[str, Any],
     cams: Mapping[str, Mapping[str, Any]],
     scores: Mapping[str, Mapping[str, float]] | None = None,
     score_label: str = "energy in mask",
     normalize: bool = True,
-    alpha: float = 0.5,
 ) -> Figure:
-    """Faces with CAM overlays: rows = algorithms, columns = domains, titles carry the scores."""
+    """Faces with CAM overlays: rows = algorithms, columns = domains, titles carry the scores.
+
+    The overlay uses the interactive gallery's colour scale (:data:`CAM_COLOURMAP`): transparent at
+    zero, opaque red at the peak.
+    """
     algorithms, domains, pictures, maps = gallery_layout(images, cams, normalize)
     peak = 1.0 if normalize else max(float(m.max()) for m in maps.values()) or 1.0
     figure = Figure(figsize=(2.2 * len(domains), 2.4 * len(algorithms)), layout="constrained")
@@ -119,7 +133,7 @@ def gradcam_gallery_static(
         for column, domain in enumerate(domains):
             ax = axes[row, column]
             ax.imshow(pictures[domain])
-            ax.imshow(maps[(algorithm, domain)], cmap="jet", alpha=alpha, vmin=0, vmax=peak)
+            ax.imshow(maps[(algorithm, domain)], cmap=CAM_COLOURMAP, vmin=0, vmax=peak)
             score = (scores or {}).get(algorithm, {}).get(domain)
             ax.set_title(f"{algorithm} · {domain}" + ("" if score is None else f"\n{score_label} {score:.2f}"), fontsize=8)
             ax.axis("off")
