@@ -247,10 +247,14 @@ def test_misclassified_sorts_confident_mistakes_and_attaches_masks(tmp_path: Pat
         "step": [4] * 6,
     })
     predictions.to_csv(tmp_path / "predictions.csv", index=False)
-    manifest = pd.DataFrame({"path": ["a.png", "d.png"], "mask_path": ["a_mask.png", "d_mask.png"]})
+    manifest = pd.DataFrame({  # a.png is also a path of another dataset (domain Z): each keeps its own root
+        "path": ["a.png", "a.png", "b.png", "d.png"], "domain": ["Z", "A", "R", "T"], "video": ["9", "1", "2", "4"],
+        "mask_path": ["z_mask.png", "a_mask.png", None, "d_mask.png"], "root_index": [1, 0, 0, 1],
+    })
     wrong = misclassified(tmp_path, limit=5, manifest=manifest)
     assert list(wrong["path"]) == ["d.png", "b.png", "a.png"]  # errors .95, .9, .7; e.png is val, c.png right
     assert list(wrong["mask_path"].fillna("")) == ["d_mask.png", "", "a_mask.png"]
+    assert list(wrong["root_index"]) == [1, 0, 0]
     assert list(misclassified(tmp_path, limit=1)["path"]) == ["d.png"]
 
 

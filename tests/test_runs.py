@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import yaml
 
 from conftest import TARGET
 from workbench.config import load_config
-from workbench.training.runs import target_kinds
+from workbench.training.runs import runs_by_algorithm, target_kinds
 
 
 def test_target_kinds_tell_held_out_manipulations_from_other_datasets(tiny_config: dict, tiny_manifest: Path) -> None:
@@ -21,3 +23,13 @@ def test_target_kinds_tell_held_out_manipulations_from_other_datasets(tiny_confi
     assert target_kinds(config) == {f"target/{TARGET}": "held-out manipulation",
                                     f"target/{TARGET}-X": "cross-dataset"}
     assert target_kinds(load_config(overrides={"data": {**tiny_config["data"], "target_domains": []}})) == {}
+
+
+def test_runs_are_grouped_by_their_configs_algorithm(tmp_path: Path) -> None:
+    for name, algorithm in (("a", "erm"), ("b", "roga"), ("c", "erm")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"algorithm": {"name": algorithm}}))
+    grouped = runs_by_algorithm([tmp_path / "a", tmp_path / "b", str(tmp_path / "c")])
+    assert grouped == {"erm": [tmp_path / "a", tmp_path / "c"], "roga": [tmp_path / "b"]}
+    with pytest.raises(FileNotFoundError, match="is '.*nowhere' a run directory"):
+        runs_by_algorithm([tmp_path / "nowhere"])

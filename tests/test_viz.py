@@ -413,10 +413,9 @@ def test_frame_gallery_titles_frames_and_their_masks():
     assert [a.text for a in figure.layout.annotations] == ["A · fake", "mask", "A · real", "mask", "B · fake", "mask"]
     assert figure.data[4].xaxis == "x5" and figure.layout.width == 130 * 4 + 60  # 2 frames (of A) per row
     assert figure.data[3].z[0, 0, 0] == 128 and figure.data[4].z[0, 0, 0] == 30
-    plain = frame_gallery(frames, masks=False, per_row=3)
-    assert [a.text for a in plain.layout.annotations if a.text] == ["A · fake", "A · real", "B · fake"]
-    assert plain.layout.width == 130 * 3 + 60
-    assert [t.xaxis for t in plain.data] == ["x", "x2", "x4"]  # B starts a new row
+    plain = frame_gallery(frames, masks=False, per_row=3)  # row-major: one row of three
+    assert [a.text for a in plain.layout.annotations] == ["A · fake", "A · real", "B · fake"]
+    assert plain.layout.width == 130 * 3 + 60 and [t.xaxis for t in plain.data] == ["x", "x2", "x3"]
 
 
 def test_frame_gallery_starts_every_domain_on_a_new_row():

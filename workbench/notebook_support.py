@@ -67,6 +67,10 @@ CPU_TINY_OVERRIDES: dict[str, Any] = {
 }
 
 
+# What identifies a frame across the manifests of a run (relative paths can repeat between datasets).
+FRAME_KEY: tuple[str, ...] = ("path", "domain", "video")
+
+
 class RunMismatchError(ValueError):
     """A finished run exists where a run with a different configuration was requested."""
 
@@ -355,7 +359,10 @@ def misclassified(
 
     ``groups`` defaults to ``source_test`` and every ``target/*`` group. Sorted by how far
     ``prob_fake`` is from the true label; column ``group`` is the first group the frame appeared in.
-    With ``manifest``, each row gets its ``mask_path`` (for :func:`workbench.data.frames.load_frames`).
+    A frame is identified by its ``path``, ``domain`` and ``video`` (two datasets may share relative
+    paths). With ``manifest`` (e.g. :func:`workbench.training.runs.run_manifest`'s), each row gets its
+    ``mask_path`` and ``root_index``, so :func:`workbench.data.frames.load_frames` finds it under its
+    own dataset's root.
     """
     path = Path(run_dir) / "predictions.csv"
     if not path.is_file():
@@ -363,12 +370,14 @@ def misclassified(
     predictions = pd.read_csv(path, dtype={"video": str, "path": str, "domain": str, "group": str})
     if groups is None:
         groups = [g for g in predictions["group"].unique() if g == "source_test" or g.startswith("target/")]
-    rows = predictions[predictions["group"].isin(groups)].drop_duplicates("path")
+    rows = predictions[predictions["group"].isin(groups)].drop_duplicates(FRAME_KEY)
     wrong = rows[(rows["prob_fake"] >= threshold).astype(int) != rows["label"]]
     error = (wrong["label"] - wrong["prob_fake"]).abs()
     wrong = wrong.assign(error=error).sort_values("error", ascending=False).head(limit).reset_index(drop=True)
-    if manifest is not None and "mask_path" in manifest.columns:
-        wrong = wrong.merge(manifest[["path", "mask_path"]].drop_duplicates("path"), on="path", how="left")
+    if manifest is not None:
+        extra = [c for c in ("mask_path", "root_index") if c in manifest.columns]
+        frames = manifest[[*FRAME_KEY, *extra]].astype({"video": str}).drop_duplicates(FRAME_KEY)
+        wrong = wrong.merge(frames, on=list(FRAME_KEY), how="left")
     return wrong
 
 

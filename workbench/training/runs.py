@@ -3,7 +3,7 @@ held-out domains, and its trained model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,26 @@ def target_kinds(config: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run directory's saved config; ``FileNotFoundError`` naming the directory when it is not a run."""
+    config = read_config(run_dir)
+    if not config:
+        raise FileNotFoundError(f"{Path(run_dir) / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
+    return config
+
+
+def runs_by_algorithm(run_dirs: Iterable[str | Path]) -> dict[str, list[Path]]:
+    """Run directories grouped by their config's ``algorithm.name`` (e.g. runs trained elsewhere, for figures)."""
+    grouped: dict[str, list[Path]] = {}
+    for run_dir in run_dirs:
+        grouped.setdefault(run_config(run_dir)["algorithm"]["name"], []).append(Path(run_dir))
+    return grouped
+
+
 def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:
     """The run's backbone with the weights of ``checkpoints/<checkpoint>`` (default: the selected one), in eval mode."""
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    if not config:
-        raise FileNotFoundError(f"{run_dir / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
+    config = run_config(run_dir)
     model = create_model(config["model"]["name"], pretrained=False, **(config["model"].get("kwargs") or {}))
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=device)
     model.load_state_dict(state["model"])

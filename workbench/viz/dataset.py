@@ -63,23 +63,33 @@ def frame_gallery(
 ) -> go.Figure:
     """Frames titled ``domain · real/fake``, each followed by its manipulation mask when ``masks`` (white = changed).
 
-    ``per_row`` frames per row (default: the most frames any domain has). Every domain starts on a new
-    row; a domain with fewer frames leaves the rest of its row empty.
+    By default each domain gets a row of its own (as many frames per row as the largest domain has; a
+    domain with fewer leaves the rest of its row empty). With ``per_row``, frames are laid out row-major,
+    ``per_row`` to a row (e.g. one frame per domain, four domains to a row).
     """
-    domains = pd.Series(frames.domains)
-    per_row = per_row or int(domains.value_counts().max())
     cells_per_frame = 2 if masks else 1
+    if per_row is not None:
+        images, titles = _frame_cells(frames, range(len(frames.domains)), masks)
+        return image_grid(images, titles, columns=min(per_row * cells_per_frame, len(images)), title=title)
+    domains = pd.Series(frames.domains)
+    per_row = int(domains.value_counts().max())
     images, titles = [], []
     for domain in dict.fromkeys(frames.domains):
         positions = np.flatnonzero(domains == domain)
-        for i in positions:
-            images.append(frames.images[i])
-            titles.append(f"{domain} · {'fake' if frames.rows['label'].iloc[i] == 1 else 'real'}")
-            if masks:
-                images.append(frames.masks[i])
-                titles.append("mask")
+        cells, names = _frame_cells(frames, positions, masks)
         blanks = (-len(positions) % per_row) * cells_per_frame
-        images += [None] * blanks
-        titles += [""] * blanks
-    columns = min(per_row * cells_per_frame, len(images))
-    return image_grid(images, titles, columns=columns, title=title)
+        images += cells + [None] * blanks
+        titles += names + [""] * blanks
+    return image_grid(images, titles, columns=min(per_row * cells_per_frame, len(images)), title=title)
+
+
+def _frame_cells(frames: Frames, positions: Sequence[int], masks: bool) -> tuple[list[Any], list[str]]:
+    """The grid cells of the frames at ``positions``: each frame titled ``domain · real/fake``, then its mask."""
+    images, titles = [], []
+    for i in positions:
+        images.append(frames.images[i])
+        titles.append(f"{frames.domains[i]} · {'fake' if frames.rows['label'].iloc[i] == 1 else 'real'}")
+        if masks:
+            images.append(frames.masks[i])
+            titles.append("mask")
+    return images, titles
