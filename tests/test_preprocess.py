@@ -1,5 +1,9 @@
 """Face preprocessing on short videos made here from public-domain photos (moved and rescaled)."""
 
+import argparse
+import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -9,16 +13,11 @@ import pandas as pd
 import pytest
 from test_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut_bgr, grace_hopper_bgr, iou
 
-from workbench.data import preprocess
+from workbench.cli import preprocess as preprocess_cli
+from workbench.data import preprocess, video
 from workbench.data.faces import DETECTORS, Box, HaarFaceDetector, crop_window, square_crop
-from workbench.data.preprocess import (
-    PreprocessError,
-    find_videos,
-    preprocess_videos,
-    read_frames_at,
-    sample_indices,
-    sample_video,
-)
+from workbench.data.preprocess import PreprocessError, find_videos, preprocess_videos
+from workbench.data.video import VideoError, read_frames_at, sample_indices, sample_video
 
 CANVAS = (240, 320)  # height, width
 N_FRAMES = 12
@@ -46,6 +45,43 @@ def moving_face(photo, face, scales, start, end):
         frames.append(frame)
         boxes.append(box)
     return frames, boxes
+
+
+def box_masks(boxes, scale: float = 1.0):
+    """Mask frames of CANVAS size times ``scale``: white inside each face box, black elsewhere."""
+    masks = []
+    for box in boxes:
+        mask = np.zeros((round(CANVAS[0] * scale), round(CANVAS[1] * scale)), np.uint8)
+        top, left = round(box.y * scale), round(box.x * scale)
+        mask[top : top + round(box.h * scale), left : left + round(box.w * scale)] = 255
+        masks.append(mask)
+    return masks
+
+
+def corrupt_frame(path: Path, index: int) -> None:
+    """Zero frame ``index``'s JPEG (not the last frame's) in an MJPG AVI, so that this frame no longer decodes."""
+    data = bytearray(path.read_bytes())
+    starts = [match.start() for match in re.finditer(b"\xff\xd8\xff", data)]
+    assert len(starts) > index + 1, f"{path} holds {len(starts)} JPEG frames"
+    end = starts[index + 1] - 16  # up to the next frame's AVI chunk header
+    data[starts[index] : end] = bytes(end - starts[index])
+    path.write_bytes(bytes(data))
+
+
+class CrashOnBlankFrame(HaarFaceDetector):
+    """Kills its process on a frame without any detail, as a segfaulting decoder or the OOM killer would."""
+
+    def detect(self, image_bgr):
+        if image_bgr.std() < 1:
+            os._exit(139)
+        return super().detect(image_bgr)
+
+
+def run_cli(argv) -> int:
+    parser = argparse.ArgumentParser()
+    preprocess_cli.register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["preprocess", *argv])
+    return args.func(args)
 
 
 def write_video(path: Path, frames) -> Path:
@@ -105,15 +141,46 @@ def test_sample_video_hands_over_the_right_frames_even_if_the_container_count_is
     # Frame i is a flat grey of level 20 * i, so the mean identifies the frame.
     path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
     for wrong_count in (0, 7, 30):
-        monkeypatch.setattr(preprocess, "_frame_count_hint", lambda capture, n=wrong_count: n)
-        means = sample_video(path, 6, lambda index, frame: float(frame.mean()))
+        monkeypatch.setattr(video, "_frame_count_hint", lambda capture, n=wrong_count: n)
+        means = sample_video(path, 6, lambda index, frame: float(frame.mean())).frames
         assert list(means) == SAMPLED
         np.testing.assert_allclose(list(means.values()), [20 * i for i in SAMPLED], atol=3)
 
 
+def test_an_undecodable_frame_is_skipped_and_the_frames_after_it_are_still_sampled(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
+    corrupt_frame(path, 5)
+    expected = [0, 2, 4, 7, 9, 11]  # evenly spaced over the 11 decodable frames, indices of the source
+    for wrong_count in (None, 0, 7, 30):
+        if wrong_count is not None:
+            monkeypatch.setattr(video, "_frame_count_hint", lambda capture, n=wrong_count: n)
+        sampled = sample_video(path, 6, lambda index, frame: float(frame.mean()))
+        assert sampled.unreadable == [5]
+        assert list(sampled.frames) == expected
+        np.testing.assert_allclose(list(sampled.frames.values()), [20 * i for i in expected], atol=3)
+
+
+def test_undecodable_frames_are_reported_and_the_crops_come_from_the_right_frames(tmp_path):
+    frames, boxes = astronaut_clip()
+    corrupt_frame(write_video(tmp_path / "in" / "clip.avi", frames), 3)
+    out = tmp_path / "out"
+    summary = preprocess_videos(tmp_path / "in", out, frames=6, size=32, progress=False)
+    assert (summary.frames_written, summary.frames_unreadable, summary.unreadable) == (6, 1, [("clip", 1)])
+    assert "UNREADABLE clip: 1 frame(s) could not be decoded" in summary.format()
+    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
+    assert table["frame"].tolist() == [0, 2, 5, 7, 9, 11]
+    for row in table.itertuples():
+        assert iou(Box(row.box_x, row.box_y, row.box_w, row.box_h), boxes[row.frame]) > 0.5, row.frame
+    unreadable = pd.read_csv(out / "unreadable_frames.csv", dtype={"video": str})
+    assert list(zip(unreadable["video"], unreadable["frame"])) == [("clip", 3)]
+    assert pd.read_csv(out / "failed_videos.csv").empty
+    preprocess_videos(tmp_path / "in", out, frames=6, size=32, progress=False)  # skips the video, keeps the report
+    pd.testing.assert_frame_equal(pd.read_csv(out / "unreadable_frames.csv", dtype={"video": str}), unreadable)
+
+
 def test_read_frames_at_names_missing_frames(tmp_path):
     path = write_video(tmp_path / "short.avi", [np.zeros((16, 16, 3), np.uint8)] * 3)
-    with pytest.raises(PreprocessError, match=r"3 decodable frames; frame\(s\) \[5\] are missing"):
+    with pytest.raises(VideoError, match=r"3 decodable frames; frame\(s\) \[5\] are missing"):
         read_frames_at(path, [1, 5])
 
 
@@ -219,12 +286,7 @@ def test_an_unreadable_video_is_reported_and_the_others_are_processed(videos, tm
 def test_mask_videos_are_cropped_with_the_face_boxes(tmp_path):
     frames, boxes = astronaut_clip()
     write_video(tmp_path / "videos" / "a" / "clip.avi", frames)
-    masks = []
-    for box in boxes:
-        mask = np.zeros(CANVAS, np.uint8)
-        mask[box.y : box.y + box.h, box.x : box.x + box.w] = 255
-        masks.append(mask)
-    write_video(tmp_path / "masks" / "a" / "clip.avi", masks)
+    write_video(tmp_path / "masks" / "a" / "clip.avi", box_masks(boxes))
     write_video(tmp_path / "videos" / "a" / "no_mask.avi", frames)
     out = tmp_path / "out"
     preprocess_videos(tmp_path / "videos", out, frames=3, size=40, masks_dir=tmp_path / "masks", progress=False)
@@ -291,3 +353,108 @@ def test_parallel_run_refuses_a_detector_that_workers_cannot_import(videos, tmp_
     with pytest.raises(PreprocessError, match="defined in __main__"):
         preprocess_videos(root, tmp_path, detector="mine", workers=2, progress=False)
     assert preprocess_videos(root, tmp_path, detector="mine", frames=1, workers=1, progress=False).frames_written == 2
+
+
+def test_mask_videos_are_found_whatever_the_case_of_their_extension(tmp_path):
+    frames, boxes = astronaut_clip()
+    write_video(tmp_path / "videos" / "clip.avi", frames).rename(tmp_path / "videos" / "clip.AVI")
+    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes)).rename(tmp_path / "masks" / "clip.AVI")
+    out = tmp_path / "out"
+    preprocess_videos(tmp_path / "videos", out, frames=2, size=32, masks_dir=tmp_path / "masks", progress=False)
+    assert pd.read_csv(out / "frames.csv")["mask_path"].tolist() == ["masks/clip/0000.png", "masks/clip/0011.png"]
+
+    write_video(tmp_path / "masks" / "clip.mp4", box_masks(boxes))
+    again = preprocess_videos(
+        tmp_path / "videos", tmp_path / "out2", frames=2, size=32, masks_dir=tmp_path / "masks", progress=False
+    )
+    assert [video for video, _ in again.failed] == ["clip"]
+    assert "several mask videos" in again.failed[0][1] and "clip.AVI" in again.failed[0][1]
+
+
+def test_a_mask_video_of_another_size_fails_its_video_naming_both_sizes(tmp_path):
+    frames, boxes = astronaut_clip()
+    write_video(tmp_path / "videos" / "clip.avi", frames)
+    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes, scale=0.5))
+    out = tmp_path / "out"
+    summary = preprocess_videos(
+        tmp_path / "videos", out, frames=2, size=32, masks_dir=tmp_path / "masks", progress=False
+    )
+    [(video, error)] = summary.failed
+    assert video == "clip"
+    assert str(tmp_path / "masks" / "clip.avi") in error and "160x120" in error and "320x240" in error
+    assert not (out / "frames" / "clip").exists() and not (out / "masks" / "clip").exists()
+
+
+def test_a_video_that_fails_partway_leaves_no_crops(tmp_path, monkeypatch):
+    frames, boxes = astronaut_clip()
+    write_video(tmp_path / "videos" / "clip.avi", frames)
+    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes))
+    write_png = preprocess._write_png
+
+    def disk_full_at_frame_6(path, image):
+        if path.name == "0006.png":
+            raise PreprocessError(f"cannot write {str(path)!r}")
+        write_png(path, image)
+
+    monkeypatch.setattr(preprocess, "_write_png", disk_full_at_frame_6)
+    out = tmp_path / "out"
+    summary = preprocess_videos(
+        tmp_path / "videos", out, frames=3, size=32, masks_dir=tmp_path / "masks", progress=False
+    )
+    assert [video for video, _ in summary.failed] == ["clip"]
+    assert [path.name for path in out.iterdir() if path.is_dir()] == []  # no frames/, masks/, index/, incomplete/
+
+
+def test_resuming_with_another_masks_folder_is_refused_naming_both(tmp_path):
+    frames, boxes = astronaut_clip()
+    write_video(tmp_path / "videos" / "clip.avi", frames[:2])
+    for name in ("masks_a", "masks_b"):
+        write_video(tmp_path / name / "clip.avi", box_masks(boxes[:2]))
+    out = tmp_path / "out"
+    preprocess_videos(tmp_path / "videos", out, frames=1, size=32, masks_dir=tmp_path / "masks_a", progress=False)
+    old, new = str((tmp_path / "masks_a").resolve()), str((tmp_path / "masks_b").resolve())
+    assert json.loads((out / "preprocess_config.json").read_text())["masks"] == old
+    with pytest.raises(PreprocessError, match=re.escape(f"masks was {old!r}, now {new!r}")):
+        preprocess_videos(tmp_path / "videos", out, frames=1, size=32, masks_dir=tmp_path / "masks_b", progress=False)
+    with pytest.raises(PreprocessError, match=re.escape(f"masks was {old!r}, now None")):
+        preprocess_videos(tmp_path / "videos", out, frames=1, size=32, progress=False)
+
+
+def test_settings_saved_before_the_masks_folder_was_recorded_still_resume_without_masks(tmp_path):
+    write_video(tmp_path / "videos" / "clip.avi", astronaut_clip()[0][:2])
+    settings = {"frames": 1, "size": 32, "margin": 1.3, "detector": "haar", "masks": False}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "preprocess_config.json").write_text(json.dumps(settings))
+    assert (
+        preprocess_videos(tmp_path / "videos", tmp_path / "out", frames=1, size=32, progress=False).frames_written == 1
+    )
+
+
+@pytest.mark.slow  # two pools of spawned workers, each re-importing the package
+@pytest.mark.timeout(120)
+def test_a_worker_that_dies_fails_the_videos_in_flight_and_the_run_goes_on(tmp_path, monkeypatch):
+    frames, _ = astronaut_clip()
+    write_video(tmp_path / "in" / "a_blank.avi", [np.full_like(frames[0], 127)] * 4)
+    for name in ("b", "c", "d"):
+        write_video(tmp_path / "in" / f"{name}.avi", frames[:4])
+    monkeypatch.setitem(DETECTORS, "crash", CrashOnBlankFrame)
+    out = tmp_path / "out"
+    summary = preprocess_videos(tmp_path / "in", out, frames=2, size=32, detector="crash", workers=2, progress=False)
+    failed = dict(summary.failed)
+    assert "a_blank" in failed and "worker process died" in failed["a_blank"]
+    assert len(failed) <= 2  # at most one other video was in flight with it
+    assert all("in flight with a_blank.avi" in error for video, error in failed.items() if video != "a_blank")
+    assert summary.videos_processed == 4 - len(failed)
+    assert pd.read_csv(out / "failed_videos.csv")["video"].tolist() == sorted(failed)
+    assert sorted(set(pd.read_csv(out / "frames.csv")["video"])) == sorted({"b", "c", "d"} - set(failed))
+    assert not (out / "incomplete").exists()
+
+
+def test_an_output_folder_that_is_a_file_is_an_input_error(videos, tmp_path, capsys):
+    root, _ = videos
+    (tmp_path / "taken").write_text("")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        assert run_cli(["--videos", str(root), "--out", str(out), "--workers", "1", "--no-progress"]) == 1
+        assert f"error: output folder {str(out)!r} cannot be made: {str(tmp_path / 'taken')!r} is a file" in (
+            capsys.readouterr().err
+        )

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "faces, keep the largest, cut a square of --margin times the face box (zero-padded past the "
             "image border) and resize it to --size. Writes OUT/frames/<video>/<frame>.png, mask crops "
             "under OUT/masks/ when --masks is given, OUT/frames.csv (the index), OUT/no_face_report.csv "
-            "(sampled frames without a face) and OUT/failed_videos.csv. Rerunning skips finished videos. "
+            "(sampled frames without a face), OUT/unreadable_frames.csv (frames that could not be decoded, "
+            "skipped) and OUT/failed_videos.csv (videos that could not be processed, or whose worker died). "
+            "Rerunning skips finished videos. "
             "Labelled manifests are then made with `manifest build` (see data_manifests/README.md)."
         ),
     )
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(summary.format())
-    print(f"wrote {args.out / 'frames.csv'}, {args.out / 'no_face_report.csv'}, {args.out / 'failed_videos.csv'}")
+    reports = ("frames.csv", "no_face_report.csv", "unreadable_frames.csv", "failed_videos.csv")
+    print(f"wrote {', '.join(str(args.out / name) for name in reports)}")
     if summary.failed:
         print(f"error: {len(summary.failed)} video(s) failed (listed above); rerun to retry them", file=sys.stderr)
         return 1

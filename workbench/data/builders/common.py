@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.data.manifest import ManifestError, validate_manifest
-from workbench.data.preprocess import sample_indices
+from workbench.data.video import sample_indices
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 MISSING_SHOWN = 5
