@@ -147,32 +147,34 @@ def test_sample_video_hands_over_the_right_frames_even_if_the_container_count_is
         np.testing.assert_allclose(list(means.values()), [20 * i for i in SAMPLED], atol=3)
 
 
-def test_an_undecodable_frame_is_skipped_and_the_frames_after_it_are_still_sampled(tmp_path, monkeypatch):
+def test_frames_after_an_undecodable_one_are_listed_as_unusable_not_sampled(tmp_path, monkeypatch):
+    """Past a failed grab stream positions are unknown (inter-frame codecs can lose several frames), so
+    sampling covers the frames before it and the positions after it are reported."""
     path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
     corrupt_frame(path, 5)
-    expected = [0, 2, 4, 7, 9, 11]  # evenly spaced over the 11 decodable frames, indices of the source
-    for wrong_count in (None, 0, 7, 30):
+    expected = [0, 1, 2, 3, 4]  # the frames before the damage, all of them (fewer than 6)
+    for wrong_count in (None, 0, 7, 30, 10**6):
         if wrong_count is not None:
             monkeypatch.setattr(video, "_frame_count_hint", lambda capture, n=wrong_count: n)
         sampled = sample_video(path, 6, lambda index, frame: float(frame.mean()))
-        assert sampled.unreadable == [5]
+        assert sampled.unreadable == list(range(5, N_FRAMES))
         assert list(sampled.frames) == expected
         np.testing.assert_allclose(list(sampled.frames.values()), [20 * i for i in expected], atol=3)
 
 
 def test_undecodable_frames_are_reported_and_the_crops_come_from_the_right_frames(tmp_path):
     frames, boxes = astronaut_clip()
-    corrupt_frame(write_video(tmp_path / "in" / "clip.avi", frames), 3)
+    corrupt_frame(write_video(tmp_path / "in" / "clip.avi", frames), 9)
     out = tmp_path / "out"
     summary = preprocess_videos(tmp_path / "in", out, frames=6, size=32, progress=False)
-    assert (summary.frames_written, summary.frames_unreadable, summary.unreadable) == (6, 1, [("clip", 1)])
-    assert "UNREADABLE clip: 1 frame(s) could not be decoded" in summary.format()
+    assert (summary.frames_written, summary.frames_unreadable, summary.unreadable) == (6, 3, [("clip", 3)])
+    assert "UNREADABLE clip: 3 frame(s) from an undecodable one on were not used" in summary.format()
     table = pd.read_csv(out / "frames.csv", dtype={"video": str})
-    assert table["frame"].tolist() == [0, 2, 5, 7, 9, 11]
+    assert table["frame"].tolist() == [0, 2, 3, 5, 6, 8]  # evenly over the 9 frames before the damage
     for row in table.itertuples():
         assert iou(Box(row.box_x, row.box_y, row.box_w, row.box_h), boxes[row.frame]) > 0.5, row.frame
     unreadable = pd.read_csv(out / "unreadable_frames.csv", dtype={"video": str})
-    assert list(zip(unreadable["video"], unreadable["frame"])) == [("clip", 3)]
+    assert list(zip(unreadable["video"], unreadable["frame"])) == [("clip", 9), ("clip", 10), ("clip", 11)]
     assert pd.read_csv(out / "failed_videos.csv").empty
     preprocess_videos(tmp_path / "in", out, frames=6, size=32, progress=False)  # skips the video, keeps the report
     pd.testing.assert_frame_equal(pd.read_csv(out / "unreadable_frames.csv", dtype={"video": str}), unreadable)
@@ -430,6 +432,20 @@ def test_settings_saved_before_the_masks_folder_was_recorded_still_resume_withou
     )
 
 
+def test_settings_saved_with_masks_before_the_folder_was_recorded_resume_with_a_masks_folder(tmp_path):
+    write_video(tmp_path / "videos" / "clip.avi", astronaut_clip()[0][:2])
+    (tmp_path / "masks").mkdir()
+    settings = {"frames": 1, "size": 32, "margin": 1.3, "detector": "haar", "masks": True}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "preprocess_config.json").write_text(json.dumps(settings))
+    with pytest.raises(PreprocessError, match="masks was True, now None"):  # dropping the masks is a change
+        preprocess_videos(tmp_path / "videos", tmp_path / "out", frames=1, size=32, progress=False)
+    preprocess_videos(tmp_path / "videos", tmp_path / "out", masks_dir=tmp_path / "masks", frames=1, size=32,
+                      progress=False)
+    saved = json.loads((tmp_path / "out" / "preprocess_config.json").read_text())
+    assert saved["masks"] == str((tmp_path / "masks").resolve())  # the folder is recorded from now on
+
+
 @pytest.mark.slow  # two pools of spawned workers, each re-importing the package
 @pytest.mark.timeout(120)
 def test_a_worker_that_dies_fails_the_videos_in_flight_and_the_run_goes_on(tmp_path, monkeypatch):
@@ -458,3 +474,13 @@ def test_an_output_folder_that_is_a_file_is_an_input_error(videos, tmp_path, cap
         assert f"error: output folder {str(out)!r} cannot be made: {str(tmp_path / 'taken')!r} is a file" in (
             capsys.readouterr().err
         )
+
+
+def test_discarding_a_video_removes_its_index_so_a_rerun_redoes_it(tmp_path):
+    """A worker can die after writing a video's index: its crops are deleted, so the index must go too."""
+    out, rel = tmp_path / "out", Path("sub/clip.avi")
+    for path in (preprocess.index_path(out, rel), out / "frames" / "sub" / "clip" / "0000.png"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    preprocess._discard_output(out, rel)
+    assert not preprocess.index_path(out, rel).exists() and not (out / "frames" / "sub" / "clip").exists()

@@ -10,7 +10,8 @@ its extension; ``NNNN`` is the frame's index in the source video):
   could not be decoded; written last, so its presence marks the video as done and a rerun skips it;
 - ``frames.csv`` — every written crop: video, frame, path, mask_path, box (paths relative to ``out``);
 - ``no_face_report.csv`` — every sampled frame without a face (video, frame, reason);
-- ``unreadable_frames.csv`` — every frame that could not be decoded, and was skipped (video, frame);
+- ``unreadable_frames.csv`` — in a damaged video, the stream positions from its first undecodable frame
+  to its last decodable one, which are not used (video, frame; see :mod:`workbench.data.video`);
 - ``failed_videos.csv`` — videos of the last run that could not be processed, with the error;
 - ``preprocess_config.json`` — the settings, so that a resumed run cannot mix two settings.
 
@@ -113,11 +114,11 @@ class PreprocessSummary:
             f"videos: {self.videos_found} found, {self.videos_skipped} already done (skipped), "
             f"{self.videos_processed} processed, {len(self.failed)} failed",
             f"frames: {self.frames_written} crops written, {self.frames_without_face} without a face "
-            f"({self.videos_without_face} videos with no face at all), {self.frames_unreadable} could not be decoded",
+            f"({self.videos_without_face} videos with no face at all), {self.frames_unreadable} unusable (undecodable)",
             f"time: {self.seconds:.1f} s ({self.frames_per_second:.1f} frames/s)",
         ]
         lines += [
-            f"UNREADABLE {video}: {count} frame(s) could not be decoded and were skipped (see unreadable_frames.csv)"
+            f"UNREADABLE {video}: {count} frame(s) from an undecodable one on were not used (see unreadable_frames.csv)"
             for video, count in self.unreadable
         ]
         lines += [f"FAILED {video}: {error}" for video, error in self.failed]
@@ -194,7 +195,8 @@ def _staging_dir(out_dir: Path, rel: Path) -> Path:
 
 
 def _discard_output(out_dir: Path, rel: Path) -> None:
-    """Delete a video's crops: staged, and moved into place."""
+    """Delete a video's index (which marks it done) and its crops, staged and moved into place."""
+    index_path(out_dir, rel).unlink(missing_ok=True)
     for folder in (_staging_dir(out_dir, rel), *(out_dir / tree / rel.with_suffix("") for tree in OUTPUT_TREES)):
         if folder.exists():
             shutil.rmtree(folder)
@@ -416,8 +418,11 @@ def _check_config(out_dir: Path, config: PreprocessConfig) -> None:
         path.write_text(json.dumps(current, indent=2) + "\n")
         return
     saved = json.loads(path.read_text())
-    if saved.get("masks") is False:  # written before the mask folder itself was saved: no masks
+    if saved.get("masks") is False:  # saved before the mask folder itself was (only on/off): no masks
         saved["masks"] = None
+    elif saved.get("masks") is True and current["masks"] is not None:  # with masks: record the folder now
+        saved["masks"] = current["masks"]
+        path.write_text(json.dumps(saved, indent=2) + "\n")
     changed = [
         f"{key} was {saved.get(key)!r}, now {value!r}" for key, value in current.items() if saved.get(key) != value
     ]

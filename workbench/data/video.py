@@ -1,7 +1,10 @@
 """Read frames from video files: evenly spaced samples over the frames that actually decode.
 
-Containers often misreport their frame count and some frames fail to decode. Frames keep their index
-in the source video; undecodable ones are skipped and listed, never silently lost.
+Containers often misreport their frame count, and damaged videos have frames that fail to decode.
+A frame's index is its position in the decoded stream, which is only known up to the first frame that
+fails: with inter-frame codecs one failed grab can swallow several source frames. Frames from there on
+are never used (a face crop and its mask would come from different frames); when more video follows a
+failure, those frames are listed as unusable, never silently lost.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Generic, NamedTuple, TypeVar
 import cv2
 import numpy as np
 
-# Past the container's frame count, this many failed grabs in a row end a video (before it, every
-# frame is tried): an undecodable frame in the middle must not hide the frames after it.
+# This many failed grabs in a row end a video (whatever its container claims); fewer, followed by a
+# decodable frame, were damage in the middle of the video.
 UNREADABLE_RUN_LIMIT = 50
 
 T = TypeVar("T")
@@ -26,7 +29,8 @@ class VideoError(RuntimeError):
 
 
 class Decoded(NamedTuple):
-    """What one pass over a video found: its length (up to its last decodable frame) and the frames that failed."""
+    """What one pass over a video found: its usable length (up to the first failed grab) and the unusable
+    stream positions after it (empty when the failure was the end of the video)."""
 
     frame_count: int
     unreadable: list[int]
@@ -34,7 +38,7 @@ class Decoded(NamedTuple):
 
 @dataclass
 class SampledFrames(Generic[T]):
-    """``handle(index, frame)`` of the sampled frames, in index order, and the frames that could not be decoded."""
+    """``handle(index, frame)`` of the sampled frames, in index order, and the unusable positions (:class:`Decoded`)."""
 
     frames: dict[int, T]
     unreadable: list[int]
@@ -53,30 +57,31 @@ def _frame_count_hint(capture: cv2.VideoCapture) -> int:
 
 
 def _decode(path: Path, wanted: set[int], handle: Callable[[int, np.ndarray], T], results: dict[int, T]) -> Decoded:
-    """Decode ``path`` once, calling ``handle`` on the frames in ``wanted``.
+    """Decode ``path`` once, calling ``handle`` on the frames in ``wanted`` before the first failed grab.
 
-    A frame that fails to decode still takes its place, so later frames keep their index in the
-    source; failures after the last decodable frame are the end of the video, not unreadable frames.
+    Decoding goes on past a failure only to tell the end of the video (:data:`UNREADABLE_RUN_LIMIT`
+    failures in a row) from damage with more video after it; the stream positions from the first
+    failure to the last decodable frame are then returned as unusable.
     """
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
             raise VideoError(f"cannot open video {str(path)!r}")
-        hint = _frame_count_hint(capture)
-        position, unreadable, failing = 0, [], []
-        while position < hint or len(failing) < UNREADABLE_RUN_LIMIT:
+        position, first_failure, last_decoded, failing = 0, None, -1, 0
+        while failing < UNREADABLE_RUN_LIMIT:
             if not capture.grab():
-                failing.append(position)
+                failing += 1
+                first_failure = position if first_failure is None else first_failure
             else:
-                unreadable += failing
-                failing = []
-                if position in wanted:
+                failing, last_decoded = 0, position
+                if first_failure is None and position in wanted:
                     ok, frame = capture.retrieve()
                     if not ok or frame is None:
                         raise VideoError(f"frame {position} of {str(path)!r} could not be decoded")
                     results[position] = handle(position, frame)
             position += 1
-        return Decoded(position - len(failing), unreadable)
+        usable = last_decoded + 1 if first_failure is None else first_failure
+        return Decoded(usable, list(range(usable, last_decoded + 1)))
     finally:
         capture.release()
 
@@ -86,8 +91,9 @@ def sample_video(path: Path, frames: int, handle: Callable[[int, np.ndarray], T]
 
     The spacing is computed from the frames that actually decode, not from the container's count
     (often off by a few frames): the first pass already handles the frames the container's count
-    points to, and a second pass handles any index that the true count moves. Frames that cannot be
-    decoded are skipped (the indices stay those of the source video) and listed in the result.
+    points to, and a second pass handles any index that the true count moves. In a damaged video only
+    the frames before the first undecodable one are sampled; the unusable positions after it are
+    listed in the result (see the module docstring).
     """
     capture = cv2.VideoCapture(str(path))
     try:
@@ -98,8 +104,7 @@ def sample_video(path: Path, frames: int, handle: Callable[[int, np.ndarray], T]
         capture.release()
     results: dict[int, T] = {}
     decoded = _decode(path, set(sample_indices(hint, frames).tolist()), handle, results)
-    unreadable = set(decoded.unreadable)
-    readable = [index for index in range(decoded.frame_count) if index not in unreadable]
+    readable = list(range(decoded.frame_count))
     if not readable:
         raise VideoError(f"video {str(path)!r} has no decodable frames")
     final = [readable[i] for i in sample_indices(len(readable), frames)]
