@@ -176,12 +176,23 @@ def source_val_aucs(monkeypatch, *aucs):
     monkeypatch.setattr(Trainer, "evaluate", evaluating)
 
 
+def crash_at_save(config, run, monkeypatch, name, step, aucs=()):
+    """Train ``run`` until checkpoint ``name`` is about to be saved at ``step``, then stop as a kill would.
+
+    ``aucs``: the source-val AUCs of the evaluations on the way (:func:`source_val_aucs`), when the
+    best step matters.
+    """
+    with monkeypatch.context() as patch:
+        if aucs:
+            source_val_aucs(patch, *aucs)
+        kill_at_save(patch, name, step)
+        with pytest.raises(Killed):
+            Trainer(config, run).fit()
+
+
 def test_a_kill_before_the_first_checkpoint_starts_the_run_over(tiny_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        kill_at_save(patch, LAST, 3)
-        with pytest.raises(Killed):
-            Trainer(tiny_config, run).fit()
+    crash_at_save(tiny_config, run, monkeypatch, LAST, 3)
     RecordWriter(run).append({"kind": "alignment", "step": 2, "alignment": {}})
     assert [r["step"] for r in read_records(run)] == [3, 2]
     with pytest.warns(UserWarning, match=r"no checkpoints/last.pt to resume from.*records.jsonl"):
@@ -191,10 +202,7 @@ def test_a_kill_before_the_first_checkpoint_starts_the_run_over(tiny_config, tmp
 
 def test_a_rerun_with_another_config_is_refused_before_the_first_checkpoint_too(tiny_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        kill_at_save(patch, LAST, 3)
-        with pytest.raises(Killed):
-            Trainer(tiny_config, run).fit()
+    crash_at_save(tiny_config, run, monkeypatch, LAST, 3)
     changed = copy.deepcopy(tiny_config)
     changed["algorithm"]["name"] = "erm"
     with pytest.raises(ConfigError, match=r"\['algorithm.name'\]"):
@@ -205,11 +213,7 @@ def test_a_rerun_with_another_config_is_refused_before_the_first_checkpoint_too(
 
 def test_a_kill_before_last_pt_leaves_no_best_checkpoint_of_a_later_step(tiny_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        source_val_aucs(patch, 0.6, 0.7)
-        kill_at_save(patch, LAST, 6)
-        with pytest.raises(Killed):
-            Trainer(tiny_config, run).fit()
+    crash_at_save(tiny_config, run, monkeypatch, LAST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
     assert load_checkpoint(checkpoints / BEST)["step"] == load_checkpoint(checkpoints / LAST)["best_step"] == 3
     with monkeypatch.context() as patch:
@@ -221,11 +225,7 @@ def test_a_kill_before_last_pt_leaves_no_best_checkpoint_of_a_later_step(tiny_co
 
 def test_a_kill_between_last_pt_and_the_best_checkpoint_restores_the_best(tiny_config, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        source_val_aucs(patch, 0.6, 0.7)
-        kill_at_save(patch, BEST, 6)
-        with pytest.raises(Killed):
-            Trainer(tiny_config, run).fit()
+    crash_at_save(tiny_config, run, monkeypatch, BEST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
     assert load_checkpoint(checkpoints / BEST)["step"] == 3 and load_checkpoint(checkpoints / LAST)["best_step"] == 6
     Trainer(tiny_config, run).fit()
