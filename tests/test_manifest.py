@@ -136,6 +136,17 @@ def test_absolute_mask_path_is_rejected():
         validate_manifest(frame_rows(mask_path=[None, "/abs/m.png"]), check_files=False)
 
 
+@pytest.mark.parametrize(("column", "value"), [("path", "../elsewhere/a.png"), ("path", "a/../../b.png"),
+                                               ("mask_path", "masks\\..\\..\\m.png")])
+def test_paths_that_climb_out_of_the_root_are_rejected(column, value):
+    rows = frame_rows(**{column: ["a/0.png" if column == "path" else None, value]})
+    with pytest.raises(ManifestError, match=rf"line 3, column '{column}': .* leaves the dataset root"):
+        validate_manifest(rows, check_files=False)
+    assert len(validate_manifest(frame_rows(path=["a/../a/0.png", "b/1.png"]), check_files=False)) == 2
+    with pytest.raises(ManifestError, match=r"line 3, column 'path': 'x/./a.png' is listed twice"):
+        validate_manifest(frame_rows(path=["x/a.png", "x/./a.png"]), check_files=False)
+
+
 def test_ids_that_pandas_would_read_as_missing_round_trip(tmp_path):
     path = write_manifest(frame_rows(video=["NA", "None"]), tmp_path / "m.csv")
     assert read_manifest(path, check_files=False)[0]["video"].tolist() == ["NA", "None"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import posixpath
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,6 +54,16 @@ def _optional_text(values: pd.Series) -> pd.Series:
     )
 
 
+def _normalised(path: str) -> str:
+    """A relative path with ``\\`` as ``/`` and ``.``/``..`` resolved: two spellings of one file compare equal."""
+    return posixpath.normpath(path.replace("\\", "/"))
+
+
+def _leaves_root(path: str) -> bool:
+    """Whether a relative path climbs above the folder it is relative to (``a/../../b``)."""
+    return _normalised(path).split("/")[0] == ".."
+
+
 def _csv_lines(lines: Sequence[int] | None, rows: int, source: str) -> list[int]:
     """The CSV line of each row: as given, else header on line 1 and one line per row."""
     if lines is None:
@@ -72,7 +83,8 @@ def validate_manifest(
 ) -> pd.DataFrame:
     """Check a manifest table and return it normalised (typed columns, fixed column order).
 
-    Rejects missing columns, empty or absolute paths (``path`` and ``mask_path``), unknown labels and
+    Rejects missing columns, empty or absolute paths and paths that climb out of the root with ``..``
+    (``path`` and ``mask_path``; the same file could be listed twice under two names), unknown labels and
     splits, videos that occur in more than one split, and (with ``check_files``) files that do not
     exist under ``root``. Nothing is dropped: the first fault raises :class:`ManifestError`, naming
     the row by its CSV line: ``lines[i]`` for row ``i`` when given (as :func:`read_manifest` does),
@@ -102,6 +114,9 @@ def validate_manifest(
             if isinstance(path, str) and Path(path).is_absolute():
                 why = "is absolute; paths are relative to the dataset root"
                 raise _row_error(source, lines[i], column, path, why)
+            if isinstance(path, str) and _leaves_root(path):
+                why = "leaves the dataset root ('..'); set the root to a folder that contains the file"
+                raise _row_error(source, lines[i], column, path, why)
     labels = pd.to_numeric(df["label"], errors="coerce")
     bad = labels.isna() | ~labels.isin(LABELS)
     if bad.any():
@@ -118,10 +133,10 @@ def validate_manifest(
         dataset, video = leaking.index[0]
         found = sorted(df.loc[(df["dataset"] == dataset) & (df["video"] == video), "split"].unique())
         raise ManifestError(f"{source}: video {video!r} of dataset {dataset!r} appears in several splits {found}")
-    duplicated = df["path"].duplicated()
+    duplicated = df["path"].map(_normalised).duplicated()
     if duplicated.any():
         i = int(duplicated.idxmax())
-        raise _row_error(source, lines[i], "path", df.at[i, "path"], "is listed twice")
+        raise _row_error(source, lines[i], "path", df.at[i, "path"], "is listed twice (as spelled or normalised)")
     if check_files:
         if root is None:
             raise ManifestError(f"{source}: a dataset root is needed to check files")
