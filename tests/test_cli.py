@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.__main__ import COMMANDS, build_parser, main
+from workbench.training.selection import load_records, select
 
 
 def test_every_command_has_help(capsys):
@@ -39,6 +40,23 @@ def test_train_and_eval_through_the_cli(tiny_config, tmp_path, capsys):
     assert '"source_test"' in capsys.readouterr().out
     assert (tmp_path / "eval" / "predictions.csv").exists()
     assert build_parser().parse_args(["report", str(run_dir)]).command == "report"
+
+
+def test_eval_evaluates_the_model_a_kept_rule_selected(tiny_config, tmp_path, capsys):
+    config_path = _config_file(tiny_config, tmp_path)
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", config_path, "--run-dir", str(run_dir),
+                 "--set", "train.checkpoint_rules=[source_val, oracle]"]) == 0
+    capsys.readouterr()
+    oracle_step = select(load_records(run_dir), "oracle")["step"]
+    for argv, step in ((["--selection", "oracle"], oracle_step), (["--selection", "last"], 6),
+                       (["--checkpoint", "best_oracle.pt"], oracle_step)):
+        assert main(["eval", str(run_dir), *argv]) == 0
+        assert json.loads(capsys.readouterr().out)["step"] == step
+    assert main(["eval", str(run_dir), "--selection", "lodo"]) == 1
+    assert "kept the best models of ['source_val', 'oracle'] only, not 'lodo'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eval", str(run_dir), "--selection", "oracle", "--checkpoint", "last.pt"])
 
 
 @pytest.mark.parametrize("command", [["train"], ["eval", "some-run"], ["demo"]])
@@ -83,7 +101,7 @@ def test_train_refuses_a_finished_run_before_loading_anything(tiny_config, tmp_p
 
 def test_eval_reports_user_errors_in_one_line(tiny_config, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing")]) == 1
-    assert "has no config.yaml" in capsys.readouterr().err
+    assert "is '" + str(tmp_path / "missing") + "' a run directory?" in capsys.readouterr().err
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text(Path(_config_file(tiny_config, tmp_path)).read_text())

@@ -76,7 +76,9 @@ def test_run_specific_and_checked_keys_are_real_config_keys():
     assert all(_is_key(k) for k in RUN_SPECIFIC_KEYS | set(INTEGER_KEYS)), [
         k for k in RUN_SPECIFIC_KEYS | set(INTEGER_KEYS) if not _is_key(k)
     ]
-    assert RUN_SPECIFIC_KEYS < RESUMABLE_CHANGES  # one list: what may differ on resume extends it
+    # one list: what may differ on resume extends it, except the kept checkpoints (a rule added later lost its best)
+    assert RUN_SPECIFIC_KEYS - {"train.checkpoint_rules"} < RESUMABLE_CHANGES
+    assert "train.checkpoint_rules" not in RESUMABLE_CHANGES
 
 
 @pytest.mark.parametrize("override,message", [
@@ -89,3 +91,18 @@ def test_the_algorithm_and_its_hparams_are_checked_when_the_config_loads(overrid
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
     assert load_config(overrides=["algorithm.name=RoGA"])["algorithm"]["name"] == "RoGA"  # any case, as build_algorithm
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.checkpoint_rules=[source_val, best]"], r"unknown rule\(s\) \['best'\]"),
+    (["train.checkpoint_rules=[lodo]", "data.lodo_domain=X"], "include 'source_val'"),
+    (["train.checkpoint_rules=[source_val, source_val]"], "each rule once"),
+    (["train.checkpoint_rules=source_val"], "must be a list"),
+    (["train.checkpoint_rules=[source_val, lodo]"], "'lodo' needs a held-out validation domain"),
+    (["train.checkpoint_rules=[source_val, oracle]", "data.target_domains=[]"], "'oracle' needs target domains"),
+])
+def test_kept_checkpoint_rules_are_checked_when_the_config_loads(overrides, message):
+    with pytest.raises(ConfigError, match=rf"config key 'train.checkpoint_rules'.*{message}"):
+        load_config(overrides=overrides)
+    config = load_config(overrides=["train.checkpoint_rules=[oracle, source_val, lodo]", "data.lodo_domain=X"])
+    assert config["train"]["checkpoint_rules"] == ["oracle", "source_val", "lodo"]

@@ -13,7 +13,7 @@ from workbench.__main__ import main
 from workbench.analysis.batches import analysis_batches
 from workbench.analysis.run_summary import AnalysisSettings, analyse_run, analyse_runs, summarise_analysis
 from workbench.analysis.sharpness import epsilon_sharpness
-from workbench.training import Trainer
+from workbench.training import Trainer, load_checkpoint, save_checkpoint
 from workbench.training.report import IncompleteRunWarning
 from workbench.training.runs import load_run_model
 
@@ -94,6 +94,22 @@ def test_every_number_of_a_run_analysis_matches_an_independent_computation(maske
     assert (row["algorithm"], row["seed"], row["setting.per_domain"]) == ("roga", 0, 6)
 
 
+def test_the_selection_setting_decides_which_kept_model_is_analysed(masked_config, tmp_path):
+    run_dir = Trainer(masked_config, tmp_path / "run").fit()
+    best = run_dir / "checkpoints" / "best_source_val.pt"
+    state = load_checkpoint(best)
+    save_checkpoint({**state, "model": {k: v * 0.5 if v.is_floating_point() else v for k, v in state["model"].items()}},
+                    best)  # make the two kept models differ
+    settings = dict(split="val", per_domain=6, localisation_per_domain=2, gradcam_layer="layer1")
+    batches, domains = analysis_batches(masked_config, "val", 6, 0)
+    for selection, checkpoint in (("source_val", "best_source_val.pt"), ("last", "last.pt")):
+        row = analyse_run(run_dir, AnalysisSettings(**settings, selection=selection))
+        model = load_run_model(run_dir, checkpoint)
+        for name, batch in zip(domains, batches):
+            assert row[f"sharpness/{name}"] == pytest.approx(epsilon_sharpness(model, batch, 0.05), abs=1e-6)
+        assert row["setting.selection"] == selection
+
+
 def test_summary_gives_mean_and_sample_std_per_algorithm():
     table = pd.DataFrame({"algorithm": ["erm", "erm", "roga"], "sharpness_mean": [1.0, 3.0, 0.5]})
     for column in ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "energy_in_mask_source",
@@ -114,6 +130,8 @@ def test_settings_refuse_values_that_cannot_be_measured():
         AnalysisSettings(per_domain=1)
     with pytest.raises(ValueError, match="rho=0"):
         AnalysisSettings(rho=0)
+    with pytest.raises(ValueError, match="selection='best'"):
+        AnalysisSettings(selection="best")
 
 
 def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_path, capsys):
@@ -123,6 +141,7 @@ def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_
                  "--gradcam-layer", "layer1", "--out", str(out)]) == 0
     table = pd.read_csv(out / "analysis.csv")
     assert len(table) == 1 and table.loc[0, "setting.gradcam_layer"] == "layer1"
+    assert table.loc[0, "setting.selection"] == "source_val"
     assert "Mean ± std over runs" in (out / "analysis.md").read_text()
     assert "| roga" in capsys.readouterr().out
     assert main(["analyse", str(tmp_path / "nowhere"), "--out", str(out)]) == 1

@@ -10,7 +10,8 @@ import yaml
 
 from conftest import TARGET
 from workbench.config import load_config
-from workbench.training.runs import runs_by_algorithm, target_kinds
+from workbench.training import Trainer
+from workbench.training.runs import runs_by_algorithm, selected_checkpoint, target_kinds
 
 
 def test_target_kinds_tell_held_out_manipulations_from_other_datasets(tiny_config: dict, tiny_manifest: Path) -> None:
@@ -33,3 +34,17 @@ def test_runs_are_grouped_by_their_configs_algorithm(tmp_path: Path) -> None:
     assert grouped == {"erm": [tmp_path / "a", tmp_path / "c"], "roga": [tmp_path / "b"]}
     with pytest.raises(FileNotFoundError, match="is '.*nowhere' a run directory"):
         runs_by_algorithm([tmp_path / "nowhere"])
+
+
+def test_selected_checkpoint_names_the_kept_file_or_says_what_is_missing(tiny_config: dict, tmp_path: Path) -> None:
+    run = Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    assert selected_checkpoint(run) == "best_source_val.pt" and selected_checkpoint(run, "last") == "last.pt"
+    with pytest.raises(FileNotFoundError, match=r"kept the best models of \['source_val'\] only, not 'oracle'"):
+        selected_checkpoint(run, "oracle")
+    with pytest.raises(ValueError, match="unknown selection 'best'"):
+        selected_checkpoint(run, "best")
+    (run / "checkpoints" / "best_source_val.pt").unlink()  # as before the first scored evaluation
+    with pytest.raises(FileNotFoundError, match="no evaluation of the run has scored 'source_val' yet"):
+        selected_checkpoint(run)
+    with pytest.raises(FileNotFoundError, match="is '.*nowhere' a run directory"):
+        selected_checkpoint(tmp_path / "nowhere")

@@ -17,7 +17,8 @@ from workbench.training.distributed import DistContext
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
 from workbench.training.records import RecordsError, RecordWriter
-from workbench.training.trainer import BEST, LAST
+from workbench.training.selection import load_records, select
+from workbench.training.trainer import BEST, LAST, best_checkpoint
 
 
 def read_records(run_dir):
@@ -215,7 +216,7 @@ def test_a_kill_before_last_pt_leaves_no_best_checkpoint_of_a_later_step(tiny_co
     run = tmp_path / "run"
     crash_at_save(tiny_config, run, monkeypatch, LAST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
-    assert load_checkpoint(checkpoints / BEST)["step"] == load_checkpoint(checkpoints / LAST)["best_step"] == 3
+    assert load_checkpoint(checkpoints / BEST)["step"] == load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"] == 3
     with monkeypatch.context() as patch:
         source_val_aucs(patch, 0.5)  # the redone step 6 scores lower this time (e.g. on a GPU)
         Trainer(tiny_config, run).fit()
@@ -227,12 +228,90 @@ def test_a_kill_between_last_pt_and_the_best_checkpoint_restores_the_best(tiny_c
     run = tmp_path / "run"
     crash_at_save(tiny_config, run, monkeypatch, BEST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
-    assert load_checkpoint(checkpoints / BEST)["step"] == 3 and load_checkpoint(checkpoints / LAST)["best_step"] == 6
+    assert load_checkpoint(checkpoints / BEST)["step"] == 3 and load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"] == 6
     Trainer(tiny_config, run).fit()
     best, last = load_checkpoint(checkpoints / BEST), load_checkpoint(checkpoints / LAST)
     assert best["step"] == 6
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
     assert set(pd.read_csv(run / "predictions.csv")["step"]) == {6}
+
+
+def group_aucs(monkeypatch, scores):
+    """Make the n-th evaluation report ``scores[group][n]`` (then 0.5) as the AUC of each named group."""
+    evaluate, calls = Trainer.evaluate, iter(range(10**6))
+
+    def evaluating(self):
+        results, predictions = evaluate(self)
+        n = next(calls)
+        for group, values in scores.items():
+            results[group]["auc"] = values[n] if n < len(values) else 0.5
+        return results, predictions
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluating)
+
+
+ALL_RULES = {"source_val": (0.9, 0.6, 0.7), "lodo_val": (0.5, 0.8, 0.8), "target/D-T": (0.6, 0.6, 0.9)}
+
+
+@pytest.fixture
+def all_rules_config(tiny_config):
+    config = copy.deepcopy(tiny_config)
+    config["data"].update(source_domains=["D-A", "D-B"], lodo_domain="D-C")
+    config["train"].update(steps=9, checkpoint_rules=["source_val", "lodo", "oracle"])
+    return config
+
+
+def test_each_kept_rule_checkpoints_the_model_of_the_record_it_selects(all_rules_config, tmp_path, monkeypatch):
+    group_aucs(monkeypatch, ALL_RULES)
+    run = Trainer(all_rules_config, tmp_path / "run").fit()
+    records, checkpoints = load_records(run), run / "checkpoints"
+    steps = {rule: load_checkpoint(checkpoints / best_checkpoint(rule))["step"] for rule in ("source_val", "lodo", "oracle")}
+    assert steps == {rule: select(records, rule)["step"] for rule in steps} == {"source_val": 3, "lodo": 6, "oracle": 9}
+    oracle, last = load_checkpoint(checkpoints / "best_oracle.pt"), load_checkpoint(checkpoints / LAST)
+    assert all(torch.equal(oracle["model"][k], last["model"][k]) for k in last["model"])
+    assert not torch.equal(load_checkpoint(checkpoints / "best_lodo.pt")["model"]["fc.weight"], last["model"]["fc.weight"])
+    assert set(pd.read_csv(run / "predictions.csv")["step"]) == {3}  # predictions stay source_val's
+
+
+def test_a_kill_before_a_rules_checkpoint_is_restored_on_resume(all_rules_config, tmp_path, monkeypatch):
+    with monkeypatch.context() as patch:
+        group_aucs(patch, ALL_RULES)
+        uninterrupted = Trainer(all_rules_config, tmp_path / "full").fit()
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        group_aucs(patch, ALL_RULES)
+        kill_at_save(patch, "best_lodo.pt", 6)
+        with pytest.raises(Killed):
+            Trainer(all_rules_config, run).fit()
+    assert load_checkpoint(run / "checkpoints" / "best_lodo.pt")["step"] == 3
+    with monkeypatch.context() as patch:
+        group_aucs(patch, {group: values[2:] for group, values in ALL_RULES.items()})
+        Trainer(all_rules_config, run).fit()
+    for rule in ("source_val", "lodo", "oracle"):
+        a = load_checkpoint(uninterrupted / "checkpoints" / best_checkpoint(rule))
+        b = load_checkpoint(run / "checkpoints" / best_checkpoint(rule))
+        assert a["step"] == b["step"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), rule
+
+
+def test_the_kept_rules_cannot_change_on_resume(all_rules_config, tmp_path):
+    Trainer(all_rules_config, tmp_path / "run").fit(stop_at_step=3)
+    fewer = copy.deepcopy(all_rules_config)
+    fewer["train"]["checkpoint_rules"] = ["source_val"]
+    with pytest.raises(ConfigError, match=r"train.checkpoint_rules"):
+        Trainer(fewer, tmp_path / "run").fit()
+
+
+def test_a_last_pt_from_before_checkpoint_rules_resumes_with_its_source_val_best(tiny_config, tmp_path):
+    run = Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
+    path = run / "checkpoints" / LAST
+    state = load_checkpoint(path)
+    best = state.pop("best")["source_val"]
+    trainer_module.save_checkpoint({**state, "best_step": best["step"], "best_score": best["score"]}, path)
+    assert trainer_module._saved_best(load_checkpoint(path)) == {"source_val": best}
+    state["best_step"], state["best_score"] = -1, -math.inf
+    assert trainer_module._saved_best(state) == {"source_val": {"step": -1, "score": None}}
+    Trainer(tiny_config, run).fit()
+    assert load_checkpoint(path)["best"]["source_val"]["step"] in (3, 6)
 
 
 def test_resume_drops_predictions_of_steps_after_the_checkpoint(tiny_config, tmp_path):

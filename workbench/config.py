@@ -52,8 +52,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # CPU intra-op threads (null: PyTorch's default). 1 avoids OpenMP oversubscription when other
         # processes share the cores, which can slow small models by an order of magnitude.
         "cpu_threads": None,
+        # Selection rules whose best model is kept as checkpoints/best_<rule>.pt (docs/records.md):
+        # source_val always; lodo needs data.lodo_domain, oracle (a diagnostic) target domains.
+        "checkpoint_rules": ["source_val"],
     },
 }
+
+# Selection rules (workbench.training.selection) whose best model the trainer can keep as it trains.
+CHECKPOINT_RULES: tuple[str, ...] = ("source_val", "lodo", "oracle")
 
 
 FREE_FORM_KEYS = ("model.kwargs", "algorithm.hparams", "data.synthetic")
@@ -62,7 +68,7 @@ FREE_FORM_KEYS = ("model.kwargs", "algorithm.hparams", "data.synthetic")
 # seeds of one experiment (reports pool such runs) and when an interrupted run is resumed.
 RUN_SPECIFIC_KEYS: frozenset[str] = frozenset({
     "run.dir", "run.name", "data.root", "data.synthetic.cache_dir", "data.synthetic.workers", "data.workers",
-    "data.eval_batch_size", "train.device", "train.progress", "train.cpu_threads",
+    "data.eval_batch_size", "train.device", "train.progress", "train.cpu_threads", "train.checkpoint_rules",
 })
 
 # The trainer's integer keys: dotted path -> (smallest allowed value, whether null is allowed).
@@ -189,7 +195,7 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``) and the algorithm.
+    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``), the kept checkpoints and the algorithm.
 
     The algorithm must be known and its ``hparams`` valid (:func:`workbench.algorithms.resolve_hparams`).
     Run before anything is written, so a bad value never leaves a half-made run directory behind.
@@ -204,6 +210,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     fraction = _lookup(config, "data.real_fraction")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
+    _validate_checkpoint_rules(config)
     try:
         algorithm_class(_lookup(config, "algorithm.name"))
     except KeyError as exc:
@@ -212,6 +219,24 @@ def validate_config(config: Mapping[str, Any]) -> None:
         resolve_hparams(_lookup(config, "algorithm.hparams"))
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
+
+
+def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
+    """``train.checkpoint_rules``: distinct names from :data:`CHECKPOINT_RULES`, source_val included, each usable."""
+    rules = _lookup(config, "train.checkpoint_rules")
+    key = "config key 'train.checkpoint_rules'"
+    if not isinstance(rules, list) or not all(isinstance(rule, str) for rule in rules):
+        raise ConfigError(f"{key} must be a list of rule names, got {rules!r}")
+    unknown = [rule for rule in rules if rule not in CHECKPOINT_RULES]
+    if unknown:
+        raise ConfigError(f"{key}: unknown rule(s) {unknown}; choose from {list(CHECKPOINT_RULES)}")
+    if len(set(rules)) != len(rules) or "source_val" not in rules:
+        raise ConfigError(f"{key} must name each rule once and include 'source_val' "
+                          f"(the selection behind predictions.csv), got {rules!r}")
+    if "lodo" in rules and not _lookup(config, "data.lodo_domain"):
+        raise ConfigError(f"{key}: 'lodo' needs a held-out validation domain in 'data.lodo_domain'")
+    if "oracle" in rules and not _lookup(config, "data.target_domains"):
+        raise ConfigError(f"{key}: 'oracle' needs target domains in 'data.target_domains'")
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:

@@ -1,6 +1,7 @@
 """Why runs generalise, in one table: alignment, sharpness and Grad-CAM localisation of each selected model.
 
-For every run directory the selected checkpoint (``best_source_val.pt``) is analysed on data drawn
+For every run directory the model its ``selection`` rule picked (default ``best_source_val.pt``;
+``train.checkpoint_rules`` keeps the others) is analysed on data drawn
 from the run's own manifest with a fixed seed, so runs of one protocol are measured on the same
 images:
 
@@ -37,7 +38,7 @@ from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
 from workbench.training.report import config_variants, read_config, run_complete
-from workbench.training.runs import load_run_model, run_manifest
+from workbench.training.runs import CHECKPOINT_SELECTIONS, load_run_model, run_manifest, selected_checkpoint
 
 SUMMARY_COLUMNS = ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "sharpness_mean",
                    "energy_in_mask_source", "energy_in_mask_target", "pointing_game_source",
@@ -60,8 +61,11 @@ class AnalysisSettings:
     gradcam_layer: str | None = None
     seed: int = 0
     device: str = "cpu"
+    selection: str = "source_val"
 
     def __post_init__(self) -> None:
+        if self.selection not in CHECKPOINT_SELECTIONS:
+            raise ValueError(f"selection={self.selection!r} must be one of {list(CHECKPOINT_SELECTIONS)}")
         if self.per_domain < 2 or self.localisation_per_domain < 1:
             raise ValueError(f"per_domain={self.per_domain} must be >= 2 and localisation_per_domain="
                              f"{self.localisation_per_domain} >= 1")
@@ -99,7 +103,8 @@ def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettin
     ``config``: the run's ``config.yaml`` when the caller has read it already.
     """
     run_dir = Path(run_dir)
-    model = load_run_model(run_dir, device=settings.device)  # names the path if it is not a run directory
+    checkpoint = selected_checkpoint(run_dir, settings.selection)  # names the path if it is not a run directory
+    model = load_run_model(run_dir, checkpoint, device=settings.device)
     config = config if config is not None else read_config(run_dir)
     manifest, roots = run_manifest(config)  # read and validated once for both measurements
     batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device,

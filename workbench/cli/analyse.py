@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workbench.analysis.run_summary import AnalysisSettings, analyse_runs, summary_markdown
 from workbench.data.manifest import ManifestError
+from workbench.training.runs import CHECKPOINT_SELECTIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analyse",
         help="why runs generalise: gradient alignment, sharpness and Grad-CAM localisation per run",
         description=(
-            "Load each run's selected checkpoint (best_source_val.pt) and measure, on images drawn from the "
+            "Load each run's selected checkpoint (best_source_val.pt, or another rule's with --selection) and "
+            "measure, on images drawn from the "
             "run's own manifest with a fixed seed: cos(g_k, g) and cos(g_k^p, g) on one batch per source "
             "domain, the gradient conflict rate, each source domain's ε-sharpness, and Grad-CAM "
             "localisation of the fake logit against the manipulation masks (energy in mask, pointing game, "
@@ -42,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="module name to attribute to (default: the backbone's last feature stage)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the image draws")
     parser.add_argument("--device", default=defaults.device, help="torch device (default: cpu)")
+    parser.add_argument("--selection", choices=CHECKPOINT_SELECTIONS, default=defaults.selection,
+                        help="whose model is analysed: a selection rule's kept best_<rule>.pt (lodo and oracle need "
+                             "train.checkpoint_rules) or 'last'; default source_val")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     parser.set_defaults(func=run)
 
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             split=args.split, per_domain=args.per_domain, rho=args.rho, alpha=args.alpha,
             localisation_split=args.localisation_split, localisation_per_domain=args.localisation_per_domain,
             mask_threshold=args.mask_threshold, gradcam_layer=args.gradcam_layer, seed=args.seed, device=args.device,
+            selection=args.selection,
         )
         table = analyse_runs(args.runs, settings)
     except (ValueError, FileNotFoundError, ManifestError) as exc:

@@ -12,6 +12,8 @@ import pandas as pd
 from workbench.cli.train import USER_ERRORS
 from workbench.config import load_config
 from workbench.training import Trainer, load_checkpoint
+from workbench.training.report import CONFIG_FILE
+from workbench.training.runs import CHECKPOINT_SELECTIONS, run_config, selected_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,14 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a run's checkpoint (optionally on another manifest)",
         description=(
-            "Load a checkpoint of a run (default: the selected best_source_val.pt) and compute AUC, EER, AP, "
+            "Load a checkpoint of a run (default: the source_val-selected best_source_val.pt) and compute AUC, EER, AP, "
             "ACC and video AUC on the run's evaluation groups, or on the domains of another manifest given "
             "with --set data.manifest=... data.target_domains=[...]. Prints JSON; --out writes it and the "
             "per-frame predictions."
         ),
     )
     parser.add_argument("run_dir", help="run directory written by `train`")
-    parser.add_argument("--checkpoint", default="best_source_val.pt", help="file name under checkpoints/")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--selection", choices=CHECKPOINT_SELECTIONS, default="source_val",
+                        help="the model-selection rule whose kept model is evaluated (best_<rule>.pt, or last.pt "
+                             "for 'last'; lodo and oracle need train.checkpoint_rules); default source_val")
+    chosen.add_argument("--checkpoint", help="a file name under checkpoints/ instead of --selection")
     parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                         help="config overrides (e.g. another manifest and target domains; --set may be repeated)")
     parser.add_argument("--out", help="directory for metrics.json and predictions.csv")
@@ -36,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint and print (and write) the metrics; returns 1 with a one-line message on unusable inputs."""
     try:
-        state, results, predictions = evaluate_checkpoint(Path(args.run_dir), args.checkpoint, args.overrides)
+        state, results, predictions = evaluate_checkpoint(Path(args.run_dir), args.overrides, args.checkpoint,
+                                                          args.selection)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -49,12 +56,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_checkpoint(run_dir: Path, checkpoint: str, overrides: list[str]) -> tuple[dict, dict, pd.DataFrame]:
-    """The checkpoint's state, its metrics on every evaluation group and the predictions behind them."""
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{run_dir} has no config.yaml; is it a run directory?")
-    trainer = Trainer(load_config(saved, overrides), run_dir)
+def evaluate_checkpoint(run_dir: Path, overrides: list[str], checkpoint: str | None = None,
+                        selection: str = "source_val") -> tuple[dict, dict, pd.DataFrame]:
+    """A checkpoint's state, its metrics on every evaluation group and the predictions behind them.
+
+    The checkpoint is the file ``checkpoint`` under ``checkpoints/``, else the model ``selection`` picked.
+    """
+    run_config(run_dir)  # names the directory if it is not a run
+    trainer = Trainer(load_config(run_dir / CONFIG_FILE, overrides), run_dir)
+    checkpoint = checkpoint or selected_checkpoint(run_dir, selection)
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=trainer.device)
     trainer.model.load_state_dict(state["model"])
     results, predictions = trainer.evaluate()

@@ -11,12 +11,16 @@ import pandas as pd
 import torch
 from torch import nn
 
+from workbench.config import CHECKPOINT_RULES
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint
 from workbench.training.report import read_config
-from workbench.training.trainer import BEST, synthetic_manifest
+from workbench.training.trainer import BEST, LAST, best_checkpoint, synthetic_manifest
+
+# what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, or the last one
+CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last")
 
 
 def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, list[Path]]:
@@ -59,6 +63,27 @@ def runs_by_algorithm(run_dirs: Iterable[str | Path]) -> dict[str, list[Path]]:
     for run_dir in run_dirs:
         grouped.setdefault(run_config(run_dir)["algorithm"]["name"], []).append(Path(run_dir))
     return grouped
+
+
+def selected_checkpoint(run_dir: str | Path, selection: str = "source_val") -> str:
+    """The file name under ``checkpoints/`` of the model ``selection`` picks in ``run_dir``.
+
+    ``"last"`` is ``last.pt``; a selection rule is ``best_<rule>.pt``, which exists only if the run
+    kept it (``train.checkpoint_rules``); otherwise the error names the rules the run kept.
+    """
+    if selection not in CHECKPOINT_SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose one of {list(CHECKPOINT_SELECTIONS)}")
+    if selection == "last":
+        return LAST
+    name = best_checkpoint(selection)
+    if not (Path(run_dir) / "checkpoints" / name).is_file():
+        kept = run_config(run_dir)["train"].get("checkpoint_rules", ["source_val"])
+        if selection not in kept:
+            raise FileNotFoundError(f"{run_dir} kept the best models of {kept} only, not {selection!r}; train with "
+                                    f"train.checkpoint_rules including {selection!r} to keep it")
+        raise FileNotFoundError(f"{Path(run_dir) / 'checkpoints' / name} does not exist: no evaluation of the run "
+                                f"has scored {selection!r} yet")
+    return name
 
 
 def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:

@@ -27,6 +27,8 @@ from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS
 from workbench.training.records import RECORDS_FILE, RecordsError, parse_record  # noqa: F401 (RecordsError re-exported)
 
 TARGET_PREFIX = "target/"
+# the evaluation group each validation rule reads
+RULE_GROUPS: dict[str, str] = {"source_val": "source_val", "lodo": "lodo_val"}
 
 
 class SelectionError(ValueError):
@@ -89,24 +91,25 @@ def _select_group(records: Sequence[dict], metric: str, group: str, rule: str) -
 
 def select_source_val(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
     """Training-domain validation: best ``eval["source_val"][metric]``."""
-    return _select_group(records, metric, "source_val", "source_val")
+    return _select_group(records, metric, RULE_GROUPS["source_val"], "source_val")
 
 
 def select_lodo(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
     """Leave-one-domain-out validation: best ``eval["lodo_val"][metric]``."""
-    return _select_group(records, metric, "lodo_val", "lodo")
+    return _select_group(records, metric, RULE_GROUPS["lodo"], "lodo")
+
+
+def _oracle_score(record: dict, metric: str) -> float | None:
+    """Mean of ``metric`` over a record's non-null ``target/*`` groups; None when there is none."""
+    values = [v for k, g in record.get("eval", {}).items()
+              if k.startswith(TARGET_PREFIX) and (v := _metric_value(g, metric)) is not None]
+    return sum(values) / len(values) if values else None
 
 
 def select_oracle(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
     """Oracle diagnostic: best mean of ``metric`` over the non-null ``target/*`` groups (test data!)."""
-    scored = []
-    any_target = False
-    for i, record in enumerate(records):
-        targets = {k: g for k, g in record.get("eval", {}).items() if k.startswith(TARGET_PREFIX)}
-        any_target = any_target or bool(targets)
-        values = [v for g in targets.values() if (v := _metric_value(g, metric)) is not None]
-        if values:
-            scored.append((i, sum(values) / len(values)))
+    any_target = any(k.startswith(TARGET_PREFIX) for r in records for k in r.get("eval", {}))
+    scored = [(i, score) for i, record in enumerate(records) if (score := _oracle_score(record, metric)) is not None]
     if not any_target:
         raise SelectionError(f"rule 'oracle' needs '{TARGET_PREFIX}*' evaluation groups, which no record has")
     if not scored:
@@ -119,6 +122,28 @@ def select_oracle(records: Sequence[dict], metric: str) -> tuple[int, float | No
 def select_last(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
     """The latest evaluation record (largest step; the later line on equal steps). ``metric`` is not used."""
     return max(range(len(records)), key=lambda i: (records[i]["step"], i)), None
+
+
+def record_score(record: dict, rule: str, metric: str = "auc") -> float | None:
+    """The score ``rule`` gives one evaluation record (None when its metric is null or its group missing).
+
+    The trainer keeps each rule's best model by this score, so ``checkpoints/best_<rule>.pt`` holds
+    the model of the record :func:`select` picks with the same rule and metric.
+    """
+    if rule == "oracle":
+        return _oracle_score(record, metric)
+    if rule not in RULE_GROUPS:
+        raise SelectionError(f"rule {rule!r} has no per-record score; choose one of {[*RULE_GROUPS, 'oracle']}")
+    return _metric_value(record.get("eval", {}).get(RULE_GROUPS[rule]), metric)
+
+
+def improves(score: float | None, best: float | None, metric: str = "auc") -> bool:
+    """Whether ``score`` beats ``best`` under :func:`select`'s order (ties keep the earlier record)."""
+    if score is None:
+        return False
+    if best is None:
+        return True
+    return score < best if metric in LOWER_IS_BETTER else score > best
 
 
 SelectionRule = Callable[[Sequence[dict], str], tuple[int, float | None]]

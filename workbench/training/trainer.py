@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, dump_config, run_config_changes, validate_config
+from workbench.config import (CHECKPOINT_RULES, RUN_SPECIFIC_KEYS, ConfigError, dump_config, run_config_changes,
+                              validate_config)
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
@@ -40,14 +41,23 @@ from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
 from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, read_config
+from workbench.training.selection import improves, record_score
 
 LAST = "last.pt"
-BEST = "best_source_val.pt"
+
+
+def best_checkpoint(rule: str) -> str:
+    """File name under ``checkpoints/`` of the model selection ``rule`` picks (``train.checkpoint_rules``)."""
+    return f"best_{rule}.pt"
+
+
+BEST = best_checkpoint("source_val")
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
 # Config keys (dotted paths) that may differ when an interrupted run is resumed: where and how it runs,
-# and the number of steps (a run may be extended, never shortened).
-RESUMABLE_CHANGES: frozenset[str] = RUN_SPECIFIC_KEYS | {"train.steps"}
+# and the number of steps (a run may be extended, never shortened). The kept checkpoints may not change:
+# the model of an earlier best step of a newly named rule is lost.
+RESUMABLE_CHANGES: frozenset[str] = (RUN_SPECIFIC_KEYS - {"train.checkpoint_rules"}) | {"train.steps"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -252,14 +262,13 @@ class Trainer:
             yield step, self.prepare_batches(images, labels, step, sizes)
 
     # ---------------------------------------------------------- checkpoints
-    def _state(self, step: int, best: dict[str, Any]) -> dict[str, Any]:
+    def _state(self, step: int, best: dict[str, dict[str, Any]]) -> dict[str, Any]:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.algorithm.optimizer.state_dict(),
             "step": step,
             "rng_cpu": torch.get_rng_state(),
-            "best_step": best["step"],
-            "best_score": best["score"],
+            "best": best,
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
@@ -278,12 +287,21 @@ class Trainer:
             raise ConfigError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {changed}; "
                               "choose another run name or directory")
 
-    def _resume(self) -> tuple[int, dict[str, Any]]:
-        """Check the saved config and load ``last.pt`` when it exists; return the step to continue from and the best."""
+    @property
+    def checkpoint_rules(self) -> list[str]:
+        """The selection rules whose best model is kept (``train.checkpoint_rules``)."""
+        return list(self.config["train"]["checkpoint_rules"])
+
+    def _resume(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        """Check the saved config and load ``last.pt`` when it exists.
+
+        Returns the step to continue from and, per kept rule, the best ``{"step", "score"}`` so far
+        (step -1 before any scored evaluation).
+        """
         self._check_saved_config()
         last = self.run_dir / "checkpoints" / LAST
         if not last.exists():
-            return 0, {"step": -1, "score": -math.inf}
+            return 0, {rule: {"step": -1, "score": None} for rule in self.checkpoint_rules}
         state = load_checkpoint(last, map_location=self.device)
         step, total = int(state["step"]), int(self.config["train"]["steps"])
         if step > total:
@@ -294,9 +312,9 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
-        return step, {"step": int(state["best_step"]), "score": float(state["best_score"])}
+        return step, _saved_best(state)
 
-    def _prepare_outputs(self, start: int, best_step: int) -> None:
+    def _prepare_outputs(self, start: int, best: dict[str, dict[str, Any]]) -> None:
         """Make the run directory describe exactly the steps up to ``start``, then save the config.
 
         Records and predictions of later steps are dropped and the best checkpoint is made to match
@@ -307,13 +325,15 @@ class Trainer:
         else:
             RecordWriter(self.run_dir).truncate_after(start)
             drop_predictions_after(self.run_dir / PREDICTIONS_FILE, start)
-            self._restore_best(best_step, start)
+            for rule, kept in best.items():
+                self._restore_best(rule, kept["step"], start)
         dump_config(self.config, self.run_dir / CONFIG_FILE)
 
     def _discard_attempt(self) -> None:
-        """Remove the records, best checkpoint and predictions of an attempt that never reached ``last.pt``."""
-        stale = [path for path in (self.run_dir / RECORDS_FILE, self.run_dir / "checkpoints" / BEST,
-                                   self.run_dir / PREDICTIONS_FILE) if path.exists()]
+        """Remove the records, best checkpoints and predictions of an attempt that never reached ``last.pt``."""
+        bests = [self.run_dir / "checkpoints" / best_checkpoint(rule) for rule in CHECKPOINT_RULES]
+        stale = [path for path in (self.run_dir / RECORDS_FILE, *bests, self.run_dir / PREDICTIONS_FILE)
+                 if path.exists()]
         for path in stale:
             path.unlink()
         if stale:
@@ -321,13 +341,13 @@ class Trainer:
                           f"{[str(path.relative_to(self.run_dir)) for path in stale]} of the interrupted attempt",
                           stacklevel=4)
 
-    def _restore_best(self, best_step: int, step: int) -> None:
-        """Make ``best_source_val.pt`` hold the model of ``best_step``, the best step ``last.pt`` (at ``step``) names.
+    def _restore_best(self, rule: str, best_step: int, step: int) -> None:
+        """Make ``best_<rule>.pt`` hold the model of ``best_step``, the best step ``last.pt`` (at ``step``) names.
 
-        :meth:`_save` writes ``last.pt`` first, so a crash before the best checkpoint leaves
+        :meth:`_save` writes ``last.pt`` first, so a crash before a best checkpoint leaves
         ``best_step == step``: the best model is then the one just loaded from ``last.pt``.
         """
-        path = self.run_dir / "checkpoints" / BEST
+        path = self.run_dir / "checkpoints" / best_checkpoint(rule)
         if best_step < 0:
             path.unlink(missing_ok=True)
             return
@@ -361,7 +381,7 @@ class Trainer:
         start, best = self._resume()
         self.dist.barrier()  # every process has read the saved config before it is rewritten
         if main:
-            self._prepare_outputs(start, best["step"])
+            self._prepare_outputs(start, best)
         writer = RecordWriter(self.run_dir) if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
         saved_step, window, callbacks_s = start, _Window(), 0.0
@@ -442,31 +462,44 @@ class Trainer:
             "callbacks_s": callbacks_s,
         }
 
-    def _save(self, step: int, record: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoint ``last``, then ``best_source_val`` when source-val AUC improved; return the new best.
+    def _save(self, step: int, record: dict[str, Any], best: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Checkpoint ``last``, then ``best_<rule>`` for each kept rule whose score improved; return the new bests.
 
-        ``last`` goes first: it names the best step, so resume can restore a best checkpoint that a crash
-        between the two writes left behind (:meth:`_restore_best`).
+        A rule scores the record as :func:`workbench.training.selection.select` does (AUC; ties keep the
+        earlier step), so each best checkpoint holds the model of the record that rule selects.
+        ``last`` goes first: it names the best steps, so resume can restore a best checkpoint that a crash
+        between the writes left behind (:meth:`_restore_best`).
         """
-        score = record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)
-        if score is not None and score > best["score"]:
-            best = {"step": step, "score": score}
+        best = dict(best)
+        for rule, kept in best.items():
+            score = record_score(record, rule, SELECTION_METRIC)
+            if improves(score, kept["score"], SELECTION_METRIC):
+                best[rule] = {"step": step, "score": score}
         save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
-        if best["step"] == step:
-            save_checkpoint(self._best_state(step), self.run_dir / "checkpoints" / BEST)
+        for rule, kept in best.items():
+            if kept["step"] == step:
+                save_checkpoint(self._best_state(step), self.run_dir / "checkpoints" / best_checkpoint(rule))
         return best
 
-    def _finish(self, best: dict[str, Any]) -> None:
+    def _finish(self, best: dict[str, dict[str, Any]]) -> None:
         """Predictions of the selected model (best source-val AUC) and the ``done`` marker."""
-        if best["step"] >= 0:
+        if best["source_val"]["step"] >= 0:
             selected = load_checkpoint(self.run_dir / "checkpoints" / BEST, map_location=self.device)
             self.model.load_state_dict(selected["model"])
         _, predictions = self.evaluate()
-        predictions["step"] = best["step"]
+        predictions["step"] = best["source_val"]["step"]
         predictions.to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
         self.model.load_state_dict(last["model"])
         (self.run_dir / DONE_MARKER).write_text(f"step {self.config['train']['steps']}\n")
+
+
+def _saved_best(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-rule bests a ``last.pt`` holds; files written before ``train.checkpoint_rules`` existed held source_val's."""
+    if "best" in state:
+        return {rule: {"step": int(kept["step"]), "score": kept["score"]} for rule, kept in state["best"].items()}
+    score = float(state["best_score"])
+    return {"source_val": {"step": int(state["best_step"]), "score": score if math.isfinite(score) else None}}
 
 
 class _StepRows(Sampler):
