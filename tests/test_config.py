@@ -106,3 +106,12 @@ def test_kept_checkpoint_rules_are_checked_when_the_config_loads(overrides, mess
         load_config(overrides=overrides)
     config = load_config(overrides=["train.checkpoint_rules=[oracle, source_val, lodo]", "data.lodo_domain=X"])
     assert config["train"]["checkpoint_rules"] == ["oracle", "source_val", "lodo"]
+
+
+def test_exponent_notation_is_a_number_in_files_and_overrides(tmp_path):
+    """PyYAML alone reads ``1e-3`` as text (YAML 1.1); an lr written that way must still be a number."""
+    path = tmp_path / "c.yaml"
+    path.write_text("algorithm:\n  hparams: {lr: 1e-3, weight_decay: 5E-4}\n")
+    config = load_config(path, ["algorithm.hparams.rho=2e-2"])
+    assert config["algorithm"]["hparams"] == {"lr": 1e-3, "weight_decay": 5e-4, "rho": 0.02}
+    assert parse_override("run.name=1e") == {"run": {"name": "1e"}}

@@ -7,6 +7,7 @@ an error (naming it), so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,27 @@ INTEGER_KEYS: dict[str, tuple[int, bool]] = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` and ``5E+4`` as floats as YAML 1.2 does (YAML 1.1 wants ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document as config values: safe types only, and ``lr: 1e-3`` is the number 0.001, not text."""
+    return yaml.load(text, Loader=_Loader)
+
+
 class ConfigError(ValueError):
     """A config that cannot be used; the message names the key (dotted path) or file at fault."""
 
@@ -156,7 +178,7 @@ def parse_override(item: str) -> dict[str, Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key.path=value")
     path, raw = item.split("=", 1)
-    value: Any = yaml.safe_load(raw) if raw != "" else None
+    value: Any = load_yaml(raw) if raw != "" else None
     for key in reversed(path.strip().split(".")):
         value = {key: value}
     return value
@@ -172,7 +194,7 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = load_yaml(path.read_text()) or {}
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{path}: a config file must hold a mapping at the top level")
         _merge(config, loaded, "")
