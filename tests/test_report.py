@@ -22,6 +22,7 @@ from workbench.training.report import (
     format_cell,
     held_out_table,
     report_tables,
+    tune_variants,
     summarise,
     to_markdown,
     write_report,
@@ -31,7 +32,7 @@ TARGET = "target/SYN-SEAMLESS"
 
 
 def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", done=True, config=True, hparams=None,
-             oracle_auc=0.99, predictions=None):
+             oracle_auc=0.99, predictions=None, source_val_auc=0.95):
     """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``)."""
     run_dir = root / name
     run_dir.mkdir(parents=True)
@@ -45,7 +46,7 @@ def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", do
          "eval": {"source_val": {"auc": 0.80}, "source_test": {"auc": 0.81}, TARGET: {"auc": oracle_auc},
                   "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
         {"step": 200, "algorithm": algorithm, "seed": seed, "backbone": backbone,
-         "eval": {"source_val": {"auc": 0.95}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
+         "eval": {"source_val": {"auc": source_val_auc}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
                   "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
     ]
     (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -346,3 +347,41 @@ def test_cli_names_a_directory_without_records(tmp_path, capsys):
     assert _cli(["report", str(missing), "--out", str(tmp_path / "out")]) == 1
     assert "empty_run/records.jsonl" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_tuning_picks_the_variant_with_the_best_mean_validation_score_not_the_best_test_score(tmp_path):
+    # rho: (source_val AUC, target AUC) per seed; 0.05 validates best, 0.1 tests best with one seed
+    grid_ = {0.02: [(0.93, 0.70), (0.95, 0.72)], 0.05: [(0.96, 0.60), (0.96, 0.62)], 0.1: [(0.90, 0.99)]}
+    runs = [make_run(tmp_path, f"roga_r{rho}_s{seed}", "roga", seed, target, source_val_auc=val,
+                     hparams={"rho": rho}) for rho, seeds in grid_.items() for seed, (val, target) in enumerate(seeds)]
+    runs += [make_run(tmp_path, f"erm_s{seed}", "erm", seed, 0.5 + seed / 10) for seed in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # variants are tuned over, not summarised side by side: no warning
+        table, summary = report_tables(runs, groups=[TARGET], n_boot=50, tune=True)
+    chosen = table.loc[table["chosen"], "run"].tolist()
+    assert chosen == ["roga_r0.05_s0", "roga_r0.05_s1", "erm_s0", "erm_s1"]
+    roga = summary[summary["algorithm"] == "roga"].iloc[0]
+    assert len(summary) == 2 and roga["variant"] == "algorithm.hparams.rho=0.05"
+    assert roga["mean"] == pytest.approx(0.61) and roga["n_seeds"] == 2
+    assert table.loc[table["run"] == "roga_r0.02_s1", "tuning_score"].item() == pytest.approx(0.94)
+    assert table.loc[table["run"] == "roga_r0.1_s0", "tuning_seeds"].item() == 1
+    markdown = to_markdown(summary)
+    assert ("Hyper-parameters of roga/resnet18 [source_val], chosen among 3 variant(s) by mean source_val auc: "
+            "algorithm.hparams.rho=0.02: 0.9400 (2 seeds); **algorithm.hparams.rho=0.05: 0.9600 (2 seeds)**; "
+            "algorithm.hparams.rho=0.1: 0.9000 (1 seeds)") in markdown
+    assert "erm/resnet18 [source_val], chosen among 1 variant(s)" in markdown
+    with pytest.warns(UserWarning, match="summarised as separate variants"):
+        untuned = report_tables(runs, groups=[TARGET], n_boot=50)[1]
+    assert len(untuned) == 4 and "tuning" not in untuned.columns
+
+
+def test_tuning_on_an_error_metric_takes_the_lowest_and_refuses_the_last_rule(tmp_path):
+    runs = pd.DataFrame({"selection": "source_val", "algorithm": "sam", "backbone": "b", "variant": ["r=1", "r=1", "r=2"],
+                         "selection_metric": "eer", "selection_score": [0.2, 0.1, 0.16], "seed": [0, 1, 0]})
+    tuned = tune_variants(runs)
+    assert tuned["chosen"].tolist() == [True, True, False]
+    assert tuned["tuning_score"].tolist() == pytest.approx([0.15, 0.15, 0.16])
+    with pytest.raises(ReportError, match="'last' has none"):
+        tune_variants(runs.assign(selection="last"))
+    with pytest.raises(ReportError, match="no run has a selection score"):
+        tune_variants(runs.assign(selection_score=None))

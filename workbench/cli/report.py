@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--with-oracle", action="store_true", help="add oracle-selected columns, labelled [oracle], for comparison"
     )
+    parser.add_argument(
+        "--tune", action="store_true",
+        help="hyper-parameter selection (after DomainBed): per algorithm and backbone, report only the config "
+        "variant with the best mean selection score over its seeds (the rule's validation metric), and list "
+        "the candidates in the notes",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level (default: 0.95)")
@@ -61,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
                 n_boot=args.n_boot,
                 ci=args.ci,
                 seed=args.seed,
+                tune=args.tune,
             )
         except (ReportError, RecordsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError
-from workbench.metrics import SCORE_METRICS, compute_metrics, video_bootstrap_ci
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_yaml
+from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, compute_metrics, video_bootstrap_ci
 from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
 
 CONFIG_FILE = "config.yaml"
@@ -77,7 +77,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise RunConfigError(f"{path}: invalid YAML: {exc}") from exc
     if config is None:
@@ -367,6 +367,49 @@ def summarise(
     return pd.DataFrame(rows)
 
 
+def tune_variants(runs: pd.DataFrame) -> pd.DataFrame:
+    """Hyper-parameter selection after DomainBed: per rule, algorithm and backbone, the best config variant.
+
+    A variant's score is the mean over its seeds of each run's ``selection_score`` (what the rule
+    selected the run's record by: source-val metric for ``source_val``, ``lodo_val`` for ``lodo``,
+    the target mean for ``oracle``, which is therefore oracle-tuned too); the best (highest, lowest
+    for error metrics; ties go to the variant listed first) is chosen, so no test group is looked at
+    unless the rule does. Returns ``runs`` (from :func:`collect`) with ``tuning_score`` (the
+    variant's mean score), ``tuning_seeds`` and ``chosen`` columns. ``last`` has no score and is refused.
+    """
+    if (runs["selection"] == "last").any():
+        raise ReportError("hyper-parameter tuning needs a rule with a validation score; 'last' has none")
+    scores = pd.to_numeric(runs["selection_score"], errors="coerce")
+    keys = list(CELL_KEYS)
+    by_variant = scores.groupby([runs[k] for k in keys], sort=False)
+    runs = runs.assign(tuning_score=by_variant.transform("mean"), tuning_seeds=by_variant.transform("count"))
+    chosen = pd.Series(False, index=runs.index)
+    for cell, members in runs.groupby(["selection", "algorithm", "backbone"], sort=False):
+        scored = members.dropna(subset=["tuning_score"])
+        if scored.empty:
+            raise ReportError(f"{dict(zip(['selection', 'algorithm', 'backbone'], cell))}: no run has a selection "
+                              "score to tune on")
+        lower = scored["selection_metric"].iloc[0] in LOWER_IS_BETTER
+        best = scored["tuning_score"].idxmin() if lower else scored["tuning_score"].idxmax()
+        chosen[members.index[members["variant"] == scored.at[best, "variant"]]] = True
+    return runs.assign(chosen=chosen)
+
+
+def _tuning_notes(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule, algorithm and backbone, one line naming the chosen variant and the candidates' scores."""
+    rows = []
+    for (selection, algorithm, backbone), members in runs.groupby(["selection", "algorithm", "backbone"], sort=False):
+        variants = members.drop_duplicates("variant")
+        metric = members["selection_metric"].iloc[0]
+        candidates = "; ".join(
+            f"{'**' if v.chosen else ''}{v.variant or '(default)'}: {v.tuning_score:.4f} ({v.tuning_seeds} seeds)"
+            f"{'**' if v.chosen else ''}" for v in variants.itertuples()
+        )
+        rows.append({"selection": selection, "algorithm": algorithm, "backbone": backbone,
+                     "tuning": f"{len(variants)} variant(s) by mean {selection} {metric}: {candidates}"})
+    return pd.DataFrame(rows)
+
+
 def format_cell(mean: float, std: float, low: float, high: float) -> str:
     """``"0.912 ± 0.010 [0.89, 0.93]"``; parts that are NaN are left out (``"n/a"`` without a mean)."""
     if math.isnan(mean):
@@ -420,6 +463,10 @@ def to_markdown(summary: pd.DataFrame) -> str:
     for selection in selections:
         if selection != primary:
             notes.append(f"[{selection}]: {RULE_DESCRIPTIONS.get(selection, selection)}.")
+    if "tuning" in summary.columns:
+        tuned = summary.drop_duplicates(["selection", "algorithm", "backbone"])
+        notes += [f"Hyper-parameters of {r.algorithm}/{r.backbone} [{r.selection}], chosen among {r.tuning}."
+                  for r in tuned.itertuples()]
     if summary["n_incomplete"].gt(0).any():
         notes.append("Incomplete: runs without a 'done' marker (training did not finish) are included.")
     return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"
@@ -469,13 +516,29 @@ def report_tables(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    tune: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-run table and summary for ``rule``, plus the oracle-selected columns when ``with_oracle``."""
+    """Per-run table and summary for ``rule``, plus the oracle-selected columns when ``with_oracle``.
+
+    With ``tune``, config variants (e.g. a ρ grid) are not listed side by side: per algorithm and
+    backbone the variant :func:`tune_variants` chooses by the rule's validation score is summarised,
+    the per-run table marks it (``chosen``) and the summary's ``tuning`` column lists the candidates.
+    """
     run_dirs = list(run_dirs)
     rules = [rule] + (["oracle"] if with_oracle and rule != "oracle" else [])
-    runs = [collect(run_dirs, rule=r, metric=metric) for r in rules]
+    with warnings.catch_warnings():
+        if tune:  # variants are tuned over, not summarised side by side
+            warnings.filterwarnings("ignore", message=".*summarised as separate variants")
+        runs = [collect(run_dirs, rule=r, metric=metric) for r in rules]
     groups = list(groups) if groups is not None else default_groups(runs[0])
-    summaries = [summarise(table, groups, metric, n_boot=n_boot, ci=ci, seed=seed) for table in runs]
+    if tune:
+        runs = [tune_variants(table) for table in runs]
+    summaries = [summarise(table[table["chosen"]] if tune else table, groups, metric, n_boot=n_boot, ci=ci, seed=seed)
+                 for table in runs]
+    if tune:
+        notes = pd.concat([_tuning_notes(table) for table in runs], ignore_index=True)
+        summaries = [summary.merge(notes, on=["selection", "algorithm", "backbone"], how="left")
+                     for summary in summaries]
     return pd.concat(runs, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 

@@ -1,0 +1,102 @@
+"""Sweeps: the planned grid, the run directories, skipping and resuming, failures, and tuning afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from workbench.__main__ import main
+from workbench.config import ConfigError
+from workbench.training.report import report_tables
+from workbench.training.sweep import GridAxis, parse_axis, plan_sweep, run_sweep
+
+
+def test_axes_parse_keys_values_and_algorithm_scopes():
+    assert parse_axis("algorithm.hparams.rho=[0.02, 0.05]") == GridAxis("algorithm.hparams.rho", (0.02, 0.05))
+    assert parse_axis("RoGA,sagm:algorithm.hparams.alpha=[0, 1e-3]") == GridAxis(
+        "algorithm.hparams.alpha", (0, 1e-3), ("roga", "sagm"))
+    assert parse_axis("model.kwargs=[{drop_rate: 0.1}, {}]").values == ({"drop_rate": 0.1}, {})
+    for text, message in (("rho", "must look like"), ("a.b=0.1", "non-empty YAML list"), ("a.b=[]", "non-empty"),
+                          ("a.b=[1, 1]", "listed twice")):
+        with pytest.raises(ConfigError, match=message):
+            parse_axis(text)
+
+
+def test_the_plan_multiplies_only_the_axes_of_each_algorithm(tiny_config, tmp_path):
+    config_file = tmp_path / "base.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config))
+    runs = plan_sweep(config_file, ["train.steps=4"], ["erm", "roga"], [0, 1],
+                      [parse_axis("roga:algorithm.hparams.rho=[0.02, 0.05]"), parse_axis("algorithm.hparams.lr=[1e-3]")])
+    assert [run.name for run in runs] == [
+        "erm-lr=0.001-seed0", "erm-lr=0.001-seed1",
+        "roga-rho=0.02-lr=0.001-seed0", "roga-rho=0.02-lr=0.001-seed1",
+        "roga-rho=0.05-lr=0.001-seed0", "roga-rho=0.05-lr=0.001-seed1",
+    ]
+    last = runs[-1].config
+    assert (last["algorithm"]["name"], last["train"]["seed"], last["train"]["steps"]) == ("roga", 1, 4)
+    assert last["algorithm"]["hparams"] == {"lr": 1e-3, "rho": 0.05}
+    assert runs[0].grid == {"algorithm.hparams.lr": 1e-3}
+    two = plan_sweep(None, [], ["sam"], [0], [parse_axis("algorithm.hparams.rho=[0.1]"),
+                                              parse_axis("model.kwargs=[{drop_rate: 0.1}]")])
+    assert two[0].name == "sam-rho=0.1-kwargs=drop_rate_0.1-seed0"
+
+
+def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(tmp_path):
+    with pytest.raises(ConfigError, match=r"sweep run erm, seed 0, grid \{'algorithm.hparams.rho': -1\}.*rho=-1"):
+        plan_sweep(None, [], ["erm", "roga"], [0], [parse_axis("algorithm.hparams.rho=[0.05, -1]")])
+    with pytest.raises(ConfigError, match=r"limited to \['sagm'\]"):
+        plan_sweep(None, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
+    with pytest.raises(ConfigError, match="listed once"):
+        plan_sweep(None, [], ["erm"], [0, 0])
+    with pytest.raises(ConfigError, match=r"share run directories \['erm-name=a_b-seed0'\]"):
+        plan_sweep(None, [], ["erm"], [0], [parse_axis("run.name=['a b', 'a/b']")])
+    assert not list(tmp_path.iterdir())
+
+
+def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(tmp_path):
+    runs = plan_sweep(None, [], ["erm", "sam"], [0, 1])
+    trained = []
+
+    def fake_train(config, run_dir):
+        if config["algorithm"]["name"] == "sam" and config["train"]["seed"] == 0:
+            raise RuntimeError("loss became nan")
+        run_dir.mkdir(parents=True)
+        (run_dir / "done").write_text("")
+        trained.append(run_dir.name)
+        return run_dir
+
+    table = run_sweep(runs, tmp_path / "sweep", fake_train, errors=(RuntimeError,))
+    assert trained == ["erm-seed0", "erm-seed1", "sam-seed1"]
+    assert table["status"].tolist() == ["trained", "trained", "failed: loss became nan", "trained"]
+    assert pd.read_csv(tmp_path / "sweep" / "sweep.csv")["status"].tolist() == table["status"].tolist()
+    again = run_sweep(runs, tmp_path / "sweep", fake_train, errors=(RuntimeError,))
+    assert again["status"].tolist() == ["already done", "already done", "failed: loss became nan", "already done"]
+    with pytest.raises(KeyError):  # an error outside ``errors`` is a bug: it stops the sweep
+        run_sweep(runs[2:3], tmp_path / "other", lambda config, run_dir: {}["missing"], errors=(RuntimeError,))
+
+
+def test_cli_sweep_then_report_tune_on_the_tiny_dataset(tiny_config, tmp_path, capsys):
+    config_file = tmp_path / "base.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config))
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--config", str(config_file), "--set", "train.steps=2", "train.eval_every=2",
+            "--algorithms", "erm", "roga", "--seeds", "0", "1", "--grid", "roga:algorithm.hparams.rho=[0.02, 0.5]",
+            "--out", str(out)]
+    assert main([*argv, "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "roga-rho=0.02-seed0\tto train"
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().err
+    status = pd.read_csv(out / "sweep.csv")
+    assert status["status"].tolist() == ["trained"] * 6
+    assert json.loads(status["grid"].iloc[-1]) == {"algorithm.hparams.rho": 0.5}
+    runs, summary = report_tables(sorted(p for p in out.iterdir() if p.is_dir()), groups=["source_test"], n_boot=20,
+                                  tune=True)
+    assert len(summary) == 2 and runs["chosen"].sum() == 4
+    roga = runs[(runs["algorithm"] == "roga")]
+    best = roga.groupby("variant")["selection_score"].mean()
+    assert roga.loc[roga["chosen"], "variant"].iloc[0] == best.idxmax()
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count(": already done") == 6

@@ -1,0 +1,155 @@
+"""Sweeps: every algorithm × hyper-parameter combination × seed of one config, as run directories.
+
+A sweep is planned in full before anything trains (:func:`plan_sweep`): every run's config is loaded
+and validated, so a bad grid value fails at once, naming the key. :func:`run_sweep` then trains the
+runs one after another in ``out_dir/<name>``; a run with a ``done`` marker is skipped, an interrupted
+one resumes, and a run that fails (e.g. a diverging learning rate) is recorded and the sweep goes on.
+``sweep.csv`` in ``out_dir`` lists every run with its status after each one. Choose hyper-parameters
+afterwards, honestly, with ``report --tune`` (:func:`workbench.training.report.tune_variants`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.config import ConfigError, load_config, load_yaml
+from workbench.training.report import DONE_MARKER
+
+SWEEP_FILE = "sweep.csv"
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """One swept config key, its values, and the algorithms it applies to (None: all of them)."""
+
+    key: str
+    values: tuple[Any, ...]
+    algorithms: tuple[str, ...] | None = None
+
+
+@dataclass
+class SweepRun:
+    """One planned run: its directory name, resolved config and the grid values that set it apart."""
+
+    name: str
+    config: dict[str, Any]
+    grid: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_axis(text: str) -> GridAxis:
+    """``"KEY=[v1, v2]"`` or ``"roga,sagm:KEY=[v1, v2]"`` (values as a YAML list; the prefix limits the algorithms)."""
+    head, sep, raw = text.partition("=")
+    scope, _, key = head.rpartition(":")
+    if not sep or not key.strip():
+        raise ConfigError(f"grid {text!r} must look like KEY=[v1, v2] or ALGORITHM:KEY=[v1, v2]")
+    values = load_yaml(raw)
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"grid {text!r}: the values must be a non-empty YAML list, e.g. {key.strip()}=[0.02, 0.05]")
+    if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+        raise ConfigError(f"grid {text!r}: a value is listed twice")
+    algorithms = tuple(a.strip().lower() for a in scope.split(",")) if scope else None
+    return GridAxis(key.strip(), tuple(values), algorithms)
+
+
+def _label(axes: Sequence[GridAxis]) -> dict[str, str]:
+    """Short names for run directories: the key's last part, or the whole key where two would clash."""
+    last = [axis.key.rsplit(".", 1)[-1] for axis in axes]
+    return {axis.key: short if last.count(short) == 1 else axis.key for axis, short in zip(axes, last)}
+
+
+def _format(value: Any) -> str:
+    """A grid value as part of a directory name: JSON with other characters than ``[A-Za-z0-9._+-]`` as ``_``."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "_"
+
+
+def plan_sweep(
+    config_path: str | Path | None,
+    overrides: Sequence[str],
+    algorithms: Sequence[str],
+    seeds: Sequence[int],
+    axes: Sequence[GridAxis] = (),
+) -> list[SweepRun]:
+    """Every run of the sweep, with its config loaded and validated (nothing is trained or written).
+
+    Runs are ordered algorithm, grid combination (in the order the axes and values are given), seed,
+    so the seeds of one setting are adjacent. An axis limited to other algorithms does not multiply
+    an algorithm's runs. ``overrides`` apply to every run; the grid values go after them.
+    """
+    if not algorithms or not seeds:
+        raise ConfigError("a sweep needs at least one algorithm and one seed")
+    if len(set(seeds)) != len(seeds) or len({a.lower() for a in algorithms}) != len(algorithms):
+        raise ConfigError(f"algorithms {list(algorithms)} and seeds {list(seeds)} must each be listed once")
+    keys = [axis.key for axis in axes]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"grid keys {keys} must each be swept once")
+    for axis in axes:
+        unknown = set(axis.algorithms or ()) - {a.lower() for a in algorithms}
+        if unknown:
+            raise ConfigError(f"grid {axis.key!r} is limited to {sorted(unknown)}, which the sweep does not run")
+    labels = _label(axes)
+    runs: list[SweepRun] = []
+    for algorithm in algorithms:
+        own = [axis for axis in axes if axis.algorithms is None or algorithm.lower() in axis.algorithms]
+        for combination in itertools.product(*(axis.values for axis in own)):
+            grid = {axis.key: value for axis, value in zip(own, combination)}
+            for seed in seeds:
+                assigned = [f"algorithm.name={algorithm}", f"train.seed={seed}",
+                            *(f"{key}={json.dumps(value)}" for key, value in grid.items())]
+                try:
+                    config = load_config(config_path, [*overrides, *assigned])
+                except ConfigError as exc:
+                    raise ConfigError(f"sweep run {algorithm}, seed {seed}, grid {grid}: {exc}") from exc
+                parts = [algorithm.lower(), *(f"{labels[k]}={_format(v)}" for k, v in grid.items()), f"seed{seed}"]
+                runs.append(SweepRun("-".join(parts), config, grid))
+    names = [run.name for run in runs]
+    clashing = sorted({name for name in names if names.count(name) > 1})
+    if clashing:
+        raise ConfigError(f"grid values that differ only in punctuation would share run directories {clashing}")
+    return runs
+
+
+def _status_row(run: SweepRun, run_dir: Path, status: str) -> dict[str, Any]:
+    return {"name": run.name, "run_dir": str(run_dir), "algorithm": run.config["algorithm"]["name"],
+            "seed": run.config["train"]["seed"], "grid": json.dumps(run.grid, sort_keys=True), "status": status}
+
+
+def run_sweep(
+    runs: Iterable[SweepRun],
+    out_dir: str | Path,
+    train_run: Callable[[dict[str, Any], Path], Path],
+    errors: tuple[type[Exception], ...] = (Exception,),
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> pd.DataFrame:
+    """Train each planned run in ``out_dir/<name>`` with ``train_run(config, run_dir)``; return the status table.
+
+    Status: ``trained``, ``already done`` (a ``done`` marker: not touched) or ``failed: <message>``
+    for an exception in ``errors``, after which the sweep continues (anything else stops it). The
+    table is written to ``out_dir/sweep.csv`` after every run; ``on_status`` sees each row as it is made.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in runs:
+        run_dir = out / run.name
+        if (run_dir / DONE_MARKER).exists():
+            status = "already done"
+        else:
+            try:
+                train_run(run.config, run_dir)
+                status = "trained"
+            except errors as exc:
+                status = f"failed: {exc}"
+        rows.append(_status_row(run, run_dir, status))
+        if on_status is not None:
+            on_status(rows[-1])
+        pd.DataFrame(rows).to_csv(out / SWEEP_FILE, index=False)
+    return pd.DataFrame(rows)
