@@ -13,8 +13,12 @@ from workbench.config import (
     RUN_SPECIFIC_KEYS,
     ConfigError,
     UnknownConfigKeyError,
+    check_checkpoint_rules_usable,
+    dump_config,
     load_config,
+    load_yaml,
     parse_override,
+    run_config_changes,
 )
 from workbench.training.trainer import RESUMABLE_CHANGES
 
@@ -98,12 +102,20 @@ def test_the_algorithm_and_its_hparams_are_checked_when_the_config_loads(overrid
     (["train.checkpoint_rules=[lodo]", "data.lodo_domain=X"], "include 'source_val'"),
     (["train.checkpoint_rules=[source_val, source_val]"], "each rule once"),
     (["train.checkpoint_rules=source_val"], "must be a list"),
-    (["train.checkpoint_rules=[source_val, lodo]"], "'lodo' needs a held-out validation domain"),
-    (["train.checkpoint_rules=[source_val, oracle]", "data.target_domains=[]"], "'oracle' needs target domains"),
 ])
 def test_kept_checkpoint_rules_are_checked_when_the_config_loads(overrides, message):
     with pytest.raises(ConfigError, match=rf"config key 'train.checkpoint_rules'.*{message}"):
         load_config(overrides=overrides)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.checkpoint_rules=[source_val, lodo]"], "'lodo' needs a held-out validation domain"),
+    (["train.checkpoint_rules=[source_val, oracle]", "data.target_domains=[]"], "'oracle' needs target domains"),
+])
+def test_kept_rules_a_training_run_could_never_score_are_refused_before_training(overrides, message):
+    config = load_config(overrides=overrides)  # loads: eval may score a trained run on other data
+    with pytest.raises(ConfigError, match=rf"config key 'train.checkpoint_rules'.*{message}"):
+        check_checkpoint_rules_usable(config)
     config = load_config(overrides=["train.checkpoint_rules=[oracle, source_val, lodo]", "data.lodo_domain=X"])
     assert config["train"]["checkpoint_rules"] == ["oracle", "source_val", "lodo"]
 
@@ -115,3 +127,19 @@ def test_exponent_notation_is_a_number_in_files_and_overrides(tmp_path):
     config = load_config(path, ["algorithm.hparams.rho=2e-2"])
     assert config["algorithm"]["hparams"] == {"lr": 1e-3, "weight_decay": 5e-4, "rho": 0.02}
     assert parse_override("run.name=1e") == {"run": {"name": "1e"}}
+
+
+def test_text_that_looks_like_a_number_survives_config_yaml_and_resume_comparison(tmp_path):
+    config = load_config(overrides=["run.name='1e3'", "data.target_domains=['2e5', X]", "model.kwargs={tag: '1e5'}"])
+    dump_config(config, tmp_path / "config.yaml")
+    saved = load_yaml((tmp_path / "config.yaml").read_text())
+    assert saved == config and saved["run"]["name"] == "1e3" and saved["model"]["kwargs"]["tag"] == "1e5"
+    assert run_config_changes(saved, config, ignored=()) == []
+
+
+@pytest.mark.parametrize(("override", "key"), [("run.name=1e3", "run.name"), ("model.name=18", "model.name"),
+                                               ("data.source_domains=[A, 2e5]", "data.source_domains"),
+                                               ("data.lodo_domain=0e0", "data.lodo_domain")])
+def test_names_that_yaml_reads_as_numbers_are_refused_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=rf"config key '{key}' must be text.*quote a name"):
+        load_config(overrides=[override])

@@ -86,25 +86,43 @@ INTEGER_KEYS: dict[str, tuple[int, bool]] = {
 }
 
 
+# Floats as YAML 1.2 writes them: PyYAML (YAML 1.1) reads ``1e-3`` as text and wants ``1.0e-3``.
+_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading ``1e-3`` and ``5E+4`` as floats as YAML 1.2 does (YAML 1.1 wants ``1.0e-3``)."""
+    """PyYAML's safe loader that reads ``1e-3`` and ``5E+4`` as floats."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
-                |[-+]?\.(?:inf|Inf|INF)
-                |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that quotes text :class:`_Loader` would read as a float (``'1e5'``)."""
+
+
+for _yaml_class in (_Loader, _Dumper):
+    _yaml_class.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def load_yaml(text: str) -> Any:
     """A YAML document as config values: safe types only, and ``lr: 1e-3`` is the number 0.001, not text."""
     return yaml.load(text, Loader=_Loader)
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as YAML that :func:`load_yaml` reads back unchanged (text such as ``'1e5'`` stays text)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False)
+
+
+# Keys whose values are names or paths: dotted path -> whether null is allowed. A name that YAML reads as
+# a number (run.name=1e3) must be quoted, and is refused naming the key rather than failing later.
+TEXT_KEYS: dict[str, bool] = {
+    "run.name": True, "run.dir": False, "model.name": False, "algorithm.name": False, "data.lodo_domain": True,
+}
+TEXT_LIST_KEYS: tuple[str, ...] = ("data.source_domains", "data.target_domains")
 
 
 class ConfigError(ValueError):
@@ -167,7 +185,7 @@ def run_config_changes(
     saved (a YAML round trip, so a tuple equals the saved list), a key the saved config lacks counts
     as its :data:`DEFAULT_CONFIG` value, and the keys in ``ignored`` (dotted) never count.
     """
-    as_saved = yaml.safe_load(yaml.safe_dump(dict(requested), sort_keys=False))
+    as_saved = load_yaml(dump_yaml(dict(requested)))
     differences = config_differences(dict(saved), as_saved, DEFAULT_CONFIG)
     return [(name, old, new) for name, old, new in ((".".join(p), o, n) for p, o, n in differences)
             if name not in ignored]
@@ -229,6 +247,14 @@ def validate_config(config: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             allowed = f"an integer >= {least}" + (" or null" if nullable else "")
             raise ConfigError(f"config key {dotted!r} must be {allowed}, got {value!r}")
+    for dotted, nullable in TEXT_KEYS.items():
+        _check_text(dotted, _lookup(config, dotted), nullable)
+    for dotted in TEXT_LIST_KEYS:
+        values = _lookup(config, dotted)
+        if values is not None and not isinstance(values, list):
+            raise ConfigError(f"config key {dotted!r} must be a list of names, got {values!r}")
+        for value in values or ():
+            _check_text(dotted, value, nullable=False)
     fraction = _lookup(config, "data.real_fraction")
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
@@ -243,6 +269,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
 
 
+def _check_text(dotted: str, value: Any, nullable: bool) -> None:
+    if (value is None and nullable) or isinstance(value, str):
+        return
+    raise ConfigError(f"config key {dotted!r} must be text{' or null' if nullable else ''}, got {value!r}; "
+                      f"quote a name that looks like a number, e.g. {dotted}=\"'1e3'\"")
+
+
 def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
     """``train.checkpoint_rules``: distinct names from :data:`CHECKPOINT_RULES`, source_val included, each usable."""
     rules = _lookup(config, "train.checkpoint_rules")
@@ -255,6 +288,13 @@ def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
     if len(set(rules)) != len(rules) or "source_val" not in rules:
         raise ConfigError(f"{key} must name each rule once and include 'source_val' "
                           f"(the selection behind predictions.csv), got {rules!r}")
+
+
+def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
+    """Refuse kept rules that a training run could never score: ``lodo`` without ``data.lodo_domain``,
+    ``oracle`` without target domains. Checked before training, not when a config loads, so a trained
+    run can still be evaluated on other data (``eval --set data.lodo_domain=null ...``)."""
+    rules, key = _lookup(config, "train.checkpoint_rules"), "config key 'train.checkpoint_rules'"
     if "lodo" in rules and not _lookup(config, "data.lodo_domain"):
         raise ConfigError(f"{key}: 'lodo' needs a held-out validation domain in 'data.lodo_domain'")
     if "oracle" in rules and not _lookup(config, "data.target_domains"):
@@ -262,4 +302,4 @@ def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(dict(config), sort_keys=False))
+    Path(path).write_text(dump_yaml(dict(config)))

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import (CHECKPOINT_RULES, RUN_SPECIFIC_KEYS, ConfigError, dump_config, run_config_changes,
-                              validate_config)
+from workbench.config import (CHECKPOINT_RULES, RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable,
+                              dump_config, run_config_changes, validate_config)
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
@@ -375,6 +375,7 @@ class Trainer:
         train = self.config["train"]
         main = self.dist.is_main
         refuse_finished(self.run_dir)
+        check_checkpoint_rules_usable(self.config)
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
