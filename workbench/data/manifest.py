@@ -133,10 +133,13 @@ def validate_manifest(
         dataset, video = leaking.index[0]
         found = sorted(df.loc[(df["dataset"] == dataset) & (df["video"] == video), "split"].unique())
         raise ManifestError(f"{source}: video {video!r} of dataset {dataset!r} appears in several splits {found}")
-    duplicated = df["path"].map(_normalised).duplicated()
+    normalised = df["path"].map(_normalised)
+    duplicated = normalised.duplicated()
     if duplicated.any():
         i = int(duplicated.idxmax())
-        raise _row_error(source, lines[i], "path", df.at[i, "path"], "is listed twice (as spelled or normalised)")
+        first = int((normalised == normalised[i]).idxmax())
+        why = f"is the file of line {lines[first]} ({df.at[first, 'path']!r}) again"
+        raise _row_error(source, lines[i], "path", df.at[i, "path"], why)
     if check_files:
         if root is None:
             raise ManifestError(f"{source}: a dataset root is needed to check files")
