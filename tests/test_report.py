@@ -377,10 +377,12 @@ def test_tuning_picks_the_variant_with_the_best_mean_validation_score_not_the_be
 
 def test_tuning_on_an_error_metric_takes_the_lowest_and_refuses_the_last_rule(tmp_path):
     runs = pd.DataFrame({"selection": "source_val", "algorithm": "sam", "backbone": "b", "variant": ["r=1", "r=1", "r=2"],
-                         "selection_metric": "eer", "selection_score": [0.2, 0.1, 0.16], "seed": [0, 1, 0]})
+                         "selection_metric": "eer", "selection_score": [0.2, 0.1, 0.16], "seed": [0, 1, 0],
+                         "complete": [True, False, True]})
     tuned = tune_variants(runs)
     assert tuned["chosen"].tolist() == [True, True, False]
     assert tuned["tuning_score"].tolist() == pytest.approx([0.15, 0.15, 0.16])
+    assert tuned["tuning_incomplete"].tolist() == [1, 1, 0]
     with pytest.raises(ReportError, match="'last' has none"):
         tune_variants(runs.assign(selection="last"))
     with pytest.raises(ReportError, match="no run has a selection score"):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from workbench.__main__ import main
-from workbench.config import ConfigError
+from workbench.config import ConfigError, dump_config
 from workbench.training.report import report_tables
 from workbench.training.sweep import GridAxis, parse_axis, plan_sweep, run_sweep
 
@@ -51,8 +51,11 @@ def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(tmp_path)
         plan_sweep(None, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
     with pytest.raises(ConfigError, match="listed once"):
         plan_sweep(None, [], ["erm"], [0, 0])
-    with pytest.raises(ConfigError, match=r"share run directories \['erm-name=a_b-seed0'\]"):
-        plan_sweep(None, [], ["erm"], [0], [parse_axis("run.name=['a b', 'a/b']")])
+    with pytest.raises(ConfigError, match=r"share run directories \['erm-lodo_domain=a_b-seed0'\]"):
+        plan_sweep(None, [], ["erm"], [0], [parse_axis("data.lodo_domain=['a b', 'a/b']")])
+    for key in ("algorithm.name", "train.seed", "run.dir", "train.device"):
+        with pytest.raises(ConfigError, match=rf"grid keys \['{key}'\] cannot be swept"):
+            plan_sweep(None, [], ["erm"], [0], [parse_axis(f"{key}=[x]")])
     assert not list(tmp_path.iterdir())
 
 
@@ -64,6 +67,7 @@ def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(t
         if config["algorithm"]["name"] == "sam" and config["train"]["seed"] == 0:
             raise RuntimeError("loss became nan")
         run_dir.mkdir(parents=True)
+        dump_config(config, run_dir / "config.yaml")
         (run_dir / "done").write_text("")
         trained.append(run_dir.name)
         return run_dir
@@ -76,6 +80,23 @@ def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(t
     assert again["status"].tolist() == ["already done", "already done", "failed: loss became nan", "already done"]
     with pytest.raises(KeyError):  # an error outside ``errors`` is a bug: it stops the sweep
         run_sweep(runs[2:3], tmp_path / "other", lambda config, run_dir: {}["missing"], errors=(RuntimeError,))
+
+
+def test_a_finished_run_of_another_config_is_never_reused_and_the_table_keeps_earlier_rows(tmp_path):
+    def fake_train(config, run_dir):
+        run_dir.mkdir(parents=True)
+        dump_config(config, run_dir / "config.yaml")
+        (run_dir / "done").write_text("")
+
+    out = tmp_path / "sweep"
+    run_sweep(plan_sweep(None, [], ["erm", "sam"], [0]), out, fake_train)
+    longer = plan_sweep(None, ["train.steps=600", "train.device=cpu"], ["sam"], [0])  # device: where, not what
+    status = run_sweep(longer, out, fake_train)["status"].item()
+    assert status.startswith(f"failed: {out / 'sam-seed0'} finished with another config (keys ['train.steps'])")
+    table = pd.read_csv(out / "sweep.csv")
+    assert table["name"].tolist() == ["erm-seed0", "sam-seed0"] and table["status"].iloc[0] == "trained"
+    assert run_sweep(plan_sweep(None, ["train.device=cpu"], ["sam"], [0]), out, fake_train)["status"].item() == (
+        "already done")
 
 
 def test_cli_sweep_then_report_tune_on_the_tiny_dataset(tiny_config, tmp_path, capsys):
@@ -92,11 +113,20 @@ def test_cli_sweep_then_report_tune_on_the_tiny_dataset(tiny_config, tmp_path, c
     status = pd.read_csv(out / "sweep.csv")
     assert status["status"].tolist() == ["trained"] * 6
     assert json.loads(status["grid"].iloc[-1]) == {"algorithm.hparams.rho": 0.5}
-    runs, summary = report_tables(sorted(p for p in out.iterdir() if p.is_dir()), groups=["source_test"], n_boot=20,
-                                  tune=True)
-    assert len(summary) == 2 and runs["chosen"].sum() == 4
+    # the documented command: the sweep folder stands for its runs
+    assert main(["report", str(out), "--tune", "--groups", "source_test", "--n-boot", "20",
+                 "--out", str(tmp_path / "report")]) == 0
+    assert "Hyper-parameters of roga/test_resnet [source_val], chosen among 2 variant(s)" in capsys.readouterr().out
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert len(runs) == 6 and runs["chosen"].sum() == 4
     roga = runs[(runs["algorithm"] == "roga")]
     best = roga.groupby("variant")["selection_score"].mean()
     assert roga.loc[roga["chosen"], "variant"].iloc[0] == best.idxmax()
     assert main(argv) == 0
     assert capsys.readouterr().err.count(": already done") == 6
+    # a failed run is left out of the report, named in a warning
+    status.loc[5, "status"] = "failed: loss became nan at step 2"
+    status.to_csv(out / "sweep.csv", index=False)
+    with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\) that did not finish: \['roga-rho=0.5-seed1"):
+        runs, _ = report_tables([out], groups=["source_test"], n_boot=20, tune=True)
+    assert len(runs) == 5

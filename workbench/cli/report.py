@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "included and flagged."
         ),
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories (each with records.jsonl)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run directories (each with records.jsonl), or sweep folders (their finished runs)")
     parser.add_argument(
         "--rule",
         choices=list(SELECTION_RULES),

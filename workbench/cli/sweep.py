@@ -9,8 +9,8 @@ from pathlib import Path
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.cli.train import USER_ERRORS
 from workbench.training.checkpoint import CheckpointError
-from workbench.training.report import DONE_MARKER
-from workbench.training.sweep import SWEEP_FILE, parse_axis, plan_sweep, run_sweep
+from workbench.training.report import SWEEP_FILE
+from workbench.training.sweep import finished_status, parse_axis, plan_sweep, run_sweep
 from workbench.training.trainer import NonFiniteLossError, train
 
 # failures of one run that leave the rest of the sweep meaningful
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "marker are skipped and interrupted ones resume, so the same command continues a sweep; a run that "
             "fails (e.g. a diverging loss) is recorded and the sweep goes on. OUT/sweep.csv lists every run's "
             "status. Choose hyper-parameters on validation data afterwards with "
-            "`python -m workbench report OUT/* --tune`."
+            "`python -m workbench report OUT --tune` (a sweep folder stands for its finished runs)."
         ),
     )
     parser.add_argument("--config", help="YAML config file shared by every run")
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs in {args.out}", file=sys.stderr)
     if args.dry_run:
         for planned in runs:
-            done = (args.out / planned.name / DONE_MARKER).exists()
-            print(f"{planned.name}\t{'done' if done else 'to train'}")
+            print(f"{planned.name}\t{finished_status(planned, args.out / planned.name) or 'to train'}")
         return 0
     table = run_sweep(runs, args.out, lambda config, run_dir: train(config, run_dir, callbacks_from_config(config)),
                       errors=USER_ERRORS + RUN_FAILURES,

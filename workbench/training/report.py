@@ -35,6 +35,8 @@ from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
 CONFIG_FILE = "config.yaml"
 PREDICTIONS_FILE = "predictions.csv"
 DONE_MARKER = "done"
+SWEEP_FILE = "sweep.csv"  # a sweep folder's status table (workbench.training.sweep)
+SWEEP_RUN_STATUSES: tuple[str, ...] = ("trained", "already done")  # statuses of runs that finished
 IDENTITY_KEYS: dict[str, str] = {"algorithm": "algorithm.name", "backbone": "model.name", "seed": "train.seed"}
 RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
     "algorithm": ("algorithm",),
@@ -163,6 +165,30 @@ def config_variants(configs: Sequence[dict[str, Any]]) -> list[str]:
     """
     runs = [{"algorithm": _lookup(c, "algorithm.name"), "backbone": _lookup(c, "model.name")} for c in configs]
     return _variants(runs, [_flatten(c) for c in configs])
+
+
+def expand_sweeps(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories: each path as given, except that a sweep folder (with ``sweep.csv``) stands for its runs.
+
+    A sweep's finished runs are taken in the table's order; runs that failed or never finished are
+    left out with a warning naming them (their partial records would compete as if complete).
+    """
+    expanded = []
+    for path in map(Path, paths):
+        table_path = path / SWEEP_FILE
+        if not table_path.is_file():
+            expanded.append(path)
+            continue
+        table = pd.read_csv(table_path, dtype=str, keep_default_na=False)
+        missing = [c for c in ("name", "status") if c not in table.columns]
+        if missing:
+            raise ReportError(f"{table_path}: no column(s) {missing}; is it a sweep table?")
+        finished = table["status"].isin(SWEEP_RUN_STATUSES)
+        if not finished.all():
+            left_out = [f"{r.name} ({r.status})" for r in table[~finished].itertuples()]
+            warnings.warn(f"{path}: left out {len(left_out)} sweep run(s) that did not finish: {left_out}", stacklevel=2)
+        expanded += [path / name for name in table.loc[finished, "name"]]
+    return expanded
 
 
 def _group_sort_key(group: str) -> tuple[int, str]:
@@ -375,14 +401,18 @@ def tune_variants(runs: pd.DataFrame) -> pd.DataFrame:
     the target mean for ``oracle``, which is therefore oracle-tuned too); the best (highest, lowest
     for error metrics; ties go to the variant listed first) is chosen, so no test group is looked at
     unless the rule does. Returns ``runs`` (from :func:`collect`) with ``tuning_score`` (the
-    variant's mean score), ``tuning_seeds`` and ``chosen`` columns. ``last`` has no score and is refused.
+    variant's mean score), ``tuning_seeds``, ``tuning_incomplete`` (its runs without a ``done`` marker,
+    which compete with the records they have; the notes flag them) and ``chosen`` columns. ``last``
+    has no score and is refused.
     """
     if (runs["selection"] == "last").any():
         raise ReportError("hyper-parameter tuning needs a rule with a validation score; 'last' has none")
     scores = pd.to_numeric(runs["selection_score"], errors="coerce")
-    keys = list(CELL_KEYS)
-    by_variant = scores.groupby([runs[k] for k in keys], sort=False)
-    runs = runs.assign(tuning_score=by_variant.transform("mean"), tuning_seeds=by_variant.transform("count"))
+    variant_of = [runs[k] for k in CELL_KEYS]
+    by_variant = scores.groupby(variant_of, sort=False)
+    incomplete = (~runs["complete"].astype(bool)).groupby(variant_of, sort=False).transform("sum")
+    runs = runs.assign(tuning_score=by_variant.transform("mean"), tuning_seeds=by_variant.transform("count"),
+                       tuning_incomplete=incomplete.astype(int))
     chosen = pd.Series(False, index=runs.index)
     for cell, members in runs.groupby(["selection", "algorithm", "backbone"], sort=False):
         scored = members.dropna(subset=["tuning_score"])
@@ -402,8 +432,9 @@ def _tuning_notes(runs: pd.DataFrame) -> pd.DataFrame:
         variants = members.drop_duplicates("variant")
         metric = members["selection_metric"].iloc[0]
         candidates = "; ".join(
-            f"{'**' if v.chosen else ''}{v.variant or '(default)'}: {v.tuning_score:.4f} ({v.tuning_seeds} seeds)"
-            f"{'**' if v.chosen else ''}" for v in variants.itertuples()
+            f"{'**' if v.chosen else ''}{v.variant or '(default)'}: {v.tuning_score:.4f} ({v.tuning_seeds} seeds"
+            f"{f', {v.tuning_incomplete} incomplete' if v.tuning_incomplete else ''}){'**' if v.chosen else ''}"
+            for v in variants.itertuples()
         )
         rows.append({"selection": selection, "algorithm": algorithm, "backbone": backbone,
                      "tuning": f"{len(variants)} variant(s) by mean {selection} {metric}: {candidates}"})
@@ -520,11 +551,13 @@ def report_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run table and summary for ``rule``, plus the oracle-selected columns when ``with_oracle``.
 
+    ``run_dirs`` may name sweep folders, which stand for their finished runs (:func:`expand_sweeps`).
+
     With ``tune``, config variants (e.g. a ρ grid) are not listed side by side: per algorithm and
     backbone the variant :func:`tune_variants` chooses by the rule's validation score is summarised,
     the per-run table marks it (``chosen``) and the summary's ``tuning`` column lists the candidates.
     """
-    run_dirs = list(run_dirs)
+    run_dirs = expand_sweeps(run_dirs)
     rules = [rule] + (["oracle"] if with_oracle and rule != "oracle" else [])
     with warnings.catch_warnings():
         if tune:  # variants are tuned over, not summarised side by side

@@ -20,10 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.config import ConfigError, load_config, load_yaml
-from workbench.training.report import DONE_MARKER
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_config, load_yaml, run_config_changes
+from workbench.training.report import DONE_MARKER, SWEEP_FILE, read_config
 
-SWEEP_FILE = "sweep.csv"
+# keys a grid may not sweep: the sweep's own axes (--algorithms, --seeds) and where or how a run executes
+UNSWEPT_KEYS: frozenset[str] = RUN_SPECIFIC_KEYS | {"algorithm.name", "train.seed"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def plan_sweep(
     keys = [axis.key for axis in axes]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"grid keys {keys} must each be swept once")
+    unswept = [key for key in keys if key in UNSWEPT_KEYS]
+    if unswept:
+        raise ConfigError(f"grid keys {unswept} cannot be swept: algorithms and seeds are set with --algorithms "
+                          "and --seeds, and where or how a run executes does not change what it computes")
     for axis in axes:
         unknown = set(axis.algorithms or ()) - {a.lower() for a in algorithms}
         if unknown:
@@ -117,6 +122,21 @@ def plan_sweep(
     return runs
 
 
+def finished_status(run: SweepRun, run_dir: Path) -> str | None:
+    """``"already done"`` for a finished run of this config, a failure for one of another config, None if unfinished.
+
+    A finished run is reused only if its saved config equals the planned one (where it ran aside), so
+    changing ``--set`` or ``--config`` never passes old runs off as new ones.
+    """
+    if not (run_dir / DONE_MARKER).exists():
+        return None
+    changed = [name for name, _, _ in run_config_changes(read_config(run_dir), run.config)]
+    if changed:
+        return (f"failed: {run_dir} finished with another config (keys {changed}); "
+                "sweep into another --out, or delete the run to train it again")
+    return "already done"
+
+
 def _status_row(run: SweepRun, run_dir: Path, status: str) -> dict[str, Any]:
     return {"name": run.name, "run_dir": str(run_dir), "algorithm": run.config["algorithm"]["name"],
             "seed": run.config["train"]["seed"], "grid": json.dumps(run.grid, sort_keys=True), "status": status}
@@ -131,18 +151,24 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Train each planned run in ``out_dir/<name>`` with ``train_run(config, run_dir)``; return the status table.
 
-    Status: ``trained``, ``already done`` (a ``done`` marker: not touched) or ``failed: <message>``
-    for an exception in ``errors``, after which the sweep continues (anything else stops it). The
-    table is written to ``out_dir/sweep.csv`` after every run; ``on_status`` sees each row as it is made.
+    Status: ``trained``, ``already done`` (finished with the same config: not touched; see
+    :func:`finished_status`) or ``failed: <message>`` for an exception in ``errors``, after which the
+    sweep continues (anything else stops it). After every run ``out_dir/sweep.csv`` is rewritten: this
+    call's rows, after the rows of earlier calls for runs it does not plan (a sweep extended or rerun
+    in parts keeps one table). ``on_status`` sees each row as it is made. Returns this call's rows.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    runs = list(runs)
+    planned = {run.name for run in runs}
+    table_path = out / SWEEP_FILE
+    earlier = pd.read_csv(table_path, dtype=str, keep_default_na=False) if table_path.is_file() else pd.DataFrame()
+    earlier = earlier[~earlier["name"].isin(planned)] if len(earlier) else earlier
     rows = []
     for run in runs:
         run_dir = out / run.name
-        if (run_dir / DONE_MARKER).exists():
-            status = "already done"
-        else:
+        status = finished_status(run, run_dir)
+        if status is None:
             try:
                 train_run(run.config, run_dir)
                 status = "trained"
@@ -151,5 +177,5 @@ def run_sweep(
         rows.append(_status_row(run, run_dir, status))
         if on_status is not None:
             on_status(rows[-1])
-        pd.DataFrame(rows).to_csv(out / SWEEP_FILE, index=False)
+        pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True).to_csv(table_path, index=False)
     return pd.DataFrame(rows)
