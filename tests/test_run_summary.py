@@ -151,3 +151,8 @@ def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_
     with pytest.warns(IncompleteRunWarning, match="no 'done' marker"):
         table = analyse_runs([run_dir], AnalysisSettings(per_domain=4, localisation_per_domain=2))
     assert not table.loc[0, "complete"]
+    pd.DataFrame({"name": ["run", "diverged"], "status": ["trained", "failed: loss became nan"]}).to_csv(
+        tmp_path / "sweep.csv", index=False)  # tmp_path as a sweep folder holding the run
+    with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\) that did not finish: \['diverged"):
+        table = analyse_runs([tmp_path], AnalysisSettings(per_domain=4, localisation_per_domain=2))
+    assert table["run"].tolist() == [str(run_dir)]

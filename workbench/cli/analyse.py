@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "analysis.md to --out. See docs/analysis.md."
         ),
     )
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories (each with config.yaml and checkpoints/)")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run directories (each with config.yaml and checkpoints/), or sweep folders (their finished runs)")
     parser.add_argument("--split", default=defaults.split, help="split of the alignment/sharpness batches")
     parser.add_argument("--per-domain", type=int, default=defaults.per_domain,
                         help="images per source-domain batch (half fakes, half reals)")
