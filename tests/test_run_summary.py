@@ -151,6 +151,7 @@ def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_
     with pytest.warns(IncompleteRunWarning, match="no 'done' marker"):
         table = analyse_runs([run_dir], AnalysisSettings(per_domain=4, localisation_per_domain=2))
     assert not table.loc[0, "complete"]
+    (run_dir / "done").write_text("")
     pd.DataFrame({"name": ["run", "diverged"], "status": ["trained", "failed: loss became nan"]}).to_csv(
         tmp_path / "sweep.csv", index=False)  # tmp_path as a sweep folder holding the run
     with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\) that did not finish: \['diverged"):
