@@ -34,6 +34,10 @@ def test_runs_are_grouped_by_their_configs_algorithm(tmp_path: Path) -> None:
     assert grouped == {"erm": [tmp_path / "a", tmp_path / "c"], "roga": [tmp_path / "b"]}
     with pytest.raises(FileNotFoundError, match="is '.*nowhere' a run directory"):
         runs_by_algorithm([tmp_path / "nowhere"])
+    pd.DataFrame({"name": ["a", "b", "c"], "status": ["trained", "already done", "failed: nan"]}).to_csv(
+        tmp_path / "sweep.csv", index=False)  # tmp_path as a sweep folder
+    with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\).*\['c \(failed: nan\)'\]"):
+        assert runs_by_algorithm([tmp_path]) == {"erm": [tmp_path / "a"], "roga": [tmp_path / "b"]}
 
 
 def test_selected_checkpoint_names_the_kept_file_or_says_what_is_missing(tiny_config: dict, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint
-from workbench.training.report import read_config
+from workbench.training.report import expand_sweeps, read_config
 from workbench.training.trainer import BEST, LAST, best_checkpoint, synthetic_manifest
 
 # what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, or the last one
@@ -58,9 +58,12 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def runs_by_algorithm(run_dirs: Iterable[str | Path]) -> dict[str, list[Path]]:
-    """Run directories grouped by their config's ``algorithm.name`` (e.g. runs trained elsewhere, for figures)."""
+    """Run directories grouped by their config's ``algorithm.name`` (e.g. runs trained elsewhere, for figures).
+
+    A sweep folder stands for its finished runs (:func:`workbench.training.report.expand_sweeps`).
+    """
     grouped: dict[str, list[Path]] = {}
-    for run_dir in run_dirs:
+    for run_dir in expand_sweeps(run_dirs):
         grouped.setdefault(run_config(run_dir)["algorithm"]["name"], []).append(Path(run_dir))
     return grouped
 
