@@ -2,8 +2,9 @@
 
 A sweep is planned in full before anything trains (:func:`plan_sweep`): every run's config is loaded
 and validated, so a bad grid value fails at once, naming the key. :func:`run_sweep` then trains the
-runs one after another in ``out_dir/<name>``; a run with a ``done`` marker is skipped, an interrupted
-one resumes, and a run that fails (e.g. a diverging learning rate) is recorded and the sweep goes on.
+runs one after another in ``out_dir/<name>``; a run finished with the same config is reused (one of
+another config is a failure, never passed off as this one), an interrupted one resumes, and a run
+that fails (e.g. a diverging learning rate) is recorded and the sweep goes on.
 ``sweep.csv`` in ``out_dir`` lists every run with its status after each one. Choose hyper-parameters
 afterwards, honestly, with ``report --tune`` (:func:`workbench.training.report.tune_variants`).
 """
