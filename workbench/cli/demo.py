@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from workbench.cli import add_overrides_argument
 from workbench.config import load_config
 from workbench.demo import DEMO_ALGORITHMS, run_demo
 
@@ -24,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="demo config (default: configs/demo.yaml)")
-    parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                        help="config overrides (--set may be repeated)")
+    add_overrides_argument(parser, "config overrides")
     parser.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     parser.add_argument("--algorithms", nargs="+", default=list(DEMO_ALGORITHMS), help="algorithms to compare")
     parser.set_defaults(func=run)

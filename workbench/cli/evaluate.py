@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
 from workbench.config import load_config
 from workbench.training import Trainer, load_checkpoint
@@ -33,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the model-selection rule whose kept model is evaluated (best_<rule>.pt, or last.pt "
                              "for 'last'; lodo and oracle need train.checkpoint_rules); default source_val")
     chosen.add_argument("--checkpoint", help="a file name under checkpoints/ instead of --selection")
-    parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                        help="config overrides (e.g. another manifest and target domains; --set may be repeated)")
+    add_overrides_argument(parser, "config overrides (e.g. another manifest and target domains)")
     parser.add_argument("--out", help="directory for metrics.json and predictions.csv")
     parser.set_defaults(func=run)
 

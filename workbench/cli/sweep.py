@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workbench.analysis.callbacks import callbacks_from_config
+from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.report import SWEEP_FILE
@@ -31,8 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", help="YAML config file shared by every run")
-    parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                        help="overrides for every run (--set may be repeated)")
+    add_overrides_argument(parser, "overrides for every run")
     parser.add_argument("--algorithms", nargs="+", required=True, help="algorithms to train, e.g. erm sam sagm roga")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
     parser.add_argument("--grid", nargs="*", action="extend", default=[], metavar="[ALGS:]KEY=[V1, V2]",

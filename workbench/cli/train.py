@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from workbench.analysis.callbacks import callbacks_from_config
+from workbench.cli import add_overrides_argument
 from workbench.config import ConfigError, load_config
 from workbench.data.manifest import ManifestError
 from workbench.training.checkpoint import CheckpointError
@@ -30,9 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--config", help="YAML config file (keys: see workbench/config.py DEFAULT_CONFIG)")
-    parser.add_argument("--set", dest="overrides", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
-                        help="overrides such as algorithm.name=roga train.steps=500 algorithm.hparams.rho=0.1 "
-                        "(--set may be repeated)")
+    add_overrides_argument(parser, "overrides such as algorithm.name=roga train.steps=500 algorithm.hparams.rho=0.1")
     parser.add_argument("--run-dir", help="run directory (default: run.dir/run.name)")
     parser.set_defaults(func=run)
 
