@@ -109,3 +109,14 @@ def test_eval_reports_user_errors_in_one_line(tiny_config, tmp_path, capsys):
     assert capsys.readouterr().err == "error: config key 'train.seed' must be an integer >= 0, got 1.5\n"
     assert main(["eval", str(run_dir), "--set", "data.source_domains=[D-A, D-X]"]) == 1
     assert "'D-X'" in capsys.readouterr().err
+
+
+def test_an_interrupted_train_says_in_one_line_how_to_resume(tiny_config, tmp_path, capsys, monkeypatch):
+    import workbench.cli.train as train_cli
+
+    def interrupted(config, run_dir, callbacks):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    assert main(["train", "--config", _config_file(tiny_config, tmp_path)]) == 130
+    assert capsys.readouterr().err == f"interrupted: {train_cli.INTERRUPTED_HINT}\n"

@@ -232,6 +232,17 @@ def test_video_bootstrap_ci_from_predictions(tmp_path):
     assert (other["ci_low"], other["ci_high"]) != (row["ci_low"], row["ci_high"])
 
 
+def test_seed_bootstrap_cells_are_marked_when_a_table_mixes_interval_kinds(tmp_path):
+    _, summary = report_tables(_prediction_runs(tmp_path), groups=[TARGET], with_oracle=True, n_boot=50)
+    assert summary["ci_method"].tolist()[0].startswith("video bootstrap") and summary["ci_method"].tolist()[1] == (
+        "seed bootstrap")  # predictions exist for the source_val step (200), not the oracle's (100)
+    row = to_markdown(summary).splitlines()[2]
+    source_val_cell, oracle_cell = row.split(" | ")[-2:]
+    assert not source_val_cell.endswith("†") and oracle_cell.endswith("† |")
+    assert "†: interval from resampling seeds" in to_markdown(summary)
+    assert "†" not in to_markdown(summary[summary["selection"] == "oracle"])  # one kind: nothing to tell apart
+
+
 def test_predictions_of_another_step_fall_back_to_seed_bootstrap(tmp_path):
     df = collect(_prediction_runs(tmp_path, step=100))
     assert summarise(df, [TARGET], "auc", n_boot=100).iloc[0]["ci_method"] == "seed bootstrap"

@@ -111,7 +111,7 @@ def test_all_null_metrics_raise_with_the_reason():
 
 def test_missing_groups_raise_clear_errors():
     no_lodo = [_record(100, 0.8, 0.5, 0.5)]
-    with pytest.raises(SelectionError, match="'lodo_val'.*held out"):
+    with pytest.raises(SelectionError, match="'lodo_val'.*set data.lodo_domain"):
         select(no_lodo, rule="lodo")
     no_target = [{"step": 1, "eval": {"source_val": {"auc": 0.5}}}]
     with pytest.raises(SelectionError, match="target/"):

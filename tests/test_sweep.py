@@ -11,7 +11,15 @@ import yaml
 from workbench.__main__ import main
 from workbench.config import ConfigError, dump_config
 from workbench.training.report import report_tables
-from workbench.training.sweep import GridAxis, parse_axis, plan_sweep, run_sweep
+from workbench.training.sweep import GridAxis, parse_axis, plan_sweep, planned_status, run_sweep
+
+
+@pytest.fixture
+def base(tiny_config, tmp_path):
+    """The tests' tiny config as a file: planning reads its manifest, not the default benchmark."""
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(tiny_config))
+    return path
 
 
 def test_axes_parse_keys_values_and_algorithm_scopes():
@@ -25,10 +33,8 @@ def test_axes_parse_keys_values_and_algorithm_scopes():
             parse_axis(text)
 
 
-def test_the_plan_multiplies_only_the_axes_of_each_algorithm(tiny_config, tmp_path):
-    config_file = tmp_path / "base.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_config))
-    runs = plan_sweep(config_file, ["train.steps=4"], ["erm", "roga"], [0, 1],
+def test_the_plan_multiplies_only_the_axes_of_each_algorithm(base):
+    runs = plan_sweep(base, ["train.steps=4"], ["erm", "roga"], [0, 1],
                       [parse_axis("roga:algorithm.hparams.rho=[0.02, 0.05]"), parse_axis("algorithm.hparams.lr=[1e-3]")])
     assert [run.name for run in runs] == [
         "erm-lr=0.001-seed0", "erm-lr=0.001-seed1",
@@ -39,28 +45,37 @@ def test_the_plan_multiplies_only_the_axes_of_each_algorithm(tiny_config, tmp_pa
     assert (last["algorithm"]["name"], last["train"]["seed"], last["train"]["steps"]) == ("roga", 1, 4)
     assert last["algorithm"]["hparams"] == {"lr": 1e-3, "rho": 0.05}
     assert runs[0].grid == {"algorithm.hparams.lr": 1e-3}
-    two = plan_sweep(None, [], ["sam"], [0], [parse_axis("algorithm.hparams.rho=[0.1]"),
+    two = plan_sweep(base, [], ["sam"], [0], [parse_axis("algorithm.hparams.rho=[0.1]"),
                                               parse_axis("model.kwargs=[{drop_rate: 0.1}]")])
     assert two[0].name == "sam-rho=0.1-kwargs=drop_rate_0.1-seed0"
 
 
-def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(tmp_path):
+def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(base, tmp_path):
     with pytest.raises(ConfigError, match=r"sweep run erm, seed 0, grid \{'algorithm.hparams.rho': -1\}.*rho=-1"):
-        plan_sweep(None, [], ["erm", "roga"], [0], [parse_axis("algorithm.hparams.rho=[0.05, -1]")])
+        plan_sweep(base, [], ["erm", "roga"], [0], [parse_axis("algorithm.hparams.rho=[0.05, -1]")])
     with pytest.raises(ConfigError, match=r"limited to \['sagm'\]"):
-        plan_sweep(None, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
+        plan_sweep(base, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
     with pytest.raises(ConfigError, match="listed once"):
-        plan_sweep(None, [], ["erm"], [0, 0])
-    with pytest.raises(ConfigError, match=r"share run directories \['erm-lodo_domain=a_b-seed0'\]"):
-        plan_sweep(None, [], ["erm"], [0], [parse_axis("data.lodo_domain=['a b', 'a/b']")])
+        plan_sweep(base, [], ["erm"], [0, 0])
+    with pytest.raises(ConfigError, match=r"share run directories \['erm-kwargs=a_x_y-seed0'\]"):
+        plan_sweep(base, [], ["erm"], [0], [parse_axis("model.kwargs=[{a: 'x y'}, {a: 'x/y'}]")])
     for key in ("algorithm.name", "train.seed", "run.dir", "train.device"):
         with pytest.raises(ConfigError, match=rf"grid keys \['{key}'\] cannot be swept"):
-            plan_sweep(None, [], ["erm"], [0], [parse_axis(f"{key}=[x]")])
-    assert not list(tmp_path.iterdir())
+            plan_sweep(base, [], ["erm"], [0], [parse_axis(f"{key}=[x]")])
+    # what training checks before its first step, against the manifest
+    for overrides, grid, message in (
+        ([], "data.batch_size=[12, 8]", r"grid \{'data.batch_size': 8\}: data.batch_size=8 must be divisible by the 3"),
+        ([], "data.lodo_domain=[D-A]", "lodo_domain 'D-A' must not also be a training source domain"),
+        ([], "data.lodo_domain=[D-X]", r"domain\(s\) \['D-X'\] not in the manifest"),
+        (["train.checkpoint_rules=[source_val, lodo]"], "algorithm.hparams.rho=[0.1]", "'lodo' needs a held-out"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            plan_sweep(base, overrides, ["erm"], [0], [parse_axis(grid)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.yaml", "data"]  # nothing trained or written
 
 
-def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(tmp_path):
-    runs = plan_sweep(None, [], ["erm", "sam"], [0, 1])
+def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(base, tmp_path):
+    runs = plan_sweep(base, [], ["erm", "sam"], [0, 1])
     trained = []
 
     def fake_train(config, run_dir):
@@ -82,26 +97,25 @@ def test_runs_are_trained_skipped_when_done_and_failures_do_not_stop_the_sweep(t
         run_sweep(runs[2:3], tmp_path / "other", lambda config, run_dir: {}["missing"], errors=(RuntimeError,))
 
 
-def test_a_finished_run_of_another_config_is_never_reused_and_the_table_keeps_earlier_rows(tmp_path):
+def test_a_finished_run_of_another_config_is_never_reused_and_the_table_keeps_earlier_rows(base, tmp_path):
     def fake_train(config, run_dir):
         run_dir.mkdir(parents=True)
         dump_config(config, run_dir / "config.yaml")
         (run_dir / "done").write_text("")
 
     out = tmp_path / "sweep"
-    run_sweep(plan_sweep(None, [], ["erm", "sam"], [0]), out, fake_train)
-    longer = plan_sweep(None, ["train.steps=600", "train.device=cpu"], ["sam"], [0])  # device: where, not what
+    run_sweep(plan_sweep(base, [], ["erm", "sam"], [0]), out, fake_train)
+    longer = plan_sweep(base, ["train.steps=600", "train.device=cpu"], ["sam"], [0])  # device: where, not what
     status = run_sweep(longer, out, fake_train)["status"].item()
-    assert status.startswith(f"failed: {out / 'sam-seed0'} finished with another config (keys ['train.steps'])")
+    assert status.startswith(f"failed: {out / 'sam-seed0'} was trained with another config (keys ['train.steps'])")
     table = pd.read_csv(out / "sweep.csv")
     assert table["name"].tolist() == ["erm-seed0", "sam-seed0"] and table["status"].iloc[0] == "trained"
-    assert run_sweep(plan_sweep(None, ["train.device=cpu"], ["sam"], [0]), out, fake_train)["status"].item() == (
+    assert run_sweep(plan_sweep(base, ["train.device=cpu"], ["sam"], [0]), out, fake_train)["status"].item() == (
         "already done")
 
 
-def test_cli_sweep_then_report_tune_on_the_tiny_dataset(tiny_config, tmp_path, capsys):
-    config_file = tmp_path / "base.yaml"
-    config_file.write_text(yaml.safe_dump(tiny_config))
+def test_cli_sweep_then_report_tune_on_the_tiny_dataset(base, tmp_path, capsys):
+    config_file = base
     out = tmp_path / "sweep"
     argv = ["sweep", "--config", str(config_file), "--set", "train.steps=2", "train.eval_every=2",
             "--algorithms", "erm", "roga", "--seeds", "0", "1", "--grid", "roga:algorithm.hparams.rho=[0.02, 0.5]",
@@ -130,3 +144,43 @@ def test_cli_sweep_then_report_tune_on_the_tiny_dataset(tiny_config, tmp_path, c
     with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\) that did not finish: \['roga-rho=0.5-seed1"):
         runs, _ = report_tables([out], groups=["source_test"], n_boot=20, tune=True)
     assert len(runs) == 5
+
+
+def test_an_interrupted_sweep_still_lists_every_run_and_dry_run_says_what_would_happen(base, tmp_path):
+    out = tmp_path / "sweep"
+    first = plan_sweep(base, [], ["erm"], [0])
+
+    def fake_train(config, run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(config, run_dir / "config.yaml")
+        if config["algorithm"]["name"] == "sam":
+            (run_dir / "checkpoints").mkdir()
+            (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+            raise KeyboardInterrupt
+        (run_dir / "done").write_text("")
+
+    run_sweep(first, out, fake_train)
+    runs = plan_sweep(base, [], ["sam", "sagm"], [0])
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(runs, out, fake_train)
+    table = pd.read_csv(out / "sweep.csv")
+    assert table["name"].tolist() == ["erm-seed0", "sam-seed0", "sagm-seed0"]
+    assert table["status"].tolist() == ["trained", "pending", "pending"]
+    assert [planned_status(run, out / run.name) for run in first + runs] == ["already done", "to resume", "to train"]
+    other = plan_sweep(base, ["algorithm.hparams.lr=0.5"], ["sam"], [0])[0]
+    assert planned_status(other, out / "sam-seed0").startswith(
+        f"failed: {out / 'sam-seed0'} was started with another config (keys ['algorithm.hparams.lr'])")
+    longer = plan_sweep(base, ["train.steps=12"], ["sam"], [0])[0]
+    assert planned_status(longer, out / "sam-seed0") == "to resume"  # a run may be extended
+
+
+def test_the_cli_says_in_one_line_how_to_continue_an_interrupted_sweep(base, tmp_path, capsys, monkeypatch):
+    import workbench.cli.sweep as sweep_cli
+
+    def interrupted(config, run_dir, callbacks):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_cli, "train", interrupted)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--config", str(base), "--algorithms", "erm", "--out", str(out)]) == 130
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"interrupted: {out / 'sweep.csv'} lists the runs")

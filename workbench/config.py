@@ -222,6 +222,8 @@ def load_config(
         for item in overrides:
             _merge(config, parse_override(item), "")
     validate_config(config)
+    rules = config["train"]["checkpoint_rules"]  # one order, so [lodo, source_val] resumes a [source_val, lodo] run
+    config["train"]["checkpoint_rules"] = [rule for rule in CHECKPOINT_RULES if rule in rules]
     return config
 
 
@@ -246,7 +248,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             allowed = f"an integer >= {least}" + (" or null" if nullable else "")
-            raise ConfigError(f"config key {dotted!r} must be {allowed}, got {value!r}")
+            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() and value >= least else ""
+            raise ConfigError(f"config key {dotted!r} must be {allowed}, got {value!r}{hint}")
     for dotted, nullable in TEXT_KEYS.items():
         _check_text(dotted, _lookup(config, dotted), nullable)
     for dotted in TEXT_LIST_KEYS:
@@ -273,7 +276,7 @@ def _check_text(dotted: str, value: Any, nullable: bool) -> None:
     if (value is None and nullable) or isinstance(value, str):
         return
     raise ConfigError(f"config key {dotted!r} must be text{' or null' if nullable else ''}, got {value!r}; "
-                      f"quote a name that looks like a number, e.g. {dotted}=\"'1e3'\"")
+                      f"quote a name that YAML reads as a number or true/false, e.g. {dotted}=\"'1e3'\"")
 
 
 def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:

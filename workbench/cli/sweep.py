@@ -8,10 +8,10 @@ from pathlib import Path
 
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.cli import add_overrides_argument
-from workbench.cli.train import USER_ERRORS
+from workbench.cli.train import INTERRUPTED_HINT, USER_ERRORS
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.report import SWEEP_FILE
-from workbench.training.sweep import finished_status, parse_axis, plan_sweep, run_sweep
+from workbench.training.sweep import parse_axis, plan_sweep, planned_status, run_sweep
 from workbench.training.trainer import NonFiniteLossError, train
 
 # failures of one run that leave the rest of the sweep meaningful
@@ -54,11 +54,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(runs)} runs in {args.out}", file=sys.stderr)
     if args.dry_run:
         for planned in runs:
-            print(f"{planned.name}\t{finished_status(planned, args.out / planned.name) or 'to train'}")
+            print(f"{planned.name}\t{planned_status(planned, args.out / planned.name)}")
         return 0
-    table = run_sweep(runs, args.out, lambda config, run_dir: train(config, run_dir, callbacks_from_config(config)),
-                      errors=USER_ERRORS + RUN_FAILURES,
-                      on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr))
+    try:
+        table = run_sweep(runs, args.out, lambda config, run_dir: train(config, run_dir, callbacks_from_config(config)),
+                          errors=USER_ERRORS + RUN_FAILURES,
+                          on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr))
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out / SWEEP_FILE} lists the runs still pending; {INTERRUPTED_HINT}", file=sys.stderr)
+        return 130
     failed = table[table["status"].str.startswith("failed")]
     print(f"wrote {args.out / SWEEP_FILE}: {len(table) - len(failed)} of {len(table)} runs done"
           + (f"; {len(failed)} failed: {list(failed['name'])}" if len(failed) else ""), file=sys.stderr)

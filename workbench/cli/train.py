@@ -13,6 +13,7 @@ from workbench.training.checkpoint import CheckpointError
 from workbench.training.records import RecordsError
 from workbench.training.trainer import NonFiniteLossError, train
 
+INTERRUPTED_HINT = "run the same command again to resume from the last checkpoint (checkpoints/last.pt)"
 # The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
@@ -44,5 +45,8 @@ def run(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: {INTERRUPTED_HINT}", file=sys.stderr)
+        return 130
     print(f"run written to {run_dir}")
     return 0

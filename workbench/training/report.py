@@ -45,6 +45,7 @@ RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
 }
 CELL_KEYS: tuple[str, ...] = ("selection", "algorithm", "backbone", "variant")
 GROUP_ORDER: tuple[str, ...] = ("source_val", "source_val/", "source_test", "source_test/", "lodo_val", "target/")
+SEED_BOOTSTRAP = "seed bootstrap"  # ci_method of intervals over seed-level values
 PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", "video", "step")
 
 
@@ -339,7 +340,7 @@ def _interval(
     means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
     tail = 100.0 * (1.0 - ci) / 2.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high), "seed bootstrap"
+    return float(low), float(high), SEED_BOOTSTRAP
 
 
 def summarise(
@@ -473,12 +474,15 @@ def to_markdown(summary: pd.DataFrame) -> str:
     row_keys = ["algorithm", "backbone"] + (["variant"] if show_variant else [])
     header = [*row_keys, "seeds", *labels.values()]
     lines = ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    # where some intervals are over test videos and others over seeds, the seed-bootstrap cells are marked
+    mixed = summary["ci_method"].str.startswith("video bootstrap").any() and (summary["ci_method"] == SEED_BOOTSTRAP).any()
     for keys, rows in summary.groupby(row_keys, sort=False, dropna=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         n_runs, n_incomplete = int(rows["n_runs"].max()), int(rows["n_incomplete"].max())
         seeds = f"{n_runs}" + (f" ({n_incomplete} incomplete)" if n_incomplete else "")
         cells = {
-            labels[(r.selection, r.group)]: format_cell(r.mean, r.std, r.ci_low, r.ci_high) for r in rows.itertuples()
+            labels[(r.selection, r.group)]: format_cell(r.mean, r.std, r.ci_low, r.ci_high)
+            + (" †" if mixed and r.ci_method == SEED_BOOTSTRAP else "") for r in rows.itertuples()
         }
         values = [*(_escape(k) for k in keys), seeds, *(cells.get(label, "") for label in labels.values())]
         lines.append("| " + " | ".join(values) + " |")
@@ -491,6 +495,9 @@ def to_markdown(summary: pd.DataFrame) -> str:
         f"Cells: mean ± std over seeds (ddof=1) [{level} bootstrap CI]; seeds: runs per row.",
         "CI methods: " + "; ".join(f"{method} ({count} cells)" for method, count in methods.items()) + ".",
     ]
+    if mixed:
+        notes.append("†: interval from resampling seeds (no predictions of the selected step were saved, e.g. for "
+                     "oracle-selected steps), not test videos; its width is not comparable with the other cells'.")
     for selection in selections:
         if selection != primary:
             notes.append(f"[{selection}]: {RULE_DESCRIPTIONS.get(selection, selection)}.")

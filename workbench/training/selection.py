@@ -77,7 +77,8 @@ def _best(scored: list[tuple[int, float]], records: Sequence[dict], metric: str)
 
 def _select_group(records: Sequence[dict], metric: str, group: str, rule: str) -> tuple[int, float]:
     if not any(group in r.get("eval", {}) for r in records):
-        hint = " (train with a source domain held out for validation to log it)" if group == "lodo_val" else ""
+        hint = (" (set data.lodo_domain to a fake domain that is neither a source nor a target, and train, to log it)"
+                if group == "lodo_val" else "")
         raise SelectionError(f"rule {rule!r} needs the {group!r} evaluation group, which no record has{hint}")
     values = [_metric_value(r.get("eval", {}).get(group), metric) for r in records]
     scored = [(i, v) for i, v in enumerate(values) if v is not None]

@@ -21,8 +21,12 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_config, load_yaml, run_config_changes
+from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
+                              run_config_changes)
+from workbench.data.manifest import ManifestError
 from workbench.training.report import DONE_MARKER, SWEEP_FILE, read_config
+from workbench.training.runs import run_manifest
+from workbench.training.trainer import LAST, RESUMABLE_CHANGES, training_protocol
 
 # keys a grid may not sweep: the sweep's own axes (--algorithms, --seeds) and where or how a run executes
 UNSWEPT_KEYS: frozenset[str] = RUN_SPECIFIC_KEYS | {"algorithm.name", "train.seed"}
@@ -80,7 +84,8 @@ def plan_sweep(
     seeds: Sequence[int],
     axes: Sequence[GridAxis] = (),
 ) -> list[SweepRun]:
-    """Every run of the sweep, with its config loaded and validated (nothing is trained or written).
+    """Every run of the sweep, with its config loaded and checked as training would check it before its
+    first step, against its manifest (nothing is trained; the embedded benchmark may be generated).
 
     Runs are ordered algorithm, grid combination (in the order the axes and values are given), seed,
     so the seeds of one setting are adjacent. An axis limited to other algorithms does not multiply
@@ -102,6 +107,7 @@ def plan_sweep(
         if unknown:
             raise ConfigError(f"grid {axis.key!r} is limited to {sorted(unknown)}, which the sweep does not run")
     labels = _label(axes)
+    manifests: dict[str, pd.DataFrame] = {}
     runs: list[SweepRun] = []
     for algorithm in algorithms:
         own = [axis for axis in axes if axis.algorithms is None or algorithm.lower() in axis.algorithms]
@@ -112,7 +118,8 @@ def plan_sweep(
                             *(f"{key}={json.dumps(value)}" for key, value in grid.items())]
                 try:
                     config = load_config(config_path, [*overrides, *assigned])
-                except ConfigError as exc:
+                    check_trainable(config, manifests)
+                except (ConfigError, ManifestError) as exc:
                     raise ConfigError(f"sweep run {algorithm}, seed {seed}, grid {grid}: {exc}") from exc
                 parts = [algorithm.lower(), *(f"{labels[k]}={_format(v)}" for k, v in grid.items()), f"seed{seed}"]
                 runs.append(SweepRun("-".join(parts), config, grid))
@@ -123,19 +130,39 @@ def plan_sweep(
     return runs
 
 
-def finished_status(run: SweepRun, run_dir: Path) -> str | None:
-    """``"already done"`` for a finished run of this config, a failure for one of another config, None if unfinished.
+def existing_status(run: SweepRun, run_dir: Path) -> str | None:
+    """What ``run_dir`` already holds for ``run``: ``"already done"``, a failure, or None (train or resume it).
 
-    A finished run is reused only if its saved config equals the planned one (where it ran aside), so
-    changing ``--set`` or ``--config`` never passes old runs off as new ones.
+    A finished run is reused only if its saved config equals the planned one (where it ran aside), and
+    an unfinished one resumes only if training would accept it (``train.steps`` may grow), so changing
+    ``--set`` or ``--config`` never passes old runs off as new ones; such runs fail naming the keys.
     """
-    if not (run_dir / DONE_MARKER).exists():
-        return None
-    changed = [name for name, _, _ in run_config_changes(read_config(run_dir), run.config)]
-    if changed:
-        return (f"failed: {run_dir} finished with another config (keys {changed}); "
-                "sweep into another --out, or delete the run to train it again")
-    return "already done"
+    saved = read_config(run_dir)
+    done = (run_dir / DONE_MARKER).exists()
+    if saved:
+        ignored = RUN_SPECIFIC_KEYS if done else RESUMABLE_CHANGES
+        changed = [name for name, _, _ in run_config_changes(saved, run.config, ignored)]
+        if changed:
+            return (f"failed: {run_dir} was {'trained' if done else 'started'} with another config (keys {changed}); "
+                    "sweep into another --out, or delete the run to train it again")
+    return "already done" if done else None
+
+
+def planned_status(run: SweepRun, run_dir: Path) -> str:
+    """What a sweep would do with ``run``: its :func:`existing_status`, ``to resume`` or ``to train``."""
+    return existing_status(run, run_dir) or ("to resume" if (run_dir / "checkpoints" / LAST).exists() else "to train")
+
+
+def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) -> None:
+    """The checks training makes before its first step (:func:`workbench.training.trainer.training_protocol`,
+    kept checkpoint rules), on the config's manifest; ``manifests`` caches the tables read so far."""
+    data = config["data"]
+    key = json.dumps([data["manifest"], data["root"], None if data["manifest"] else data["synthetic"]],
+                     sort_keys=True, default=str)
+    if key not in manifests:
+        manifests[key] = run_manifest(config, check_files=False)[0]
+    training_protocol(config, manifests[key])
+    check_checkpoint_rules_usable(config)
 
 
 def _status_row(run: SweepRun, run_dir: Path, status: str) -> dict[str, Any]:
@@ -153,22 +180,25 @@ def run_sweep(
     """Train each planned run in ``out_dir/<name>`` with ``train_run(config, run_dir)``; return the status table.
 
     Status: ``trained``, ``already done`` (finished with the same config: not touched; see
-    :func:`finished_status`) or ``failed: <message>`` for an exception in ``errors``, after which the
-    sweep continues (anything else stops it). After every run ``out_dir/sweep.csv`` is rewritten: this
-    call's rows, after the rows of earlier calls for runs it does not plan (a sweep extended or rerun
-    in parts keeps one table). ``on_status`` sees each row as it is made. Returns this call's rows.
+    :func:`existing_status`) or ``failed: <message>`` for an exception in ``errors``, after which the
+    sweep continues (anything else stops it). ``out_dir/sweep.csv`` holds one row per run of this and
+    earlier calls: planned runs not yet reached keep their earlier row or are ``pending`` (so an
+    interrupted sweep still lists them), and each run's row is replaced once it is done. ``on_status``
+    sees each row as it is made. Returns this call's rows.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs = list(runs)
-    planned = {run.name for run in runs}
     table_path = out / SWEEP_FILE
     earlier = pd.read_csv(table_path, dtype=str, keep_default_na=False) if table_path.is_file() else pd.DataFrame()
-    earlier = earlier[~earlier["name"].isin(planned)] if len(earlier) else earlier
+    table = {row["name"]: row for row in earlier.to_dict("records")}
+    runs = list(runs)
+    for run in runs:  # a run not reached (the sweep interrupted) keeps its earlier row, or is listed as pending
+        table.setdefault(run.name, _status_row(run, out / run.name, "pending"))
+    pd.DataFrame(table.values()).to_csv(table_path, index=False)
     rows = []
     for run in runs:
         run_dir = out / run.name
-        status = finished_status(run, run_dir)
+        status = existing_status(run, run_dir)
         if status is None:
             try:
                 train_run(run.config, run_dir)
@@ -176,7 +206,8 @@ def run_sweep(
             except errors as exc:
                 status = f"failed: {exc}"
         rows.append(_status_row(run, run_dir, status))
+        table[run.name] = rows[-1]
         if on_status is not None:
             on_status(rows[-1])
-        pd.concat([earlier, pd.DataFrame(rows)], ignore_index=True).to_csv(table_path, index=False)
+        pd.DataFrame(table.values()).to_csv(table_path, index=False)
     return pd.DataFrame(rows)

@@ -136,6 +136,22 @@ def synthetic_manifest(settings: dict[str, Any]) -> Path:
     return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
 
 
+def training_protocol(config: dict[str, Any], manifest: pd.DataFrame,
+                      world_size: int = 1) -> tuple[Protocol, dict[str, Any]]:
+    """The protocol and evaluation groups a config trains (or evaluates) with on ``manifest``, after the
+    checks that need no model: domain names and roles, non-empty groups, and a batch the source domains
+    (and processes) divide. Raises naming what is wrong."""
+    data = config["data"]
+    protocol = Protocol(source_domains=tuple(data["source_domains"]), target_domains=tuple(data["target_domains"] or ()),
+                        lodo_domain=data["lodo_domain"])
+    groups = evaluation_groups(manifest, protocol)
+    k = len(protocol.source_domains)
+    if data["batch_size"] % (k * world_size):
+        raise ConfigError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
+                          f"times the {world_size} process(es)")
+    return protocol, groups
+
+
 class Trainer:
     """Train one algorithm on one protocol and write a run directory."""
 
@@ -161,17 +177,9 @@ class Trainer:
         data = self.config["data"]
         manifests = data["manifest"] or synthetic_manifest(data["synthetic"])
         self.manifest, self.roots = read_manifests(manifests, data["root"])
-        self.protocol = Protocol(
-            source_domains=tuple(data["source_domains"]),
-            target_domains=tuple(data["target_domains"] or ()),
-            lodo_domain=data["lodo_domain"],
-        )
-        self.groups = evaluation_groups(self.manifest, self.protocol)
+        self.protocol, self.groups = training_protocol(self.config, self.manifest, self.dist.world_size)
         self.dataset = FrameDataset(self.manifest, self.roots, data["image_size"], cache=data["cache_images"])
         k = len(self.protocol.source_domains)
-        if data["batch_size"] % (k * self.dist.world_size):
-            raise ConfigError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
-                              f"times the {self.dist.world_size} process(es)")
         self.sampler = DomainBatchSampler(
             self.manifest,
             self.protocol.source_domains,
