@@ -23,11 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sweep",
         help="train a grid of algorithms, hyper-parameters and seeds (then: report --tune)",
         description=(
-            "Plan every run (algorithm x grid combination x seed) of one config, validate all their configs, "
-            "then train them one after another in OUT/<algorithm>-<key=value...>-seed<N>. Runs with a 'done' "
-            "marker are skipped and interrupted ones resume, so the same command continues a sweep; a run that "
-            "fails (e.g. a diverging loss) is recorded and the sweep goes on. OUT/sweep.csv lists every run's "
-            "status. Choose hyper-parameters on validation data afterwards with "
+            "Plan every run (algorithm x grid combination x seed) of one config, check all their configs against "
+            "their manifests, then train them one after another in OUT/<algorithm>-<key=value...>-seed<N>. Runs "
+            "finished with the same config are reused and interrupted ones resume, so the same command continues "
+            "a sweep; a run saved with another config, or one that fails (e.g. a diverging loss), is recorded as "
+            "failed and the sweep goes on. OUT/sweep.csv lists every run's status. Choose hyper-parameters on validation data afterwards with "
             "`python -m workbench report OUT --tune` (a sweep folder stands for its finished runs)."
         ),
     )

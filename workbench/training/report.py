@@ -36,7 +36,9 @@ CONFIG_FILE = "config.yaml"
 PREDICTIONS_FILE = "predictions.csv"
 DONE_MARKER = "done"
 SWEEP_FILE = "sweep.csv"  # a sweep folder's status table (workbench.training.sweep)
-SWEEP_RUN_STATUSES: tuple[str, ...] = ("trained", "already done")  # statuses of runs that finished
+# a sweep run's status in sweep.csv when it finished (trained now, or earlier with the same config)
+SWEEP_TRAINED, SWEEP_ALREADY_DONE = "trained", "already done"
+SWEEP_RUN_STATUSES: tuple[str, ...] = (SWEEP_TRAINED, SWEEP_ALREADY_DONE)
 IDENTITY_KEYS: dict[str, str] = {"algorithm": "algorithm.name", "backbone": "model.name", "seed": "train.seed"}
 RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
     "algorithm": ("algorithm",),

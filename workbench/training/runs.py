@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from workbench.config import CHECKPOINT_RULES
+from workbench.config import CHECKPOINT_RULES, DEFAULT_CONFIG
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
@@ -80,7 +80,7 @@ def selected_checkpoint(run_dir: str | Path, selection: str = "source_val") -> s
         return LAST
     name = best_checkpoint(selection)
     if not (Path(run_dir) / "checkpoints" / name).is_file():
-        kept = run_config(run_dir)["train"].get("checkpoint_rules", ["source_val"])
+        kept = run_config(run_dir)["train"].get("checkpoint_rules", DEFAULT_CONFIG["train"]["checkpoint_rules"])
         if selection not in kept:
             raise FileNotFoundError(f"{run_dir} kept the best models of {kept} only, not {selection!r}; train with "
                                     f"train.checkpoint_rules including {selection!r} to keep it")

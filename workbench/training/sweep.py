@@ -1,11 +1,12 @@
 """Sweeps: every algorithm × hyper-parameter combination × seed of one config, as run directories.
 
 A sweep is planned in full before anything trains (:func:`plan_sweep`): every run's config is loaded
-and validated, so a bad grid value fails at once, naming the key. :func:`run_sweep` then trains the
+and checked against its manifest as training would check it, so a bad grid value fails at once,
+naming the key. :func:`run_sweep` then trains the
 runs one after another in ``out_dir/<name>``; a run finished with the same config is reused (one of
 another config is a failure, never passed off as this one), an interrupted one resumes, and a run
 that fails (e.g. a diverging learning rate) is recorded and the sweep goes on.
-``sweep.csv`` in ``out_dir`` lists every run with its status after each one. Choose hyper-parameters
+``sweep.csv`` in ``out_dir`` lists every run (pending ones too) with its status after each one. Choose hyper-parameters
 afterwards, honestly, with ``report --tune`` (:func:`workbench.training.report.tune_variants`).
 """
 
@@ -24,7 +25,7 @@ import pandas as pd
 from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
                               run_config_changes)
 from workbench.data.manifest import ManifestError
-from workbench.training.report import DONE_MARKER, SWEEP_FILE, read_config
+from workbench.training.report import DONE_MARKER, SWEEP_ALREADY_DONE, SWEEP_FILE, SWEEP_TRAINED, read_config
 from workbench.training.runs import run_manifest
 from workbench.training.trainer import LAST, RESUMABLE_CHANGES, training_protocol
 
@@ -145,7 +146,7 @@ def existing_status(run: SweepRun, run_dir: Path) -> str | None:
         if changed:
             return (f"failed: {run_dir} was {'trained' if done else 'started'} with another config (keys {changed}); "
                     "sweep into another --out, or delete the run to train it again")
-    return "already done" if done else None
+    return SWEEP_ALREADY_DONE if done else None
 
 
 def planned_status(run: SweepRun, run_dir: Path) -> str:
@@ -202,7 +203,7 @@ def run_sweep(
         if status is None:
             try:
                 train_run(run.config, run_dir)
-                status = "trained"
+                status = SWEEP_TRAINED
             except errors as exc:
                 status = f"failed: {exc}"
         rows.append(_status_row(run, run_dir, status))
