@@ -35,10 +35,11 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from workbench.algorithms import Algorithm, build_algorithm
+from workbench.algorithms import ALGORITHMS as REGISTRY
+from workbench.algorithms import Algorithm, build_algorithm, hparam_spec
 from workbench.models import create_model
 
-ALGORITHMS = ("bare", "erm", "sam", "sagm", "roga")
+ALGORITHMS = ("bare", *REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,11 @@ class BenchConfig:
         if self.steps < 1 or self.warmup < 0:
             raise ValueError(f"--steps must be >= 1 and --warmup >= 0 (got {self.steps}, {self.warmup})")
 
-    def hparams(self) -> dict:
-        return {"precision": self.precision, "cuda_graph": self.cuda_graph,
-                "channels_last": self.channels_last, "domain_passes": self.domain_passes}
+    def hparams(self, name: str) -> dict:
+        """The execution switches of this setting that algorithm ``name`` accepts (others use its defaults)."""
+        switches = {"precision": self.precision, "cuda_graph": self.cuda_graph,
+                    "channels_last": self.channels_last, "domain_passes": self.domain_passes}
+        return {key: value for key, value in switches.items() if key in hparam_spec(name)}
 
 
 def random_batches(config: BenchConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -87,7 +90,7 @@ def bare_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     """A plain timm training step on one pooled batch: forward, cross-entropy, backward, ``step()``,
     ``zero_grad()`` and one ``loss.item()`` (the trainer's one synchronisation), with the
     algorithms' precision rules (``auto`` = bf16 autocast on CUDA) and memory layout."""
-    from workbench.algorithms.base import full_precision, tf32_math
+    from workbench.algorithms.execution import full_precision, tf32_math
 
     device_type = next(model.parameters()).device.type
     bf16 = precision == "bf16" or (precision == "auto" and device_type == "cuda")
@@ -126,7 +129,7 @@ def bare_step(config: BenchConfig) -> Callable[[], None]:
 def algorithm_step(config: BenchConfig, name: str) -> Callable[[], None]:
     """``update()`` of a library algorithm on fixed random per-domain batches."""
     model = create_model(config.backbone, num_classes=2).to(config.device)
-    algorithm = build_algorithm(name, model, config.hparams())
+    algorithm = build_algorithm(name, model, config.hparams(name), num_domains=config.domains)
     batches = random_batches(config)
 
     def step() -> None:
@@ -277,7 +280,7 @@ def cpu_model() -> str:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str], int, int | None]:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput",
-        description="Time the update() of ERM, SAM, SAGM and RoGA (and a bare timm loop) on random data; "
+        description="Time the update() of every registered algorithm (and a bare timm loop) on random data; "
                     "print one JSON line per algorithm.",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -36,18 +36,26 @@ import torch
 from benchmarks.throughput import bare_training_step, synchronize
 from workbench.algorithms import Algorithm
 from workbench.algorithms.base import build_optimizer
-from workbench.algorithms.hparams import resolve_hparams
-from workbench.config import load_config
+from workbench.algorithms import hparam_spec, resolve_hparams
+from workbench.config import load_config, validate_config
 from workbench.models import create_model
 from workbench.training import Trainer
 
 
 def erm_config(config_path: str | None, overrides: Sequence[str], steps: int) -> dict:
-    """The config with ERM, ``2 × steps`` steps, an evaluation after ``steps``, and no progress bar."""
+    """The config with ERM, ``2 × steps`` steps, an evaluation after ``steps``, and no progress bar.
+
+    The config's shared hyper-parameters (optimizer, precision, layout) are kept; those of its own
+    algorithm, which ERM does not have, are left out.
+    """
     if steps < 1:
         raise ValueError(f"--steps must be >= 1 (got {steps})")
-    return load_config(config_path, [*overrides, "algorithm.name=erm", f"train.steps={2 * steps}",
-                                     f"train.eval_every={steps}", "train.progress=false"])
+    config = load_config(config_path, [*overrides, f"train.steps={2 * steps}", f"train.eval_every={steps}",
+                                       "train.progress=false"])
+    shared = {key: value for key, value in config["algorithm"]["hparams"].items() if key in hparam_spec("erm")}
+    config["algorithm"] = {"name": "erm", "hparams": shared}
+    validate_config(config)
+    return config
 
 
 def trainer_run(config: dict, run_dir: Path) -> dict:
@@ -65,7 +73,7 @@ def pooled_batches(trainer: Trainer, steps: int) -> list[tuple[torch.Tensor, tor
 
 def bare_run(config: dict, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:
     """Train a fresh model with a bare loop over ``batches``: first half untimed, second half timed."""
-    hparams = resolve_hparams(config["algorithm"]["hparams"])
+    hparams = resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"])
     model_cfg = config["model"]
     model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"]).to(device)
     step = bare_training_step(model.train(), build_optimizer(list(model.parameters()), hparams),
@@ -106,7 +114,7 @@ def run(config: dict, repeats: int, emit: Callable[[dict], None] | None = None) 
         "steps": int(config["train"]["eval_every"]), "device": str(device), "model": config["model"]["name"],
         "image_size": config["data"]["image_size"], "batch_size": config["data"]["batch_size"],
         "workers": config["data"]["workers"], "augment": config["data"]["augment"],
-        "hparams": resolve_hparams(config["algorithm"]["hparams"]), "torch": torch.__version__,
+        "hparams": resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"]), "torch": torch.__version__,
     }
     emit(summary)
     return summary

@@ -1,4 +1,6 @@
-"""Algorithms against the method card: exact update directions, BN statistics, exact restores."""
+"""Every registered algorithm against its method card (tests/method_cards), plus what all of them share:
+hyper-parameter validation, state that survives a checkpoint, BN statistics, distributed reduction,
+and the fast paths (functional/concurrent passes, channels-last, CUDA graphs)."""
 
 from __future__ import annotations
 
@@ -9,104 +11,105 @@ import torch
 import torch.nn.functional as F
 from timm.layers.evo_norm import EvoNorm2dB0
 from torch import nn
-from torch.func import functional_call
 
-from workbench.algorithms import ALGORITHMS, DEFAULT_HPARAMS, build_algorithm, resolve_hparams
+from workbench.algorithms import ALGORITHMS, build_algorithm, default_hparams, hparam_spec, resolve_hparams
 from workbench.algorithms.cuda_graph import GraphedStep
-from method_card import ascent_epsilons, unit
+from method_cards import CARDS
+from method_cards.roga import roga_direction
 from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
+K = 3
+UNIT_SGD = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
 
 
-def domain_batches(k: int = 3, n: int = 5, dtype=torch.float64, image: bool = False):
-    gen = torch.Generator().manual_seed(1)
+def domain_batches(k: int = K, n: int = 6, dtype=torch.float64, image: bool = False, seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
     shape = (n, 3, 8, 8) if image else (n, 6)
     return [
-        (torch.randn(shape, generator=gen, dtype=dtype) + i, torch.randint(0, 2, (n,), generator=gen))
+        (torch.randn(shape, generator=gen, dtype=dtype) + i, torch.tensor([1, 0] * n)[:n])
         for i in range(k)
     ]
 
 
-def flat_grad(model: nn.Module, params: dict[str, torch.Tensor], x, y) -> torch.Tensor:
-    """∇ of cross-entropy at the given parameter values, computed functionally (no algorithm code)."""
-    leaves = {name: value.detach().clone().requires_grad_(True) for name, value in params.items()}
-    loss = F.cross_entropy(functional_call(model, leaves, (x,)), y)
-    grads = torch.autograd.grad(loss, list(leaves.values()))
-    return torch.cat([g.reshape(-1) for g in grads])
+def card_hparams(name: str, **extra) -> dict:
+    """The unit SGD step with the card's hyper-parameters (and ``extra``) for algorithm ``name``."""
+    return {**UNIT_SGD, **CARDS[name].hparams, **extra}
 
 
-def shifted(params: dict[str, torch.Tensor], flat: torch.Tensor) -> dict[str, torch.Tensor]:
-    out, offset = {}, 0
-    for name, value in params.items():
-        out[name] = value + flat[offset: offset + value.numel()].view_as(value)
-        offset += value.numel()
-    return out
+def flat(model: nn.Module) -> torch.Tensor:
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
 
 
-def expected_direction(name: str, model: nn.Module, batches, ascent="per_domain", combine="with_erm"):
-    """G from the method card, written out independently of workbench.algorithms."""
-    params = {k: v.detach().clone() for k, v in model.named_parameters()}
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
-    if name == "erm":
-        return flat_grad(model, params, x, y)
-    if name in ("sam", "sagm"):
-        g = flat_grad(model, params, x, y)
-        if name == "sam":
-            return flat_grad(model, shifted(params, RHO * unit(g)), x, y)
-        g_p = flat_grad(model, shifted(params, RHO * unit(g) - ALPHA * g), x, y)
-        return 0.5 * (g + g_p)
-    grads = [flat_grad(model, params, xk, yk) for xk, yk in batches]
-    g = sum(grads) / len(grads)
-    eps = ascent_epsilons(grads, RHO, ALPHA, ascent)
-    perturbed = [flat_grad(model, shifted(params, e), xk, yk) for e, (xk, yk) in zip(eps, batches)]
-    mean_p = sum(perturbed) / len(perturbed)
-    return 0.5 * (g + mean_p) if combine == "with_erm" else mean_p
+def only_known(name: str, hparams: dict) -> dict:
+    """``hparams`` without the keys algorithm ``name`` does not take."""
+    spec = hparam_spec(name)
+    return {key: value for key, value in hparams.items() if key in spec}
 
 
-def sgd_unit_step(**extra):
-    return {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0,
-            "rho": RHO, "alpha": ALPHA, **extra}
+def test_every_registered_algorithm_has_a_method_card():
+    assert sorted(CARDS) == sorted(ALGORITHMS)
 
 
-CASES = [("erm", {}), ("sam", {}), ("sagm", {})] + [
-    ("roga", {"ascent": a, "combine": c})
-    for a in ("per_domain", "shared") for c in ("with_erm", "perturbed_only")
-]
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_updates_follow_the_method_card(name):
+    """Three updates on fresh batches move the weights exactly as the card says (state carried along)."""
+    card = CARDS[name]
+    model = mlp()
+    reference = copy.deepcopy(model)
+    hparams = card_hparams(name)
+    algorithm = build_algorithm(name, model, hparams, num_domains=K)
+    resolved = resolve_hparams(name, hparams)
+    params = {key: value.detach().clone() for key, value in reference.named_parameters()}
+    state: dict = {}
+    for step in range(3):
+        batches = domain_batches(seed=10 + step)
+        torch.manual_seed(step)
+        expected = card.step(reference, params, batches, resolved, state)
+        torch.manual_seed(step)
+        algorithm.update(batches)
+        for key, value in model.named_parameters():
+            torch.testing.assert_close(value, expected[key], rtol=1e-9, atol=1e-11, msg=f"step {step}, {key}")
+        params = {key: value.detach().clone() for key, value in expected.items()}
 
 
-@pytest.mark.parametrize("name,switches", CASES)
-def test_update_moves_weights_by_exactly_minus_G(name, switches):
+@pytest.mark.parametrize("switches", [{"ascent": a, "combine": c} for a in ("per_domain", "shared")
+                                      for c in ("with_erm", "perturbed_only")])
+def test_every_roga_switch_follows_the_method_card(switches):
     model = mlp()
     batches = domain_batches()
-    G = expected_direction(name, copy.deepcopy(model), batches, **switches)
-    before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-    build_algorithm(name, model, sgd_unit_step(**switches)).update(batches)
-    after = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
-    torch.testing.assert_close(after - before, -G, rtol=1e-10, atol=1e-12)
+    G = roga_direction(copy.deepcopy(model), dict(model.named_parameters()), batches, RHO, ALPHA, **switches)
+    before = flat(model)
+    build_algorithm("roga", model, card_hparams("roga", **switches)).update(batches)
+    torch.testing.assert_close(flat(model) - before, -G, rtol=1e-10, atol=1e-12)
 
 
 def test_roga_differs_from_sagm_and_erm():
     """The per-domain ascent is not a relabelled pooled method."""
     batches = domain_batches()
-    directions = {n: expected_direction(n, mlp(), batches) for n in ("erm", "sagm", "roga")}
-    assert not torch.allclose(directions["roga"], directions["sagm"])
-    assert not torch.allclose(directions["roga"], directions["erm"])
+    moves = {}
+    for name in ("erm", "sagm", "roga"):
+        model = mlp()
+        before = flat(model)
+        build_algorithm(name, model, only_known(name, {**UNIT_SGD, "rho": RHO, "alpha": ALPHA})).update(batches)
+        moves[name] = flat(model) - before
+    assert not torch.allclose(moves["roga"], moves["sagm"])
+    assert not torch.allclose(moves["roga"], moves["erm"])
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_running_stats_change_only_from_clean_passes(name):
+def test_running_stats_change_only_from_the_cards_clean_passes(name):
+    card = CARDS[name]
+    if card.stat_inputs is None:
+        pytest.skip(f"{name}'s running statistics are checked by its own test")
     model = cnn_with_bn(dtype=torch.float32)
     batches = domain_batches(dtype=torch.float32, image=True)
     reference = copy.deepcopy(model).train()
     with torch.no_grad():
-        if name == "roga":
-            for x, _ in batches:
-                reference(x)
-        else:
-            reference(torch.cat([b[0] for b in batches]))
-    build_algorithm(name, model.train(), {"rho": 0.5, "alpha": 0.1}).update(batches)
+        for x in card.stat_inputs(batches):
+            reference(x)
+    hparams = {**CARDS[name].hparams, "lr": 1e-3}
+    build_algorithm(name, model.train(), hparams, num_domains=K).update(batches)
     for mine, ref in zip(model.modules(), reference.modules()):
         if isinstance(mine, nn.BatchNorm2d):
             torch.testing.assert_close(mine.running_mean, ref.running_mean, rtol=0, atol=0)
@@ -126,16 +129,16 @@ def running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: b.clone() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1].startswith("running_")}
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+@pytest.mark.parametrize("name", ["erm", "sam", "sagm", "roga"])
 def test_non_batchnorm_running_stats_change_only_from_clean_passes(name):
     """InstanceNorm(track_running_stats) and EvoNorm buffers are frozen in the ascent passes, like BN's."""
     model = cnn_with_other_running_stats()
     batches = domain_batches(dtype=torch.float32, image=True)
     reference = copy.deepcopy(model).train()
     with torch.no_grad():
-        for x in [b[0] for b in batches] if name == "roga" else [torch.cat([b[0] for b in batches])]:
+        for x in CARDS[name].stat_inputs(batches):
             reference(x)
-    build_algorithm(name, model.train(), {"rho": 0.5, "alpha": 0.1}).update(batches)
+    build_algorithm(name, model.train(), {**CARDS[name].hparams, "lr": 1e-3}).update(batches)
     expected, got = running_stats(reference), running_stats(model)
     assert set(got) == {"1.running_mean", "1.running_var", "2.running_var"}
     for key, value in expected.items():
@@ -159,7 +162,7 @@ def test_weights_restored_exactly_after_ascent(name):
     """With a zero learning rate the update must leave every weight bit-identical."""
     model = cnn_with_bn(dtype=torch.float32)
     before = copy.deepcopy(model.state_dict())
-    hp = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.7, "alpha": 0.3}
+    hp = {**UNIT_SGD, "lr": 0.0, **only_known(name, {"rho": 0.7, "alpha": 0.3})}
     build_algorithm(name, model, hp).update(domain_batches(dtype=torch.float32, image=True))
     for key, value in model.named_parameters():
         assert torch.equal(value, before[key]), key
@@ -172,10 +175,10 @@ def test_each_algorithm_lowers_the_loss_on_an_easy_problem(name):
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(6, generator=gen)
     batches = []
-    for k in range(3):
+    for k in range(K):
         x = torch.randn(32, 6, generator=gen) + 0.2 * k
         batches.append((x, (x @ w > 0).long()))
-    algo = build_algorithm(name, model, {"lr": 1e-2, "weight_decay": 0.0})
+    algo = build_algorithm(name, model, {"lr": 1e-2, "weight_decay": 0.0}, num_domains=K)
     x_all = torch.cat([b[0] for b in batches])
     y_all = torch.cat([b[1] for b in batches])
     start = F.cross_entropy(algo.predict(x_all), y_all).item()
@@ -183,61 +186,87 @@ def test_each_algorithm_lowers_the_loss_on_an_easy_problem(name):
         stats = algo.update(batches)
     end = F.cross_entropy(algo.predict(x_all), y_all).item()
     assert end < 0.5 * start
-    assert all(isinstance(v, float) for v in stats.values())
+    assert stats and all(isinstance(v, float) for v in stats.values())
 
 
-def test_roga_reports_alignment_statistics():
-    stats = build_algorithm("roga", mlp(), sgd_unit_step()).update(domain_batches())
-    assert {"loss", "loss_perturbed", "cos_clean_mean", "cos_perturbed_mean"} <= stats.keys()
-    assert -1.0 <= stats["cos_perturbed_mean"] <= 1.0
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_state_dict_holds_everything_the_next_update_needs(name):
+    """Two updates, a checkpoint, then a fresh algorithm loaded from it takes the same third step bit for bit."""
+    hparams = {"lr": 1e-2, **CARDS[name].hparams}
+    algo = build_algorithm(name, cnn_with_bn(), hparams, num_domains=K)
+    for step in range(2):
+        torch.manual_seed(step)
+        algo.update(domain_batches(image=True, seed=step))
+    saved = copy.deepcopy(algo.state_dict())
+    restored = build_algorithm(name, cnn_with_bn(seed=5), hparams, num_domains=K)
+    restored.load_state_dict(saved)
+    for target in (algo, restored):
+        torch.manual_seed(2)
+        target.update(domain_batches(image=True, seed=2))
+    for (key, a), b in zip(algo.state_dict().items(), restored.state_dict().values()):
+        if torch.is_tensor(a):
+            assert torch.equal(a, b), key
 
 
-def test_zero_rho_and_alpha_make_roga_an_erm_step():
-    """Ablation sanity: with ρ = α = 0 every ascent point is θ, so G equals the domain-mean gradient."""
-    batches = domain_batches()
-    a, b = mlp(), mlp()
-    hp = sgd_unit_step(rho=0.0, alpha=0.0)
-    build_algorithm("roga", a, hp).update(batches)
-    build_algorithm("erm", b, hp).update([(torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches]))])
-    for pa, pb in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(pa, pb, rtol=1e-10, atol=1e-12)
-
-
-def test_hparams_are_validated():
-    assert resolve_hparams(None) == DEFAULT_HPARAMS
+def test_hparams_are_validated_per_algorithm():
+    assert resolve_hparams("roga", None) == default_hparams("roga")
+    assert "rho" not in default_hparams("erm")
+    with pytest.raises(KeyError, match=r"'rho' for algorithm 'erm'.*\['channels_last', 'cuda_graph', 'lr'"):
+        build_algorithm("erm", mlp(), {"rho": 0.1})
     with pytest.raises(KeyError, match="rh0"):
-        resolve_hparams({"rh0": 0.1})
+        resolve_hparams("roga", {"rh0": 0.1})
     with pytest.raises(ValueError, match="ascent"):
-        resolve_hparams({"ascent": "sideways"})
+        resolve_hparams("roga", {"ascent": "sideways"})
     with pytest.raises(ValueError, match="rho"):
-        resolve_hparams({"rho": -1})
-    with pytest.raises(KeyError, match="unknown algorithm"):
-        build_algorithm("mixup", mlp())
+        resolve_hparams("sam", {"rho": -1})
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lr=.*finite"):
+            resolve_hparams("erm", {"lr": bad})
+    with pytest.raises(KeyError, match="unknown algorithm 'nope'"):
+        build_algorithm("nope", mlp())
+
+
+def test_num_domains_is_checked_by_every_update():
+    algo = build_algorithm("erm", mlp(), num_domains=2)
+    with pytest.raises(ValueError, match="got 3 domain batches.*num_domains=2"):
+        algo.update(domain_batches(k=3))
 
 
 class UnusedHead(nn.Module):
-    """``mlp()`` beside a trainable head that the forward pass never uses."""
+    """``mlp()`` beside a trainable head that the forward pass never uses (split into features and classifier
+    the way timm models are)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.body = mlp()
         self.unused = nn.Linear(8, 2).double()
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body[:-1](x)
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return features if pre_logits else self.body[-1](features)
+
+    def get_classifier(self) -> nn.Module:
+        return self.body[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.forward_head(self.forward_features(x))
 
 
-@pytest.mark.parametrize("name,extra", [(n, {}) for n in ALGORITHMS] + [("roga", {"domain_passes": "concurrent"})])
+@pytest.mark.parametrize("name,extra", [(n, {}) for n in sorted(ALGORITHMS)] + [("roga", {"domain_passes": "concurrent"})])
 def test_parameters_no_pass_reaches_are_skipped_as_after_backward(name, extra):
     """Adam with weight decay leaves an unused head alone (``.grad`` None) and steps the rest as without it."""
-    hparams = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 5e-2, "rho": RHO, "alpha": ALPHA, **extra}
+    hparams = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 5e-2, **CARDS[name].hparams, **extra}
     model = UnusedHead()
     alone = copy.deepcopy(model.body)
     unused_before = copy.deepcopy(model.unused.state_dict())
-    with_head, reference = build_algorithm(name, model, hparams), build_algorithm(name, alone, hparams)
-    for _ in range(3):
-        with_head.update(domain_batches())
-        reference.update(domain_batches())
+    with_head = build_algorithm(name, model, hparams, num_domains=K)
+    reference = build_algorithm(name, alone, hparams, num_domains=K)
+    for step in range(3):
+        for algorithm in (with_head, reference):
+            torch.manual_seed(step)
+            algorithm.update(domain_batches(seed=step))
     for key, value in model.unused.state_dict().items():
         assert torch.equal(value, unused_before[key]), key
     assert all(p.grad is None for p in model.parameters())
@@ -254,11 +283,10 @@ ROGA_SWITCHES = [{"ascent": a, "combine": c} for a in ("per_domain", "shared") f
 def test_concurrent_domain_passes_give_the_method_card_update(switches):
     model = mlp()
     batches = domain_batches()
-    G = expected_direction("roga", copy.deepcopy(model), batches, **switches)
-    before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
-    build_algorithm("roga", model, sgd_unit_step(domain_passes="concurrent", **switches)).update(batches)
-    after = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
-    torch.testing.assert_close(after - before, -G, rtol=1e-10, atol=1e-12)
+    G = roga_direction(copy.deepcopy(model), dict(model.named_parameters()), batches, RHO, ALPHA, **switches)
+    before = flat(model)
+    build_algorithm("roga", model, card_hparams("roga", domain_passes="concurrent", **switches)).update(batches)
+    torch.testing.assert_close(flat(model) - before, -G, rtol=1e-10, atol=1e-12)
 
 
 def test_concurrent_domain_passes_merge_running_stats_in_domain_order():
@@ -290,8 +318,7 @@ def test_concurrent_domain_passes_refuse_cumulative_bn_average():
 def test_concurrent_weights_bit_identical_with_zero_lr():
     model = cnn_with_bn(dtype=torch.float32)
     before = copy.deepcopy(model.state_dict())
-    hp = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.7, "alpha": 0.3,
-          "domain_passes": "concurrent"}
+    hp = {**UNIT_SGD, "lr": 0.0, "rho": 0.7, "alpha": 0.3, "domain_passes": "concurrent"}
     build_algorithm("roga", model, hp).update(domain_batches(dtype=torch.float32, image=True))
     for key, value in model.named_parameters():
         assert torch.equal(value, before[key]), key
@@ -321,7 +348,7 @@ def test_concurrent_passes_match_sequential_on_a_timm_efficientnet():
     batches = domain_batches(k=2, n=3, image=True)
     models = {mode: copy.deepcopy(base) for mode in ("sequential", "concurrent")}
     for mode, model in models.items():
-        build_algorithm("roga", model, sgd_unit_step(domain_passes=mode, rho=0.05, alpha=0.01)).update(batches)
+        build_algorithm("roga", model, card_hparams("roga", domain_passes=mode, rho=0.05, alpha=0.01)).update(batches)
     for a, b in zip(models["sequential"].state_dict().values(), models["concurrent"].state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
@@ -331,7 +358,7 @@ def test_concurrent_passes_match_sequential_on_a_timm_efficientnet():
 def test_channels_last_changes_layout_not_update(name, passes):
     batches = domain_batches(image=True)
     plain, nhwc = cnn_with_bn(dtype=torch.float32).double(), cnn_with_bn(dtype=torch.float32).double()
-    hp = sgd_unit_step(domain_passes=passes)
+    hp = card_hparams(name, **({"domain_passes": passes} if name == "roga" else {}))
     build_algorithm(name, plain, hp).update(batches)
     algo = build_algorithm(name, nhwc, {**hp, "channels_last": True})
     assert nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -356,16 +383,16 @@ def test_param_vector_views_follow_parameter_memory_layout():
     assert not torch.equal(logical, flat)
 
 
-def test_new_switches_are_validated():
-    assert resolve_hparams({"precision": "tf32"})["precision"] == "tf32"
+def test_execution_switches_are_validated():
+    assert resolve_hparams("erm", {"precision": "tf32"})["precision"] == "tf32"
     with pytest.raises(ValueError, match="cuda_graph"):
-        resolve_hparams({"cuda_graph": "yes"})
+        resolve_hparams("sam", {"cuda_graph": "yes"})
     with pytest.raises(ValueError, match="domain_passes"):
-        resolve_hparams({"domain_passes": "parallel"})
+        resolve_hparams("roga", {"domain_passes": "parallel"})
 
 
 def test_tf32_math_restores_global_flags():
-    from workbench.algorithms.base import tf32_math
+    from workbench.algorithms.execution import tf32_math
 
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -400,15 +427,23 @@ class RecordingReducer:
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_direction_is_reduced_exactly_once_per_update(name):
+def test_gradients_are_averaged_once_per_optimizer_step(name):
+    """Each optimizer step averages the gradients it is about to apply, in one collective; for the SAM family
+    and RoGA that is the final direction G, once per update."""
     model = mlp()
+    reference = copy.deepcopy(model)
     batches = domain_batches()
-    G = expected_direction(name, copy.deepcopy(model), batches)
-    algo = build_algorithm(name, model, sgd_unit_step())
+    algo = build_algorithm(name, model, card_hparams(name), num_domains=K)
     algo.distributed = reducer = RecordingReducer()
+    torch.manual_seed(0)
     algo.update(batches)
-    assert len(reducer.calls) == 1
-    torch.testing.assert_close(reducer.calls[0], G, rtol=1e-10, atol=1e-12)
+    assert len(reducer.calls) == CARDS[name].optimizer_steps(K)
+    if len(reducer.calls) == 1:
+        params = {key: value.detach().clone() for key, value in reference.named_parameters()}
+        torch.manual_seed(0)
+        expected = CARDS[name].step(reference, params, batches, resolve_hparams(name, card_hparams(name)), {})
+        G = torch.cat([(params[k] - expected[k]).reshape(-1) for k in params])
+        torch.testing.assert_close(reducer.calls[0], G, rtol=1e-9, atol=1e-11)
 
 
 # --- CUDA graphs (need a GPU) -----------------------------------------------------------------------
@@ -434,12 +469,12 @@ def gpu_batches(step: int, k: int = 3, n: int = 6):
              torch.randint(0, 2, (n,), generator=gen).cuda()) for i in range(k)]
 
 
-GRAPH_CASES = [
-    (name, extra, "sgd") for name, extra in [
-        ("erm", {}), ("sam", {}), ("sagm", {}), ("roga", {"domain_passes": "sequential"}),
-        ("roga", {"domain_passes": "concurrent"}), ("roga", {"domain_passes": "concurrent", "channels_last": True}),
-    ]
-] + [("erm", {}, "adam"), ("roga", {"domain_passes": "sequential"}, "adam")]
+CAPTURABLE = sorted(name for name, cls in ALGORITHMS.items() if cls.capturable)
+GRAPH_CASES = [(name, {}, "sgd") for name in CAPTURABLE] + [
+    ("roga", {"domain_passes": "concurrent"}, "sgd"),
+    ("roga", {"domain_passes": "concurrent", "channels_last": True}, "sgd"),
+    ("erm", {}, "adam"), ("roga", {}, "adam"),
+]
 
 
 @pytest.mark.gpu
@@ -454,9 +489,9 @@ def test_cuda_graph_replays_follow_the_eager_trajectory(name, extra, optimizer):
     saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        hp = {"optimizer": optimizer, "lr": 1e-2, "rho": 0.1, "alpha": 0.01, "precision": "fp32"}
-        fast = build_algorithm(name, gpu_cnn(), {**hp, **extra, "cuda_graph": True})
-        slow = build_algorithm(name, gpu_cnn(), {**hp, "cuda_graph": False, "domain_passes": "sequential"})
+        hp = {**CARDS[name].hparams, "optimizer": optimizer, "lr": 1e-2, "precision": "fp32"}
+        fast = build_algorithm(name, gpu_cnn(), {**hp, **extra, "cuda_graph": True}, num_domains=K)
+        slow = build_algorithm(name, gpu_cnn(), {**hp, "cuda_graph": False}, num_domains=K)
         for step in range(5):
             stats_fast = fast.update(gpu_batches(step))
             stats_slow = slow.update(gpu_batches(step))
@@ -481,7 +516,7 @@ def test_cuda_graph_key_follows_the_hyper_parameters(monkeypatch):
 
     algo = build_algorithm("roga", mlp(), {})
     algo._graphed = KeyRecorder(algo.step, algo.model, algo.optimizer)
-    monkeypatch.setattr(algo, "uses_cuda_graph", lambda batches: True)
+    monkeypatch.setattr(algo.execution, "graphs", lambda batches, reducer: True)
     for rho in (0.05, 0.05, 0.2):
         algo.hparams["rho"] = rho
         algo.launch(domain_batches())

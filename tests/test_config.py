@@ -19,6 +19,7 @@ from workbench.config import (
     load_yaml,
     parse_override,
     run_config_changes,
+    with_resolved_hparams,
 )
 from workbench.training.trainer import RESUMABLE_CHANGES
 
@@ -30,9 +31,9 @@ def test_overrides_parse_yaml_values():
 
 def test_file_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("algorithm:\n  name: sam\n  hparams: {rho: 0.1}\ntrain:\n  steps: 9\n")
+    path.write_text("algorithm:\n  name: sagm\n  hparams: {rho: 0.1}\ntrain:\n  steps: 9\n")
     config = load_config(path, ["train.steps=11", "algorithm.hparams.alpha=0.01"])
-    assert config["algorithm"] == {"name": "sam", "hparams": {"rho": 0.1, "alpha": 0.01}}
+    assert config["algorithm"] == {"name": "sagm", "hparams": {"rho": 0.1, "alpha": 0.01}}
     assert config["train"]["steps"] == 11
     assert config["train"]["eval_every"] == DEFAULT_CONFIG["train"]["eval_every"]
 
@@ -86,9 +87,11 @@ def test_run_specific_and_checked_keys_are_real_config_keys():
 
 
 @pytest.mark.parametrize("override,message", [
-    ("algorithm.name=rogaa", r"config key 'algorithm.name': unknown algorithm 'rogaa'; known: \['erm', 'roga', 'sagm', 'sam'\]"),
-    ("algorithm.hparams.rh0=0.1", r"config key 'algorithm.hparams': unknown hyper-parameter 'rh0'"),
-    ("algorithm.hparams.rho=-1", r"config key 'algorithm.hparams': hyper-parameter rho=-1 must be a non-negative"),
+    ("algorithm.name=rogaa", r"config key 'algorithm.name': unknown algorithm 'rogaa'; known: \['"),
+    ("algorithm.hparams.rh0=0.1", r"config key 'algorithm.hparams': unknown hyper-parameter 'rh0' for algorithm 'roga'"),
+    ("algorithm.hparams.rho=-1", r"config key 'algorithm.hparams': hyper-parameter rho=-1 must be a number >= 0"),
+    ("algorithm.hparams.lr=.nan", r"config key 'algorithm.hparams': hyper-parameter lr=nan must be a finite number"),
+    ("algorithm.hparams.lr=.inf", r"config key 'algorithm.hparams': hyper-parameter lr=inf must be a finite number"),
     ("algorithm.hparams.ascent=both", r"config key 'algorithm.hparams': hyper-parameter ascent='both' is not one of"),
 ])
 def test_the_algorithm_and_its_hparams_are_checked_when_the_config_loads(override, message):
@@ -133,7 +136,7 @@ def test_text_that_looks_like_a_number_survives_config_yaml_and_resume_compariso
     config = load_config(overrides=["run.name='1e3'", "data.target_domains=['2e5', X]", "model.kwargs={tag: '1e5'}"])
     dump_config(config, tmp_path / "config.yaml")
     saved = load_yaml((tmp_path / "config.yaml").read_text())
-    assert saved == config and saved["run"]["name"] == "1e3" and saved["model"]["kwargs"]["tag"] == "1e5"
+    assert saved == with_resolved_hparams(config) and saved["run"]["name"] == "1e3" and saved["model"]["kwargs"]["tag"] == "1e5"
     assert run_config_changes(saved, config, ignored=()) == []
 
 
@@ -148,3 +151,20 @@ def test_names_that_yaml_reads_as_numbers_are_refused_naming_the_key(override, k
 def test_a_whole_number_written_as_a_float_gets_a_hint():
     with pytest.raises(ConfigError, match=r"'train.steps' must be an integer >= 1, got 1000.0 \(write 1000\)"):
         load_config(overrides=["train.steps=1e3"])
+
+
+def test_hyper_parameters_compare_with_their_defaults_filled_in():
+    """A run saved when every algorithm took every key (ERM with rho) equals the request that leaves defaults out."""
+    requested = load_config(overrides=["algorithm.name=erm", "algorithm.hparams.lr=0.01"])
+    saved = load_yaml(dump_yaml_of(requested))
+    saved["algorithm"]["hparams"].update(rho=0.05, alpha=0.001)
+    assert run_config_changes(saved, requested) == []
+    roga = load_config(overrides=["algorithm.hparams.rho=0.05"])
+    assert run_config_changes(load_config(), roga) == []
+    changed = run_config_changes(load_config(), load_config(overrides=["algorithm.hparams.rho=0.1"]))
+    assert changed == [("algorithm.hparams.rho", 0.05, 0.1)]
+
+
+def dump_yaml_of(config):
+    from workbench.config import dump_yaml
+    return dump_yaml(dict(config))

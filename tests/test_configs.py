@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workbench.__main__ import main as workbench_main
-from workbench.algorithms.hparams import resolve_hparams
+from workbench.algorithms import resolve_hparams
 from workbench.config import load_config
 from workbench.data import Protocol, evaluation_groups, read_manifests
 
@@ -40,7 +40,7 @@ def steps_for_epochs(config: dict, epochs: int) -> int:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_config_loads_with_valid_hparams(path):
     config = load_config(path)
-    resolve_hparams(config["algorithm"]["hparams"])
+    resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"])
     k = len(config["data"]["source_domains"])
     assert config["data"]["batch_size"] % k == 0
 

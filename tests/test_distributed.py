@@ -17,13 +17,18 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from workbench.algorithms import build_algorithm
+from workbench.algorithms import build_algorithm, hparam_spec
 from workbench.training.distributed import DistContext, init_distributed
 from tiny_models import mlp
 
 WORLD = 2
 NAMES = ("erm", "sam", "sagm", "roga")
 HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05}
+
+
+def hparams_for(name: str) -> dict:
+    """:data:`HP` without the keys algorithm ``name`` does not take."""
+    return {key: value for key, value in HP.items() if key in hparam_spec(name)}
 
 
 def global_batches(k: int = 3, n: int = 4):
@@ -40,7 +45,7 @@ def single_process_direction(name: str, batches) -> torch.Tensor:
     """G of one update without any distribution (θ_before − θ_after with a unit SGD step)."""
     model = mlp()
     before = flat(model)
-    build_algorithm(name, model, HP).update(batches)
+    build_algorithm(name, model, hparams_for(name)).update(batches)
     return before - flat(model)
 
 
@@ -56,7 +61,7 @@ def _worker(rank: int, port: int, out: Path) -> None:
                 for p in model.parameters():
                     p.add_(1.0)  # prepare_model must replace this with rank 0's weights
         model = ctx.prepare_model(model)
-        algorithm = build_algorithm(name, model, HP)
+        algorithm = build_algorithm(name, model, hparams_for(name))
         ctx.attach(algorithm)
         before = flat(model)
         algorithm.update(ctx.shard(global_batches()))
@@ -114,7 +119,7 @@ def test_without_torchrun_the_context_is_a_single_process_no_op(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     ctx = init_distributed()
     assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.is_distributed) == (0, 1, True, False)
-    algorithm = build_algorithm("erm", mlp(), HP)
+    algorithm = build_algorithm("erm", mlp(), hparams_for("erm"))
     ctx.attach(algorithm)
     assert algorithm.distributed is None
     batches = global_batches()

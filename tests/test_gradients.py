@@ -22,7 +22,7 @@ from workbench.analysis.gradients import (
     per_domain_perturbed_loss,
 )
 from workbench.models import create_model
-from method_card import ascent_epsilons
+from method_cards.roga import ascent_epsilons
 from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05

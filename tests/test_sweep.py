@@ -51,8 +51,10 @@ def test_the_plan_multiplies_only_the_axes_of_each_algorithm(base):
 
 
 def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(base, tmp_path):
-    with pytest.raises(ConfigError, match=r"sweep run erm, seed 0, grid \{'algorithm.hparams.rho': -1\}.*rho=-1"):
-        plan_sweep(base, [], ["erm", "roga"], [0], [parse_axis("algorithm.hparams.rho=[0.05, -1]")])
+    with pytest.raises(ConfigError, match=r"sweep run roga, seed 0, grid \{'algorithm.hparams.rho': -1\}.*rho=-1"):
+        plan_sweep(base, [], ["erm", "roga"], [0], [parse_axis("roga:algorithm.hparams.rho=[0.05, -1]")])
+    with pytest.raises(ConfigError, match=r"algorithm 'erm' has no hyper-parameter 'rho'.*'sam,roga:algorithm"):
+        plan_sweep(base, [], ["erm", "sam", "roga"], [0], [parse_axis("algorithm.hparams.rho=[0.05]")])
     with pytest.raises(ConfigError, match=r"limited to \['sagm'\]"):
         plan_sweep(base, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
     with pytest.raises(ConfigError, match="listed once"):
@@ -67,7 +69,7 @@ def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(base, tmp
         ([], "data.batch_size=[12, 8]", r"grid \{'data.batch_size': 8\}: data.batch_size=8 must be divisible by the 3"),
         ([], "data.lodo_domain=[D-A]", "lodo_domain 'D-A' must not also be a training source domain"),
         ([], "data.lodo_domain=[D-X]", r"domain\(s\) \['D-X'\] not in the manifest"),
-        (["train.checkpoint_rules=[source_val, lodo]"], "algorithm.hparams.rho=[0.1]", "'lodo' needs a held-out"),
+        (["train.checkpoint_rules=[source_val, lodo]"], "algorithm.hparams.lr=[0.1]", "'lodo' needs a held-out"),
     ):
         with pytest.raises(ConfigError, match=message):
             plan_sweep(base, overrides, ["erm"], [0], [parse_axis(grid)])

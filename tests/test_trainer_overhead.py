@@ -26,7 +26,7 @@ def test_the_bare_loop_takes_the_same_steps_as_erm(tiny_config, tmp_path):
     torch.manual_seed(0)
     bare_model = create_model("test_resnet", num_classes=2).double()
     # SGD: Adam's first steps are ~lr·sign(g) and would amplify rounding in near-zero gradients.
-    hparams = resolve_hparams({"precision": "fp32", "optimizer": "sgd", "lr": 0.05})
+    hparams = resolve_hparams("erm", {"precision": "fp32", "optimizer": "sgd", "lr": 0.05})
     erm = build_algorithm("erm", create_model("test_resnet", num_classes=2).double(), hparams)
     erm.model.load_state_dict(bare_model.state_dict())
     step = bare_training_step(bare_model, build_optimizer(list(bare_model.parameters()), hparams),

@@ -13,12 +13,31 @@ import torch
 import yaml
 
 import workbench.training.trainer as trainer_module
+from method_cards import CARDS
+from workbench.algorithms import ALGORITHMS
 from workbench.training.distributed import DistContext
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
+from workbench.training.checkpoint import model_state
 from workbench.training.records import RecordsError, RecordWriter
 from workbench.training.selection import load_records, select
 from workbench.training.trainer import BEST, LAST, best_checkpoint
+
+
+def assert_same_state(a, b, where="state"):
+    """Nested checkpoint contents are equal: tensors bit for bit, everything else by value."""
+    if torch.is_tensor(a):
+        assert torch.is_tensor(b) and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            assert_same_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
 
 
 def read_records(run_dir):
@@ -42,21 +61,23 @@ def test_run_directory_has_everything_the_records_doc_promises(tiny_config, tmp_
         assert timing["img_s"] * timing["step_ms"] / 1000.0 == pytest.approx(images_per_step)
         assert 0.0 < timing["data_ms"] < timing["step_ms"]
     state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
-    assert state["step"] == 6 and set(state) >= {"model", "optimizer", "rng_cpu"}
+    assert state["step"] == 6 and set(state) >= {"algorithm", "rng_cpu", "best"}
+    assert set(model_state(state)) == set(Trainer(tiny_config, tmp_path / "other").model.state_dict())
 
 
-def test_resume_reproduces_an_uninterrupted_run_bit_for_bit(tiny_config, tmp_path):
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_resume_reproduces_an_uninterrupted_run_bit_for_bit(algorithm, tiny_config, tmp_path):
+    """Every algorithm, with whatever state it keeps, continues from last.pt exactly as if never stopped."""
     config = copy.deepcopy(tiny_config)
+    config["algorithm"] = {"name": algorithm, "hparams": {"lr": 1e-3, **CARDS[algorithm].hparams}}
     config["model"]["kwargs"] = {"drop_rate": 0.3}  # dropout makes the global RNG state matter
     full = Trainer(config, tmp_path / "full").fit()
     Trainer(config, tmp_path / "split").fit(stop_at_step=3)
     # An interrupted stretch after the checkpoint leaves a stale record that resume must drop.
     RecordWriter(tmp_path / "split").append({"kind": "alignment", "step": 4, "alignment": {}})
     split = Trainer(config, tmp_path / "split").fit()
-    a = load_checkpoint(full / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(split / "checkpoints" / "last.pt")["model"]
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_same_state(load_checkpoint(full / "checkpoints" / "last.pt")["algorithm"],
+                      load_checkpoint(split / "checkpoints" / "last.pt")["algorithm"])
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("wall_s", "train", "callbacks_s")} for r in recs]  # noqa: E731
     assert strip(read_records(full)) == strip(read_records(split))
     assert read_records(full)[-1]["train"]["loss"] == read_records(split)[-1]["train"]["loss"]
@@ -80,8 +101,8 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tin
         trainer.fit()
     kept = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert kept["step"] == good["step"] == 3
-    for key in good["model"]:
-        assert torch.equal(kept["model"][key], good["model"][key])
+    for key, value in model_state(good).items():
+        assert torch.equal(model_state(kept)[key], value)
 
 
 def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config, tmp_path, monkeypatch):
@@ -144,8 +165,8 @@ def test_loader_workers_give_the_same_run_as_in_process_loading(tiny_config, tmp
     in_process = Trainer(config, tmp_path / "a").fit()
     config["data"]["workers"] = 2
     prefetched = Trainer(config, tmp_path / "b").fit()
-    a = load_checkpoint(in_process / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(prefetched / "checkpoints" / "last.pt")["model"]
+    a = model_state(load_checkpoint(in_process / "checkpoints" / "last.pt"))
+    b = model_state(load_checkpoint(prefetched / "checkpoints" / "last.pt"))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -232,7 +253,7 @@ def test_a_kill_between_last_pt_and_the_best_checkpoint_restores_the_best(tiny_c
     Trainer(tiny_config, run).fit()
     best, last = load_checkpoint(checkpoints / BEST), load_checkpoint(checkpoints / LAST)
     assert best["step"] == 6
-    assert all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    assert all(torch.equal(best["model"][k], model_state(last)[k]) for k in best["model"])
     assert set(pd.read_csv(run / "predictions.csv")["step"]) == {6}
 
 
@@ -268,8 +289,8 @@ def test_each_kept_rule_checkpoints_the_model_of_the_record_it_selects(all_rules
     steps = {rule: load_checkpoint(checkpoints / best_checkpoint(rule))["step"] for rule in ("source_val", "lodo", "oracle")}
     assert steps == {rule: select(records, rule)["step"] for rule in steps} == {"source_val": 3, "lodo": 6, "oracle": 9}
     oracle, last = load_checkpoint(checkpoints / "best_oracle.pt"), load_checkpoint(checkpoints / LAST)
-    assert all(torch.equal(oracle["model"][k], last["model"][k]) for k in last["model"])
-    assert not torch.equal(load_checkpoint(checkpoints / "best_lodo.pt")["model"]["fc.weight"], last["model"]["fc.weight"])
+    assert all(torch.equal(oracle["model"][k], v) for k, v in model_state(last).items())
+    assert not torch.equal(load_checkpoint(checkpoints / "best_lodo.pt")["model"]["fc.weight"], model_state(last)["fc.weight"])
     assert set(pd.read_csv(run / "predictions.csv")["step"]) == {3}  # predictions stay source_val's
 
 
@@ -381,8 +402,8 @@ def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tin
     plain = torch.load(Trainer(config, tmp_path / "plain").fit() / "checkpoints" / "last.pt", weights_only=True)
     logged = torch.load(Trainer(config, tmp_path / "logged", callbacks=[RandomDrawingCallback()]).fit()
                         / "checkpoints" / "last.pt", weights_only=True)
-    for key, value in plain["model"].items():
-        assert torch.equal(value, logged["model"][key]), key
+    for key, value in model_state(plain).items():
+        assert torch.equal(value, model_state(logged)[key]), key
 
 
 def test_shard_positions_place_each_rank_in_the_global_batch():

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from workbench.algorithms import algorithm_class, resolve_hparams
+from workbench.algorithms import algorithm_class, hparam_spec, resolve_hparams
 
 SYNTHETIC_SOURCE_DOMAINS = ["SYN-SWAP", "SYN-REENACT", "SYN-GAN", "SYN-NT"]
 SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
@@ -176,19 +176,40 @@ def config_differences(
     return [] if saved == requested else [(prefix, saved, requested)]
 
 
+def with_resolved_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` whose ``algorithm.hparams`` hold every hyper-parameter of its algorithm (defaults filled).
+
+    Two configs that differ only in spelling out a default then compare equal. Keys the algorithm does
+    not take are dropped: runs saved before hyper-parameters were per algorithm hold every algorithm's
+    keys (e.g. ``rho`` for ERM), which never affected that algorithm.
+    """
+    config = copy.deepcopy(dict(config))
+    algorithm = config.get("algorithm")
+    if not isinstance(algorithm, dict) or "name" not in algorithm or not isinstance(algorithm.get("hparams", {}), dict):
+        return config
+    name = algorithm["name"]
+    spec = hparam_spec(name)
+    algorithm["hparams"] = resolve_hparams(name, {k: v for k, v in (algorithm.get("hparams") or {}).items() if k in spec})
+    return config
+
+
 def run_config_changes(
     saved: Mapping[str, Any], requested: Mapping[str, Any], ignored: Collection[str] = RUN_SPECIFIC_KEYS
 ) -> list[tuple[str, Any, Any]]:
     """``(dotted key, saved, requested)`` where a run's saved config differs from a requested one.
 
     The one rule for whether a run may be resumed or reused: the request is compared as it would be
-    saved (a YAML round trip, so a tuple equals the saved list), a key the saved config lacks counts
-    as its :data:`DEFAULT_CONFIG` value, and the keys in ``ignored`` (dotted) never count.
+    saved (a YAML round trip, so a tuple equals the saved list), hyper-parameters are compared with
+    their algorithm's defaults filled in (:func:`with_resolved_hparams`), a key the saved config lacks
+    counts as its :data:`DEFAULT_CONFIG` value, and the keys in ``ignored`` (dotted) never count. When the
+    algorithm differs, the hyper-parameters only one of the two algorithms has are not listed besides it.
     """
-    as_saved = load_yaml(dump_yaml(dict(requested)))
-    differences = config_differences(dict(saved), as_saved, DEFAULT_CONFIG)
-    return [(name, old, new) for name, old, new in ((".".join(p), o, n) for p, o, n in differences)
-            if name not in ignored]
+    as_saved = with_resolved_hparams(load_yaml(dump_yaml(dict(requested))))
+    differences = [(".".join(p), o, n) for p, o, n in config_differences(with_resolved_hparams(saved), as_saved,
+                                                                          DEFAULT_CONFIG)]
+    renamed = any(name == "algorithm.name" for name, _, _ in differences)
+    return [(name, old, new) for name, old, new in differences if name not in ignored
+            and not (renamed and name.startswith("algorithm.hparams.") and (old is None or new is None))]
 
 
 def parse_override(item: str) -> dict[str, Any]:
@@ -239,7 +260,7 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 def validate_config(config: Mapping[str, Any]) -> None:
     """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``), the kept checkpoints and the algorithm.
 
-    The algorithm must be known and its ``hparams`` valid (:func:`workbench.algorithms.resolve_hparams`).
+    The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`).
     Run before anything is written, so a bad value never leaves a half-made run directory behind.
     """
     for dotted, (least, nullable) in INTEGER_KEYS.items():
@@ -262,12 +283,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
     _validate_checkpoint_rules(config)
+    name = _lookup(config, "algorithm.name")
     try:
-        algorithm_class(_lookup(config, "algorithm.name"))
+        algorithm_class(name)
     except KeyError as exc:
         raise ConfigError(f"config key 'algorithm.name': {exc.args[0]}") from exc
     try:
-        resolve_hparams(_lookup(config, "algorithm.hparams"))
+        resolve_hparams(name, _lookup(config, "algorithm.hparams"))
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
 
@@ -305,4 +327,5 @@ def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
-    Path(path).write_text(dump_yaml(dict(config)))
+    """Write ``config`` as a run's ``config.yaml``, with every hyper-parameter of its algorithm spelled out."""
+    Path(path).write_text(dump_yaml(with_resolved_hparams(config)))

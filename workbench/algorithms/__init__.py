@@ -1,45 +1,36 @@
-"""Training algorithms behind one interface: ``build_algorithm(name, model, hparams)``."""
+"""Training algorithms behind one interface: ``build_algorithm(name, model, hparams, num_domains=K)``.
+
+Each algorithm is one module of this package holding its class, its hyper-parameters and a docstring
+naming its paper and the update as implemented; ``@register_algorithm`` adds it to
+:data:`ALGORITHMS`. Every module of the package is imported here, so a new algorithm needs no other
+file to be found.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import importlib
+import pkgutil
 
-from torch import nn
+from workbench.algorithms.base import Algorithm, DomainBatches, as_floats, build_optimizer
+from workbench.algorithms.hparams import COMMON_HPARAMS, HParam
+from workbench.algorithms.registry import (ALGORITHMS, algorithm_class, build_algorithm, default_hparams,
+                                           hparam_spec, register_algorithm, resolve_hparams)
 
-from workbench.algorithms.base import Algorithm, DomainBatches, as_floats
-from workbench.algorithms.erm import ERM
-from workbench.algorithms.hparams import DEFAULT_HPARAMS, resolve_hparams
-from workbench.algorithms.roga import RoGA
-from workbench.algorithms.sam import SAGM, SAM
-
-ALGORITHMS: dict[str, type[Algorithm]] = {cls.name: cls for cls in (ERM, SAM, SAGM, RoGA)}
-
-
-def algorithm_class(name: str) -> type[Algorithm]:
-    """The registered algorithm called ``name`` (any case); ``KeyError`` naming the known ones otherwise."""
-    key = str(name).lower()
-    if key not in ALGORITHMS:
-        raise KeyError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
-    return ALGORITHMS[key]
-
-
-def build_algorithm(name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None) -> Algorithm:
-    """Instantiate a registered algorithm by name (``"erm"``, ``"sam"``, ``"sagm"``, ``"roga"``)."""
-    return algorithm_class(name)(model, hparams)
-
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "ALGORITHMS",
     "Algorithm",
-    "DEFAULT_HPARAMS",
+    "COMMON_HPARAMS",
     "DomainBatches",
-    "ERM",
-    "RoGA",
-    "SAGM",
-    "SAM",
+    "HParam",
     "algorithm_class",
     "as_floats",
     "build_algorithm",
+    "build_optimizer",
+    "default_hparams",
+    "hparam_spec",
+    "register_algorithm",
     "resolve_hparams",
 ]

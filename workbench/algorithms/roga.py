@@ -24,7 +24,11 @@ from torch.nn.modules.batchnorm import SyncBatchNorm
 from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import RunningStats, frozen_running_stats
 from workbench.algorithms.domain_passes import Lanes, functional_loss_and_grad, perturbed_parameters
+from workbench.algorithms.hparams import choice, number
 from workbench.algorithms.param_vector import cosine, unit
+from workbench.algorithms.registry import register_algorithm
+
+ASCENTS = ("per_domain", "shared")
 
 
 def ascent_perturbations(
@@ -37,13 +41,25 @@ def ascent_perturbations(
     return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
 
 
+@register_algorithm("roga")
 class RoGA(Algorithm):
     """Per-domain ascent towards each domain's ascending point, aligned with the ERM gradient."""
 
-    name = "roga"
+    family = "roga"
+    capturable = True
+    HPARAMS = {
+        "rho": number(0.05, "radius ρ of each domain's ascent"),
+        "alpha": number(0.001, "step α against the ERM gradient in every ascent"),
+        "ascent": choice("per_domain", "one ascending point per domain, or one shared", *ASCENTS),
+        "combine": choice("with_erm", "G = ½ (g + mean perturbed gradient), or the mean perturbed gradient alone",
+                          "with_erm", "perturbed_only"),
+        "domain_passes": choice("sequential", "per-domain passes one after the other on the module, or as "
+                                "concurrent functional passes (one CUDA stream per domain)", "sequential", "concurrent"),
+    }
 
-    def __init__(self, model: torch.nn.Module, hparams: Mapping[str, Any] | None = None) -> None:
-        super().__init__(model, hparams)
+    def __init__(self, model: torch.nn.Module, hparams: Mapping[str, Any] | None = None,
+                 num_domains: int | None = None) -> None:
+        super().__init__(model, hparams, num_domains)
         self._lanes = Lanes()
 
     def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> list[torch.Tensor]:
@@ -65,8 +81,6 @@ class RoGA(Algorithm):
         return True
 
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
-        if len(minibatches) == 0:
-            raise ValueError("update() needs at least one domain batch")
         if self.concurrent():
             losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_concurrent(minibatches)
         else:

@@ -1,4 +1,8 @@
-"""Sharpness-aware minimisation (Foret et al., 2021) and its surrogate-gap variant SAGM (Wang et al., 2023)."""
+"""SAM — sharpness-aware minimisation (Foret, Kleiner, Mobahi & Neyshabur, ICLR 2021).
+
+Update on the pooled batch: g = ∇L(θ); ε = ρ g/(‖g‖ + 1e-12); G = ∇L(θ + ε) (BatchNorm running
+statistics frozen in the perturbed pass); θ restored exactly by copy; the base optimizer steps with G.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,25 @@ import torch
 
 from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import frozen_running_stats
+from workbench.algorithms.hparams import number
 from workbench.algorithms.param_vector import unit
+from workbench.algorithms.registry import register_algorithm
 
 
+@register_algorithm("sam")
 class SAM(Algorithm):
     """ε = ρ g/‖g‖ on the pooled batch; step with G = ∇L(θ + ε)."""
 
-    name = "sam"
+    family = "flatness"
+    capturable = True
+    HPARAMS = {"rho": number(0.05, "radius ρ of the weight perturbation")}
 
     def perturbation(self, g: torch.Tensor) -> torch.Tensor:
+        """ε from the clean pooled gradient g."""
         return self.hparams["rho"] * unit(g)
 
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
+        """The update direction G from the clean and the perturbed gradient."""
         return g_perturbed
 
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
@@ -36,15 +47,3 @@ class SAM(Algorithm):
             "loss_perturbed": loss_perturbed.detach(),
             "grad_norm": torch.linalg.vector_norm(g),
         }
-
-
-class SAGM(SAM):
-    """ε = ρ g/‖g‖ − α g on the pooled batch; step with G = ½ (g + ∇L(θ + ε))."""
-
-    name = "sagm"
-
-    def perturbation(self, g: torch.Tensor) -> torch.Tensor:
-        return self.hparams["rho"] * unit(g) - self.hparams["alpha"] * g
-
-    def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (g + g_perturbed)

@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.algorithms.hparams import resolve_hparams
+from workbench.algorithms import default_hparams, resolve_hparams
 from workbench.analysis.gradients import Ascent, DomainBatches, Mode, alignment_summary
 
 DEFAULT_ALIGNMENT_EVERY = 100
@@ -69,10 +69,16 @@ class AlignmentCallback:
 
 
 def callbacks_from_config(config: Mapping[str, Any]) -> list[AlignmentCallback]:
-    """The gradient-alignment callback for ``train.alignment_every > 0`` (the run's ρ and α; domains named)."""
+    """The gradient-alignment callback for ``train.alignment_every > 0``; domains named.
+
+    The ascending points are RoGA's: with a RoGA run's own ρ and α (so the numbers match its
+    ``cos_*_mean`` statistics), with RoGA's defaults for every other algorithm (whose ρ or α, where it
+    has one, may mean something else, e.g. ASAM's adaptive radius).
+    """
     every = int(config["train"]["alignment_every"])
     if every <= 0:
         return []
-    hparams = resolve_hparams(config["algorithm"]["hparams"])
+    name = config["algorithm"]["name"]
+    hparams = resolve_hparams("roga", config["algorithm"]["hparams"]) if name.lower() == "roga" else default_hparams("roga")
     return [AlignmentCallback(every=every, rho=hparams["rho"], alpha=hparams["alpha"],
                               domain_names=list(config["data"]["source_domains"]))]

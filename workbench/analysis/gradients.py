@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.algorithms.base import full_precision
+from workbench.algorithms.execution import full_precision
 from workbench.algorithms.roga import ascent_perturbations as roga_perturbations
 from workbench.algorithms.param_vector import ParamVector, cosine
 

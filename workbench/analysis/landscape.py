@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.algorithms.base import full_precision
+from workbench.algorithms.execution import full_precision
 from workbench.algorithms.param_vector import ParamVector
 from workbench.analysis.gradients import check_batches, model_device
 

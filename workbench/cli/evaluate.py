@@ -13,6 +13,7 @@ from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
 from workbench.config import load_config
 from workbench.training import Trainer, load_checkpoint
+from workbench.training.checkpoint import model_state
 from workbench.training.report import CONFIG_FILE
 from workbench.training.runs import CHECKPOINT_SELECTIONS, run_config, selected_checkpoint
 
@@ -66,6 +67,6 @@ def evaluate_checkpoint(run_dir: Path, overrides: list[str], checkpoint: str | N
     trainer = Trainer(load_config(run_dir / CONFIG_FILE, overrides), run_dir)
     checkpoint = checkpoint or selected_checkpoint(run_dir, selection)
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=trainer.device)
-    trainer.model.load_state_dict(state["model"])
+    trainer.model.load_state_dict(model_state(state))
     results, predictions = trainer.evaluate()
     return state, results, predictions

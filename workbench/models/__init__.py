@@ -2,6 +2,7 @@
 
 from workbench.models.factory import (
     backbone_normalization,
+    classifier_split,
     create_model,
     input_normalization,
     load_pretrained_file,
@@ -10,6 +11,7 @@ from workbench.models.factory import (
 
 __all__ = [
     "backbone_normalization",
+    "classifier_split",
     "create_model",
     "input_normalization",
     "load_pretrained_file",

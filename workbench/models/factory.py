@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,21 @@ def penultimate_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Pooled features that feed the classifier (timm ``forward_features`` + ``forward_head(pre_logits)``)."""
     features = model.forward_features(x)
     return model.forward_head(features, pre_logits=True)
+
+
+def classifier_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """``(featurize, classifier)`` with ``classifier(featurize(x)) == model(x)``.
+
+    For a timm model, ``featurize`` is :func:`penultimate_features` and ``classifier`` is
+    ``model.get_classifier()``; for an ``nn.Sequential``, all layers but the last, and the last.
+    Methods that regularise features (CORAL, MMD) or per-sample classifier gradients (Fishr) use it.
+    """
+    if hasattr(model, "forward_features") and hasattr(model, "get_classifier"):
+        return (lambda x: penultimate_features(model, x)), model.get_classifier()
+    if isinstance(model, nn.Sequential) and len(model) >= 2:
+        return model[:-1], model[-1]
+    raise TypeError(f"cannot split {type(model).__name__} into features and classifier: it is neither a timm "
+                    "model (forward_features/get_classifier) nor an nn.Sequential")
 
 
 def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

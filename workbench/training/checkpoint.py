@@ -29,3 +29,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def model_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model's state dict in a loaded checkpoint: ``model`` of a kept model (``best_<rule>.pt``), or the
+    ``model.`` entries of the algorithm state in ``last.pt``."""
+    if "model" in checkpoint:
+        return checkpoint["model"]
+    if "algorithm" in checkpoint:
+        prefix = "model."
+        return {key[len(prefix):]: value for key, value in checkpoint["algorithm"].items() if key.startswith(prefix)}
+    raise CheckpointError(f"checkpoint holds neither 'model' nor 'algorithm' (keys: {sorted(checkpoint)})")

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_yaml
+from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_yaml, with_resolved_hparams
 from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, compute_metrics, video_bootstrap_ci
 from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
 
@@ -77,7 +77,8 @@ def run_complete(run_dir: str | Path, stacklevel: int = 2) -> bool:
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's resolved ``config.yaml`` as a dict (empty when the file is absent)."""
+    """The run's resolved ``config.yaml`` as a dict (empty when the file is absent), hyper-parameters with
+    their algorithm's defaults filled in (:func:`workbench.config.with_resolved_hparams`)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return {}
@@ -89,7 +90,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(config, dict):
         raise RunConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
-    return config
+    try:
+        return with_resolved_hparams(config)
+    except (KeyError, ValueError) as exc:
+        raise RunConfigError(f"{path}: {exc.args[0]}") from exc
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:

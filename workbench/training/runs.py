@@ -15,7 +15,7 @@ from workbench.config import CHECKPOINT_RULES, DEFAULT_CONFIG
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
-from workbench.training.checkpoint import load_checkpoint
+from workbench.training.checkpoint import load_checkpoint, model_state
 from workbench.training.report import expand_sweeps, read_config
 from workbench.training.trainer import BEST, LAST, best_checkpoint, synthetic_manifest
 
@@ -95,5 +95,5 @@ def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | to
     config = run_config(run_dir)
     model = create_model(config["model"]["name"], pretrained=False, **(config["model"].get("kwargs") or {}))
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(model_state(state))
     return model.to(device).eval()

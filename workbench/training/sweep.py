@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.algorithms import ALGORITHMS, hparam_spec
 from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
                               run_config_changes)
 from workbench.data.manifest import ManifestError
@@ -112,6 +113,7 @@ def plan_sweep(
     runs: list[SweepRun] = []
     for algorithm in algorithms:
         own = [axis for axis in axes if axis.algorithms is None or algorithm.lower() in axis.algorithms]
+        _check_hparam_axes(algorithm, own, algorithms)
         for combination in itertools.product(*(axis.values for axis in own)):
             grid = {axis.key: value for axis, value in zip(own, combination)}
             for seed in seeds:
@@ -129,6 +131,21 @@ def plan_sweep(
     if clashing:
         raise ConfigError(f"grid values that differ only in punctuation would share run directories {clashing}")
     return runs
+
+
+def _check_hparam_axes(algorithm: str, axes: Sequence[GridAxis], algorithms: Sequence[str]) -> None:
+    """Refuse a hyper-parameter axis applied to an algorithm that has no such hyper-parameter, saying how to scope it."""
+    prefix = "algorithm.hparams."
+    if algorithm.lower() not in ALGORITHMS:
+        return  # loading its config names the unknown algorithm
+    spec = hparam_spec(algorithm)
+    for axis in axes:
+        leaf = axis.key[len(prefix):]
+        if axis.key.startswith(prefix) and leaf not in spec:
+            takers = [a.lower() for a in algorithms if a.lower() in ALGORITHMS and leaf in hparam_spec(a)]
+            scope = f"; limit it to the algorithms that have it: '{','.join(takers)}:{axis.key}=[...]'" if takers else ""
+            raise ConfigError(f"grid {axis.key!r}: algorithm {algorithm!r} has no hyper-parameter {leaf!r} "
+                              f"(its hyper-parameters: {sorted(spec)}){scope}")
 
 
 def existing_status(run: SweepRun, run_dir: Path) -> str | None:

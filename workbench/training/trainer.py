@@ -36,7 +36,7 @@ from workbench.data.manifest import read_manifests
 from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
 from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model, input_normalization
-from workbench.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from workbench.training.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
@@ -197,7 +197,8 @@ class Trainer:
         model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
         model = self.dist.prepare_model(model.to(self.device), sync_batchnorm=self.config["train"]["sync_batchnorm"])
         self.algorithm: Algorithm = build_algorithm(
-            self.config["algorithm"]["name"], model, self.config["algorithm"]["hparams"]
+            self.config["algorithm"]["name"], model, self.config["algorithm"]["hparams"],
+            num_domains=len(self.protocol.source_domains),
         )
         self.dist.attach(self.algorithm)
         self.input_stats = input_normalization(model)
@@ -272,8 +273,7 @@ class Trainer:
     # ---------------------------------------------------------- checkpoints
     def _state(self, step: int, best: dict[str, dict[str, Any]]) -> dict[str, Any]:
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.algorithm.optimizer.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
             "step": step,
             "rng_cpu": torch.get_rng_state(),
             "best": best,
@@ -315,12 +315,23 @@ class Trainer:
         if step > total:
             raise ConfigError(f"config key 'train.steps' is {total}, below the step {step} of {last}: "
                               f"a run can be extended but not shortened; set train.steps >= {step}")
-        self.model.load_state_dict(state["model"])
-        self.algorithm.optimizer.load_state_dict(state["optimizer"])
+        self._load_algorithm_state(state, last)
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         return step, _saved_best(state)
+
+    def _load_algorithm_state(self, state: dict[str, Any], path: Path) -> None:
+        """Restore the algorithm from ``last.pt``. Files written before algorithms kept their own state hold
+        ``model`` and ``optimizer`` instead: the whole state of the four algorithms that existed then."""
+        if "algorithm" in state:
+            self.algorithm.load_state_dict(state["algorithm"])
+            return
+        if self.algorithm.name not in ("erm", "sam", "sagm", "roga"):
+            raise CheckpointError(f"{path} holds no algorithm state, so {self.algorithm.name} cannot resume from it; "
+                                  "train it again in a new run")
+        self.model.load_state_dict(state["model"])
+        self.algorithm.optimizer.load_state_dict(state["optimizer"])
 
     def _prepare_outputs(self, start: int, best: dict[str, dict[str, Any]]) -> None:
         """Make the run directory describe exactly the steps up to ``start``, then save the config.
@@ -499,7 +510,7 @@ class Trainer:
         predictions["step"] = best["source_val"]["step"]
         predictions.to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
-        self.model.load_state_dict(last["model"])
+        self.model.load_state_dict(model_state(last))
         (self.run_dir / DONE_MARKER).write_text(f"step {self.config['train']['steps']}\n")
 
 
