@@ -129,7 +129,7 @@ def running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: b.clone() for n, b in model.named_buffers() if n.rsplit(".", 1)[-1].startswith("running_")}
 
 
-@pytest.mark.parametrize("name", ["erm", "sam", "sagm", "roga"])
+@pytest.mark.parametrize("name", ["erm", "sam", "sagm", "asam", "gsam", "roga"])
 def test_non_batchnorm_running_stats_change_only_from_clean_passes(name):
     """InstanceNorm(track_running_stats) and EvoNorm buffers are frozen in the ascent passes, like BN's."""
     model = cnn_with_other_running_stats()
@@ -157,12 +157,15 @@ def test_concurrent_passes_merge_instancenorm_stats_and_refuse_unknown_running_b
         algo.update(batches)
 
 
-@pytest.mark.parametrize("name", ["sam", "sagm", "roga"])
+SHARPNESS_AWARE = ["sam", "sagm", "asam", "gsam", "roga"]
+
+
+@pytest.mark.parametrize("name", SHARPNESS_AWARE)
 def test_weights_restored_exactly_after_ascent(name):
     """With a zero learning rate the update must leave every weight bit-identical."""
     model = cnn_with_bn(dtype=torch.float32)
     before = copy.deepcopy(model.state_dict())
-    hp = {**UNIT_SGD, "lr": 0.0, **only_known(name, {"rho": 0.7, "alpha": 0.3})}
+    hp = {**UNIT_SGD, "lr": 0.0, **only_known(name, {"rho": 0.7, "alpha": 0.3, "eta": 0.1})}
     build_algorithm(name, model, hp).update(domain_batches(dtype=torch.float32, image=True))
     for key, value in model.named_parameters():
         assert torch.equal(value, before[key]), key

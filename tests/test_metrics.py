@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from scipy.optimize import brentq
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from workbench.metrics import compute_metrics, equal_error_rate, per_domain_metrics, video_bootstrap_ci
+from workbench.metrics import LOWER_IS_BETTER, compute_metrics, equal_error_rate, per_domain_metrics, video_bootstrap_ci
 from workbench.metrics.bootstrap import mann_whitney_auc
 
 
@@ -241,3 +242,15 @@ def test_video_bootstrap_rejects_unusable_predictions():
         video_bootstrap_ci([([0, 1, 1], [0.2, 0.7, 0.9], ["a", "a", "b"])])
     with pytest.raises(ValueError, match="cannot be bootstrapped"):
         video_bootstrap_ci([([0, 1], [0.2, 0.7], ["a", "b"])], "n")
+
+
+def test_log_loss_is_the_mean_negative_log_probability_of_the_true_class():
+    labels, probs = [0, 1, 1, 0], [0.2, 0.7, 0.9, 0.5]
+    expected = -(math.log(0.8) + math.log(0.7) + math.log(0.9) + math.log(0.5)) / 4
+    assert compute_metrics(labels, probs)["log_loss"] == pytest.approx(expected, rel=1e-12)
+    one_class = compute_metrics([1, 1], [0.5, 0.25])
+    assert one_class["auc"] is None and one_class["log_loss"] == pytest.approx(-(math.log(0.5) + math.log(0.25)) / 2)
+    assert compute_metrics([0, 1], [0.0, 1.0])["log_loss"] < 1e-15  # clipped, not -log(0)
+    assert "log_loss" in LOWER_IS_BETTER
+    low, high = video_bootstrap_ci([(labels, probs, ["a", "b", "c", "d"])], "log_loss", n_boot=200)
+    assert low <= expected <= high

@@ -35,7 +35,19 @@ RECORDS = [
 
 
 def test_registry_names_every_rule():
-    assert set(SELECTION_RULES) == {"source_val", "lodo", "oracle", "last"}
+    assert set(SELECTION_RULES) == {"source_val", "lodo", "oracle", "last", "swad"}
+
+
+def test_the_swad_record_is_selected_only_by_the_swad_rule():
+    swad = {**_record(400, 0.99, 0.99, 0.99), "kind": "swad"}
+    records = [*RECORDS, swad]
+    for rule in ("source_val", "oracle", "last"):
+        assert select(records, rule)["step"] == select(RECORDS, rule)["step"]
+        assert "kind" not in select(records, rule)
+    chosen = select(records, "swad")
+    assert chosen["kind"] == "swad" and chosen["selection"]["score"] == 0.99
+    with pytest.raises(SelectionError, match="train.swad.enabled=true"):
+        select(RECORDS, "swad")
 
 
 @pytest.mark.parametrize(
@@ -128,10 +140,11 @@ def test_missing_groups_raise_clear_errors():
 
 def test_every_rule_selects_among_evaluation_lines_only():
     analysis = {"kind": "alignment", "step": 500, "alignment": {"cos": 0.1}}
-    records = [*RECORDS, analysis]
+    swad = {**_record(400, 0.8, 0.8, 0.8), "kind": "swad"}
+    records = [*RECORDS, swad, analysis]
     for rule in SELECTION_RULES:
         chosen = select(records, rule=rule)
-        assert "eval" in chosen and chosen["step"] == select(RECORDS, rule=rule)["step"]
+        assert "eval" in chosen and chosen["step"] == select([*RECORDS, swad], rule=rule)["step"]
     assert select(records, rule="last")["step"] == 400
     with pytest.raises(SelectionError, match="none of the 1 records is an evaluation"):
         select([analysis], rule="last")

@@ -56,6 +56,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # Selection rules whose best model is kept as checkpoints/best_<rule>.pt (docs/records.md):
         # source_val always; lodo needs data.lodo_domain, oracle (a diagnostic) target domains.
         "checkpoint_rules": ["source_val"],
+        # SWAD (Cha et al. 2021) for any algorithm: dense weight averaging over the validation-loss valley,
+        # evaluated and kept as checkpoints/swad.pt (selection rule "swad"); the authors' defaults.
+        "swad": {"enabled": False, "n_converge": 3, "n_tolerance": 6, "tolerance_ratio": 0.3, "bn_update_steps": 500},
     },
 }
 
@@ -83,6 +86,9 @@ INTEGER_KEYS: dict[str, tuple[int, bool]] = {
     "data.batch_size": (1, False),
     "data.eval_batch_size": (1, False),
     "data.workers": (0, False),
+    "train.swad.n_converge": (1, False),
+    "train.swad.n_tolerance": (1, False),
+    "train.swad.bn_update_steps": (0, False),
 }
 
 
@@ -258,7 +264,7 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``), the kept checkpoints and the algorithm.
+    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``, SWAD's), the kept checkpoints and the algorithm.
 
     The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`).
     Run before anything is written, so a bad value never leaves a half-made run directory behind.
@@ -283,6 +289,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
     _validate_checkpoint_rules(config)
+    if not isinstance(_lookup(config, "train.swad.enabled"), bool):
+        raise ConfigError(f"config key 'train.swad.enabled' must be true or false, got {_lookup(config, 'train.swad.enabled')!r}")
+    ratio = _lookup(config, "train.swad.tolerance_ratio")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < float("inf"):
+        raise ConfigError(f"config key 'train.swad.tolerance_ratio' must be a finite number >= 0, got {ratio!r}")
     name = _lookup(config, "algorithm.name")
     try:
         algorithm_class(name)

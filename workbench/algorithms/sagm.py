@@ -24,7 +24,7 @@ class SAGM(SAM):
         "alpha": number(0.001, "step α against the clean gradient in the perturbation"),
     }
 
-    def perturbation(self, g: torch.Tensor) -> torch.Tensor:
+    def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
         return self.hparams["rho"] * unit(g) - self.hparams["alpha"] * g
 
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,8 @@ class SAM(Algorithm):
     capturable = True
     HPARAMS = {"rho": number(0.05, "radius ρ of the weight perturbation")}
 
-    def perturbation(self, g: torch.Tensor) -> torch.Tensor:
-        """ε from the clean pooled gradient g."""
+    def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """ε from the clean pooled gradient g at the flat weights θ."""
         return self.hparams["rho"] * unit(g)
 
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class SAM(Algorithm):
         loss = self.loss(x, y)
         g = self.vector.grad(loss)
         theta = self.vector.snapshot()
-        self.vector.add_(self.perturbation(g))
+        self.vector.add_(self.perturbation(g, theta))
         with frozen_running_stats(self.model):
             loss_perturbed = self.loss(x, y)
             g_perturbed = self.vector.grad(loss_perturbed)

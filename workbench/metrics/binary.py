@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
-METRIC_KEYS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc", "n", "n_real", "n_fake")
-SCORE_METRICS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc")
-LOWER_IS_BETTER: frozenset[str] = frozenset({"eer"})
+METRIC_KEYS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc", "log_loss", "n", "n_real", "n_fake")
+SCORE_METRICS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc", "log_loss")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"eer", "log_loss"})
 
 
 def check_labels(labels: Any, name: str = "labels", index: Sequence | None = None) -> np.ndarray:
@@ -100,6 +100,12 @@ def accuracy(labels: np.ndarray, prob_fake: np.ndarray, threshold: float = 0.5) 
     return float(np.mean((prob_fake > threshold).astype(int) == labels))
 
 
+def cross_entropy(labels: np.ndarray, prob_fake: np.ndarray) -> float:
+    """Mean log loss −log p(true class): the 2-logit cross-entropy training minimises (probabilities clipped
+    to [ε, 1 − ε] with float64's ε, as scikit-learn does). SWAD's loss valley is read off this metric."""
+    return float(log_loss(labels, prob_fake, labels=[0, 1]))
+
+
 def video_scores(labels: np.ndarray, prob_fake: np.ndarray, videos: np.ndarray) -> pd.DataFrame:
     """Per-video mean fake probability and label; raises naming a video that mixes real and fake frames."""
     frames = pd.DataFrame({"video": videos, "label": labels, "prob_fake": prob_fake})
@@ -125,8 +131,8 @@ def compute_metrics(
     """Metrics of fake-probability scores against labels (0 = real, 1 = fake).
 
     Returns ``auc``, ``eer``, ``ap``, ``acc`` (``prob_fake > threshold`` is fake), ``video_auc``
-    (AUC of the per-video mean ``prob_fake``; every video must have one label), ``n``, ``n_real``
-    and ``n_fake``. A metric that is undefined here (one class only, no samples, no video ids) is
+    (AUC of the per-video mean ``prob_fake``; every video must have one label), ``log_loss``
+    (:func:`cross_entropy`), ``n``, ``n_real`` and ``n_fake``. A metric that is undefined here (one class only, no samples, no video ids) is
     ``None`` and a ``<metric>_reason`` key says why. Video ids should be unique across the domains
     passed together (e.g. prefix them with the domain), since equal ids are pooled as one video.
     """
@@ -143,7 +149,9 @@ def compute_metrics(
         for metric in SCORE_METRICS:
             result[metric] = None
             result[f"{metric}_reason"] = "no samples (n=0)"
-    elif result["n_real"] == 0 or n_fake == 0:
+        return {key: result[key] for key in (*METRIC_KEYS, *sorted(k for k in result if k.endswith("_reason")))}
+    result["log_loss"] = cross_entropy(y, p)
+    if result["n_real"] == 0 or n_fake == 0:
         result["acc"] = accuracy(y, p, threshold)
         reason = f"only one class present (n_real={result['n_real']}, n_fake={n_fake}); needs real and fake"
         for metric in (*FRAME_METRICS, "video_auc"):

@@ -26,6 +26,7 @@ from workbench.metrics.binary import (
     check_labels,
     check_probabilities,
     check_videos,
+    cross_entropy,
 )
 
 
@@ -47,6 +48,8 @@ def _frame_metric(metric: str, threshold: float):
         return lambda y, p: accuracy(y, p, threshold)
     if metric == "auc":
         return mann_whitney_auc
+    if metric == "log_loss":
+        return cross_entropy
     return FRAME_METRICS[metric]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ class RecordWriter:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def truncate_after(self, step: int) -> int:
-        """Drop lines written after ``step`` (they belong to an interrupted stretch that will be redone).
+    def truncate_after(self, step: int, drop_kinds: Collection[str] = ()) -> int:
+        """Drop lines written after ``step`` (they belong to an interrupted stretch that will be redone), and
+        lines of the ``drop_kinds`` (written after the last checkpoint, when training finishes).
 
         An unparsable final line is the torn write of such a stretch (each line is on disk before the
         checkpoint that follows it) and is dropped too; an unparsable line elsewhere raises
@@ -69,7 +71,7 @@ class RecordWriter:
                 if position == len(numbered):  # the torn final write
                     break
                 raise
-            if record["step"] <= step:
+            if record["step"] <= step and record.get("kind") not in drop_kinds:
                 kept.append(line)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

@@ -30,7 +30,7 @@ import yaml
 
 from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_yaml, with_resolved_hparams
 from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, compute_metrics, video_bootstrap_ci
-from workbench.training.selection import RULE_DESCRIPTIONS, load_records, select
+from workbench.training.selection import RULE_DESCRIPTIONS, SWAD_KIND, load_records, select
 
 CONFIG_FILE = "config.yaml"
 PREDICTIONS_FILE = "predictions.csv"
@@ -301,7 +301,9 @@ def _prediction_samples(
         predictions = _read_predictions(run["run_dir"], cache)
         if predictions is None:
             return None
-        rows = predictions[(predictions["group"] == group) & (predictions["step"] == run["step"])]
+        model = SWAD_KIND if run["selection"] == "swad" else "source_val"
+        produced = predictions["model"] == model if "model" in predictions.columns else model == "source_val"
+        rows = predictions[(predictions["group"] == group) & (predictions["step"] == run["step"]) & produced]
         if rows.empty:
             return None
         sample = (rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), _video_keys(rows).to_numpy())

@@ -17,10 +17,10 @@ from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import load_checkpoint, model_state
 from workbench.training.report import expand_sweeps, read_config
-from workbench.training.trainer import BEST, LAST, best_checkpoint, synthetic_manifest
+from workbench.training.trainer import BEST, LAST, SWAD_CHECKPOINT, best_checkpoint, synthetic_manifest
 
-# what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, or the last one
-CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last")
+# what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, the last one, or SWAD's
+CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last", "swad")
 
 
 def run_manifest(config: Mapping[str, Any], check_files: bool = True) -> tuple[pd.DataFrame, list[Path]]:
@@ -71,13 +71,19 @@ def runs_by_algorithm(run_dirs: Iterable[str | Path]) -> dict[str, list[Path]]:
 def selected_checkpoint(run_dir: str | Path, selection: str = "source_val") -> str:
     """The file name under ``checkpoints/`` of the model ``selection`` picks in ``run_dir``.
 
-    ``"last"`` is ``last.pt``; a selection rule is ``best_<rule>.pt``, which exists only if the run
-    kept it (``train.checkpoint_rules``); otherwise the error names the rules the run kept.
+    ``"last"`` is ``last.pt``, ``"swad"`` the SWAD model (``train.swad``); a selection rule is
+    ``best_<rule>.pt``, which exists only if the run kept it (``train.checkpoint_rules``); otherwise the
+    error names the rules the run kept.
     """
     if selection not in CHECKPOINT_SELECTIONS:
         raise ValueError(f"unknown selection {selection!r}; choose one of {list(CHECKPOINT_SELECTIONS)}")
     if selection == "last":
         return LAST
+    if selection == "swad":
+        if not (Path(run_dir) / "checkpoints" / SWAD_CHECKPOINT).is_file():
+            raise FileNotFoundError(f"{run_dir} has no checkpoints/{SWAD_CHECKPOINT}: the SWAD model exists only for "
+                                    "finished runs trained with train.swad.enabled=true")
+        return SWAD_CHECKPOINT
     name = best_checkpoint(selection)
     if not (Path(run_dir) / "checkpoints" / name).is_file():
         kept = run_config(run_dir)["train"].get("checkpoint_rules", DEFAULT_CONFIG["train"]["checkpoint_rules"])

@@ -9,6 +9,9 @@ A rule looks at every evaluation record of one run and picks one; nothing is ret
 - ``oracle``: best mean metric over the ``target/*`` groups. It looks at the test domains, so it is
   an upper-bound diagnostic, never a valid model selection; its result is flagged ``oracle: True``.
 - ``last``: the record with the largest step.
+- ``swad``: the evaluation of the SWAD model (``train.swad``), the dense weight average over the
+  validation-loss valley that the trainer computes after the last step; it is not a step of the
+  trajectory, so the other rules never pick it.
 
 Every rule picks among the evaluation records (lines with ``"eval"``); analysis lines written by
 training callbacks are never selected. "Best" is the maximum, or the minimum for error metrics
@@ -27,6 +30,7 @@ from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS
 from workbench.training.records import RECORDS_FILE, RecordsError, parse_record  # noqa: F401 (RecordsError re-exported)
 
 TARGET_PREFIX = "target/"
+SWAD_KIND = "swad"  # the ``kind`` of the SWAD model's evaluation record
 # the evaluation group each validation rule reads
 RULE_GROUPS: dict[str, str] = {"source_val": "source_val", "lodo": "lodo_val"}
 
@@ -125,6 +129,16 @@ def select_last(records: Sequence[dict], metric: str) -> tuple[int, float | None
     return max(range(len(records)), key=lambda i: (records[i]["step"], i)), None
 
 
+def select_swad(records: Sequence[dict], metric: str) -> tuple[int, float | None]:
+    """The SWAD model's evaluation (the last one, should there be several), scored by its source-validation
+    ``metric`` (what ``report --tune`` compares)."""
+    found = [i for i, record in enumerate(records) if record.get("kind") == SWAD_KIND]
+    if not found:
+        raise SelectionError("rule 'swad' needs the SWAD model's evaluation, which only runs trained with "
+                             "train.swad.enabled=true have")
+    return found[-1], _metric_value(records[found[-1]].get("eval", {}).get(RULE_GROUPS["source_val"]), metric)
+
+
 def record_score(record: dict, rule: str, metric: str = "auc") -> float | None:
     """The score ``rule`` gives one evaluation record (None when its metric is null or its group missing).
 
@@ -154,6 +168,7 @@ SELECTION_RULES: dict[str, SelectionRule] = {
     "lodo": select_lodo,
     "oracle": select_oracle,
     "last": select_last,
+    "swad": select_swad,
 }
 
 RULE_DESCRIPTIONS: dict[str, str] = {
@@ -161,6 +176,7 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "lodo": "leave-one-domain-out validation (lodo_val)",
     "oracle": "ORACLE: selected on the target test groups; a diagnostic upper bound, not a valid selection",
     "last": "last evaluation",
+    "swad": "SWAD: dense weight average over the validation-loss valley (train.swad)",
 }
 
 
@@ -181,6 +197,8 @@ def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc
     evaluations = [record for record in records if "eval" in record]
     if not evaluations:
         raise SelectionError(f"none of the {len(records)} records is an evaluation (a line with 'eval')")
+    if rule != "swad":
+        evaluations = [record for record in evaluations if record.get("kind") != SWAD_KIND]
     index, score = SELECTION_RULES[rule](evaluations, metric)
     selection = {
         "rule": rule,

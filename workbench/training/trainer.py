@@ -24,6 +24,7 @@ from typing import Any, Protocol as TypingProtocol
 
 import pandas as pd
 import torch
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
@@ -41,9 +42,11 @@ from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import evaluate_groups
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
 from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, read_config
-from workbench.training.selection import improves, record_score
+from workbench.training.selection import SWAD_KIND, improves, record_score
+from workbench.training.swad import LossValley, set_parameters
 
 LAST = "last.pt"
+SWAD_CHECKPOINT = "swad.pt"
 
 
 def best_checkpoint(rule: str) -> str:
@@ -171,6 +174,9 @@ class Trainer:
         self.device = self.dist.device if self.dist.is_distributed else resolve_device(config["train"]["device"])
         self._setup_data()
         self._setup_algorithm()
+        swad = config["train"]["swad"]
+        self.swad = (LossValley(swad["n_converge"], swad["n_tolerance"], swad["tolerance_ratio"])
+                     if swad["enabled"] and self.dist.is_main else None)
 
     # ----------------------------------------------------------------- setup
     def _setup_data(self) -> None:
@@ -280,6 +286,8 @@ class Trainer:
         }
         if torch.cuda.is_available():
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        if self.swad is not None:
+            state["swad"] = self.swad.state_dict()
         return state
 
     def _best_state(self, step: int) -> dict[str, Any]:
@@ -316,6 +324,8 @@ class Trainer:
             raise ConfigError(f"config key 'train.steps' is {total}, below the step {step} of {last}: "
                               f"a run can be extended but not shortened; set train.steps >= {step}")
         self._load_algorithm_state(state, last)
+        if self.swad is not None:
+            self.swad.load_state_dict(state["swad"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
@@ -342,7 +352,7 @@ class Trainer:
         if start == 0:
             self._discard_attempt()
         else:
-            RecordWriter(self.run_dir).truncate_after(start)
+            RecordWriter(self.run_dir).truncate_after(start, drop_kinds=(SWAD_KIND,))
             drop_predictions_after(self.run_dir / PREDICTIONS_FILE, start)
             for rule, kept in best.items():
                 self._restore_best(rule, kept["step"], start)
@@ -423,6 +433,8 @@ class Trainer:
                 window.add(stats, images, time.perf_counter() - tick, data_s)
                 if not math.isfinite(stats["loss"]):
                     raise NonFiniteLossError(self._non_finite_message(stats["loss"], step, saved_step))
+                if self.swad is not None:
+                    self.swad.add(list(self.model.parameters()), step)
                 callbacks_s += self._run_callbacks(batches, step, writer)
                 progress.update(1)
                 progress.set_postfix(loss=f"{stats['loss']:.3f}")
@@ -430,6 +442,9 @@ class Trainer:
                     if main:
                         record = self._evaluation_record(step, window, time.perf_counter() - started, callbacks_s)
                         writer.append(record)
+                        if self.swad is not None:
+                            loss = record["eval"][SELECTION_GROUP].get("log_loss")
+                            self.swad.close(math.inf if loss is None else loss)
                         best = self._save(step, record, best)
                         progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
                                              src_auc=_fmt(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)))
@@ -441,7 +456,7 @@ class Trainer:
         finally:
             progress.close()
         if main:
-            self._finish(best)
+            self._finish(best, writer)
         self.dist.barrier()
         return self.run_dir
 
@@ -501,17 +516,52 @@ class Trainer:
                 save_checkpoint(self._best_state(step), self.run_dir / "checkpoints" / best_checkpoint(rule))
         return best
 
-    def _finish(self, best: dict[str, dict[str, Any]]) -> None:
-        """Predictions of the selected model (best source-val AUC) and the ``done`` marker."""
+    def _finish(self, best: dict[str, dict[str, Any]], writer: RecordWriter) -> None:
+        """Predictions of the selected model (best source-val AUC), the SWAD model (``train.swad``) and the
+        ``done`` marker."""
         if best["source_val"]["step"] >= 0:
             selected = load_checkpoint(self.run_dir / "checkpoints" / BEST, map_location=self.device)
             self.model.load_state_dict(selected["model"])
         _, predictions = self.evaluate()
         predictions["step"] = best["source_val"]["step"]
-        predictions.to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
+        predictions["model"] = "source_val"
+        frames = [predictions]
+        if self.swad is not None:
+            frames.append(self._finish_swad(writer))
+        pd.concat(frames, ignore_index=True).to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
         last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
         self.model.load_state_dict(model_state(last))
         (self.run_dir / DONE_MARKER).write_text(f"step {self.config['train']['steps']}\n")
+
+    def _finish_swad(self, writer: RecordWriter) -> pd.DataFrame:
+        """Load the SWAD average into the model, recompute its BatchNorm statistics on training batches,
+        evaluate it (a ``{"kind": "swad"}`` record), keep it as ``checkpoints/swad.pt``; return its predictions."""
+        averaged = self.swad.final()
+        if averaged is None:
+            raise ConfigError("train.swad: no evaluation closed a segment to average")
+        weights, summary = averaged
+        step = int(self.config["train"]["steps"])
+        set_parameters(self.model, weights)
+        self._recompute_batchnorm(step)
+        results, predictions = self.evaluate()
+        writer.append({"kind": SWAD_KIND, "step": step, "algorithm": self.config["algorithm"]["name"],
+                       "seed": self.config["train"]["seed"], "eval": results, "swad": summary})
+        save_checkpoint({"model": self.model.state_dict(), "step": step, "swad": summary},
+                        self.run_dir / "checkpoints" / SWAD_CHECKPOINT)
+        predictions["step"] = step
+        predictions["model"] = SWAD_KIND
+        return predictions
+
+    def _recompute_batchnorm(self, step: int) -> None:
+        """BatchNorm running statistics of the current weights from ``train.swad.bn_update_steps`` pooled training
+        batches (the steps after the last one, drawn as training draws them), as SWAD does after averaging."""
+        count = int(self.config["train"]["swad"]["bn_update_steps"])
+        if count == 0 or not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
+            return
+        inputs = (torch.cat([x for x, _ in self.domain_batches(step + i)]) for i in range(1, count + 1))
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                self.algorithm.execution.autocast(self.device):
+            update_bn(inputs, self.model)
 
 
 def _saved_best(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
