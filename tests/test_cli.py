@@ -120,3 +120,19 @@ def test_an_interrupted_train_says_in_one_line_how_to_resume(tiny_config, tmp_pa
     monkeypatch.setattr(train_cli, "train", interrupted)
     assert main(["train", "--config", _config_file(tiny_config, tmp_path)]) == 130
     assert capsys.readouterr().err == f"interrupted: {train_cli.INTERRUPTED_HINT}\n"
+
+
+def test_algorithms_lists_the_registry_and_describes_each_hyper_parameter(capsys):
+    from workbench.algorithms import ALGORITHMS, hparam_spec
+
+    assert main(["algorithms"]) == 0
+    listing = capsys.readouterr().out
+    for name, cls in ALGORITHMS.items():
+        assert f"| {name} " in listing and cls.family in listing
+    assert main(["algorithms", "SAGM"]) == 0
+    described = capsys.readouterr().out
+    assert described.startswith("sagm (flatness)") and "Wang" in described
+    for key in hparam_spec("sagm"):
+        assert f"| {key} " in described
+    assert main(["algorithms", "nope"]) == 1
+    assert "unknown algorithm 'nope'" in capsys.readouterr().err

@@ -71,9 +71,9 @@ class HParam:
     def describe(self) -> str:
         """The accepted values, for tables and error messages (``>= 0``, ``one of [...]``, ...)."""
         if self.kind == "choice":
-            return " | ".join(self.choices)
+            return ", ".join(self.choices)
         if self.kind == "switch":
-            return "true | false"
+            return "true, false"
         if self.kind == "integer":
             return f"integer >= {self.low}"
         return f"number{self._range()}"
