@@ -102,3 +102,20 @@ def test_bad_arguments_are_refused():
         RhoExplorer(model, batches[:1], NAMES[:1])
     with pytest.raises(ValueError, match="2 domain names for 3"):
         RhoExplorer(model, batches, NAMES[:2])
+
+
+def test_the_model_selector_switches_between_algorithms():
+    model, batches = tiny_setup()
+    torch.manual_seed(3)
+    other = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
+    explorer = RhoExplorer({"erm": model, "roga": other}, batches, NAMES, alpha=ALPHA, start="roga")
+    assert explorer.chosen in explorer.widget.children[0].children and explorer.model is other
+    for name, shown in (("roga", other), ("erm", model)):
+        explorer.chosen.value = name
+        expected = alignment_summary(shown, batches, explorer.slider.value, ALPHA, domain_names=NAMES)
+        np.testing.assert_allclose(bars(explorer, 3), [expected[f"cos_perturbed/{d}"] for d in NAMES], rtol=1e-6)
+        assert explorer.figure.layout.title.text.startswith(f"{name}: ")
+    with pytest.raises(ValueError, match="start='sam' is not one of the models"):
+        RhoExplorer({"erm": model}, batches, NAMES, start="sam")

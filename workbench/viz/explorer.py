@@ -1,7 +1,8 @@
 """ρ explorer: an ipywidgets panel that shows how a model's per-domain geometry changes with ρ.
 
-For a loaded model and one batch per source domain, a radius slider and a domain selector drive
-three panels of a plotly ``FigureWidget``, updated in place:
+For one or several loaded models (e.g. one per algorithm) and one batch per source domain, a radius
+slider, a domain selector and (with several models) a model selector drive three panels of a plotly
+``FigureWidget``, updated in place:
 
 1. per-domain loss at θ and at the domain's ascending point, L_k(θ) and L_k(θ + ε_k);
 2. per-domain alignment with the ERM gradient, cos(g_k, g) and cos(g_k^p, g);
@@ -16,7 +17,7 @@ L_k(θ + ρ ĝ_k) by the small −α g shift. Everything is computed in eval mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -38,16 +39,17 @@ SELECTED, OTHER = "#d62728", "#9e9e9e"
 
 
 class RhoExplorer:
-    """Perturbation-radius slider + domain selector over a live figure (display ``explorer.widget``).
+    """Perturbation-radius slider + domain (and model) selector over a live figure (display ``explorer.widget``).
 
-    ``rhos`` is the slider's (min, max); ``rho`` its start value; the slice spans t ∈ [−max, max]
-    in ``slice_points`` steps. ``summary`` holds the latest ``alignment_summary`` and ``slice`` the
-    selected domain's slice losses.
+    ``models`` is one model or ``{name: model}`` (then a dropdown switches between them, starting at
+    ``start``, default the first). ``rhos`` is the slider's (min, max); ``rho`` its start value; the
+    slice spans t ∈ [−max, max] in ``slice_points`` steps. ``summary`` holds the latest
+    ``alignment_summary`` and ``slice`` the selected domain's slice losses.
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        models: nn.Module | Mapping[str, nn.Module],
         domain_batches: DomainBatches,
         domain_names: Sequence[str] | None = None,
         rhos: tuple[float, float] = (0.0, 0.5),
@@ -55,6 +57,7 @@ class RhoExplorer:
         rho: float = 0.05,
         steps: int = 50,
         slice_points: int = 41,
+        start: str | None = None,
     ) -> None:
         low, high = (float(r) for r in rhos)
         if not 0 <= low < high:
@@ -64,13 +67,18 @@ class RhoExplorer:
         if alpha < 0:
             raise ValueError(f"alpha={alpha} must be non-negative")
         check_batches(domain_batches, minimum=2)
-        self.model = model
+        self.models = dict(models) if isinstance(models, Mapping) else {"model": models}
+        if not self.models:
+            raise ValueError("no models to explore")
+        start = next(iter(self.models)) if start is None else start
+        if start not in self.models:
+            raise ValueError(f"start={start!r} is not one of the models {list(self.models)}")
         self.domain_batches = list(domain_batches)
         self.names = domain_names_for(domain_batches, domain_names)
         self.alpha = float(alpha)
         self.offsets = np.linspace(-high, high, slice_points)
-        self.directions = [unit(g) for g in domain_gradients(model, self.domain_batches)]
-        self._slices: dict[int, np.ndarray] = {}
+        self._directions: dict[str, list] = {}
+        self._slices: dict[tuple[str, int], np.ndarray] = {}
         self.summary: dict[str, float] = {}
         self.slice = np.empty(0)
 
@@ -79,11 +87,26 @@ class RhoExplorer:
             description="ρ", readout_format=".3f",
         )
         self.domain = widgets.Dropdown(options=self.names, value=self.names[0], description="domain")
+        self.chosen = widgets.Dropdown(options=list(self.models), value=start, description="model")
         self.figure = go.FigureWidget(self._layout())
-        self.widget = widgets.VBox([widgets.HBox([self.slider, self.domain]), self.figure])
-        self.slider.observe(self._on_change, names="value")
-        self.domain.observe(self._on_change, names="value")
+        controls = [self.slider, self.domain] + ([self.chosen] if len(self.models) > 1 else [])
+        self.widget = widgets.VBox([widgets.HBox(controls), self.figure])
+        for control in (self.slider, self.domain, self.chosen):
+            control.observe(self._on_change, names="value")
         self.refresh()
+
+    @property
+    def model(self) -> nn.Module:
+        """The model the figure shows (the model selector's choice)."""
+        return self.models[self.chosen.value]
+
+    @property
+    def directions(self) -> list:
+        """The shown model's per-domain ascent directions ĝ_k (computed once per model)."""
+        name = self.chosen.value
+        if name not in self._directions:
+            self._directions[name] = [unit(g) for g in domain_gradients(self.model, self.domain_batches)]
+        return self._directions[name]
 
     def _layout(self) -> go.Figure:
         figure = make_subplots(
@@ -110,9 +133,10 @@ class RhoExplorer:
         self.refresh()
 
     def _domain_slice(self, k: int) -> np.ndarray:
-        if k not in self._slices:
-            self._slices[k] = loss_along_direction(self.model, self.domain_batches[k], self.directions[k], self.offsets)
-        return self._slices[k]
+        key = (self.chosen.value, k)
+        if key not in self._slices:
+            self._slices[key] = loss_along_direction(self.model, self.domain_batches[k], self.directions[k], self.offsets)
+        return self._slices[key]
 
     def refresh(self) -> None:
         """Recompute for the slider's ρ and the selected domain, and update the figure in place."""
@@ -136,4 +160,5 @@ class RhoExplorer:
         data[4].name = f"L_{self.domain.value}(θ + t·ĝ)"
         data[5].x = [rho]
         data[5].y = [marked]
-        self.figure.layout.title.text = f"ρ = {rho:.3f}, α = {self.alpha:g} — domain {self.domain.value}"
+        shown = f"{self.chosen.value}: " if len(self.models) > 1 else ""
+        self.figure.layout.title.text = f"{shown}ρ = {rho:.3f}, α = {self.alpha:g} — domain {self.domain.value}"
