@@ -133,10 +133,10 @@ def test_exponent_notation_is_a_number_in_files_and_overrides(tmp_path):
 
 
 def test_text_that_looks_like_a_number_survives_config_yaml_and_resume_comparison(tmp_path):
-    config = load_config(overrides=["run.name='1e3'", "data.target_domains=['2e5', X]", "model.kwargs={tag: '1e5'}"])
+    config = load_config(overrides=["run.name='1e3'", "data.target_domains=['2e5', X]", "data.synthetic.tag='1e5'"])
     dump_config(config, tmp_path / "config.yaml")
     saved = load_yaml((tmp_path / "config.yaml").read_text())
-    assert saved == with_resolved_hparams(config) and saved["run"]["name"] == "1e3" and saved["model"]["kwargs"]["tag"] == "1e5"
+    assert saved == with_resolved_hparams(config) and saved["run"]["name"] == "1e3" and saved["data"]["synthetic"]["tag"] == "1e5"
     assert run_config_changes(saved, config, ignored=()) == []
 
 
@@ -168,3 +168,16 @@ def test_hyper_parameters_compare_with_their_defaults_filled_in():
 def dump_yaml_of(config):
     from workbench.config import dump_yaml
     return dump_yaml(dict(config))
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.name=resnet_10t", r"config key 'model.name': unknown timm model 'resnet_10t'; did you mean \["),
+    ("model.name=no_such_net_at_all", r"config key 'model.name': unknown timm model 'no_such_net_at_all'"),
+    ("model.kwargs={drop_rat: 0.1}", r"config key 'model.kwargs': timm model 'resnet10t' does not accept "
+                                     r"\{'drop_rat': 0.1\} \(TypeError: .*drop_rat"),
+    ("train.device=gpu", r"config key 'train.device': 'gpu' is not a device"),
+])
+def test_the_model_and_device_are_checked_when_the_config_loads(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides=[override])
+    assert load_config(overrides=["model.kwargs={drop_rate: 0.1}", "train.device=cuda:3"])["model"]["kwargs"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
 from workbench.data import FrameDataset, ManifestError, domain_roles, read_manifest
+from workbench.data.frames import load_frames
 from workbench.data.manifest import resolve_root, validate_manifest, write_manifest
 
 
@@ -60,11 +63,18 @@ def test_video_in_two_splits_is_rejected(tiny_manifest):
         read_manifest(tiny_manifest, check_files=False)
 
 
-def test_unreadable_image_names_the_row_and_file(tiny_manifest):
+def test_unreadable_image_names_the_manifest_file_and_csv_line(tiny_manifest):
+    """Row 5 of the table is on line 7 of the CSV (header on line 1), as manifest errors count."""
     df, root = read_manifest(tiny_manifest)
     (root / df.at[5, "path"]).write_bytes(b"not an image")
-    with pytest.raises(ManifestError, match=r"manifest row 5 .*cannot read image"):
+    expected = rf"{re.escape(str(tiny_manifest))}: line 7 \('{re.escape(df.at[5, 'path'])}'\): cannot read image"
+    with pytest.raises(ManifestError, match=expected):
         FrameDataset(df, root, 16)[5]
+    with pytest.raises(ManifestError, match=expected):
+        load_frames(df.iloc[3:7], root, 16)
+    in_memory = df.drop(columns=["csv_file", "csv_line"])
+    with pytest.raises(ManifestError, match=r"manifest row 5 .*cannot read image"):
+        FrameDataset(in_memory, root, 16)[5]
 
 
 def test_root_comes_from_argument_then_environment(tiny_manifest, tmp_path, monkeypatch):

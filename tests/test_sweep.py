@@ -59,8 +59,8 @@ def test_a_bad_value_anywhere_in_the_grid_fails_before_anything_trains(base, tmp
         plan_sweep(base, [], ["erm"], [0], [parse_axis("sagm:algorithm.hparams.rho=[0.05]")])
     with pytest.raises(ConfigError, match="listed once"):
         plan_sweep(base, [], ["erm"], [0, 0])
-    with pytest.raises(ConfigError, match=r"share run directories \['erm-kwargs=a_x_y-seed0'\]"):
-        plan_sweep(base, [], ["erm"], [0], [parse_axis("model.kwargs=[{a: 'x y'}, {a: 'x/y'}]")])
+    with pytest.raises(ConfigError, match=r"share run directories \['erm-synthetic=a_x_y-seed0'\]"):
+        plan_sweep(base, [], ["erm"], [0], [parse_axis("data.synthetic=[{a: 'x y'}, {a: 'x/y'}]")])
     for key in ("algorithm.name", "train.seed", "run.dir", "train.device"):
         with pytest.raises(ConfigError, match=rf"grid keys \['{key}'\] cannot be swept"):
             plan_sweep(base, [], ["erm"], [0], [parse_axis(f"{key}=[x]")])
@@ -186,3 +186,35 @@ def test_the_cli_says_in_one_line_how_to_continue_an_interrupted_sweep(base, tmp
     out = tmp_path / "sweep"
     assert main(["sweep", "--config", str(base), "--algorithms", "erm", "--out", str(out)]) == 130
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"interrupted: {out / 'sweep.csv'} lists the runs")
+
+
+def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_sweep_goes_on(base, tmp_path, monkeypatch):
+    """The real trainer: sam's update at step 3 (an evaluation step) leaves NaN weights."""
+    import math
+
+    import torch
+
+    from workbench.cli.sweep import RUN_FAILURES
+    from workbench.training.trainer import Trainer, train
+
+    original = Trainer._setup_algorithm
+
+    def setup(self):
+        original(self)
+        if self.config["algorithm"]["name"] == "sam":
+            launch, calls = self.algorithm.launch, iter(range(1, 100))
+
+            def poisoned(batches):
+                stats = launch(batches)
+                if next(calls) == 3:
+                    with torch.no_grad():
+                        next(self.model.parameters()).fill_(math.nan)
+                return stats
+
+            self.algorithm.launch = poisoned
+
+    monkeypatch.setattr(Trainer, "_setup_algorithm", setup)
+    runs = plan_sweep(base, [], ["sam", "erm"], [0])
+    table = run_sweep(runs, tmp_path / "sweep", train, errors=RUN_FAILURES)
+    assert table["status"].tolist()[1] == "trained"
+    assert table["status"].tolist()[0].startswith("failed: the model's weights became non-finite")

@@ -451,3 +451,79 @@ def test_every_process_runs_the_callbacks_and_only_the_main_one_records(tiny_con
     trainer._run_callbacks(batches, 2, writer=None)  # as on a rank other than the main one
     trainer._run_callbacks(batches, 3, writer=None)  # not due
     assert probe.steps == [2] and not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def poison_weights_at(trainer, step_to_poison: int) -> None:
+    """Make the update of ``step_to_poison`` leave NaN weights while reporting a finite loss."""
+    original, calls = trainer.algorithm.launch, iter(range(1, 10**6))
+
+    def launch(batches):
+        stats = original(batches)
+        if next(calls) == step_to_poison:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(math.nan)
+        return stats
+
+    trainer.algorithm.launch = launch
+
+
+def test_weights_that_diverge_on_an_evaluation_step_stop_training_cleanly(tiny_config, tmp_path):
+    """The update of step 3 (an evaluation step) makes the weights NaN: no traceback from the metrics, no
+    record or checkpoint of the broken model, the clean message."""
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    poison_weights_at(trainer, 3)
+    with pytest.raises(NonFiniteLossError, match=r"weights became non-finite \(.*\) at step 3.*does not exist yet"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_non_finite_outputs_of_finite_weights_stop_training_cleanly(tiny_config, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config, tmp_path / "run")
+    monkeypatch.setattr(trainer.algorithm, "predict", lambda x: torch.full((len(x), 2), math.nan))
+    with pytest.raises(NonFiniteLossError, match=r"evaluation failed: the model.s fake probability is nan for 54 of 54 "):
+        trainer.fit()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickle"])
+def test_a_damaged_last_checkpoint_is_named_in_one_line(damage, tiny_config, tmp_path, capsys):
+    from workbench.__main__ import main
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(tiny_config))
+    run = tmp_path / "run"
+    Trainer(tiny_config, run).fit(stop_at_step=3)
+    last = run / "checkpoints" / "last.pt"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[:200])
+    else:
+        torch.save({"step": 3, "hook": SimpleNamespace(a=1)}, last)
+    assert main(["train", "--config", str(config_path), "--run-dir", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(last) in err and "best_source_val.pt" in err
+    if damage == "truncated":
+        assert "damaged or not a checkpoint" in err
+    else:
+        assert "holds objects other than tensors" in err and "will not be loaded" in err
+        assert "safe_globals" not in err and "weights_only" not in err
+
+
+def test_eval_names_a_damaged_kept_model_and_the_other_checkpoints(tiny_config, tmp_path, capsys):
+    from workbench.__main__ import main
+
+    run = Trainer(tiny_config, tmp_path / "run").fit()
+    best = run / "checkpoints" / "best_source_val.pt"
+    best.write_bytes(best.read_bytes()[:100])
+    assert main(["eval", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(best) in err and "['last.pt']" in err and "--checkpoint" in err
+
+
+def test_a_device_that_does_not_exist_is_a_config_error(tiny_config, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for device in ("cuda", "cuda:7"):
+        config = copy.deepcopy(tiny_config)
+        config["train"]["device"] = device
+        with pytest.raises(ConfigError, match=rf"config key 'train.device': '{device}' does not exist on this machine"):
+            Trainer(config, tmp_path / "run")

@@ -7,11 +7,16 @@ an error (naming it), so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import timm
+import torch
 import yaml
 
 from workbench.algorithms import algorithm_class, hparam_spec, resolve_hparams
@@ -294,6 +299,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     ratio = _lookup(config, "train.swad.tolerance_ratio")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < float("inf"):
         raise ConfigError(f"config key 'train.swad.tolerance_ratio' must be a finite number >= 0, got {ratio!r}")
+    _check_model(_lookup(config, "model.name"), _lookup(config, "model.kwargs"))
+    _check_device(_lookup(config, "train.device"))
     name = _lookup(config, "algorithm.name")
     try:
         algorithm_class(name)
@@ -303,6 +310,36 @@ def validate_config(config: Mapping[str, Any]) -> None:
         resolve_hparams(name, _lookup(config, "algorithm.hparams"))
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
+
+
+def _check_model(name: str, kwargs: Mapping[str, Any]) -> None:
+    """``model.name`` must be a timm model and ``model.kwargs`` arguments it takes (built on the meta device)."""
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; did you mean {close}?" if close else " (timm.list_models() lists them)"
+        raise ConfigError(f"config key 'model.name': unknown timm model {name!r}{hint}")
+    try:
+        _build_on_meta(name, json.dumps(kwargs, sort_keys=True, default=str))
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"config key 'model.kwargs': timm model {name!r} does not accept {dict(kwargs)!r} "
+                          f"({type(exc).__name__}: {exc})") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _build_on_meta(name: str, kwargs_json: str) -> None:
+    """Build a timm model without allocating weights, to check its arguments (cached per name and arguments)."""
+    with torch.device("meta"):
+        timm.create_model(name, pretrained=False, num_classes=2, **json.loads(kwargs_json))
+
+
+def _check_device(value: Any) -> None:
+    """``train.device``: ``auto`` or a device name torch understands (whether it exists is checked when training starts)."""
+    if value == "auto":
+        return
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"config key 'train.device': {value!r} is not a device (use auto, cpu, cuda or cuda:N)") from exc
 
 
 def _check_text(dotted: str, value: Any, nullable: bool) -> None:

@@ -10,6 +10,7 @@ from workbench.cli import add_overrides_argument
 from workbench.config import ConfigError, load_config
 from workbench.data.manifest import ManifestError
 from workbench.training.checkpoint import CheckpointError
+from workbench.training.evaluation import NonFiniteOutputError
 from workbench.training.records import RecordsError
 from workbench.training.trainer import NonFiniteLossError, train
 
@@ -17,13 +18,14 @@ INTERRUPTED_HINT = "run the same command again to resume from the last checkpoin
 # The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
+    NonFiniteOutputError,
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a detector (ERM, SAM, SAGM, RoGA) and write a run directory",
+        help="train a detector with any algorithm of `algorithms` and write a run directory",
         description=(
             "Train one algorithm on the source domains of a manifest (or the embedded synthetic benchmark), "
             "evaluating every train.eval_every steps on source-val, source-test and each held-out domain. "

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from workbench.data.augment import normalize
 from workbench.data.images import eight_bit, load_image, row_roots
-from workbench.data.manifest import ManifestError
+from workbench.data.manifest import ManifestError, row_origin
 
 
 def pick_frames(
@@ -121,10 +121,13 @@ def load_frames(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path], im
     if rows.empty:
         raise ValueError("no rows to load")
     where = row_roots(rows, roots)
-    images = torch.stack([load_image(root / path, image_size) for root, path in zip(where, rows["path"])])
-    masks = np.zeros((len(rows), image_size, image_size))
-    if "mask_path" in rows.columns:
-        for i, (root, mask_path) in enumerate(zip(where, rows["mask_path"])):
+    images, masks = [], np.zeros((len(rows), image_size, image_size))
+    mask_paths = rows["mask_path"] if "mask_path" in rows.columns else [None] * len(rows)
+    for i, (root, path, mask_path) in enumerate(zip(where, rows["path"], mask_paths)):
+        try:
+            images.append(load_image(root / path, image_size))
             if isinstance(mask_path, str) and mask_path:
                 masks[i] = load_mask(root / mask_path, image_size)
-    return Frames(rows.reset_index(drop=True), images, masks)
+        except ManifestError as exc:
+            raise ManifestError(f"{row_origin(rows, i)} ({path!r}): {exc}") from exc
+    return Frames(rows.reset_index(drop=True), torch.stack(images), masks)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from workbench.data.manifest import ManifestError
+from workbench.data.manifest import ManifestError, row_origin
 
 
 # Pillow modes of 16-bit (and 32-bit integer) greyscale files: converting them to "L"/"RGB" would clip
@@ -96,7 +96,7 @@ class FrameDataset(Dataset):
         try:
             image = load_image(self.paths[index], self.image_size)
         except ManifestError as exc:
-            raise ManifestError(f"manifest row {index} ({self.manifest.at[index, 'path']!r}): {exc}") from exc
+            raise ManifestError(f"{row_origin(self.manifest, index)} ({self.manifest.at[index, 'path']!r}): {exc}") from exc
         if self._cache is not None:
             self._cache[index] = image
         return image

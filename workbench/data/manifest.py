@@ -197,14 +197,29 @@ def read_manifest(
 ) -> tuple[pd.DataFrame, Path]:
     """Read and validate a manifest CSV; return the table and the resolved dataset root.
 
-    Errors name the true CSV line of the row at fault (blank lines count).
+    Errors name the true CSV line of the row at fault (blank lines count); the table keeps each row's
+    file and line (:data:`ORIGIN_COLUMNS`) so that later errors, e.g. an image that cannot be decoded,
+    name them too.
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {str(path)!r} does not exist")
     df, lines = read_csv_table(path, dtype={column: str for column in TEXT_COLUMNS})
     resolved = resolve_root(path, root)
-    return validate_manifest(df, resolved, source=str(path), check_files=check_files, lines=lines), resolved
+    checked = validate_manifest(df, resolved, source=str(path), check_files=check_files, lines=lines)
+    return checked.assign(**{ORIGIN_COLUMNS[0]: str(path), ORIGIN_COLUMNS[1]: lines}), resolved
+
+
+# Where each row of a manifest read from disk came from (file and CSV line), for errors that concern one row.
+ORIGIN_COLUMNS = ("csv_file", "csv_line")
+
+
+def row_origin(rows: pd.DataFrame, index: int) -> str:
+    """``"<file>: line <n>"`` of row ``index`` (by position), or ``"manifest row <index>"`` for a table not read
+    from a file."""
+    if all(column in rows.columns for column in ORIGIN_COLUMNS):
+        return f"{rows[ORIGIN_COLUMNS[0]].iloc[index]}: line {int(rows[ORIGIN_COLUMNS[1]].iloc[index])}"
+    return f"manifest row {index}"
 
 
 def read_manifests(

@@ -17,6 +17,10 @@ from workbench.models import input_normalization
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
 
+class NonFiniteOutputError(ValueError):
+    """The model's outputs are NaN or infinite (its weights diverged); nothing can be scored."""
+
+
 @torch.no_grad()
 def predict_rows(
     model: torch.nn.Module,
@@ -30,6 +34,7 @@ def predict_rows(
     """Fake probabilities (softmax[:, 1]) for the manifest ``rows``, in eval mode (mode restored).
 
     Images are standardised with the backbone's own statistics (:func:`input_normalization`).
+    Raises :class:`NonFiniteOutputError` when any output is NaN or infinite.
     """
     mean, std = input_normalization(model)
     was_training = model.training
@@ -43,7 +48,12 @@ def predict_rows(
             probs.append(torch.softmax(logits.float(), dim=1)[:, 1].cpu())
     finally:
         model.train(was_training)
-    return torch.cat(probs).numpy() if probs else np.zeros(0)
+    result = torch.cat(probs).numpy() if probs else np.zeros(0)
+    bad = ~np.isfinite(result)
+    if bad.any():
+        raise NonFiniteOutputError(f"the model's fake probability is {result[bad][0]} for {int(bad.sum())} of "
+                                   f"{len(result)} frames: its outputs are not finite")
+    return result
 
 
 def video_keys(manifest: pd.DataFrame) -> np.ndarray:

@@ -39,7 +39,7 @@ from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model, input_normalization
 from workbench.training.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
 from workbench.training.distributed import init_distributed
-from workbench.training.evaluation import evaluate_groups
+from workbench.training.evaluation import NonFiniteOutputError, evaluate_groups
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
 from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, read_config
 from workbench.training.selection import SWAD_KIND, improves, record_score
@@ -82,9 +82,17 @@ class TrainingCallback(TypingProtocol):
 
 
 def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``auto`` is CUDA when there is one, else the CPU; a CUDA device must exist here."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(f"config key 'train.device': {name!r} does not exist on this machine ({have}); "
+                              "use auto or cpu")
+    return device
 
 
 def default_run_name(config: dict[str, Any]) -> str:
@@ -432,15 +440,17 @@ class Trainer:
                 images = sum(len(y) for _, y in batches) * self.dist.world_size
                 window.add(stats, images, time.perf_counter() - tick, data_s)
                 if not math.isfinite(stats["loss"]):
-                    raise NonFiniteLossError(self._non_finite_message(stats["loss"], step, saved_step))
+                    raise NonFiniteLossError(self._non_finite_message(f"loss became {stats['loss']}", step, saved_step))
                 if self.swad is not None:
                     self.swad.add(list(self.model.parameters()), step)
                 callbacks_s += self._run_callbacks(batches, step, writer)
                 progress.update(1)
                 progress.set_postfix(loss=f"{stats['loss']:.3f}")
                 if step % eval_every == 0 or step == total:
+                    self._check_finite_weights(step, saved_step)
                     if main:
-                        record = self._evaluation_record(step, window, time.perf_counter() - started, callbacks_s)
+                        record = self._evaluation_record(step, window, time.perf_counter() - started, callbacks_s,
+                                                         saved_step)
                         writer.append(record)
                         if self.swad is not None:
                             loss = record["eval"][SELECTION_GROUP].get("log_loss")
@@ -460,11 +470,19 @@ class Trainer:
         self.dist.barrier()
         return self.run_dir
 
-    def _non_finite_message(self, loss: float, step: int, saved_step: int) -> str:
+    def _non_finite_message(self, what: str, step: int, saved_step: int) -> str:
         where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
                  else "does not exist yet (no evaluation step was reached)")
-        return (f"loss became {loss} at step {step}; training stopped. The last good checkpoint {where}; "
+        return (f"{what} at step {step}; training stopped. The last good checkpoint {where}; "
                 "lower the learning rate or ρ and train again in a new run directory (or delete this one).")
+
+    def _check_finite_weights(self, step: int, saved_step: int) -> None:
+        """Stop with :class:`NonFiniteLossError` before evaluating or checkpointing weights that diverged."""
+        bad = next((name for name, value in self.model.state_dict().items()
+                    if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        if bad is not None:
+            raise NonFiniteLossError(self._non_finite_message(f"the model's weights became non-finite ({bad})",
+                                                              step, saved_step))
 
     def _run_callbacks(self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int,
                        writer: RecordWriter | None) -> float:
@@ -484,8 +502,12 @@ class Trainer:
                     writer.append({"kind": callback.name, "step": step, callback.name: result})
         return spent
 
-    def _evaluation_record(self, step: int, window: "_Window", wall_s: float, callbacks_s: float) -> dict[str, Any]:
-        results, _ = self.evaluate()
+    def _evaluation_record(self, step: int, window: "_Window", wall_s: float, callbacks_s: float,
+                           saved_step: int) -> dict[str, Any]:
+        try:
+            results, _ = self.evaluate()
+        except NonFiniteOutputError as exc:
+            raise NonFiniteLossError(self._non_finite_message(f"evaluation failed: {exc}", step, saved_step)) from exc
         return {
             "step": step,
             "epoch": step * self.sampler.n_fake * len(self.sampler.fake_pools) / self.sampler.fakes_per_epoch(),
