@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.algorithms import build_algorithm
+from workbench.algorithms.fishr import per_sample_grads, variance_penalty
 from workbench.algorithms.mldg import meta_pairs
 from tiny_models import cnn_with_bn, mlp
 
@@ -203,3 +204,91 @@ def test_fish_with_meta_lr_zero_keeps_the_weights_but_advances_the_inner_optimiz
     algo.update(batches_of([5, 5, 5]))
     assert torch.equal(flat(model), before)
     assert all(int(state["step"]) == 3 for state in algo.optimizer.state.values())
+
+
+# --- Fishr -------------------------------------------------------------------------------------------
+
+def loop_per_sample_grads(head: nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    rows = []
+    for i in range(len(z)):
+        loss = F.cross_entropy(head(z[i:i + 1]), y[i:i + 1])
+        grads = torch.autograd.grad(loss, list(head.parameters()), create_graph=True)
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+def test_fishr_per_sample_grads_equal_a_per_sample_loop_and_the_penalty_reaches_the_features():
+    torch.manual_seed(0)
+    head = nn.Linear(5, 2).double()
+    z = torch.randn(9, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 2, (9,))
+    vectorised, looped = per_sample_grads(head, z, y), loop_per_sample_grads(head, z, y)
+    torch.testing.assert_close(vectorised, looped, rtol=1e-12, atol=1e-14)
+
+    def penalty(grads):
+        return variance_penalty(torch.stack([(g - g.mean(0)).pow(2).mean(0) for g in grads.split([4, 5])]))
+
+    targets = [z, *head.parameters()]
+    mine = torch.autograd.grad(penalty(vectorised), targets)
+    theirs = torch.autograd.grad(penalty(looped), targets)
+    assert mine[0].abs().sum() > 0
+    for a, b in zip(mine, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+def adam_steps(algo) -> list[int]:
+    return sorted({int(state["step"]) for state in algo.optimizer.state.values()})
+
+
+@pytest.mark.parametrize("anneal,expected", [(2, [[1], [2], [1], [2]]), (0, [[1], [2], [3], [4]])])
+def test_fishr_resets_its_optimizer_exactly_at_penalty_anneal_iters(anneal, expected):
+    hp = {"optimizer": "adam", "lr": 1e-3, "lambda": 5.0, "penalty_anneal_iters": anneal}
+    algo = build_algorithm("fishr", mlp(), hp, num_domains=3)
+    seen = []
+    for step in range(4):
+        stats = algo.update(batches_of([4, 5, 6], seed=step))
+        seen.append(adam_steps(algo))
+        weight = 5.0 if step >= anneal else 0.0
+        assert stats["loss"] == pytest.approx(stats["nll"] + weight * stats["penalty"], rel=1e-6)
+    assert seen == expected
+
+
+class MovingAverage:
+    """DomainBed's ``lib.misc.MovingAverage(ema, oneminusema_correction=True)`` arithmetic, by hand."""
+
+    def __init__(self, ema):
+        self.ema, self.data, self.updates = ema, None, 0
+
+    def update(self, value):
+        previous = torch.zeros_like(value) if self.updates == 0 else self.data
+        current = self.ema * previous + (1 - self.ema) * value
+        self.data, self.updates = current.clone().detach(), self.updates + 1
+        return current / (1 - self.ema)
+
+
+def test_fishr_moving_averages_follow_domainbeds_arithmetic_over_three_updates():
+    ema = 0.7
+    model = mlp()
+    algo = build_algorithm("fishr", model, {**UNIT_SGD, "lr": 0.1, "ema": ema, "penalty_anneal_iters": 1,
+                                            "lambda": 2.0}, num_domains=3)
+    averages = [MovingAverage(ema) for _ in range(3)]
+    for step in range(3):
+        batches = batches_of([4, 5, 6], seed=10 + step)
+        x = torch.cat([b[0] for b in batches])
+        y = torch.cat([b[1] for b in batches])
+        grads = loop_per_sample_grads(model[-1], model[:-1](x), y).detach()
+        variances = [(g - g.mean(0)).pow(2).mean(0) for g in grads.split([4, 5, 6])]
+        corrected = [average.update(v) for average, v in zip(averages, variances)]
+        mean = sum(corrected) / 3
+        penalty = sum(((c - mean) ** 2).mean() for c in corrected) / 3
+        stats = algo.update(batches)
+        stored = algo.extra_state()["moving_average"]
+        torch.testing.assert_close(stored, torch.stack([a.data for a in averages]), rtol=1e-12, atol=1e-15)
+        assert not stored.requires_grad
+        assert stats["penalty"] == pytest.approx(penalty.item(), rel=1e-6)
+    assert algo.extra_state()["update_count"] == 3
+
+
+def test_fishr_needs_num_domains():
+    with pytest.raises(ValueError, match="num_domains"):
+        build_algorithm("fishr", mlp(), {})
