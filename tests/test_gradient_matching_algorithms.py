@@ -5,6 +5,7 @@ statistics of MLDG and Fish, whose cards cannot name the inputs of the passes th
 from __future__ import annotations
 
 import copy
+import math
 from itertools import cycle
 
 import pytest
@@ -13,8 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.algorithms import build_algorithm
+from workbench.algorithms.andmask import masked_mean_gradient
 from workbench.algorithms.fishr import per_sample_grads, variance_penalty
 from workbench.algorithms.mldg import meta_pairs
+from workbench.algorithms.sandmask import sand_mask
 from tiny_models import cnn_with_bn, mlp
 
 UNIT_SGD = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
@@ -292,3 +295,55 @@ def test_fishr_moving_averages_follow_domainbeds_arithmetic_over_three_updates()
 def test_fishr_needs_num_domains():
     with pytest.raises(ValueError, match="num_domains"):
         build_algorithm("fishr", mlp(), {})
+
+
+# --- AND-mask and SAND-mask --------------------------------------------------------------------------
+
+def test_andmask_with_tau_zero_steps_with_the_mean_gradient():
+    batches = batches_of([5, 5, 5])
+    model = mlp()
+    reference = copy.deepcopy(model)
+    expected = sum(grad_at(reference, x, y) for x, y in batches) / 3
+    before = flat(model)
+    build_algorithm("andmask", model, {**UNIT_SGD, "tau": 0.0}, num_domains=3).update(batches)
+    torch.testing.assert_close(before - flat(model), expected, rtol=1e-9, atol=1e-14)
+
+
+def test_andmask_keeps_exactly_the_entries_whose_signs_agree():
+    grads = torch.tensor([[1.0, -2.0, 3.0, 0.5, -1.0],
+                          [2.0, 1.0, 1.0, -0.5, -3.0]], dtype=torch.float64)   # two tensors: 3 and 2 entries
+    algo = build_algorithm("andmask", mlp(), {"tau": 1.0})
+    mask = algo.mask(grads)
+    assert mask.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
+    direction = masked_mean_gradient(grads, mask, [3, 2])
+    expected = torch.tensor([1.5 / (2 / 3), 0.0, 2.0 / (2 / 3), 0.0, -2.0 / 0.5], dtype=torch.float64)
+    torch.testing.assert_close(direction, expected, rtol=1e-9, atol=0)
+    three = torch.tensor([[1.0, 1.0], [1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
+    assert build_algorithm("andmask", mlp(), {"tau": 0.3}).mask(three).tolist() == [1.0, 1.0]
+    assert build_algorithm("andmask", mlp(), {"tau": 0.4}).mask(three).tolist() == [1.0, 0.0]
+
+
+def test_sandmask_on_a_hand_example():
+    grads = torch.tensor([[1.0, 2.0, -1.0],
+                          [3.0, -2.0, -1.0]], dtype=torch.float64)
+    # agreement |mean sign| = [1, 0, 1]; unbiased variance = [2, 8, 0]; λ = [1/2, 1/8, ∞]
+    mask = sand_mask(grads, tau=0.5, k=1.0)
+    torch.testing.assert_close(mask, torch.tensor([math.tanh(0.25), 0.0, 1.0], dtype=torch.float64))
+    keep = (math.tanh(0.25) + 1.0) / 3
+    expected = torch.tensor([2.0 * math.tanh(0.25) / keep, 0.0, -1.0 / keep], dtype=torch.float64)
+    torch.testing.assert_close(masked_mean_gradient(grads, mask, [3]), expected, rtol=1e-9, atol=0)
+    # τ = 1: agreement − τ ≤ 0 everywhere; 0 · ∞ (σ² = 0, full agreement) is NaN → 1e-17
+    assert sand_mask(torch.tensor([[1.0, 1.0, 2.0], [1.0, -1.0, 3.0]]), tau=1.0, k=10.0).tolist() == [
+        pytest.approx(1e-17), 0.0, 0.0]
+    # one domain: the variance is NaN → 1e-17, so λ = 1e17
+    with pytest.warns(UserWarning, match="degrees of freedom"):
+        single = sand_mask(torch.tensor([[0.5, -2.0]], dtype=torch.float64), tau=0.5, k=1.0)
+    torch.testing.assert_close(single, torch.ones(2, dtype=torch.float64))
+
+
+def test_sandmask_with_domainbeds_default_tau_does_not_move_the_weights():
+    """DomainBed's default τ = 1 leaves nothing above the threshold (see the sandmask module docstring)."""
+    model = mlp()
+    before = flat(model)
+    stats = build_algorithm("sandmask", model, UNIT_SGD, num_domains=3).update(batches_of([5, 5, 5]))
+    assert torch.equal(flat(model), before) and stats["loss"] > 0
