@@ -2,8 +2,10 @@
 
 A distributed ERM step must equal the single-process step on the union batch; a distributed
 SAM/SAGM/RoGA step must equal the average of the per-rank single-process directions (each rank
-ascends with its own shard's gradients); every rank must end with the same weights. Spawning the
-two processes takes ~20 s on a small CPU machine, so those tests are marked slow.
+ascends with its own shard's gradients); a distributed Fish update, whose K inner steps each average
+their gradients, must equal the single-process update on the union batches; every rank must end with
+the same weights. Spawning the two processes takes ~20 s on a small CPU machine, so those tests are
+marked slow.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from workbench.training.distributed import DistContext, init_distributed
 from tiny_models import mlp
 
 WORLD = 2
-NAMES = ("erm", "sam", "sagm", "roga")
-HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05}
+NAMES = ("erm", "sam", "sagm", "roga", "fish")
+HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05, "meta_lr": 0.3}
 
 
 def hparams_for(name: str) -> dict:
@@ -106,6 +108,20 @@ def test_distributed_sharpness_step_averages_per_rank_directions(name, rank_resu
         torch.testing.assert_close(result[name], expected, rtol=1e-10, atol=1e-12)
     union = single_process_direction(name, batches)
     assert not torch.allclose(expected, union), "the test batches must tell per-rank ascent from union ascent"
+
+
+@pytest.mark.slow
+def test_distributed_fish_averages_every_inner_step(rank_results):
+    """Each inner step uses the mean of the ranks' shard gradients, i.e. the union batch's gradient, so
+    every rank follows the single-process inner trajectory on the union batches; averaging per-rank
+    updates instead would differ."""
+    batches = global_batches()
+    expected = single_process_direction("fish", batches)
+    assert torch.equal(rank_results[0]["fish"], rank_results[1]["fish"])
+    for result in rank_results:
+        torch.testing.assert_close(result["fish"], expected, rtol=1e-10, atol=1e-12)
+    per_rank = torch.stack([single_process_direction("fish", shards(batches, r)) for r in range(WORLD)]).mean(0)
+    assert not torch.allclose(expected, per_rank), "the test batches must tell averaged steps from averaged updates"
 
 
 @pytest.mark.slow

@@ -1,0 +1,60 @@
+"""AND-mask — learning explanations that are hard to vary (Parascandolo, Neitz, Orvieto, Gresele &
+Schölkopf, ICLR 2021), as DomainBed's ``ANDMask``.
+
+Update: one forward/backward pass per domain gives g_k = ∇L_k(θ). For every parameter tensor
+separately, elementwise: mask = [ |(1/K) Σ_k sign(g_k)| ≥ τ ] (the domains' gradient signs agree
+enough), ḡ = (1/K) Σ_k g_k, and the base optimizer steps with mask·ḡ / (1e-10 + mean(mask)), the mean
+taken over the tensor's entries (the rescaling keeps the update's size as the mask thins it).
+
+Parameters no pass reaches keep ``.grad`` None and are skipped by the optimizer (DomainBed's
+``autograd.grad`` would raise). Running statistics move in the K per-domain passes, in domain order.
+Distributed training: each rank masks its own shards' gradients; the masked direction is averaged once,
+by the base optimizer's step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from workbench.algorithms.base import Algorithm, DomainBatches
+from workbench.algorithms.hparams import number
+from workbench.algorithms.registry import register_algorithm
+
+
+def sign_agreement(grads: torch.Tensor) -> torch.Tensor:
+    """|mean over domains of sign(g_k)| for stacked per-domain gradients ``[K, D]``: 1 = all signs agree."""
+    return torch.sign(grads).mean(dim=0).abs()
+
+
+def masked_mean_gradient(grads: torch.Tensor, mask: torch.Tensor, numels: list[int]) -> torch.Tensor:
+    """mask·ḡ / (1e-10 + mean(mask)) for stacked gradients ``[K, D]``, the mask's mean taken per tensor.
+
+    ``numels``: the sizes of the parameter tensors that make up the flat dimension D, in order.
+    """
+    average = grads.mean(dim=0)
+    return torch.cat([
+        m * a * (1.0 / (1e-10 + m.mean())) for m, a in zip(mask.split(numels), average.split(numels))
+    ])
+
+
+@register_algorithm("andmask")
+class ANDMask(Algorithm):
+    """Per-domain gradients; keep the entries whose signs agree (≥ τ), rescaled per parameter tensor."""
+
+    family = "gradient matching"
+    capturable = True
+    HPARAMS = {"tau": number(1.0, "sign agreement τ an entry needs to be kept", high=1.0)}
+
+    def mask(self, grads: torch.Tensor) -> torch.Tensor:
+        """The elementwise mask from stacked per-domain gradients ``[K, D]``."""
+        return (sign_agreement(grads) >= self.hparams["tau"]).to(grads.dtype)
+
+    def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
+        losses, grads = [], []
+        for x, y in minibatches:
+            loss = self.loss(x, y)
+            grads.append(self.vector.grad(loss))
+            losses.append(loss.detach())
+        stacked = torch.stack(grads)
+        self.step_with(masked_mean_gradient(stacked, self.mask(stacked), self.vector.numels))
+        return {"loss": torch.stack(losses).mean()}
