@@ -4,8 +4,9 @@ A distributed ERM step must equal the single-process step on the union batch; a 
 SAM/SAGM/RoGA step must equal the average of the per-rank single-process directions (each rank
 ascends with its own shard's gradients); a distributed Fish update, whose K inner steps each average
 their gradients, must equal the single-process update on the union batches; every rank must end with
-the same weights. Spawning the two processes takes ~20 s on a small CPU machine, so those tests are
-marked slow.
+the same weights. GroupDRO is the stateful case: over two updates every step applies the average of
+the per-rank directions, while each rank's domain weights q follow its own shard's risks. Spawning the
+two processes takes ~20 s on a small CPU machine, so those tests are marked slow.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from tiny_models import mlp
 
 WORLD = 2
 NAMES = ("erm", "sam", "sagm", "roga", "fish")
-HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05, "meta_lr": 0.3}
+HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05,
+      "meta_lr": 0.3, "groupdro_eta": 1.0}
+DOMAINS = 3
+GROUPDRO_SEEDS = (7, 8)  # the global batches of GroupDRO's two updates
 
 
 def hparams_for(name: str) -> dict:
@@ -33,8 +37,8 @@ def hparams_for(name: str) -> dict:
     return {key: value for key, value in HP.items() if key in hparam_spec(name)}
 
 
-def global_batches(k: int = 3, n: int = 4):
-    gen = torch.Generator().manual_seed(7)
+def global_batches(k: int = DOMAINS, n: int = 4, seed: int = 7):
+    gen = torch.Generator().manual_seed(seed)
     return [(torch.randn(n, 6, generator=gen, dtype=torch.float64) + i, torch.randint(0, 2, (n,), generator=gen))
             for i in range(k)]
 
@@ -68,6 +72,12 @@ def _worker(rank: int, port: int, out: Path) -> None:
         before = flat(model)
         algorithm.update(ctx.shard(global_batches()))
         results[name] = before - flat(model)
+    model = ctx.prepare_model(mlp())
+    groupdro = build_algorithm("groupdro", model, hparams_for("groupdro"), num_domains=DOMAINS)
+    ctx.attach(groupdro)
+    for seed in GROUPDRO_SEEDS:
+        groupdro.update(ctx.shard(global_batches(seed=seed)))
+    results["groupdro"] = {"weights": flat(model), "q": groupdro.q.clone()}
     results["stats"] = ctx.mean_stats({"rank": float(rank), "one": 1.0})
     torch.save(results, out / f"rank{rank}.pt")
     ctx.close()
@@ -108,6 +118,36 @@ def test_distributed_sharpness_step_averages_per_rank_directions(name, rank_resu
         torch.testing.assert_close(result[name], expected, rtol=1e-10, atol=1e-12)
     union = single_process_direction(name, batches)
     assert not torch.allclose(expected, union), "the test batches must tell per-rank ascent from union ascent"
+
+
+def lockstep_groupdro(steps, per_rank: bool = True) -> list[dict]:
+    """GroupDRO as documented for data-parallel training, simulated in one process: one copy per rank, each
+    updating its own q from its own shard, every step moving the weights by the mean of the copies' directions
+    (unit SGD). ``per_rank=False``: one copy on the union batches instead."""
+    copies = [build_algorithm("groupdro", mlp(), hparams_for("groupdro"), num_domains=DOMAINS)
+              for _ in range(WORLD if per_rank else 1)]
+    for batches in steps:
+        before = flat(copies[0].model)
+        directions = []
+        for rank, algorithm in enumerate(copies):
+            algorithm.update(shards(batches, rank) if per_rank else batches)
+            directions.append(before - flat(algorithm.model))
+        after = before - torch.stack(directions).mean(0)
+        for algorithm in copies:
+            torch.nn.utils.vector_to_parameters(after.clone(), algorithm.model.parameters())
+    return [{"weights": flat(a.model), "q": a.q.clone()} for a in copies]
+
+
+@pytest.mark.slow
+def test_distributed_groupdro_averages_gradients_and_keeps_q_per_rank(rank_results):
+    steps = [global_batches(seed=seed) for seed in GROUPDRO_SEEDS]
+    expected = lockstep_groupdro(steps)
+    for rank, result in enumerate(rank_results):
+        torch.testing.assert_close(result["groupdro"]["weights"], expected[rank]["weights"], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(result["groupdro"]["q"], expected[rank]["q"], rtol=1e-12, atol=0)
+    assert not torch.allclose(expected[0]["q"], expected[1]["q"]), "the ranks' shards must give different q"
+    (union,) = lockstep_groupdro(steps, per_rank=False)
+    assert not torch.allclose(expected[0]["weights"], union["weights"]), "per-rank q must differ from union q"
 
 
 @pytest.mark.slow
