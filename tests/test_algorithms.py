@@ -173,7 +173,7 @@ def test_weights_restored_exactly_after_ascent(name):
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
 def test_each_algorithm_lowers_the_loss_on_an_easy_problem(name):
-    """With its card's hyper-parameters: a default may be degenerate (SAND-mask's τ = 1 masks everything)."""
+    """With the defaults, except where the card says a default is degenerate here (``learns_with``)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
     gen = torch.Generator().manual_seed(0)
@@ -182,7 +182,7 @@ def test_each_algorithm_lowers_the_loss_on_an_easy_problem(name):
     for k in range(K):
         x = torch.randn(32, 6, generator=gen) + 0.2 * k
         batches.append((x, (x @ w > 0).long()))
-    algo = build_algorithm(name, model, {**CARDS[name].hparams, "lr": 1e-2, "weight_decay": 0.0}, num_domains=K)
+    algo = build_algorithm(name, model, {**CARDS[name].learns_with, "lr": 1e-2, "weight_decay": 0.0}, num_domains=K)
     x_all = torch.cat([b[0] for b in batches])
     y_all = torch.cat([b[1] for b in batches])
     start = F.cross_entropy(algo.predict(x_all), y_all).item()

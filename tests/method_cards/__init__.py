@@ -37,23 +37,26 @@ class Card:
     forward passes at θ, in this order, are the only ones that move BatchNorm running statistics
     (None: the method does something else, checked by its own test). ``optimizer_steps``: how many
     times per update the algorithm's optimizer steps (each step averages gradients once in
-    distributed training).
+    distributed training). ``learns_with``: hyper-parameters under which the method fits an easy problem,
+    where a default is degenerate there (SAND-mask's τ = 1 masks every entry).
     """
 
     step: Step
     hparams: dict = field(default_factory=dict)
     stat_inputs: Callable[[Batches], list[torch.Tensor]] | None = None
     optimizer_steps: Callable[[int], int] = lambda k: 1
+    learns_with: dict = field(default_factory=dict)
 
 
 CARDS: dict[str, Card] = {}
 
 
-def card(name: str, hparams: dict | None = None, stat_inputs=None, optimizer_steps=lambda k: 1):
+def card(name: str, hparams: dict | None = None, stat_inputs=None, optimizer_steps=lambda k: 1,
+         learns_with: dict | None = None):
     """Register the decorated step function as algorithm ``name``'s card."""
 
     def register(step: Step) -> Step:
-        CARDS[name] = Card(step, dict(hparams or {}), stat_inputs, optimizer_steps)
+        CARDS[name] = Card(step, dict(hparams or {}), stat_inputs, optimizer_steps, dict(learns_with or {}))
         return step
 
     return register

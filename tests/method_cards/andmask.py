@@ -28,7 +28,7 @@ def andmask(model, params, batches, hp, state):
     return descend(params, masked_direction(per_tensor_grads(model, params, batches), mask))
 
 
-@card("sandmask", hparams={"tau": 0.5, "k": 0.01}, stat_inputs=per_domain_inputs)
+@card("sandmask", hparams={"tau": 0.5, "k": 0.01}, stat_inputs=per_domain_inputs, learns_with={"tau": 0.5})
 def sandmask(model, params, batches, hp, state):
     def mask(g):
         var = g.var(0)
