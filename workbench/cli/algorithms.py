@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def paper(name: str) -> str:
-    """The first line of the algorithm module's docstring: the method and its paper."""
-    return (inspect.getmodule(algorithm_class(name)).__doc__ or "").strip().splitlines()[0]
+    """The first paragraph of the algorithm module's docstring: the method and its paper."""
+    return " ".join((inspect.getmodule(algorithm_class(name)).__doc__ or "").strip().split("\n\n")[0].split())
 
 
 def describe(name: str) -> str:
