@@ -33,9 +33,9 @@ test: install system-deps
 test-fast: install
 	$(PY) -m pytest -m "not slow and not browser"
 
+# JupyterLab on 127.0.0.1; prints the URL with the token (passed in the environment, not the process list).
 lab: install
-	$(PY) -m jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
-	  --IdentityProvider.token="$${JUPYTER_TOKEN:-$$($(PY) -c 'import secrets; print(secrets.token_hex(16))')}"
+	$(PY) -m workbench lab
 
 clean:
 	rm -rf runs reports figures .cache .pytest_cache

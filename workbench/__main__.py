@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("synth", "train", "sweep", "eval", "demo", "report", "analyse", "algorithms", "preprocess", "manifest")
+COMMANDS = ("synth", "train", "sweep", "eval", "demo", "report", "analyse", "algorithms", "preprocess", "manifest", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:
