@@ -7,12 +7,15 @@
 (the algorithm interface: one ``(x_k, y_k)`` per domain). Every algorithm is timed through the library's own
 ``build_algorithm(...).update()``; ``bare`` is a plain timm loop on the pooled batch (forward,
 cross-entropy, backward, ``optimizer.step()``, ``zero_grad()``, one ``loss.item()``) with the same
-optimizer, precision and layout, the reference for the trainer's ERM overhead. ``--warmup`` untimed
+optimizer, precision and layout, the reference for ERM; ``plain-<algorithm>`` are plain PyTorch loops
+of other updates (``benchmarks/reference_loops.py``: SAM, RoGA, AND-mask), whose lines give each
+library algorithm its ``ratio_to_plain``. ``--warmup`` untimed
 steps come first (with ``cuda_graph`` the first two are eager and the third captures). Output: one
 JSON line per algorithm (repeated names count once) with ``algorithm``, ``img_s``, ``ms_per_step``,
 ``peak_mem_gib`` (CUDA: peak allocated memory of that algorithm's run; CPU: the process's peak
-resident memory so far) and ``ratio_to_erm`` (img/s over ERM's in the same invocation; null without
-ERM), plus the configuration and ``environment`` (device name, library versions, date).
+resident memory so far), ``ratio_to_erm`` (img/s over ERM's in the same invocation; null without
+ERM) and ``ratio_to_plain`` (over its plain reference loop's, where one was measured), plus the
+configuration and ``environment`` (device name, library versions, date).
 With ``--repeats N`` the algorithms are timed in N alternating rounds and each line is the median
 run, with every run's img/s in ``img_s_runs``; ``--threads`` sets PyTorch's CPU thread count.
 Each line is printed as soon as it is final. An algorithm whose measurement fails (e.g. out of
@@ -35,11 +38,13 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmarks.reference_loops import REFERENCE_LOOPS
 from workbench.algorithms import ALGORITHMS as REGISTRY
-from workbench.algorithms import Algorithm, build_algorithm, hparam_spec
+from workbench.algorithms import Algorithm, build_algorithm, build_optimizer, default_hparams, hparam_spec
 from workbench.models import create_model
 
-ALGORITHMS = ("bare", *REGISTRY)
+PLAIN = "plain-"  # a plain PyTorch reference loop of an algorithm (benchmarks.reference_loops); "bare" is ERM's
+ALGORITHMS = ("bare", *REGISTRY, *(PLAIN + name for name in REFERENCE_LOOPS))
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,30 @@ def bare_step(config: BenchConfig) -> Callable[[], None]:
     return step
 
 
+def plain_step(config: BenchConfig, name: str) -> Callable[[], None]:
+    """A reference loop of :mod:`benchmarks.reference_loops` with the algorithm's default hyper-parameters."""
+    algorithm = name[len(PLAIN):]
+    loop, keys = REFERENCE_LOOPS[algorithm]
+    hparams = default_hparams(algorithm)
+    model = create_model(config.backbone, num_classes=2).to(config.device)
+    optimizer = build_optimizer(list(model.parameters()), hparams)
+    train_step = loop(model, optimizer, **{key: hparams[key] for key in keys})
+    batches = random_batches(config)
+
+    def step() -> None:
+        train_step(batches)
+
+    step.model = model
+    return step
+
+
+def reference_of(name: str) -> str | None:
+    """The plain loop an algorithm's throughput is compared with (``bare`` for ERM), if there is one."""
+    if name == "erm":
+        return "bare"
+    return PLAIN + name if name in REFERENCE_LOOPS else None
+
+
 def algorithm_step(config: BenchConfig, name: str) -> Callable[[], None]:
     """``update()`` of a library algorithm on fixed random per-domain batches."""
     model = create_model(config.backbone, num_classes=2).to(config.device)
@@ -156,7 +185,12 @@ def measure(config: BenchConfig, name: str) -> dict:
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(config.device)
-    step = bare_step(config) if name == "bare" else algorithm_step(config, name)
+    if name == "bare":
+        step = bare_step(config)
+    elif name.startswith(PLAIN):
+        step = plain_step(config, name)
+    else:
+        step = algorithm_step(config, name)
     for _ in range(config.warmup):
         step()
     synchronize(config.device)
@@ -175,6 +209,7 @@ def measure(config: BenchConfig, name: str) -> dict:
         "ms_per_step": 1000.0 * elapsed / config.steps,
         "peak_mem_gib": peak,
         "ratio_to_erm": None,
+        "ratio_to_plain": None,
         **asdict(config),
     }
     algorithm = getattr(step, "algorithm", None)
@@ -191,22 +226,36 @@ def measure(config: BenchConfig, name: str) -> dict:
 
 def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None,
         repeats: int = 1) -> list[dict]:
-    """Measure ``algorithms`` (repeated names count once) ``repeats`` times in alternation, ERM first in each round.
+    """Measure ``algorithms`` (repeated names count once) ``repeats`` times in alternation, ERM first in each round,
+    then the plain reference loops, then the rest.
 
     Each algorithm's line is its median run (by img/s) plus ``img_s_runs``, every run's img/s;
-    ``ratio_to_erm`` compares medians. Alternating rounds spread slow drifts of a shared machine
-    (frequency, other jobs) over all algorithms instead of penalising whichever runs first.
-    A line is emitted as soon as it is final: after the algorithm's run in the last round (ERM's
-    median, the ratio's reference, is known by then), or at once as an error line (see
+    ``ratio_to_erm`` and ``ratio_to_plain`` compare medians. Alternating rounds spread slow drifts of a
+    shared machine (frequency, other jobs) over all algorithms instead of penalising whichever runs
+    first. A line is emitted as soon as it is final: in the last round, once its own run and those of
+    ERM and of its reference loop (where measured) are done; or at once as an error line (see
     :func:`failure_line`) when a run raises; a failed algorithm is not run again.
     """
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1 (got {repeats})")
     emit = emit or (lambda result: None)
-    order = sorted(dict.fromkeys(algorithms), key=lambda a: a != "erm")
+    order = sorted(dict.fromkeys(algorithms), key=_measuring_rank)
     runs: dict[str, list[dict]] = {name: [] for name in order}
-    results = []
-    erm_img_s = None
+    results: list[dict] = []
+    finished: set[str] = set()
+    pending: list[str] = []
+
+    def median(name: str | None) -> float | None:
+        return median_run(runs[name])["img_s"] if name in finished else None
+
+    def emit_ready() -> None:
+        for name in list(pending):
+            needs = [n for n in ("erm", reference_of(name)) if n is not None and n != name and n in runs]
+            if all(n in finished for n in needs):
+                pending.remove(name)
+                results.append(median_line(runs[name], repeats, median("erm"), median(reference_of(name))))
+                emit(results[-1])
+
     for round_index in range(repeats):
         for name in order:
             if name not in runs:
@@ -217,19 +266,26 @@ def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], N
                 del runs[name]
                 results.append(failure_line(config, name, error, repeats))
                 emit(results[-1])
-                continue
+            else:
+                if round_index == repeats - 1:
+                    finished.add(name)
+                    pending.append(name)
             if round_index == repeats - 1:
-                if name == "erm":
-                    erm_img_s = median_run(runs[name])["img_s"]
-                results.append(median_line(runs[name], repeats, erm_img_s))
-                emit(results[-1])
+                emit_ready()
     return results
 
 
-def median_line(runs: Sequence[dict], repeats: int, erm_img_s: float | None) -> dict:
-    """An algorithm's line: its median run, every run's img/s and the ratio to ERM's median (if known)."""
+def _measuring_rank(name: str) -> int:
+    """ERM first (every ratio's reference), then the plain loops (each algorithm's reference), then the rest."""
+    return 0 if name == "erm" else 1 if name == "bare" or name.startswith(PLAIN) else 2
+
+
+def median_line(runs: Sequence[dict], repeats: int, erm_img_s: float | None, plain_img_s: float | None = None) -> dict:
+    """An algorithm's line: its median run, every run's img/s and the ratios to ERM's median and to its plain
+    reference loop's median (:func:`reference_of`), where those were measured."""
     line = {**median_run(runs), "img_s_runs": [r["img_s"] for r in runs], "repeats": repeats}
     line["ratio_to_erm"] = None if erm_img_s is None else line["img_s"] / erm_img_s
+    line["ratio_to_plain"] = None if plain_img_s is None else line["img_s"] / plain_img_s
     return line
 
 

@@ -10,6 +10,7 @@ import timm
 import torch
 
 import benchmarks.throughput as throughput
+from benchmarks.reference_loops import REFERENCE_LOOPS
 from benchmarks.throughput import ALGORITHMS, BenchConfig, cpu_model, median_run, main, parse_args, run
 
 TINY = ["--device", "cpu", "--backbone", "test_resnet", "--size", "32", "--batch", "8", "--domains", "4",
@@ -69,7 +70,7 @@ def test_bad_arguments_are_refused_with_the_value_at_fault(capsys):
 
 def fake_measure(calls: list, failing: str | None = None):
     """A stand-in for ``measure``: records each call, raises for ``failing``, times nothing."""
-    speeds = {"erm": 100.0, "bare": 120.0, "sam": 50.0, "sagm": 48.0, "roga": 40.0}
+    speeds = {"erm": 100.0, "bare": 120.0, "sam": 50.0, "sagm": 48.0, "roga": 40.0, "plain-roga": 50.0}
 
     def measure(config: BenchConfig, name: str) -> dict:
         calls.append(("measure", name))
@@ -86,8 +87,9 @@ def test_each_line_is_emitted_as_soon_as_it_is_final(monkeypatch):
     monkeypatch.setattr(throughput, "measure", fake_measure(calls))
     run(BenchConfig(device="cpu", batch=8), ["bare", "erm", "roga"], repeats=2,
         emit=lambda line: calls.append(("emit", line["algorithm"])))
+    # ERM's line waits for its reference loop (bare) in the last round; roga has none measured
     assert calls == [("measure", "erm"), ("measure", "bare"), ("measure", "roga"),
-                     ("measure", "erm"), ("emit", "erm"), ("measure", "bare"), ("emit", "bare"),
+                     ("measure", "erm"), ("measure", "bare"), ("emit", "erm"), ("emit", "bare"),
                      ("measure", "roga"), ("emit", "roga")]
 
 
@@ -119,3 +121,32 @@ def test_every_line_carries_the_environment(capsys):
     assert env["device"] == cpu_model() and env["device"]
     assert (env["torch"], env["timm"], env["cuda"]) == (torch.__version__, timm.__version__, torch.version.cuda)
     assert env["date"][:4].isdigit() and env["date"].endswith("+00:00")
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_LOOPS))
+def test_each_reference_loop_takes_the_library_update(name):
+    """The plain loops time the same update: one step of each equals the library's on a float64 network with BN."""
+    from workbench.algorithms import build_algorithm, build_optimizer, default_hparams
+    from tiny_models import cnn_with_bn
+
+    hparams = {**default_hparams(name), "optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
+    gen = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3))
+               for k in range(3)]
+    library, plain = cnn_with_bn(), cnn_with_bn()
+    build_algorithm(name, library, hparams).update(batches)
+    loop, keys = REFERENCE_LOOPS[name]
+    loop(plain, build_optimizer(list(plain.parameters()), hparams), **{k: hparams[k] for k in keys})(batches)
+    for (key, a), b in zip(library.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=key)
+
+
+def test_an_algorithm_with_a_plain_loop_reports_its_ratio_to_it(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(throughput, "measure", fake_measure(calls))
+    assert main(TINY + ["--algorithms", "roga,plain-roga,erm,sam,bare"]) == 0
+    lines = {r["algorithm"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert [c[1] for c in calls] == ["erm", "plain-roga", "bare", "roga", "sam"]
+    assert lines["roga"]["ratio_to_plain"] == pytest.approx(40.0 / 50.0)
+    assert lines["erm"]["ratio_to_plain"] == pytest.approx(100.0 / 120.0)
+    assert lines["sam"]["ratio_to_plain"] is None and lines["bare"]["ratio_to_plain"] is None

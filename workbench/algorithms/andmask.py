@@ -26,15 +26,17 @@ def sign_agreement(grads: torch.Tensor) -> torch.Tensor:
     return torch.sign(grads).mean(dim=0).abs()
 
 
-def masked_mean_gradient(grads: torch.Tensor, mask: torch.Tensor, numels: list[int]) -> torch.Tensor:
+def masked_mean_gradient(grads: torch.Tensor, mask: torch.Tensor, numels: list[int] | torch.Tensor,
+                         out: torch.Tensor | None = None) -> torch.Tensor:
     """mask·ḡ / (1e-10 + mean(mask)) for stacked gradients ``[K, D]``, the mask's mean taken per tensor.
 
-    ``numels``: the sizes of the parameter tensors that make up the flat dimension D, in order.
+    ``numels``: the sizes of the parameter tensors that make up the flat dimension D, in order (a list,
+    or a tensor on the gradients' device). The result is written into ``out`` when given.
     """
-    average = grads.mean(dim=0)
-    return torch.cat([
-        m * a * (1.0 / (1e-10 + m.mean())) for m, a in zip(mask.split(numels), average.split(numels))
-    ])
+    lengths = torch.as_tensor(numels, device=grads.device)
+    scale = torch.segment_reduce(mask, "mean", lengths=lengths).add_(1e-10).reciprocal_()
+    average = torch.mean(grads, dim=0, out=out)
+    return average.mul_(mask).mul_(torch.repeat_interleave(scale, lengths, output_size=mask.numel()))
 
 
 @register_algorithm("andmask")
@@ -49,12 +51,18 @@ class ANDMask(Algorithm):
         """The elementwise mask from stacked per-domain gradients ``[K, D]``."""
         return (sign_agreement(grads) >= self.hparams["tau"]).to(grads.dtype)
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        numels = torch.tensor(self.vector.numels, device=self.vector.params[0].device)
+        self.register_buffer("_numels", numels, persistent=False)
+
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
-        losses, grads = [], []
-        for x, y in minibatches:
+        stacked = self.vector.buffer("per_domain", rows=len(minibatches))
+        losses = []
+        for k, (x, y) in enumerate(minibatches):
             loss = self.loss(x, y)
-            grads.append(self.vector.grad(loss))
+            self.vector.grad_into(loss, stacked[k])
             losses.append(loss.detach())
-        stacked = torch.stack(grads)
-        self.step_with(masked_mean_gradient(stacked, self.mask(stacked), self.vector.numels))
+        direction = masked_mean_gradient(stacked, self.mask(stacked), self._numels, out=self.vector.buffer("direction"))
+        self.step_with(direction)
         return {"loss": torch.stack(losses).mean()}

@@ -54,7 +54,7 @@ class AnnealedPenalty(Algorithm):
         loss = nll + self.penalty_weight() * penalty
         if self.update_count == self.hparams[self.ANNEAL_ITERS]:
             self.optimizer = self.make_optimizer(self.vector.params)
-        self.step_with(self.vector.grad(loss))
+        self.descend(loss)
         self.update_count += 1
         return {"loss": loss.detach(), "nll": nll.detach(), "penalty": penalty.detach()}
 

@@ -28,9 +28,11 @@ class ASAM(SAM):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        scaled = [torch.full((p.numel(),), "weight" in name) for name, p in zip(self.vector.names, self.vector.params)]
-        self.register_buffer("_scaled", torch.cat(scaled).to(self.vector.params[0].device), persistent=False)
+        unscaled = [torch.full((p.numel(),), "weight" not in name) for name, p in zip(self.vector.names, self.vector.params)]
+        self.register_buffer("_unscaled", torch.cat(unscaled).to(self.vector.params[0].device), persistent=False)
 
     def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        t = torch.where(self._scaled, theta.abs() + self.hparams["eta"], torch.ones_like(theta))
-        return self.hparams["rho"] * t * t * g / (torch.linalg.vector_norm(t * g) + 1e-16)
+        t = torch.abs(theta, out=self.vector.buffer("t")).add_(self.hparams["eta"]).masked_fill_(self._unscaled, 1.0)
+        eps = torch.mul(t, g, out=self.vector.buffer("eps"))  # T g
+        scale = self.hparams["rho"] / (torch.linalg.vector_norm(eps) + 1e-16)
+        return eps.mul_(t).mul_(scale)  # ρ T² g / (‖T g‖ + 1e-16)

@@ -149,6 +149,15 @@ class Algorithm(nn.Module):
         if self.distributed is not None:
             reduce_gradients_([p for group in optimizer.param_groups for p in group["params"]], self.distributed)
 
+    def descend(self, loss: torch.Tensor) -> None:
+        """One base-optimizer step on the gradient of ``loss`` (``backward()``, ``step()``, gradients cleared).
+
+        Parameters ``loss`` does not reach keep ``.grad`` None, so the optimizer skips them.
+        """
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
     def step_with(self, direction: torch.Tensor) -> None:
         """Let the base optimizer step with the flat (:class:`ParamVector`) update direction ``direction``."""
         self.vector.set_grad(direction)

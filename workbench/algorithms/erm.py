@@ -21,6 +21,5 @@ class ERM(Algorithm):
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         x, y = self.pooled(minibatches)
         loss = self.loss(x, y)
-        g = self.vector.grad(loss)
-        self.step_with(g)
+        self.descend(loss)
         return {"loss": loss.detach()}

@@ -48,5 +48,5 @@ class FeatureMatching(Algorithm):
         ]).mean()
         pairs = [self.discrepancy(a, b) for a, b in itertools.combinations(features, 2)]
         penalty = torch.stack(pairs).mean() if pairs else torch.zeros_like(objective)
-        self.step_with(self.vector.grad(objective + self.hparams["mmd_gamma"] * penalty))
+        self.descend(objective + self.hparams["mmd_gamma"] * penalty)
         return {"loss": objective.detach(), "penalty": penalty.detach()}

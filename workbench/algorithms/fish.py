@@ -58,7 +58,7 @@ class Fish(Algorithm):
         losses = []
         for x, y in minibatches:
             loss = self.loss(x, y)
-            self.step_with(self.vector.grad(loss))
+            self.descend(loss)
             losses.append(loss.detach())
         interpolate_(live, start, self.hparams["meta_lr"])
         return {"loss": torch.stack(losses).mean()}

@@ -111,7 +111,7 @@ class Fishr(Algorithm):
                 self.optimizer = self.make_optimizer(self.vector.params)
         self.update_count += 1
         objective = nll + weight * penalty
-        self.step_with(self.vector.grad(objective))
+        self.descend(objective)
         return {"loss": objective.detach(), "nll": nll.detach(), "penalty": penalty.detach()}
 
     def extra_state(self) -> dict[str, Any]:

@@ -53,5 +53,5 @@ class GroupDRO(Algorithm):
             self.q.mul_(torch.exp(self.hparams["groupdro_eta"] * losses))
             self.q.div_(self.q.sum())
         loss = torch.dot(losses, self.q)
-        self.step_with(self.vector.grad(loss))
+        self.descend(loss)
         return {"loss": loss.detach()}

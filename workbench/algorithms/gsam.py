@@ -31,5 +31,5 @@ class GSAM(SAM):
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
         g_norm, p_norm = torch.linalg.vector_norm(g), torch.linalg.vector_norm(g_perturbed)
         cos = torch.dot(g, g_perturbed) / (g_norm * p_norm + EPS)
-        vertical = g - cos * g_norm * g_perturbed / (p_norm + EPS)
-        return g_perturbed - self.hparams["alpha"] * vertical
+        vertical = torch.addcmul(g, g_perturbed, cos * g_norm / (p_norm + EPS), value=-1.0, out=g)
+        return g_perturbed.add_(vertical, alpha=-self.hparams["alpha"])

@@ -64,5 +64,5 @@ class Mixup(Algorithm):
             logits = self.logits(lam * x_i[:n] + (1 - lam) * x_j[:n])
             terms.append(lam * F.cross_entropy(logits, y_i[:n]) + (1 - lam) * F.cross_entropy(logits, y_j[:n]))
         loss = torch.stack(terms).sum() / k
-        self.step_with(self.vector.grad(loss))
+        self.descend(loss)
         return {"loss": loss.detach()}

@@ -100,20 +100,18 @@ class MLDG(Algorithm):
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         self.check_split(len(minibatches))
         beta = self.hparams["mldg_beta"]
-        total, objective = None, None
+        total, objective = self.vector.buffer("direction").zero_(), None
         for (xi, yi), (xj, yj) in meta_pairs(minibatches, self.hparams["n_meta_test"]):
             loss_i = self.loss(xi, yi)
             grads_i = torch.autograd.grad(loss_i, self.vector.params, allow_unused=True)
-            g_i = self.vector.flatten_grads(grads_i)
+            self.vector.accumulate_(total, grads_i)
             point = self.inner_point(list(grads_i))
             overrides = dict(zip(self.vector.names, point))
             with frozen_running_stats(self.model):
                 loss_j = self.loss(xj, yj, lambda inputs: functional_call(self.model, overrides, (inputs,)))
-                g_j = self.vector.flatten_grads(torch.autograd.grad(loss_j, point, allow_unused=True))
-            pair_direction = g_i + beta * g_j
+                self.vector.accumulate_(total, torch.autograd.grad(loss_j, point, allow_unused=True), alpha=beta)
             pair_objective = loss_i.detach() + beta * loss_j.detach()
-            total = pair_direction if total is None else total + pair_direction
             objective = pair_objective if objective is None else objective + pair_objective
         k = len(minibatches)
-        self.step_with(total / k)
+        self.step_with(total.div_(k))
         return {"loss": objective / k}

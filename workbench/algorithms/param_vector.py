@@ -2,7 +2,9 @@
 
 Sharpness-aware updates combine whole-model gradients (norms, sums, dot products). Keeping each
 gradient as one flat tensor turns those into single kernels; the parameters themselves are updated
-in place through views of a flat vector with ``torch._foreach_*`` ops.
+in place through views of a flat vector with ``torch._foreach_*`` ops. Updates write into flat
+buffers kept for reuse (:meth:`ParamVector.buffer`), so a step allocates no whole-model vector: on
+a CPU, filling freshly allocated memory (page faults) used to cost more than the arithmetic.
 
 Each parameter occupies one contiguous chunk of the flat vector, in the order of
 ``model.parameters()``. Inside its chunk a parameter's elements are stored in its *memory* order
@@ -46,6 +48,8 @@ class ParamVector:
             for order in self.orders
         ]
         self._unreached: list[bool] | None = None
+        self._buffers: dict[str, torch.Tensor] = {}
+        self.size = sum(self.numels)
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Split a flat vector into tensors shaped (and strided) like the parameters (views, no copy)."""
@@ -61,9 +65,44 @@ class ParamVector:
             (t if order is None else t.permute(order)).reshape(-1) for t, order in zip(tensors, self.orders)
         ])
 
+    def buffer(self, key: str, rows: int | None = None) -> torch.Tensor:
+        """A flat vector (or ``rows`` of them, ``[rows, size]``) kept under ``key`` for reuse: allocated once, on
+        the parameters' device and dtype."""
+        reference = self.params[0]
+        shape = (self.size,) if rows is None else (rows, self.size)
+        kept = self._buffers.get(key)
+        if kept is None or kept.shape != shape or kept.device != reference.device or kept.dtype != reference.dtype:
+            kept = self._buffers[key] = torch.empty(shape, device=reference.device, dtype=reference.dtype)
+        return kept
+
     def grad(self, loss: torch.Tensor) -> torch.Tensor:
         """Flat gradient of ``loss``; parameters the loss does not reach get zeros (see :meth:`flatten_grads`)."""
         return self.flatten_grads(torch.autograd.grad(loss, self.params, allow_unused=True))
+
+    def grad_into(self, loss: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write the flat gradient of ``loss`` into ``out`` (e.g. a :meth:`buffer`) and return it; zeros where the
+        loss does not reach (remembered as in :meth:`flatten_grads`)."""
+        grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+        self._note_unreached(grads)
+        views = self.views(out)
+        with torch.no_grad():
+            reached = [(view, g) for view, g in zip(views, grads) if g is not None]
+            if reached:
+                torch._foreach_copy_([view for view, _ in reached], [g for _, g in reached])
+            missing = [view for view, g in zip(views, grads) if g is None]
+            if missing:
+                torch._foreach_zero_(missing)
+        return out
+
+    @torch.no_grad()
+    def accumulate_(self, out: torch.Tensor, grads: Sequence[torch.Tensor | None], alpha: float = 1.0) -> torch.Tensor:
+        """``out += alpha · grads`` for per-parameter gradients (``None``: not reached, remembered as in
+        :meth:`flatten_grads`), in place and without a flat copy."""
+        self._note_unreached(grads)
+        reached = [(view, g) for view, g in zip(self.views(out), grads) if g is not None]
+        if reached:
+            torch._foreach_add_([view for view, _ in reached], [g for _, g in reached], alpha=alpha)
+        return out
 
     def flatten_grads(self, grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """Flatten per-parameter gradients (parameter order); ``None`` — the loss did not reach it — is zeros.
@@ -72,16 +111,22 @@ class ParamVector:
         leaves their ``.grad`` at None, so the base optimizer skips them as it would after a plain
         ``backward()`` (no weight-decay drift of an unused head).
         """
+        self._note_unreached(grads)
+        return self.flatten([torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)])
+
+    def _note_unreached(self, grads: Sequence[torch.Tensor | None]) -> None:
         unreached = [g is None for g in grads]
         if self._unreached is not None:
             unreached = [a and b for a, b in zip(self._unreached, unreached)]
         self._unreached = unreached
-        return self.flatten([torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads)])
 
     @torch.no_grad()
-    def snapshot(self) -> torch.Tensor:
-        """A flat copy of the current parameter values."""
-        return self.flatten([p.detach() for p in self.params]).clone()
+    def snapshot(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A flat copy of the current parameter values, written into ``out`` when given."""
+        reference = self.params[0]
+        out = torch.empty(self.size, device=reference.device, dtype=reference.dtype) if out is None else out
+        torch._foreach_copy_(self.views(out), [p.detach() for p in self.params])
+        return out
 
     @torch.no_grad()
     def add_(self, flat: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ CUDA streams. Both are captured whole by the CUDA-graph path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,10 +35,31 @@ def ascent_perturbations(
     domain_grads: Sequence[torch.Tensor], g: torch.Tensor, rho: float, alpha: float, ascent: str = "per_domain"
 ) -> list[torch.Tensor]:
     """ε_k = ρ g_k/(‖g_k‖ + 1e-12) − α g; ``ascent="shared"``: one ε = ρ ŝ/‖ŝ‖ − α g, ŝ = Σ_k g_k/‖g_k‖."""
+    return list(iter_perturbations(domain_grads, g, rho, alpha, ascent))
+
+
+def iter_perturbations(
+    domain_grads: Sequence[torch.Tensor], g: torch.Tensor, rho: float, alpha: float, ascent: str = "per_domain",
+    out: torch.Tensor | None = None,
+) -> Iterator[torch.Tensor]:
+    """The ε_k of :func:`ascent_perturbations` one at a time, each written into ``out`` when given (valid until
+    the next one is produced), so that a step holds one perturbation at a time."""
     if ascent == "shared":
         shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
-        return [rho * unit(shared) - alpha * g] * len(domain_grads)
-    return [rho * unit(g_k) - alpha * g for g_k in domain_grads]
+        epsilon = torch.mul(shared, rho / (torch.linalg.vector_norm(shared) + 1e-12), out=out).add_(g, alpha=-alpha)
+        for _ in domain_grads:
+            yield epsilon
+        return
+    for g_k in domain_grads:
+        yield torch.mul(g_k, rho / (torch.linalg.vector_norm(g_k) + 1e-12), out=out).add_(g, alpha=-alpha)
+
+
+def mean_into(vectors: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """The mean of equally long flat vectors, written into ``out`` (no stacked copy)."""
+    out.copy_(vectors[0])
+    for vector in vectors[1:]:
+        out.add_(vector)
+    return out.div_(len(vectors))
 
 
 @register_algorithm("roga")
@@ -62,9 +83,10 @@ class RoGA(Algorithm):
         super().__init__(model, hparams, num_domains)
         self._lanes = Lanes()
 
-    def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> list[torch.Tensor]:
-        """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch."""
-        return ascent_perturbations(domain_grads, g, self.hparams["rho"], self.hparams["alpha"], self.hparams["ascent"])
+    def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> Iterator[torch.Tensor]:
+        """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch, one at a time in a reused buffer."""
+        return iter_perturbations(domain_grads, g, self.hparams["rho"], self.hparams["alpha"], self.hparams["ascent"],
+                                  out=self.vector.buffer("eps"))
 
     def concurrent(self) -> bool:
         """Whether this step runs the functional, stream-overlapped passes (``domain_passes``)."""
@@ -83,41 +105,55 @@ class RoGA(Algorithm):
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         if self.concurrent():
             losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_concurrent(minibatches)
+            g = torch.stack(domain_grads).mean(0)
+            perturbed_sum = torch.stack(perturbed_grads).sum(0)
+            cos_perturbed = [cosine(g_p, g) for g_p in perturbed_grads]
         else:
-            losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_sequential(minibatches)
-        g = torch.stack(domain_grads).mean(0)
-        perturbed_mean = torch.stack(perturbed_grads).mean(0)
+            losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed = self._passes_sequential(minibatches)
+        cos_clean = [cosine(g_k, g) for g_k in domain_grads]
+        grad_norm = torch.linalg.vector_norm(g)
+        k = len(minibatches)
         if self.hparams["combine"] == "with_erm":
-            direction = 0.5 * (g + perturbed_mean)
+            direction = perturbed_sum.add_(g, alpha=k).mul_(0.5 / k)  # ½ (g + mean_k g_k^p)
         else:
-            direction = perturbed_mean
+            direction = perturbed_sum.div_(k)
         self.step_with(direction)
         return {
             "loss": torch.stack(losses).mean(),
             "loss_perturbed": torch.stack(perturbed_losses).mean(),
-            "grad_norm": torch.linalg.vector_norm(g),
-            "cos_clean_mean": torch.stack([cosine(g_k, g) for g_k in domain_grads]).mean(),
-            "cos_perturbed_mean": torch.stack([cosine(g_p, g) for g_p in perturbed_grads]).mean(),
+            "grad_norm": grad_norm,
+            "cos_clean_mean": torch.stack(cos_clean).mean(),
+            "cos_perturbed_mean": torch.stack(cos_perturbed).mean(),
         }
 
-    def _passes_sequential(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
-        """Clean and perturbed passes on the module itself, one domain after the other."""
+    def _passes_sequential(self, minibatches: DomainBatches) -> tuple:
+        """Clean and perturbed passes on the module itself, one domain after the other, into reused buffers.
+
+        Returns the per-domain losses and gradients g_k, their mean g, the perturbed losses, the sum of
+        the perturbed gradients Σ_k g_k^p and each cos(g_k^p, g) (taken as each g_k^p is found, so only
+        one perturbed gradient is held at a time).
+        """
+        vector = self.vector
         losses, domain_grads = [], []
-        for x, y in minibatches:
+        for k, (x, y) in enumerate(minibatches):
             loss = self.loss(x, y)
             losses.append(loss.detach())
-            domain_grads.append(self.vector.grad(loss))
-        g = torch.stack(domain_grads).mean(0)
-        theta = self.vector.snapshot()
-        perturbed_losses, perturbed_grads = [], []
+            domain_grads.append(vector.grad_into(loss, vector.buffer(f"clean{k}")))
+        g = mean_into(domain_grads, vector.buffer("g"))
+        theta = vector.snapshot(vector.buffer("theta"))
+        perturbed_losses, cos_perturbed = [], []
+        perturbed_sum = vector.buffer("perturbed_sum").zero_()
+        g_p = vector.buffer("perturbed")
         with frozen_running_stats(self.model):
             for (x, y), epsilon in zip(minibatches, self.ascent_directions(domain_grads, g)):
-                self.vector.add_(epsilon)
+                vector.add_(epsilon)
                 loss_p = self.loss(x, y)
-                perturbed_grads.append(self.vector.grad(loss_p))
-                self.vector.copy_(theta)
+                vector.grad_into(loss_p, g_p)
+                vector.copy_(theta)
                 perturbed_losses.append(loss_p.detach())
-        return losses, domain_grads, perturbed_losses, perturbed_grads
+                cos_perturbed.append(cosine(g_p, g))
+                perturbed_sum.add_(g_p)
+        return losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed
 
     def _passes_concurrent(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
         """Clean and perturbed passes as functional passes with private BN buffers, overlapped."""

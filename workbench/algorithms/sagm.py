@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from workbench.algorithms.hparams import number
-from workbench.algorithms.param_vector import unit
 from workbench.algorithms.registry import register_algorithm
 from workbench.algorithms.sam import SAM
 
@@ -25,7 +24,7 @@ class SAGM(SAM):
     }
 
     def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        return self.hparams["rho"] * unit(g) - self.hparams["alpha"] * g
+        return super().perturbation(g, theta).add_(g, alpha=-self.hparams["alpha"])
 
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (g + g_perturbed)
+        return g_perturbed.add_(g).mul_(0.5)

@@ -11,7 +11,6 @@ import torch
 from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import frozen_running_stats
 from workbench.algorithms.hparams import number
-from workbench.algorithms.param_vector import unit
 from workbench.algorithms.registry import register_algorithm
 
 
@@ -24,26 +23,25 @@ class SAM(Algorithm):
     HPARAMS = {"rho": number(0.05, "radius ρ of the weight perturbation")}
 
     def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """ε from the clean pooled gradient g at the flat weights θ."""
-        return self.hparams["rho"] * unit(g)
+        """ε from the clean pooled gradient g at the flat weights θ (may be written into a buffer; g and θ
+        are read only)."""
+        return torch.mul(g, self.hparams["rho"] / (torch.linalg.vector_norm(g) + 1e-12), out=self.vector.buffer("eps"))
 
     def combine(self, g: torch.Tensor, g_perturbed: torch.Tensor) -> torch.Tensor:
-        """The update direction G from the clean and the perturbed gradient."""
+        """The update direction G from the clean and the perturbed gradient (either may be overwritten)."""
         return g_perturbed
 
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
+        vector = self.vector
         x, y = self.pooled(minibatches)
         loss = self.loss(x, y)
-        g = self.vector.grad(loss)
-        theta = self.vector.snapshot()
-        self.vector.add_(self.perturbation(g, theta))
+        g = vector.grad_into(loss, vector.buffer("g"))
+        grad_norm = torch.linalg.vector_norm(g)
+        theta = vector.snapshot(vector.buffer("theta"))
+        vector.add_(self.perturbation(g, theta))
         with frozen_running_stats(self.model):
             loss_perturbed = self.loss(x, y)
-            g_perturbed = self.vector.grad(loss_perturbed)
-        self.vector.copy_(theta)
+            g_perturbed = vector.grad_into(loss_perturbed, vector.buffer("g_perturbed"))
+        vector.copy_(theta)
         self.step_with(self.combine(g, g_perturbed))
-        return {
-            "loss": loss.detach(),
-            "loss_perturbed": loss_perturbed.detach(),
-            "grad_norm": torch.linalg.vector_norm(g),
-        }
+        return {"loss": loss.detach(), "loss_perturbed": loss_perturbed.detach(), "grad_norm": grad_norm}
