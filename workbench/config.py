@@ -299,6 +299,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     ratio = _lookup(config, "train.swad.tolerance_ratio")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < float("inf"):
         raise ConfigError(f"config key 'train.swad.tolerance_ratio' must be a finite number >= 0, got {ratio!r}")
+    pretrained = _lookup(config, "model.pretrained")
+    if not isinstance(pretrained, (bool, str)):
+        raise ConfigError(f"config key 'model.pretrained' must be false, true (timm's weights) or a weights file, "
+                          f"got {pretrained!r}")
     _check_model(_lookup(config, "model.name"), _lookup(config, "model.kwargs"))
     _check_device(_lookup(config, "train.device"))
     name = _lookup(config, "algorithm.name")

@@ -9,6 +9,7 @@ from workbench.analysis.callbacks import callbacks_from_config
 from workbench.cli import add_overrides_argument
 from workbench.config import ConfigError, load_config
 from workbench.data.manifest import ManifestError
+from workbench.models.weights import PretrainedWeightsError
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.evaluation import NonFiniteOutputError
 from workbench.training.records import RecordsError
@@ -18,7 +19,7 @@ INTERRUPTED_HINT = "run the same command again to resume from the last checkpoin
 # The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
-    NonFiniteOutputError,
+    NonFiniteOutputError, PretrainedWeightsError,
 )
 
 

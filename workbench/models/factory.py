@@ -1,16 +1,15 @@
 """Build timm backbones with a 2-logit (real, fake) head.
 
-``pretrained`` is ``False`` or a path to a local weights file (``.safetensors``, ``.pth``, ``.bin``,
-or a checkpoint holding one under ``state_dict``/``model``). The file must match the architecture: a
-classifier whose shape differs from ``num_classes`` (ImageNet's 1000 classes) is left at its fresh
-initialisation, and any other missing or unexpected key is an error, so a truncated or wrongly
-prefixed file never trains silently from random weights. Nothing is ever fetched from a hub:
-``pretrained=True`` is refused.
+``pretrained`` is ``False``, ``True`` (timm's own weights, through timm: from its cache, downloaded
+unless ``HF_HUB_OFFLINE`` is set; see :mod:`workbench.models.weights`) or a path to a local weights
+file (``.safetensors``, ``.pth``, ``.bin``, or a checkpoint holding one under ``state_dict``/``model``).
+A local file must match the architecture: a classifier whose shape differs from ``num_classes``
+(ImageNet's 1000 classes) is left at its fresh initialisation, and any other missing or unexpected key
+is an error, so a truncated or wrongly prefixed file never trains silently from random weights.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import timm
 import torch
 from torch import nn
+
+from workbench.models.weights import load_pretrained
 
 KEYS_SHOWN = 5
 
@@ -39,16 +40,14 @@ def create_model(
 ) -> nn.Module:
     """Create a timm model by name with ``num_classes`` logits (2 = real/fake by default).
 
-    ``pretrained``: ``False`` for random initialisation, or a local weights file. Extra keyword
-    arguments go to :func:`timm.create_model` (e.g. ``drop_rate``, ``img_size`` for ViTs).
+    ``pretrained``: ``False`` for random initialisation, ``True`` for timm's pretrained weights, or a
+    local weights file. Extra keyword arguments go to :func:`timm.create_model` (e.g. ``drop_rate``,
+    ``img_size`` for ViTs).
     """
-    if pretrained is True:
-        raise ValueError(
-            "pretrained=True would download weights from a hub; pass a local weights file path instead"
-        )
     if name not in timm.list_models() and not timm.is_model(name):
         raise ValueError(f"unknown timm model {name!r}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if pretrained is True:
+        return load_pretrained(name, num_classes=num_classes, **kwargs)
     model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
     if pretrained:
         load_weights(model, load_pretrained_file(pretrained))
