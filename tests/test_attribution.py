@@ -1,4 +1,5 @@
-"""Grad-CAM (against a hand-written reference) and the localisation scores."""
+"""Attribution maps (against hand-written references and models whose right map is known), the default
+layer rule, and the localisation scores per domain, depth and method."""
 
 from __future__ import annotations
 
@@ -13,12 +14,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.analysis.attribution import (
+    LAYER_METHODS,
+    METHODS,
+    AttributionOptions,
     GradCAM,
+    attribute,
+    chosen_layers,
+    compare_methods,
     default_layer_name,
+    feature_stages,
     gradcam_maps,
+    localisation_by_depth,
     localisation_by_domain,
     localisation_scores,
     localisation_table,
+    mean_over_domains,
+    stage_sizes,
+    untrained_twin,
 )
 from workbench.data.frames import Frames
 
@@ -64,19 +76,41 @@ def reference_gradcam(model: nn.Module, layer: str, x: torch.Tensor, target: int
 
 
 @pytest.mark.parametrize(
-    "name, kwargs, expected",
+    "name, size, expected",
     [
-        ("test_resnet", {}, "layer4"),
-        ("test_efficientnet", {}, "blocks.4"),
-        ("legacy_xception", {}, "act4"),
-        ("test_vit", {}, "blocks.5.norm1"),  # class-token pooling: the last block's input tokens
-        ("test_vit2", {}, "blocks.7"),  # average pooling: the last block's output tokens
+        ("test_resnet", 64, "layer2"),  # stages at 64 px: 32, 16, 8, 4, 2 cells
+        ("test_resnet", 32, "layer1"),
+        ("test_resnet", 160, "layer3"),  # its design size: layer4 would be 5 × 5
+        ("test_resnet", 299, "layer4"),  # 10 × 10
+        ("test_resnet", 8, "act1"),  # no stage reaches 8 × 8: the largest map
+        ("test_efficientnet", 64, "blocks.2"),
+        ("legacy_xception", 299, "act4"),  # the paper's Xception keeps its last stage (10 × 10)
+        ("legacy_xception", 96, "block3.rep.0"),
+        ("test_vit", 64, "blocks.5.norm1"),  # 4 × 4 patches at every block: the deepest; class-token pooling
+        ("test_vit2", 160, "blocks.7"),  # average pooling: the last block's output tokens
     ],
 )
-def test_default_layer_is_last_feature_stage(name, kwargs, expected):
-    model = timm.create_model(name, pretrained=False, num_classes=2, **kwargs)
-    assert default_layer_name(model) == expected
-    assert GradCAM(model).layer_name == expected
+def test_default_layer_is_the_deepest_stage_of_at_least_8_by_8(name, size, expected):
+    model = timm.create_model(name, pretrained=False, num_classes=2)
+    assert default_layer_name(model, size) == expected
+    assert GradCAM(model, input_size=size).layer_name == expected
+
+
+def test_stage_sizes_follow_the_strides_and_the_design_size_is_the_default():
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=2)
+    sizes = stage_sizes(model, (64, 96))
+    assert list(sizes.index) == ["act1", "layer1", "layer2", "layer3", "layer4"] == feature_stages(model)
+    assert list(sizes["height"]) == [64 // s for s in (2, 4, 8, 16, 32)]
+    assert list(sizes["width"]) == [96 // s for s in (2, 4, 8, 16, 32)] and list(sizes["depth"]) == [0, 1, 2, 3, 4]
+    assert default_layer_name(model) == "layer3"  # pretrained_cfg input size 160: layer3 is 10 × 10
+    assert GradCAM(model).layer_name == "layer3"
+    vit = timm.create_model("test_vit", pretrained=False, num_classes=2)
+    assert feature_stages(vit)[-1] == "blocks.5.norm1"
+    assert stage_sizes(vit, 64).loc["blocks.5.norm1", "height"] == 4  # the 16 px patch grid
+    models = {"erm": model, "vit": vit}
+    chosen = chosen_layers(models, 64)
+    assert chosen.loc["erm"].tolist() == ["layer2", 8, 8, True] and chosen.loc["vit", "layer"] == "blocks.5.norm1"
+    assert chosen_layers({"erm": model}, 64, "layer3").loc["erm"].tolist() == ["layer3", 4, 4, False]
 
 
 CASES = [
@@ -155,8 +189,17 @@ def test_per_sample_targets_and_normalisation():
 
 def test_bad_layer_and_input_are_rejected():
     model = _model("test_resnet")
-    with pytest.raises(ValueError, match="no submodule named 'layer9'"):
+    with pytest.raises(ValueError, match="no submodule named 'layer9'; its feature stages are act1, layer1, layer2, "
+                                         "layer3, layer4"):
         GradCAM(model, "layer9")
+    with pytest.raises(ValueError, match="no submodule named 'layer9'"):
+        stage_sizes(model, 64, ["layer9"])
+    with pytest.raises(ValueError, match="unknown attribution method 'lime'"):
+        attribute(model, torch.randn(1, 3, 32, 32), "lime")
+    with pytest.raises(ValueError, match="'saliency' attributes to the input pixels; layer='layer2'"):
+        attribute(model, torch.randn(1, 3, 32, 32), "saliency", layer="layer2")
+    with pytest.raises(ValueError, match="occlusion_window=0 must be >= 1"):
+        AttributionOptions(occlusion_window=0)
     with pytest.raises(ValueError, match="not a submodule"):
         GradCAM(model, nn.Conv2d(1, 1, 1))
     with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
@@ -192,18 +235,111 @@ class LeftHalfDetector(nn.Module):
         return self.head(gated.mean(dim=(2, 3)))
 
 
-def test_cam_of_region_model_lies_in_that_region():
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_finds_the_region_a_detector_looks_at(method):
+    """The fake logit sees only the left half: every method's map lies there (one-pixel conv halo aside)."""
     model = LeftHalfDetector(32)
     x = torch.rand(4, 3, 32, 32)
-    cams = GradCAM(model, "gate").attribute(x, target=1)
+    maps = attribute(model, x, method, target=1, layer="gate" if method in LAYER_METHODS else None)
+    assert maps.shape == (4, 1, 32, 32) and (maps >= 0).all()
     left = torch.zeros(4, 1, 32, 32)
     left[..., :16] = 1
-    on_region = localisation_scores(cams, left)
-    off_region = localisation_scores(cams, 1 - left)
+    on_region = localisation_scores(maps, left)
+    off_region = localisation_scores(maps, 1 - left)
     assert (on_region["energy_in_mask"] > 0.95).all()
     assert (off_region["energy_in_mask"] < 0.05).all()
     assert (on_region["pointing_hit"] == 1).all() and (off_region["pointing_hit"] == 0).all()
     np.testing.assert_allclose(on_region["mask_fraction"], 0.5)
+
+
+class Linear(nn.Module):
+    """logits = W · x + b over the flattened image: every pixel method's map is known in closed form."""
+
+    def __init__(self, size: int = 8) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3 * size * size, 2)
+        with torch.no_grad():
+            self.linear.weight.normal_(generator=torch.Generator().manual_seed(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+def test_pixel_methods_on_a_linear_model_match_their_closed_forms():
+    model = Linear(8)
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    w = model.linear.weight[1].detach().reshape(3, 8, 8)
+    saliency = attribute(model, x, "saliency")[:, 0]  # |∂y/∂x| summed over the colour channels
+    torch.testing.assert_close(saliency, w.abs().sum(0).expand(2, 8, 8))
+    integrated = attribute(model, x, "integrated_gradients", options=AttributionOptions(ig_steps=4))[:, 0]
+    torch.testing.assert_close(integrated, (x * w).abs().sum(1))  # IG from 0 of a linear map: x ⊙ w, exactly
+    occluded = attribute(model, x, "occlusion", options=AttributionOptions(occlusion_window=4))[:, 0]
+    # blanking a 4 × 4 window (all channels) drops the logit by that window's Σ x·w; positive drops only
+    contribution = (x * w).sum(1).reshape(2, 2, 4, 2, 4).sum(dim=(2, 4))
+    expected = contribution.clamp(min=0).repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)
+    torch.testing.assert_close(occluded, expected)
+    half = attribute(model, x, "occlusion", options=AttributionOptions(occlusion_window=4, occlusion_stride=2))
+    assert half.shape == (2, 1, 8, 8) and not torch.allclose(half[:, 0], occluded)  # overlapping windows average
+
+
+class ConvReLU(nn.Module):
+    """1×1 conv → ReLU → global mean → linear: guided backpropagation and Grad-CAM written out by hand below."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(4)
+        self.conv = nn.Conv2d(3, 5, 1)
+        self.relu = nn.ReLU()
+        self.head = nn.Linear(5, 2)
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.normal_(generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_guided_gradcam_matches_a_hand_computation():
+    model = ConvReLU()
+    x = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a = model.conv(x)  # [N, C, h, w], the hooked layer
+    w_fake, cells = model.head.weight[1].detach(), 36
+    # Grad-CAM at conv: dy/dA = w_c/HW where A > 0 (the ReLU passes), α_c its spatial mean
+    grad_a = (w_fake[None, :, None, None] / cells) * (a > 0)
+    cam = torch.relu((grad_a.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))
+    # guided backprop: the ReLU passes gradient only where its input and the incoming gradient are positive
+    guided_a = (w_fake[None, :, None, None] / cells).clamp(min=0) * (a > 0)
+    guided_x = torch.einsum("nchw,ci->nihw", guided_a, model.conv.weight.detach()[:, :, 0, 0])
+    expected = (guided_x * cam).abs().sum(1, keepdim=True)
+    torch.testing.assert_close(attribute(model, x, "guided_gradcam", layer="conv"), expected)
+    torch.testing.assert_close(attribute(model, x, "gradcam", layer="conv"), cam)
+
+
+def test_guided_backprop_is_unaffected_by_in_place_relus():
+    model = _model("test_resnet")
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    plain = copy.deepcopy(model)
+    for module in plain.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    assert any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules())
+    torch.testing.assert_close(attribute(model, x, "guided_gradcam", layer="layer1"),
+                               attribute(plain, x, "guided_gradcam", layer="layer1"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_restores_modes_and_leaves_no_gradients(method):
+    model = _model("test_resnet")
+    model.train()
+    model.layer1.eval()
+    flags = {name: module.training for name, module in model.named_modules()}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    attribute(model, torch.randn(2, 3, 32, 32), method, options=AttributionOptions(ig_steps=2))
+    assert {name: module.training for name, module in model.named_modules()} == flags
+    assert all(p.grad is None for p in model.parameters())
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
 
 
 def test_localisation_scores_by_hand():
@@ -267,10 +403,10 @@ def test_gradcam_maps_feed_each_model_its_own_normalisation_and_tabulate_by_doma
     imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     for name, model in (("resnet", resnet), ("xception", xception)):
         x = (images.float() / 255.0 - 0.5) / 0.5  # both backbones are trained with mean = std = 0.5
-        expected = GradCAM(model).attribute(x, target=1, normalize=True)[:, 0].numpy()
+        expected = GradCAM(model, input_size=64).attribute(x, target=1, normalize=True)[:, 0].numpy()
         np.testing.assert_allclose(cams[name], expected, atol=1e-6)
     # ImageNet statistics would have given the resnet clearly different maps.
-    wrong = GradCAM(resnet).attribute(frames.inputs(*imagenet), target=1, normalize=True)[:, 0].numpy()
+    wrong = GradCAM(resnet, input_size=64).attribute(frames.inputs(*imagenet), target=1, normalize=True)[:, 0].numpy()
     assert np.abs(cams["resnet"] - wrong).max() > 0.05
     table = localisation_table(cams, frames)
     assert list(zip(table["algorithm"], table["domain"])) == [("resnet", "A"), ("resnet", "B"),
@@ -279,3 +415,101 @@ def test_gradcam_maps_feed_each_model_its_own_normalisation_and_tabulate_by_doma
     row = table[(table["algorithm"] == "xception") & (table["domain"] == "B")].iloc[0]
     assert row["energy_in_mask"] == pytest.approx(direct.loc["B", "energy_in_mask"])
     assert row["mask_fraction"] == pytest.approx(0.5) and row["n"] == 1
+
+
+def depth_frames(size: int = 32) -> Frames:
+    gen = torch.Generator().manual_seed(7)
+    images = torch.randint(0, 256, (4, 3, size, size), generator=gen, dtype=torch.uint8)
+    masks = np.zeros((4, size, size))
+    masks[:, : size // 2, : size // 2] = 1.0
+    masks[3] = 0.0  # one frame without a mask: no score
+    return Frames(pd.DataFrame({"domain": ["A", "A", "B", "B"], "label": [1, 1, 1, 1]}), images, masks)
+
+
+def test_localisation_by_depth_scores_every_stage_as_a_direct_computation_does():
+    frames = depth_frames()
+    model = _model("test_resnet")
+    table = localisation_by_depth({"erm": model}, frames)
+    assert list(dict.fromkeys(table["layer"])) == feature_stages(model)
+    assert list(table.drop_duplicates("layer")["height"]) == [16, 8, 4, 2, 1]
+    x = frames.inputs((0.5,) * 3, (0.5,) * 3)
+    for layer in ("act1", "layer2"):
+        direct = localisation_by_domain(GradCAM(model, layer).attribute(x)[:, 0].numpy(), frames.masks, frames.domains)
+        rows = table[table["layer"] == layer].set_index("domain")
+        np.testing.assert_allclose(rows[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
+                                   direct[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy())
+        assert rows.loc["B", "n_undefined"] == 1
+    chosen = localisation_by_depth({"erm": model}, frames, layers=["layer1"])
+    assert list(chosen["layer"]) == ["layer1", "layer1"] and list(chosen["depth"]) == [0, 0]
+
+
+def test_compare_methods_scores_and_times_every_method():
+    frames = depth_frames()
+    model = _model("test_resnet")
+    result = compare_methods({"erm": model}, frames, methods=("gradcam", "saliency", "occlusion"), layer="layer1")
+    assert list(result.maps) == ["gradcam", "saliency", "occlusion"]
+    table = result.table
+    assert list(zip(table["method"], table["domain"])) == [(m, d) for m in result.maps for d in ("A", "B")]
+    assert (table["seconds_per_image"] > 0).all()
+    x = frames.inputs((0.5,) * 3, (0.5,) * 3)
+    expected = attribute(model, x, "gradcam", layer="layer1", normalize=True)[:, 0].numpy()
+    np.testing.assert_allclose(result.maps["gradcam"]["erm"], expected, atol=1e-6)
+    for method, maps in result.maps.items():
+        assert maps["erm"].max() == pytest.approx(1.0)
+        direct = localisation_by_domain(maps["erm"], frames.masks, frames.domains)
+        np.testing.assert_allclose(table[table["method"] == method]["energy_in_mask"], direct["energy_in_mask"])
+    with pytest.raises(ValueError, match=r"unknown attribution method\(s\) \['cam'\]"):
+        compare_methods({"erm": model}, frames, methods=("cam",))
+
+
+def test_untrained_twin_is_the_architecture_with_seeded_random_weights():
+    state = torch.random.get_rng_state()
+    twin = untrained_twin({"name": "test_resnet", "kwargs": {"drop_rate": 0.1}}, seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is untouched
+    again = untrained_twin({"name": "test_resnet", "kwargs": {"drop_rate": 0.1}}, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), again.state_dict().values()))
+    other = untrained_twin({"name": "test_resnet"}, seed=4)
+    assert not torch.equal(twin.conv1[0].weight, other.conv1[0].weight)
+    assert twin.num_classes == 2 and twin.drop_rate == 0.1 and not twin.training
+
+
+def test_mean_over_domains_weighs_domains_equally_and_keeps_constant_columns():
+    table = pd.DataFrame({
+        "algorithm": ["erm"] * 4, "layer": ["a", "a", "b", "b"], "depth": [0, 0, 1, 1], "domain": ["A", "B"] * 2,
+        "energy_in_mask": [0.2, 0.6, 0.1, np.nan], "pointing_game": [0.0, 1.0, 1.0, np.nan],
+        "mask_fraction": [0.1, 0.3, 0.1, np.nan], "n": [10, 2, 10, 2], "n_undefined": [0, 0, 0, 2],
+    })
+    means = mean_over_domains(table, ["algorithm", "layer"])
+    assert list(means["layer"]) == ["a", "b"] and list(means["depth"]) == [0, 1]
+    np.testing.assert_allclose(means["energy_in_mask"], [0.4, 0.1])  # not weighted by n
+    np.testing.assert_allclose(means["mask_fraction"], [0.2, 0.1])
+    assert list(means["domains"]) == [2, 1] and "n" not in means.columns
+    with pytest.raises(ValueError, match=r"needs column\(s\) \['domain'\]"):
+        mean_over_domains(table.drop(columns="domain"), ["algorithm"])
+
+
+def measure_costs(name: str = "resnet18", size: int = 224, batch: int = 8) -> pd.DataFrame:
+    """Seconds per image of every method on a random-init ``name`` at ``size`` px: one thread, after a warm-up.
+
+    ``HF_HUB_OFFLINE=1 .venv/bin/python tests/test_attribution.py resnet18 224 8`` (docs/analysis.md).
+    """
+    import time
+
+    torch.set_num_threads(1)
+    model = timm.create_model(name, pretrained=False, num_classes=2)
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for method in METHODS:
+        attribute(model, x[:1], method)  # warm-up
+        started = time.perf_counter()
+        attribute(model, x, method)
+        rows.append((method, (time.perf_counter() - started) / batch))
+    return pd.DataFrame(rows, columns=["method", "seconds_per_image"])
+
+
+if __name__ == "__main__":
+    import sys
+
+    arguments = sys.argv[1:]
+    print(measure_costs(arguments[0], int(arguments[1]), int(arguments[2])).to_string(index=False) if arguments
+          else measure_costs().to_string(index=False))

@@ -1,16 +1,18 @@
-"""JupyterLab in headless Chromium: run 03_gradient_alignment, move the ρ slider, see the plot change.
+"""JupyterLab in headless Chromium: run the notebooks with widgets, work their controls, see the plots change.
 
-Starts ``jupyter lab`` on a free loopback port with a random token in its own process group, drives
-Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded browser), and stops the server
-by its process-group id. The notebook gets the tiny parameters of ``test_notebooks`` and reuses the
-runs of its ``shared_runs`` fixture. The screenshot goes to the test's folder and to
-``runs/browser_test.png`` (git-ignored).
+``03_gradient_alignment``: move the ρ slider of the ρ explorer. ``05_gradcam``: switch the layer,
+algorithm, method and domain of the attribution explorer. One ``jupyter lab`` serves both (free
+loopback port, random token, its own process group, stopped by its process-group id); Playwright
+drives Debian's ``/usr/bin/chromium`` (never a downloaded browser). The notebooks get the tiny
+parameters of ``test_notebooks`` and reuse the runs of its ``shared_runs`` fixture. Screenshots go to
+the tests' folders and to ``runs/browser_test.png`` and ``runs/browser_test_05.png`` (git-ignored).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,20 @@ EXPLORER_DATA_JS = """() => {
   if (!plot) return null;
   return JSON.stringify({title: plot.layout.title.text, data: plot.data.map(t => ({x: t.x, y: t.y}))});
 }"""
+# workbench.viz.AttributionExplorer's figure: title "Attribution explorer: …"; traces 0, 1: the face,
+# 2: the map, 3, 4: mask outlines. Sums stand for the arrays (plotly.js may hold them as typed arrays).
+ATTRIBUTION_DATA_JS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const plot = plots.find(p => p.layout && p.layout.title
+                               && String(p.layout.title.text || '').startsWith('Attribution explorer'));
+  if (!plot) return null;
+  const total = v => v == null ? 0 : typeof v === 'number' ? v
+    : ArrayBuffer.isView(v) ? Array.from(v).reduce((a, b) => a + b, 0)
+    : Array.isArray(v) ? v.reduce((a, b) => a + total(b), 0) : NaN;
+  return JSON.stringify({title: plot.layout.title.text, image: total(plot.data[0].z), map: total(plot.data[2].z),
+                         mask: total(plot.data[3].z)});
+}"""
+NOTEBOOK_PARAMETERS = {NOTEBOOK: {"batch_per_domain": 4}, "05_gradcam": {"per_domain": 2, "method_per_domain": 1}}
 # A traceback in any output: the notebook failed, so there is nothing to wait for.
 TRACEBACK_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
   .map(e => e.innerText).filter(t => t.includes('Traceback (most recent call last)')).join('\\n')"""
@@ -94,28 +111,51 @@ def stop_server(server: subprocess.Popen, port: int, token: str) -> None:
             server.wait(timeout=10)
 
 
-@pytest.mark.browser
-@pytest.mark.slow
-@pytest.mark.timeout(480)
-def test_rho_slider_updates_the_explorer_plot_in_jupyterlab(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+class Lab:
+    """A JupyterLab server on a folder of prepared notebooks, and a headless Chromium driven by Playwright."""
+
+    def __init__(self, root: Path, port: int, token: str, browser: Any) -> None:
+        self.root, self.port, self.token, self.browser = root, port, token, browser
+
+    def run_notebook(self, name: str, ready_js: str) -> Any:
+        """Open ``name`` in a new page, Run All Cells, and wait until ``ready_js`` holds and the kernel is idle."""
+        page = self.browser.new_page(viewport={"width": 1500, "height": 1000})
+        # a workspace of its own, reset: Lab would otherwise reopen the notebooks of earlier pages beside it
+        page.goto(f"http://127.0.0.1:{self.port}/lab/workspaces/{name}/tree/{name}.ipynb?reset&token={self.token}")
+        # the notebook's kernel (kernelspec "python3": this interpreter) has started and is idle
+        page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        page.wait_for_function(f"({ready_js})() !== null || ({TRACEBACK_JS})() !== ''", timeout=300_000, polling=1000)
+        failure = page.evaluate(TRACEBACK_JS)
+        assert not failure, f"{name} failed in JupyterLab:\n{failure}"
+        page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)  # every cell has run
+        page.wait_for_timeout(2000)  # the widget has applied every update
+        return page
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, shared_runs: dict[str, Any]) -> Iterator[Lab]:
+    """JupyterLab (loopback port, random token, own process group) with 03 and 05 prepared with tiny parameters."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-
-    root = tmp_path / "lab"
+    base = tmp_path_factory.mktemp("browser")
+    root = base / "lab"
     root.mkdir()
-    papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{NOTEBOOK}.ipynb"), str(root / f"{NOTEBOOK}.ipynb"),
-                               parameters={**shared_parameters(shared_runs), "batch_per_domain": 4},
-                               prepare_only=True, progress_bar=False)
-    settings = tmp_path / "settings"
+    for name, parameters in NOTEBOOK_PARAMETERS.items():
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(root / f"{name}.ipynb"),
+                                   parameters={**shared_parameters(shared_runs), **parameters},
+                                   prepare_only=True, progress_bar=False)
+    settings = base / "settings"
     news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "get Jupyter news?" toast over the page
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, **KERNEL_ENV, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
-    log = tmp_path / "jupyter.log"
+    env = {**os.environ, **KERNEL_ENV, "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+           "JUPYTER_DATA_DIR": str(base / "data"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
+    log = base / "jupyter.log"
     with log.open("w") as log_handle:
         server = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -128,48 +168,82 @@ def test_rho_slider_updates_the_explorer_plot_in_jupyterlab(tmp_path: Path, shar
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
             try:
-                page = browser.new_page(viewport={"width": 1500, "height": 1000})
-                page.goto(f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}.ipynb?token={token}")
-                # the notebook's kernel (kernelspec "python3": this interpreter) has started and is idle
-                page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
-                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-
-                page.wait_for_function(f"({EXPLORER_DATA_JS})() !== null || ({TRACEBACK_JS})() !== ''",
-                                       timeout=300_000, polling=1000)
-                failure = page.evaluate(TRACEBACK_JS)
-                assert not failure, f"{NOTEBOOK} failed in JupyterLab:\n{failure}"
-                page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)  # every cell has run
-                page.wait_for_timeout(2000)  # the widget has applied every update
-                before = json.loads(page.evaluate(EXPLORER_DATA_JS))
-                plot = page.locator(".js-plotly-plot", has_text="ρ =").last
-                plot.scroll_into_view_if_needed()
-
-                handle = page.locator(".widget-slider .noUi-handle").last
-                handle.scroll_into_view_if_needed()
-                handle.focus()
-                for _ in range(5):
-                    page.keyboard.press("ArrowRight")
-                page.wait_for_function(  # the title names ρ: it changes once the kernel has recomputed
-                    f"JSON.parse(({EXPLORER_DATA_JS})()).title !== {json.dumps(before['title'])}",
-                    timeout=120_000, polling=500,
-                )
-                page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
-                page.wait_for_timeout(2000)  # let plotly finish drawing before reading data and the screenshot
-                after = json.loads(page.evaluate(EXPLORER_DATA_JS))
-                screenshot = tmp_path / "browser_test.png"
-                page.screenshot(path=str(screenshot))
+                yield Lab(root, port, token, browser)
             finally:
                 browser.close()
     finally:
         stop_server(server, port, token)
     assert server.poll() is not None
 
+
+def keep_screenshot(page: Any, path: Path, copy: Path) -> None:
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, copy)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_rho_slider_updates_the_explorer_plot_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
+    page = lab.run_notebook(NOTEBOOK, EXPLORER_DATA_JS)
+    before = json.loads(page.evaluate(EXPLORER_DATA_JS))
+    plot = page.locator(".js-plotly-plot", has_text="ρ =").last
+    plot.scroll_into_view_if_needed()
+
+    handle = page.locator(".widget-slider .noUi-handle").last
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(  # the title names ρ: it changes once the kernel has recomputed
+        f"JSON.parse(({EXPLORER_DATA_JS})()).title !== {json.dumps(before['title'])}",
+        timeout=120_000, polling=500,
+    )
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
+    page.wait_for_timeout(2000)  # let plotly finish drawing before reading data and the screenshot
+    after = json.loads(page.evaluate(EXPLORER_DATA_JS))
+    keep_screenshot(page, tmp_path / "browser_test.png", SCREENSHOT_COPY)
+    page.close()
+
     assert before["title"] != after["title"]  # it names the current ρ
     changed = [i for i, (b, a) in enumerate(zip(before["data"], after["data"])) if b["y"] != a["y"]]
     assert 1 in changed and 3 in changed and 5 in changed, (before, after)  # L_k(θ + ε_k), cos(g_k^p, g), marked ρ
     assert before["data"][0]["y"] == after["data"][0]["y"]  # L_k(θ) does not depend on ρ
     assert before["data"][5]["x"] != after["data"][5]["x"]  # the marker moved to the new ρ
-    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(screenshot, SCREENSHOT_COPY)
-    assert screenshot.stat().st_size > 10_000
+
+
+def choose(page: Any, control: str, option: str, before: dict[str, Any]) -> dict[str, Any]:
+    """Pick ``option`` in the explorer's ``control`` dropdown; wait for the kernel to redraw; return the new state."""
+    dropdown = page.locator(".widget-dropdown").filter(has=page.locator("label", has_text=re.compile(f"^{control}$")))
+    select = dropdown.locator("select")
+    select.scroll_into_view_if_needed()
+    select.select_option(label=option)
+    page.wait_for_function(f"JSON.parse(({ATTRIBUTION_DATA_JS})()).title !== {json.dumps(before['title'])}",
+                           timeout=120_000, polling=500)
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
+    page.wait_for_timeout(1500)
+    return json.loads(page.evaluate(ATTRIBUTION_DATA_JS))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_attribution_explorer_redraws_for_layer_algorithm_method_and_domain(lab: Lab, tmp_path: Path) -> None:
+    """05_gradcam's explorer: each dropdown makes the kernel recompute the map and the plot show it."""
+    page = lab.run_notebook("05_gradcam", ATTRIBUTION_DATA_JS)
+    start = json.loads(page.evaluate(ATTRIBUTION_DATA_JS))
+    assert "ERM · Grad-CAM at layer1 (8×8) · SYN-SWAP" in start["title"]  # the default layer at 32 px
+    layer = choose(page, "layer", "act1 · 16×16", start)
+    assert "Grad-CAM at act1 (16×16)" in layer["title"]
+    algorithm = choose(page, "algorithm", "RoGA", layer)
+    assert "RoGA · Grad-CAM at act1" in algorithm["title"]
+    method = choose(page, "method", "Integrated Gradients", algorithm)
+    assert "RoGA · Integrated Gradients · SYN-SWAP" in method["title"]
+    assert method["map"] > 0 and method["map"] != algorithm["map"]  # |IG| is never zero everywhere
+    domain = choose(page, "domain", "SYN-GAN", method)
+    assert domain["title"].endswith("SYN-GAN") or "SYN-GAN<br>" in domain["title"]
+    assert domain["image"] != method["image"] and domain["mask"] != method["mask"]  # another face, another mask
+    keep_screenshot(page, tmp_path / "browser_test_05.png", SCREENSHOT_COPY.with_name("browser_test_05.png"))
+    page.close()

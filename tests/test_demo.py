@@ -29,8 +29,12 @@ def test_demo_writes_a_comparison_report(tmp_path):
     erm = table.loc["erm"]
     assert f"- erm (step {erm['step']:.0f}): held-out mean {erm['held_out_mean']:.3f}, gap {erm['gap']:.3f}" in text
     assert "Total wall time" in text
-    png = (tmp_path / "demo" / "comparison.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("comparison", "gradcam", "gradcam_depth"):
+        png = (tmp_path / "demo" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and f"({name}.png)" in text
+    assert "## Where the detectors look" in text  # 32 px faces: the default layer is layer1, 8 × 8
+    for name in ("erm", "roga", "untrained"):  # the trained detectors and the random-weight control
+        assert f"| {name} | layer1 (8×8) |" in text
     for name in ("erm", "roga"):  # the table holds the source-val-selected record of each run
         chosen = select(load_records(tmp_path / "demo" / name), rule="source_val", metric="auc")
         targets = [v["auc"] for g, v in chosen["eval"].items() if g.startswith("target/")]

@@ -10,12 +10,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from workbench.__main__ import main
+from workbench.analysis.attribution import GradCAM, localisation_by_domain
 from workbench.analysis.batches import analysis_batches
 from workbench.analysis.run_summary import AnalysisSettings, analyse_run, analyse_runs, summarise_analysis
 from workbench.analysis.sharpness import epsilon_sharpness
+from workbench.data.frames import load_frames, pick_frames
 from workbench.training import Trainer, load_checkpoint, save_checkpoint
 from workbench.training.report import IncompleteRunWarning
-from workbench.training.runs import load_run_model
+from workbench.training.runs import load_run_model, run_manifest
 
 MASKED = ("D-A", "D-B", "D-T")  # D-C's fakes get no masks
 
@@ -92,6 +94,23 @@ def test_every_number_of_a_run_analysis_matches_an_independent_computation(maske
     assert row["energy_in_mask_source"] == pytest.approx(np.mean([row["energy_in_mask/D-A"], row["energy_in_mask/D-B"]]))
     assert row["energy_in_mask_target"] == pytest.approx(row["energy_in_mask/D-T"])
     assert (row["algorithm"], row["seed"], row["setting.per_domain"]) == ("roga", 0, 6)
+    assert (row["gradcam_layer"], row["gradcam_map"]) == ("layer1", "4×4")  # as asked; 16 px faces
+
+
+def test_localisation_defaults_to_the_deepest_stage_of_8_by_8_and_matches_a_direct_computation(masked_config, tmp_path):
+    run_dir = Trainer(masked_config, tmp_path / "run").fit()
+    settings = AnalysisSettings(split="val", per_domain=4, localisation_per_domain=3)
+    row = analyse_run(run_dir, settings)
+    assert (row["gradcam_layer"], row["gradcam_map"]) == ("act1", "8×8")  # 16 px: act1 8×8, layer1 4×4
+    model = load_run_model(run_dir)
+    manifest, roots = run_manifest(masked_config)
+    fakes = manifest[manifest["mask_path"].notna() & (manifest["label"] == 1) & (manifest["split"] == "test")]
+    frames = load_frames(pick_frames(fakes, 3, MASKED, seed=0), roots, 16)
+    cams = GradCAM(model, "act1").attribute(frames.inputs((0.5,) * 3, (0.5,) * 3), normalize=True)[:, 0].numpy()
+    direct = localisation_by_domain(cams, frames.masks, frames.domains)
+    for domain in MASKED:
+        assert row[f"energy_in_mask/{domain}"] == pytest.approx(direct.loc[domain, "energy_in_mask"], abs=1e-6)
+        assert row[f"pointing_game/{domain}"] == pytest.approx(direct.loc[domain, "pointing_game"], abs=1e-6)
 
 
 def test_the_selection_setting_decides_which_kept_model_is_analysed(masked_config, tmp_path):

@@ -1,9 +1,12 @@
 """The demo: ERM and RoGA trained with the same seed and budget, compared on source and held-out domains.
 
-Everything comes from the library (trainer, selection, report tables, figures); this module only
-orchestrates the runs and writes ``report.md``: the results table of
+Everything comes from the library (trainer, selection, report tables, analysis, figures); this module
+only orchestrates the runs and writes ``report.md``: the results table of
 :func:`workbench.training.report.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
-algorithm's held-out mean and gap, and the bars of :func:`workbench.viz.results_bars_static` as a PNG.
+algorithm's held-out mean and gap, the bars of :func:`workbench.viz.results_bars_static` as a PNG, and
+where the detectors look: a Grad-CAM gallery at the default layer
+(:func:`workbench.analysis.attribution.default_layer_name`), localisation against depth, and a table
+of energy in the mask and pointing game against chance on the source and held-out domains.
 """
 
 from __future__ import annotations
@@ -17,9 +20,24 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.analysis.attribution import (
+    chosen_layers,
+    gradcam_maps,
+    localisation_by_depth,
+    mean_over_domains,
+    untrained_twin,
+)
+from workbench.data.frames import load_frames, pick_frames
 from workbench.training import Trainer
 from workbench.training.report import report_tables, to_markdown
-from workbench.viz import results_bars_static, save_figure
+from workbench.training.runs import load_run_model, run_manifest
+from workbench.viz import (
+    frame_gallery_inputs,
+    gradcam_gallery_static,
+    localisation_depth_static,
+    results_bars_static,
+    save_figure,
+)
 
 DEMO_ALGORITHMS = ("erm", "roga")
 
@@ -62,10 +80,63 @@ def gap_lines(table: pd.DataFrame) -> list[str]:
             for name, row in table.iterrows()]
 
 
+def localisation_section(runs: dict[str, Path], config: dict[str, Any], out_dir: Path, per_domain: int = 16) -> str:
+    """Markdown on where the selected models look, with ``gradcam.png`` and ``gradcam_depth.png`` written to ``out_dir``.
+
+    Grad-CAM of the fake logit on ``per_domain`` masked test fakes of every domain, at the default
+    layer (and at every stage for the depth figure), for each model and for the same network with
+    random weights (:func:`~workbench.analysis.attribution.untrained_twin`, the control); scores are
+    averaged over the source and over the held-out domains, each domain weighing the same.
+    """
+    models = {name: load_run_model(run_dir) for name, run_dir in runs.items()}
+    models["untrained"] = untrained_twin(config["model"])
+    manifest, roots = run_manifest(config)
+    sources, targets = list(config["data"]["source_domains"]), list(config["data"]["target_domains"] or ())
+    size = int(config["data"]["image_size"])
+    frames = load_frames(pick_frames(manifest, per_domain, sources + targets, split="test", label=1), roots, size)
+    layers = chosen_layers(models, size)
+    cams = gradcam_maps(models, frames)
+    first = frames.first_per_domain()
+    shown = {n: m[first] for n, m in cams.items() if n != "untrained"}
+    save_figure(gradcam_gallery_static(**frame_gallery_inputs(frames.subset(first), shown)), out_dir / "gradcam.png")
+    depth = localisation_by_depth(models, frames)
+    default = layers["layer"].iloc[0] if layers["layer"].nunique() == 1 else None
+    save_figure(localisation_depth_static(depth, default_layer=default), out_dir / "gradcam_depth.png")
+    lines = ["| algorithm | layer (map) | energy in mask, source / held-out | pointing game, source / held-out | "
+             "chance, source / held-out |", "|---|---|---|---|---|"]
+    for name, layer in layers.iterrows():
+        at_layer = depth[(depth["algorithm"] == name) & (depth["layer"] == layer["layer"])]
+        cells = []
+        for column in ("energy_in_mask", "pointing_game", "mask_fraction"):
+            means = [mean_over_domains(at_layer[at_layer["domain"].isin(group)], ["algorithm"])[column]
+                     for group in (sources, targets)]
+            cells.append(" / ".join(_number(m.iloc[0]) if len(m) else "n/a" for m in means))
+        lines.append(f"| {name} | {layer['layer']} ({layer['height']}×{layer['width']}) | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    return f"""## Where the detectors look
+
+Grad-CAM of the fake logit on {per_domain} masked test fakes per domain, at the deepest stage whose map
+is at least 8 × 8 at {size} px. *Energy in mask*: share of the map inside the manipulated region;
+*pointing game*: share of faces whose map peaks inside it; a uniform map scores the mask's area share
+on both (*chance*). *untrained* is the same network with random weights: maps follow faces and edges
+without any training, so a detector localises where it beats this control, not just chance.
+
+{table}
+
+![Grad-CAM gallery](gradcam.png)
+
+Localisation at every stage (averaged over all domains):
+
+![localisation against depth](gradcam_depth.png)
+"""
+
+
 def write_report(
-    table: pd.DataFrame, summary: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float
+    table: pd.DataFrame, summary: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float,
+    localisation: str = "",
 ) -> Path:
-    """``report.md``: the summary's results table, the gaps of ``table``, the figure and how the numbers were made.
+    """``report.md``: the summary's results table, the gaps of ``table``, the figure, ``localisation``
+    (a markdown section, e.g. :func:`localisation_section`) and how the numbers were made.
 
     ``summary`` is :func:`workbench.training.report.summarise` of the runs (source-val selection).
     """
@@ -85,9 +156,10 @@ Held-out mean AUC and `gap` = source-test AUC − mean held-out AUC, per algorit
 
 {gaps}
 
-Total wall time {wall_s:.0f} s.
-
 ![comparison](comparison.png)
+
+{localisation}
+Total wall time {wall_s:.0f} s.
 """
     path = out_dir / "report.md"
     path.write_text(text)
@@ -103,5 +175,6 @@ def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
     runs = train_algorithms(config, out_dir, algorithms)
     per_run, summary = report_tables(runs.values())
     table = comparison_table(per_run)
-    report = write_report(table, summary, config, out_dir, time.perf_counter() - started)
+    localisation = localisation_section(runs, config, out_dir)
+    report = write_report(table, summary, config, out_dir, time.perf_counter() - started, localisation)
     return table, report

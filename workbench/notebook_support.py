@@ -8,16 +8,15 @@
   share cached runs) and an interrupted one resumes. :class:`LiveTraining` trains one run in chunks
   and redraws a live figure from ``records.jsonl`` after each chunk.
 - Data and predictions: :func:`manifest_counts`, :func:`misclassified` (a run's most confident
-  mistakes), :func:`prediction_titles`, :func:`gallery_inputs` (frames and CAMs arranged for
-  :func:`workbench.viz.gradcam_gallery`).
+  mistakes), :func:`prediction_titles`.
 - Widgets and display: :class:`SharpnessSlider`, :func:`show_static` for matplotlib figures, and
   :func:`export_figures`, which writes PNG and PDF files through one kaleido browser session.
 
 Everything else the notebooks use lives in the library: frames and masks in
 :mod:`workbench.data.frames`, a run's manifest and model in :mod:`workbench.training.runs`, analysis
-batches in :mod:`workbench.analysis.batches`, Grad-CAM maps and localisation tables in
+batches in :mod:`workbench.analysis.batches`, attribution maps and localisation tables in
 :mod:`workbench.analysis.attribution`, figures in :mod:`workbench.viz` (e.g.
-:func:`workbench.viz.frame_gallery`), results tables in :mod:`workbench.training.report` (e.g.
+:func:`workbench.viz.frame_gallery`, :func:`workbench.viz.frame_gallery_inputs`), results tables in :mod:`workbench.training.report` (e.g.
 :func:`workbench.training.report.held_out_table`).
 """
 
@@ -40,7 +39,6 @@ from plotly.subplots import make_subplots
 
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.config import load_config, run_config_changes
-from workbench.data.frames import Frames
 from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
 from workbench.training import Trainer
@@ -49,7 +47,8 @@ from workbench.training.selection import load_records
 from workbench.training.trainer import resolve_device
 from workbench.viz import eval_frame, kaleido_session, save_figure, training_curves
 from workbench.viz.data import labelled
-from workbench.viz.style import colours_for
+from workbench.viz.labels import label
+from workbench.viz.style import styles_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = "configs/demo.yaml"
@@ -387,22 +386,6 @@ def prediction_titles(rows: pd.DataFrame) -> list[str]:
             for i, row in enumerate(rows.itertuples())]
 
 
-# ------------------------------------------------------------------------------ attribution
-def gallery_inputs(
-    frames: Frames, cams: Mapping[str, np.ndarray], titles: Sequence[str] | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-    """``(images, cams)`` for :func:`workbench.viz.gradcam_gallery`: one column per frame, titled by ``titles``.
-
-    ``titles`` default to the domains; they must be unique (use :meth:`Frames.first_per_domain` to pick frames).
-    """
-    titles = frames.domains if titles is None else [str(t) for t in titles]
-    if len(titles) != len(frames.rows) or len(set(titles)) != len(titles):
-        raise ValueError(f"need {len(frames.rows)} unique column titles, got {titles}")
-    images = {title: frames.images[i] for i, title in enumerate(titles)}
-    maps = {name: {title: values[i] for i, title in enumerate(titles)} for name, values in cams.items()}
-    return images, maps
-
-
 # --------------------------------------------------------------------------- widgets and display
 class SharpnessSlider:
     """A ρ slider over a sharpness table: bars of every domain's sharpness at the chosen ρ, one series per algorithm.
@@ -428,10 +411,13 @@ class SharpnessSlider:
         self.slider = widgets.SelectionSlider(options=[(f"{r:g}", r) for r in self.rhos], value=start,
                                               description="ρ", continuous_update=False)
         figure = go.Figure()
-        for algorithm, colour in colours_for(table["algorithm"]).items():
-            figure.add_trace(go.Bar(x=self.domains, name=algorithm, marker_color=colour))
+        styles = styles_for(table["algorithm"])
+        self.algorithms = list(styles)
+        for algorithm, style in styles.items():
+            figure.add_trace(go.Bar(x=self.domains, name=label(algorithm), marker_color=style.colour,
+                                    marker_pattern_shape=style.hatch))
         low, top = min(0.0, float(table[value].min())), float(table[value].max())
-        figure.update_layout(barmode="group", yaxis=dict(title=value, range=[low, top * 1.1 or 1.0]))
+        figure.update_layout(barmode="group", yaxis=dict(title=label(value), range=[low, top * 1.1 or 1.0]))
         self.figure = go.FigureWidget(figure)
         self.widget = widgets.VBox([self.slider, self.figure])
         self.slider.observe(lambda change: self.refresh(), names="value")
@@ -441,10 +427,10 @@ class SharpnessSlider:
         rho = self.slider.value
         at = self.table[self.table["rho"] == rho]
         with self.figure.batch_update():
-            for trace in self.figure.data:
-                rows = at[at["algorithm"] == trace.name].groupby("domain")[self.value].mean()
+            for trace, algorithm in zip(self.figure.data, self.algorithms):
+                rows = at[at["algorithm"] == algorithm].groupby("domain")[self.value].mean()
                 trace.y = [rows.get(domain, np.nan) for domain in self.domains]
-            self.figure.layout.title.text = f"{self.value} at ρ = {rho:g}"
+            self.figure.layout.title.text = f"{label(self.value)} at ρ = {rho:g}"
 
 
 def show_static(figure: MatplotlibFigure, dpi: int = 120) -> None:

@@ -14,9 +14,11 @@ images:
   manipulation masks): energy inside the mask, pointing game and the mask's area share (what a
   uniform map would score), per domain that has masks, on ``localisation_per_domain`` fakes of
   ``localisation_split``; means over the source and over the held-out domains. ``gradcam_layer``
-  (default: timm's last feature stage) matters for small inputs: the last stage of a stride-32
-  network sees a 64 px face as 2×2 cells, too coarse to point at a blended region. Domains without any
-  mask are listed in ``no_masks`` rather than dropped silently.
+  defaults to the deepest feature stage whose map is at least 8 × 8 at the run's image size
+  (:func:`workbench.analysis.attribution.default_layer_name`; the last stage of a stride-32 network
+  sees a 64 px face as 2 × 2 cells, too coarse to point at a blended region); the layer used and its
+  map size are the ``gradcam_layer`` and ``gradcam_map`` columns. Domains without any mask are listed
+  in ``no_masks`` rather than dropped silently.
 
 Everything runs in eval mode and leaves the models unchanged.
 """
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.analysis.attribution import gradcam_maps, localisation_by_domain
+from workbench.analysis.attribution import chosen_layers, gradcam_maps, localisation_by_domain
 from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
@@ -113,9 +115,11 @@ def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettin
     sharpness = sharpness_per_domain(model, batches, [settings.rho], domain_names=domains)
     located, no_masks = localisation(model, config, manifest, roots, settings)
     targets = list(config["data"]["target_domains"] or ())
+    layer = chosen_layers({"model": model}, int(config["data"]["image_size"]), settings.gradcam_layer).loc["model"]
     row: dict[str, Any] = {
         "run": str(run_dir), "algorithm": config["algorithm"]["name"], "seed": config["train"]["seed"],
-        "backbone": config["model"]["name"],
+        "backbone": config["model"]["name"], "gradcam_layer": layer["layer"],
+        "gradcam_map": f"{layer['height']}×{layer['width']}",
         "cos_clean_mean": alignment["cos_clean_mean"], "cos_perturbed_mean": alignment["cos_perturbed_mean"],
         "conflict_rate": alignment["conflict_rate"], "sharpness_mean": float(sharpness["sharpness"].mean()),
     }
@@ -163,7 +167,7 @@ def summarise_analysis(table: pd.DataFrame) -> pd.DataFrame:
 
 def summary_markdown(table: pd.DataFrame) -> str:
     """The per-run table and the per-algorithm summary as markdown (mean ± std over runs)."""
-    per_run = table[["algorithm", "backbone", "seed", *SUMMARY_COLUMNS]].round(3)
+    per_run = table[["algorithm", "backbone", "seed", "gradcam_layer", "gradcam_map", *SUMMARY_COLUMNS]].round(3)
     summary = summarise_analysis(table)
     cells = pd.DataFrame(index=summary.index)
     for column in SUMMARY_COLUMNS:

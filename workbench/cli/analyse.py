@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mask-threshold", type=float, default=defaults.mask_threshold,
                         help="masks are binarised at this value")
     parser.add_argument("--gradcam-layer", default=defaults.gradcam_layer,
-                        help="module name to attribute to (default: the backbone's last feature stage)")
+                        help="module to attribute Grad-CAM to (default: the deepest feature stage whose map is at "
+                             "least 8×8 at the run's image size)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the image draws")
     parser.add_argument("--device", default=defaults.device, help="torch device (default: cpu)")
     parser.add_argument("--selection", choices=CHECKPOINT_SELECTIONS, default=defaults.selection,

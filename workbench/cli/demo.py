@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generates (or reuses) the embedded multi-domain forgery benchmark, trains each algorithm with the "
             "same seed and budget on the CPU, evaluates on the source domains and the held-out forgery domains, "
-            "prints a comparison table and writes <out>/report.md with a PNG figure. Previous demo runs in <out> "
-            "are replaced."
+            "prints a comparison table and writes <out>/report.md with PNG figures: AUC bars, a Grad-CAM gallery and "
+            "Grad-CAM localisation against depth. Previous demo runs in <out> are replaced."
         ),
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="demo config (default: configs/demo.yaml)")

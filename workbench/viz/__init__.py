@@ -1,16 +1,24 @@
-"""Figures (plotly, with matplotlib/seaborn versions for print), export, and the ρ explorer widget.
+"""Figures (plotly, with matplotlib/seaborn versions for print), export, and the explorer widgets.
 
 Builders take plain data (arrays, DataFrames, loaded frames, analysis results, run records) and return
 a figure; they never call ``show()``. See docs/analysis.md.
 """
 
 from workbench.viz.alignment import alignment_over_training, cosine_heatmap, layerwise_heatmap
+from workbench.viz.attribution_explorer import AttributionExplorer
 from workbench.viz.data import alignment_frame, eval_frame
 from workbench.viz.dataset import counts_figure, frame_gallery, image_grid
 from workbench.viz.embeddings import embedding_scatter
 from workbench.viz.explorer import RhoExplorer
 from workbench.viz.export import kaleido_session, save_figure
-from workbench.viz.gallery import gradcam_gallery, localisation_figure
+from workbench.viz.gallery import (
+    frame_gallery_inputs,
+    gradcam_gallery,
+    localisation_depth_figure,
+    localisation_figure,
+    method_comparison_figure,
+)
+from workbench.viz.labels import label, readable
 from workbench.viz.landscape import landscape_contour, landscape_line, landscape_surface, sharpness_vs_rho
 from workbench.viz.results import results_bars, training_curves
 from workbench.viz.static import (
@@ -20,12 +28,15 @@ from workbench.viz.static import (
     gradcam_gallery_static,
     landscape_contour_static,
     landscape_line_static,
+    localisation_depth_static,
+    method_comparison_static,
     results_bars_static,
     sharpness_vs_rho_static,
     training_curves_static,
 )
 
 __all__ = [
+    "AttributionExplorer",
     "RhoExplorer",
     "alignment_frame",
     "alignment_over_training",
@@ -37,6 +48,7 @@ __all__ = [
     "embedding_scatter_static",
     "eval_frame",
     "frame_gallery",
+    "frame_gallery_inputs",
     "gradcam_gallery",
     "gradcam_gallery_static",
     "image_grid",
@@ -46,8 +58,14 @@ __all__ = [
     "landscape_line",
     "landscape_line_static",
     "landscape_surface",
+    "label",
     "layerwise_heatmap",
+    "localisation_depth_figure",
+    "localisation_depth_static",
     "localisation_figure",
+    "method_comparison_figure",
+    "method_comparison_static",
+    "readable",
     "results_bars",
     "results_bars_static",
     "save_figure",

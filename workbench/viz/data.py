@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from workbench.training.selection import load_records
+from workbench.viz.labels import label
 
 RunSource = str | Path | Sequence[Mapping[str, Any]]
 """A run directory (holding records.jsonl) or that run's records already loaded as dicts."""
@@ -212,8 +213,8 @@ def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
     """Check a results summary for a bar figure and return the metric name to label it with.
 
     Needs ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high``, one row per (algorithm, group)
-    and ordered intervals. The metric is ``metric``, else the summary's ``metric`` column (as
-    ``training.report.summarise`` writes it), else "AUC"; a ``metric`` that contradicts that column
+    and ordered intervals. The metric is ``metric``, else the label of the summary's ``metric`` column
+    (as ``training.report.summarise`` writes it; ``"eer"`` → ``"EER"``), else "AUC"; a ``metric`` that contradicts that column
     is an error, so an EER summary is never drawn as AUC.
     """
     require_columns(summary, ["algorithm", "group", "mean", "ci_low", "ci_high"], "a results summary")
@@ -234,7 +235,7 @@ def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
         raise ValueError(f"summary mixes metrics {recorded}; filter it to one first")
     if metric is not None and recorded and metric.lower() != recorded[0].lower():
         raise ValueError(f"metric {metric!r} does not match the summary's metric column {recorded[0]!r}")
-    return metric or (recorded[0].upper() if recorded else "AUC")
+    return metric or (label(recorded[0]) if recorded else "AUC")
 
 
 def label_names(labels: pd.Series) -> pd.Series:

@@ -15,6 +15,7 @@ from plotly.subplots import make_subplots
 
 from workbench.data.frames import Frames
 from workbench.viz.data import rgb_uint8
+from workbench.viz.style import paper_layout
 
 
 def counts_figure(manifest: pd.DataFrame, title: str = "Frames per domain") -> go.Figure:
@@ -24,7 +25,8 @@ def counts_figure(manifest: pd.DataFrame, title: str = "Frames per domain") -> g
     figure = px.bar(counts, x="domain", y="frames", color="split", facet_col="label", title=title,
                     category_orders={"split": ["train", "val", "test"], "label": ["real", "fake"]})
     figure.update_xaxes(matches=None)
-    return figure
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))  # "label=fake" → "fake"
+    return paper_layout(figure)
 
 
 def image_grid(

@@ -1,7 +1,10 @@
 """Matplotlib/seaborn versions of the figures, for static publication output (PDF/SVG/PNG).
 
 Each function takes the same data as its plotly counterpart and returns a ``matplotlib.figure.Figure``
-built without pyplot, so no global figure state is touched (Jupyter still displays it).
+built without pyplot, so no global figure state is touched (Jupyter still displays it). Figures are
+sized for print — one column (:data:`~workbench.viz.style.COLUMN_WIDTH_IN`) or, with several panels,
+a page width — with 8 pt text (:func:`~workbench.viz.style.print_style`); legends sit outside the
+axes, below them; algorithms keep the colour, dash and marker of :func:`~workbench.viz.style.styles_for`.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.colors import LinearSegmentedColormap, to_rgba
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
+from workbench.analysis.attribution import SCORE_COLUMNS, mean_over_domains
 from workbench.viz.data import (
     check_summary,
     curves,
@@ -26,18 +32,48 @@ from workbench.viz.data import (
     square_matrix,
     surface,
 )
-from workbench.viz.gallery import CAM_COLOURSCALE, gallery_layout
-from workbench.viz.style import colours_for
+from workbench.viz.gallery import CHANCE, SCORES, gallery_layout, score_text
+from workbench.viz.labels import label
+from workbench.viz.style import (
+    CATEGORY_PALETTE,
+    COLUMN_WIDTH_IN,
+    OUTLINE,
+    PAGE_WIDTH_IN,
+    REFERENCE,
+    attribution_colourmap,
+    print_style,
+    styles_for,
+    tick_text,
+)
 
 
-def cosine_heatmap_static(matrix: Any, names: Sequence[str] | None = None, title: str = "cos(g_i, g_j)") -> Figure:
+def _legend_below(figure: Figure, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
+                  where: str = "lower center") -> None:
+    """One legend for the figure outside its axes (never over data): below them, or ``where`` (e.g. "right upper")."""
+    if handles is None:
+        handles, labels = figure.axes[0].get_legend_handles_labels()
+        order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("chance"))  # references last
+        handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    for ax in figure.axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    if handles:
+        columns = 1 if where.startswith("right") else min(len(handles), 5)
+        figure.legend(handles, labels, loc=f"outside {where}", ncols=columns)
+
+
+def cosine_heatmap_static(matrix: Any, names: Sequence[str] | None = None,
+                          title: str = "Cosine between domain gradients") -> Figure:
     """Annotated K×K cosine heatmap on a fixed [-1, 1] scale."""
     values, names = square_matrix(matrix, names)
-    figure = Figure(figsize=(1.0 + 0.9 * len(names), 0.6 + 0.8 * len(names)), layout="constrained")
-    ax = figure.subplots()
-    sns.heatmap(values, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu", square=True,
-                xticklabels=names, yticklabels=names, cbar_kws=dict(label="cos"), ax=ax)
-    ax.set_title(title)
+    with print_style():
+        side = min(PAGE_WIDTH_IN, max(COLUMN_WIDTH_IN, 1.1 + 0.6 * len(names)))
+        figure = Figure(figsize=(side, side * 0.85), layout="constrained")
+        ax = figure.subplots()
+        sns.heatmap(values, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu", square=True,
+                    xticklabels=names, yticklabels=names, cbar_kws=dict(label="cos(g_i, g_j)"), ax=ax)
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.set_title(title)
     return figure
 
 
@@ -46,11 +82,19 @@ def alignment_over_training_static(
 ) -> Figure:
     """One panel per statistic, one line per algorithm (mean over runs, ±1 std band)."""
     require_columns(frame, ["algorithm", "step", *metrics], "alignment_over_training_static")
-    palette = colours_for(frame["algorithm"])
-    figure = Figure(figsize=(4.5 * len(metrics), 3.5), layout="constrained")
-    for ax, metric in zip(np.atleast_1d(figure.subplots(1, len(metrics), sharex=True)), metrics):
-        sns.lineplot(frame, x="step", y=metric, hue="algorithm", palette=palette, errorbar="sd", marker="o", ax=ax)
-        ax.set_title(metric)
+    styles = styles_for(frame["algorithm"])
+    shown = frame.assign(algorithm=frame["algorithm"].map(label))
+    with print_style():
+        figure = Figure(figsize=(PAGE_WIDTH_IN if len(metrics) > 1 else COLUMN_WIDTH_IN, 2.6), layout="constrained")
+        for ax, metric in zip(np.atleast_1d(figure.subplots(1, len(metrics), sharex=True)), metrics):
+            sns.lineplot(shown, x="step", y=metric, hue="algorithm", style="algorithm",
+                         palette={label(a): s.colour for a, s in styles.items()},
+                         dashes={label(a): s.seaborn_dash for a, s in styles.items()},
+                         markers={label(a): s.mpl_marker for a, s in styles.items()}, errorbar="sd", ax=ax)
+            ax.set_title(label(metric))
+            ax.set_xlabel("training step")
+            ax.set_ylabel("")
+        _legend_below(figure)
     return figure
 
 
@@ -61,82 +105,104 @@ def sharpness_vs_rho_static(data: pd.DataFrame | Mapping[str, pd.DataFrame], val
     frame = frame.assign(domain=frame["domain"].astype(str))
     domains = list(dict.fromkeys(frame["domain"]))
     stats = mean_over_runs(frame, ["algorithm", "domain", "rho"], value)
-    palette = colours_for(frame["algorithm"])
-    figure = Figure(figsize=(3.5 * len(domains), 3.2), layout="constrained")
-    for ax, domain in zip(np.atleast_1d(figure.subplots(1, len(domains), sharey=True)), domains):
-        rows = stats[stats["domain"] == domain]
-        for algorithm, colour in palette.items():
-            line = rows[rows["algorithm"] == algorithm]
-            ax.plot(line["rho"], line["mean"], marker="o", color=colour, label=algorithm)
-        ax.set_title(domain)
-        ax.set_xlabel("ρ")
-    figure.axes[0].set_ylabel(value)
-    figure.axes[0].legend()
+    styles = styles_for(frame["algorithm"])
+    with print_style():
+        columns = min(len(domains), 4)
+        rows = -(-len(domains) // columns)
+        figure = Figure(figsize=(PAGE_WIDTH_IN if columns > 1 else COLUMN_WIDTH_IN, 1.9 * rows + 0.6),
+                        layout="constrained")
+        axes = np.atleast_1d(figure.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
+        for ax, domain in zip(axes, domains):
+            part = stats[stats["domain"] == domain]
+            for algorithm, style in styles.items():
+                line = part[part["algorithm"] == algorithm]
+                ax.plot(line["rho"], line["mean"], color=style.colour, linestyle=style.mpl_dash,
+                        marker=style.mpl_marker, label=label(algorithm))
+            ax.set_title(domain)
+            ax.set_xlabel("ρ")
+        for ax in axes[len(domains):]:
+            ax.set_visible(False)
+        for ax in axes[::columns]:
+            ax.set_ylabel(label(value))
+        _legend_below(figure)
     return figure
 
 
 def landscape_line_static(data: Any, xlabel: str = "α") -> Figure:
     """1-D loss slices, one line per label."""
     lines = curves(data)
-    colours = colours_for(lines)
-    figure = Figure(figsize=(4.5, 3.2), layout="constrained")
-    ax = figure.subplots()
-    for label, (coords, loss) in lines.items():
-        ax.plot(coords, loss, color=colours[label], label=label)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("loss")
-    ax.legend()
+    styles = styles_for(lines)
+    with print_style():
+        figure = Figure(figsize=(COLUMN_WIDTH_IN, 2.6), layout="constrained")
+        ax = figure.subplots()
+        for name, (coords, loss) in lines.items():
+            style = styles[name]
+            ax.plot(coords, loss, color=style.colour, linestyle=style.mpl_dash, label=label(name))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("loss")
+        _legend_below(figure)
     return figure
 
 
 def landscape_contour_static(data: Any, levels: int = 20) -> Figure:
     """Filled contour of a 2-D slice with θ marked at the origin."""
     alphas, betas, loss = surface(data)
-    figure = Figure(figsize=(4.5, 3.8), layout="constrained")
-    ax = figure.subplots()
-    filled = ax.contourf(betas, alphas, loss, levels=levels, cmap="viridis")
-    ax.contour(betas, alphas, loss, levels=levels, colors="k", linewidths=0.3)
-    ax.plot([0.0], [0.0], "wx")
-    figure.colorbar(filled, ax=ax, label="loss")
-    ax.set_xlabel("β (direction 2)")
-    ax.set_ylabel("α (direction 1)")
+    with print_style():
+        figure = Figure(figsize=(COLUMN_WIDTH_IN, 2.9), layout="constrained")
+        ax = figure.subplots()
+        filled = ax.contourf(betas, alphas, loss, levels=levels, cmap="viridis")
+        ax.contour(betas, alphas, loss, levels=levels, colors="k", linewidths=0.3)
+        ax.plot([0.0], [0.0], "wx")
+        figure.colorbar(filled, ax=ax, label="loss")
+        ax.set_xlabel("β (direction 2)")
+        ax.set_ylabel("α (direction 1)")
     return figure
-
-
-def _rgba(colour: str) -> tuple[float, float, float, float]:
-    """A plotly ``"rgba(r, g, b, a)"`` colour as a matplotlib RGBA tuple."""
-    red, green, blue, alpha = (float(v) for v in colour[colour.index("(") + 1: colour.index(")")].split(","))
-    return to_rgba((red / 255, green / 255, blue / 255, alpha))
-
-
-# The interactive gallery's overlay colours, transparency included: a CAM of zero leaves the face untinted.
-CAM_COLOURMAP = LinearSegmentedColormap.from_list("cam", [(stop, _rgba(colour)) for stop, colour in CAM_COLOURSCALE])
 
 
 def gradcam_gallery_static(
     images: Mapping[str, Any],
     cams: Mapping[str, Mapping[str, Any]],
     scores: Mapping[str, Mapping[str, float]] | None = None,
-    score_label: str = "energy in mask",
+    masks: Mapping[str, Any] | None = None,
+    score_label: str = "in mask",
     normalize: bool = True,
+    opacity: float = 0.7,
+    mask_threshold: float = 0.5,
+    cell_in: float = 0.95,
 ) -> Figure:
-    """Faces with CAM overlays: rows = algorithms, columns = domains, titles carry the scores.
+    """Faces (rows) beside their maps (columns), masks outlined, scores under the cells.
 
-    The overlay uses the interactive gallery's colour scale (:data:`CAM_COLOURMAP`): transparent at
-    zero, opaque red at the peak.
+    The print twin of :func:`workbench.viz.gradcam_gallery` (same inputs and colour map,
+    :func:`~workbench.viz.style.attribution_colourmap`): transparent at zero.
     """
-    algorithms, domains, pictures, maps = gallery_layout(images, cams, normalize)
-    peak = 1.0 if normalize else max(float(m.max()) for m in maps.values()) or 1.0
-    figure = Figure(figsize=(2.2 * len(domains), 2.4 * len(algorithms)), layout="constrained")
-    axes = np.atleast_2d(figure.subplots(len(algorithms), len(domains), squeeze=False))
-    for row, algorithm in enumerate(algorithms):
-        for column, domain in enumerate(domains):
-            ax = axes[row, column]
-            ax.imshow(pictures[domain])
-            ax.imshow(maps[(algorithm, domain)], cmap=CAM_COLOURMAP, vmin=0, vmax=peak)
-            score = (scores or {}).get(algorithm, {}).get(domain)
-            ax.set_title(f"{algorithm} · {domain}" + ("" if score is None else f"\n{score_label} {score:.2f}"), fontsize=8)
-            ax.axis("off")
+    gallery = gallery_layout(images, cams, normalize, masks)
+    columns = ["input", *gallery.columns]
+    cmap = attribution_colourmap(opacity)
+    with print_style():
+        figure = Figure(figsize=(cell_in * len(columns) + 0.9, (cell_in + 0.22) * len(gallery.rows) + 0.35),
+                        layout="constrained")
+        axes = figure.subplots(len(gallery.rows), len(columns), squeeze=False)
+        for row, name in enumerate(gallery.rows):
+            mask = gallery.masks.get(name)
+            for column, key in enumerate(columns):
+                ax = axes[row, column]
+                ax.imshow(gallery.pictures[name])
+                if column:
+                    ax.imshow(gallery.maps[(key, name)], cmap=cmap, vmin=0, vmax=gallery.peak)
+                if mask is not None:
+                    ax.contour(mask, levels=[mask_threshold], colors=[OUTLINE], linewidths=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if row == 0:
+                    ax.set_title(label(key))
+                if column:
+                    ax.set_xlabel(score_text(scores, key, name, score_label), fontsize=7, labelpad=1)
+            axes[row, 0].set_ylabel(name, fontsize=7)
+        bar = figure.colorbar(ScalarMappable(Normalize(0, gallery.peak), attribution_colourmap(1.0)), ax=axes,
+                              shrink=min(1.0, 2.5 / len(gallery.rows)), aspect=15, pad=0.01)
+        bar.set_label("map ÷ its maximum" if normalize else "map")
     return figure
 
 
@@ -146,9 +212,15 @@ def embedding_scatter_static(
     """Scatter coloured by domain with one marker style per label (real/fake)."""
     require_columns(frame, [x, y, color, symbol], "embedding_scatter_static")
     shown = frame.assign(**{symbol: label_names(frame[symbol]), color: frame[color].astype(str)})
-    figure = Figure(figsize=(5, 4), layout="constrained")
-    ax = figure.subplots()
-    sns.scatterplot(shown, x=x, y=y, hue=color, style=symbol, s=18, alpha=0.8, ax=ax)
+    with print_style():
+        figure = Figure(figsize=(COLUMN_WIDTH_IN, 3.3), layout="constrained")
+        ax = figure.subplots()
+        sns.scatterplot(shown, x=x, y=y, hue=color, style=symbol, s=12, alpha=0.8,
+                        palette=list(CATEGORY_PALETTE[: shown[color].nunique()]) if shown[color].nunique() <= len(CATEGORY_PALETTE)
+                        else None, ax=ax)
+        ax.set_xlabel("embedding dimension 1")
+        ax.set_ylabel("embedding dimension 2")
+        _legend_below(figure, where="right upper")
     return figure
 
 
@@ -157,37 +229,119 @@ def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title:
     ``metric`` as in :func:`workbench.viz.results_bars`; for AUC a dashed line marks chance (0.5)."""
     metric = check_summary(summary, metric)
     groups = list(dict.fromkeys(summary["group"]))
-    palette = colours_for(summary["algorithm"])
-    width = 0.8 / len(palette)
-    figure = Figure(figsize=(1.2 + 1.3 * len(groups), 3.5), layout="constrained")
-    ax = figure.subplots()
-    for index, (algorithm, colour) in enumerate(palette.items()):
-        rows = summary[summary["algorithm"] == algorithm].set_index("group").reindex(groups)
-        positions = np.arange(len(groups)) + (index - (len(palette) - 1) / 2) * width
-        errors = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
-        ax.bar(positions, rows["mean"], width, yerr=errors, capsize=3, color=colour, label=algorithm)
-    if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
-        ax.axhline(0.5, color="0.4", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, ha="right")
-    ax.set_ylabel(metric)
-    if title is not None:
-        ax.set_title(title)
-    ax.legend()
+    styles = styles_for(summary["algorithm"])
+    width = 0.8 / len(styles)
+    with print_style():
+        figure = Figure(figsize=(min(PAGE_WIDTH_IN, max(COLUMN_WIDTH_IN, 0.8 + 0.75 * len(groups))), 2.8),
+                        layout="constrained")
+        ax = figure.subplots()
+        for index, (algorithm, style) in enumerate(styles.items()):
+            rows = summary[summary["algorithm"] == algorithm].set_index("group").reindex(groups)
+            positions = np.arange(len(groups)) + (index - (len(styles) - 1) / 2) * width
+            errors = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
+            ax.bar(positions, rows["mean"], width, yerr=errors, capsize=2, color=style.colour, hatch=style.mpl_hatch,
+                   edgecolor="white" if not style.mpl_hatch else "black", linewidth=0.3, label=label(algorithm),
+                   error_kw=dict(elinewidth=0.8))
+        if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
+            ax.axhline(0.5, color=REFERENCE, linestyle=":", linewidth=1, label="chance")
+        ax.set_xticks(np.arange(len(groups)), [tick_text(label(g)).replace("<br>", "\n") for g in groups])
+        ax.set_ylabel(metric)
+        if title is not None:
+            ax.set_title(title)
+        _legend_below(figure)
     return figure
 
 
 def training_curves_static(
     frame: pd.DataFrame, metric: str = "auc", groups: Sequence[str] | None = None, loss: str = "loss"
 ) -> Figure:
-    """Training loss and ``metric`` per evaluation group against step (colour = algorithm, style = group)."""
-    train, evaluated, _ = split_eval_frame(frame, metric, groups, loss)
-    palette = colours_for(frame["algorithm"])
-    figure = Figure(figsize=(9, 3.5), layout="constrained")
-    left, right = figure.subplots(1, 2)
-    sns.lineplot(train, x="step", y="value",
-                 hue="algorithm", palette=palette, errorbar=None, ax=left)
-    left.set_title(f"train {loss}")
-    sns.lineplot(evaluated, x="step", y="value", hue="algorithm", style="group", palette=palette,
-                 errorbar=None, marker="o", ax=right)
-    right.set_title(metric)
+    """Training loss and ``metric`` per evaluation group against step (colour = algorithm, dash = group)."""
+    train, evaluated, groups = split_eval_frame(frame, metric, groups, loss)
+    styles = styles_for(frame["algorithm"])
+    dashes = ["-", "--", ":", "-.", (0, (8, 3)), (0, (8, 3, 2, 3))]
+    with print_style():
+        figure = Figure(figsize=(PAGE_WIDTH_IN, 2.7), layout="constrained")
+        left, right = figure.subplots(1, 2)
+        train_stats = mean_over_runs(train, ["algorithm", "step"], "value")
+        eval_stats = mean_over_runs(evaluated, ["algorithm", "group", "step"], "value")
+        handles = []
+        for algorithm, style in styles.items():
+            line = train_stats[train_stats["algorithm"] == algorithm]
+            left.plot(line["step"], line["mean"], color=style.colour)
+            for index, group in enumerate(groups):
+                line = eval_stats[(eval_stats["algorithm"] == algorithm) & (eval_stats["group"] == group)]
+                right.plot(line["step"], line["mean"], color=style.colour, linestyle=dashes[index % len(dashes)],
+                           marker=style.mpl_marker)
+            handles.append(Line2D([], [], color=style.colour, marker=style.mpl_marker, label=label(algorithm)))
+        handles += [Line2D([], [], color="0.3", linestyle=dashes[i % len(dashes)], label=label(g))
+                    for i, g in enumerate(groups)]
+        left.set_title(f"training {label(loss)}")
+        right.set_title(label(metric))
+        for ax in (left, right):
+            ax.set_xlabel("training step")
+        _legend_below(figure, handles, [h.get_label() for h in handles])
+    return figure
+
+
+def _score_panels(figure: Figure) -> np.ndarray:
+    axes = np.atleast_1d(figure.subplots(1, 2, sharey=True))
+    for ax, value in zip(axes, SCORES):
+        ax.set_title(label(value))
+    return axes
+
+
+def localisation_depth_static(
+    table: pd.DataFrame, domains: Sequence[str] | None = None, default_layer: str | None = None
+) -> Figure:
+    """The print twin of :func:`workbench.viz.localisation_depth_figure`."""
+    require_columns(table, ["algorithm", "layer", "depth", "domain", *SCORE_COLUMNS], "localisation_depth_static")
+    rows = table if domains is None else table[table["domain"].isin(list(domains))]
+    stats = mean_over_domains(rows, ["algorithm", "layer"])
+    order = stats.sort_values("depth", kind="stable").drop_duplicates("layer")
+    layers = list(order["layer"])
+    ticks = [f"{r.layer}{'*' if r.layer == default_layer else ''}\n{int(r.height)}×{int(r.width)}"
+             if "height" in order.columns else r.layer for r in order.itertuples()]
+    chance = stats.groupby("layer", sort=False)["mask_fraction"].mean().reindex(layers)
+    with print_style():
+        figure = Figure(figsize=(PAGE_WIDTH_IN, 2.7), layout="constrained")
+        axes = _score_panels(figure)
+        positions = np.arange(len(layers))
+        for algorithm, style in styles_for(stats["algorithm"]).items():
+            line = stats[stats["algorithm"] == algorithm].set_index("layer").reindex(layers)
+            for ax, value in zip(axes, SCORES):
+                ax.plot(positions, line[value], color=style.colour, linestyle=style.mpl_dash, marker=style.mpl_marker,
+                        label=label(algorithm))
+        for ax in axes:
+            ax.plot(positions, chance, color=REFERENCE, linestyle=":", linewidth=1.2, label=CHANCE)
+            ax.set_xticks(positions, ticks)
+            ax.set_xlabel("layer (map size)" + ("; * default" if default_layer in layers else ""))
+            ax.set_ylim(bottom=0)
+        _legend_below(figure)
+    return figure
+
+
+def method_comparison_static(table: pd.DataFrame, domains: Sequence[str] | None = None) -> Figure:
+    """The print twin of :func:`workbench.viz.method_comparison_figure`."""
+    require_columns(table, ["algorithm", "method", "domain", *SCORE_COLUMNS], "method_comparison_static")
+    rows = table if domains is None else table[table["domain"].isin(list(domains))]
+    stats = mean_over_domains(rows, ["algorithm", "method"])
+    methods = list(dict.fromkeys(stats["method"]))
+    styles = styles_for(stats["algorithm"])
+    width = 0.8 / len(styles)
+    chance = stats.groupby("method", sort=False)["mask_fraction"].mean().reindex(methods)
+    with print_style():
+        figure = Figure(figsize=(PAGE_WIDTH_IN, 2.8), layout="constrained")
+        axes = _score_panels(figure)
+        positions = np.arange(len(methods))
+        for index, (algorithm, style) in enumerate(styles.items()):
+            bars = stats[stats["algorithm"] == algorithm].set_index("method").reindex(methods)
+            for ax, value in zip(axes, SCORES):
+                ax.bar(positions + (index - (len(styles) - 1) / 2) * width, bars[value], width, color=style.colour,
+                       hatch=style.mpl_hatch, edgecolor="white" if not style.mpl_hatch else "black", linewidth=0.3,
+                       label=label(algorithm))
+        for ax in axes:
+            ax.hlines(chance, positions - 0.45, positions + 0.45, color=REFERENCE, linestyle=":", linewidth=1.2,
+                      label=CHANCE)
+            ax.set_xticks(positions, [tick_text(label(m)).replace("<br>", "\n") for m in methods])
+        _legend_below(figure)
     return figure
