@@ -36,11 +36,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 NOTEBOOK = "03_gradient_alignment"
 SCREENSHOT_COPY = Path(__file__).resolve().parents[1] / "runs" / "browser_test.png"
-# The explorer's figure is the plotly plot whose title starts with "ρ =" (workbench.viz.RhoExplorer); its
+# The explorer's figure is the plotly plot whose title holds "ρ =" (workbench.viz.RhoExplorer; with several
+# models the title starts with the one shown); its
 # traces are, in order: L_k(θ), L_k(θ + ε_k), cos(g_k, g), cos(g_k^p, g), the loss slice, the marked ρ.
 EXPLORER_DATA_JS = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
-  const plot = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text || '').startsWith('ρ ='));
+  const plot = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text || '').includes('ρ ='));
   if (!plot) return null;
   return JSON.stringify({title: plot.layout.title.text, data: plot.data.map(t => ({x: t.x, y: t.y}))});
 }"""
