@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from workbench.algorithms.base import Algorithm, DomainBatches, as_floats, build_optimizer
+from workbench.algorithms.base import Algorithm, as_floats, build_optimizer
+from workbench.algorithms.batches import DomainBatches, check_domain_batches
 from workbench.algorithms.hparams import COMMON_HPARAMS, HParam
 from workbench.algorithms.registry import (ALGORITHMS, algorithm_class, build_algorithm, default_hparams,
                                            hparam_spec, register_algorithm, resolve_hparams)
@@ -29,6 +30,7 @@ __all__ = [
     "as_floats",
     "build_algorithm",
     "build_optimizer",
+    "check_domain_batches",
     "default_hparams",
     "hparam_spec",
     "register_algorithm",

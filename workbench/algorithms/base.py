@@ -24,20 +24,20 @@ replaces its optimizer; its whole update is then captured and replayed (``cuda_g
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.algorithms.batches import DomainBatches, check_domain_batches
 from workbench.algorithms.cuda_graph import GraphedStep
 from workbench.algorithms.execution import ExecutionPolicy, Reducer, full_precision, reduce_gradients_
 from workbench.algorithms.hparams import COMMON_HPARAMS, HParam, resolve
 from workbench.algorithms.param_vector import ParamVector
 from workbench.models import classifier_split
 
-DomainBatches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 Stats = dict[str, torch.Tensor | float]
 
 
@@ -102,12 +102,8 @@ class Algorithm(nn.Module):
             return self.step(minibatches)
 
     def check_batches(self, minibatches: DomainBatches) -> None:
-        """Refuse an empty update, or one with another number of domains than ``num_domains``."""
-        if len(minibatches) == 0:
-            raise ValueError("update() needs at least one domain batch")
-        if self.num_domains is not None and len(minibatches) != self.num_domains:
-            raise ValueError(f"{self.name}: update() got {len(minibatches)} domain batches, "
-                             f"but the algorithm was built for num_domains={self.num_domains}")
+        """Refuse an empty or malformed update, or one with another number of domains than ``num_domains``."""
+        check_domain_batches(minibatches, expected=self.num_domains, owner=f"{self.name}: update()")
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, 2]`` (index 1 = fake)."""

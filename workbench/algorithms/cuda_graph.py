@@ -19,14 +19,15 @@ consecutive eager steps with one new key, that key is captured instead. The opti
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
 
-DomainBatches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+from workbench.algorithms.batches import DomainBatches
+
 StepFn = Callable[[DomainBatches], dict[str, torch.Tensor]]
 
 

@@ -31,6 +31,14 @@ from workbench.algorithms.registry import register_algorithm
 ASCENTS = ("per_domain", "shared")
 
 
+def check_ascent(ascent: str, rho: float, alpha: float) -> None:
+    """Refuse an ascent that is not one of :data:`ASCENTS`, or a negative ρ or α, naming the value."""
+    if ascent not in ASCENTS:
+        raise ValueError(f"ascent={ascent!r} is not one of {list(ASCENTS)}")
+    if rho < 0 or alpha < 0:
+        raise ValueError(f"rho={rho} and alpha={alpha} must be non-negative")
+
+
 def ascent_perturbations(
     domain_grads: Sequence[torch.Tensor], g: torch.Tensor, rho: float, alpha: float, ascent: str = "per_domain"
 ) -> list[torch.Tensor]:

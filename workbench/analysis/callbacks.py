@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from workbench.algorithms import default_hparams, resolve_hparams
+from workbench.algorithms.roga import check_ascent
 from workbench.analysis.gradients import Ascent, DomainBatches, Mode, alignment_summary
 
 DEFAULT_ALIGNMENT_EVERY = 100
@@ -43,10 +44,7 @@ class AlignmentCallback:
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every={every!r} must be a positive integer")
-        if rho < 0 or alpha < 0:
-            raise ValueError(f"rho={rho} and alpha={alpha} must be non-negative")
-        if ascent not in ("per_domain", "shared"):
-            raise ValueError(f"ascent={ascent!r} is not one of ['per_domain', 'shared']")
+        check_ascent(ascent, rho, alpha)
         if mode not in ("eval", "train"):
             raise ValueError(f"mode={mode!r} is not one of ['eval', 'train']")
         self.every = every

@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.algorithms.batches import DomainBatches, check_domain_batches
 from workbench.algorithms.execution import full_precision
 from workbench.algorithms.roga import ascent_perturbations as roga_perturbations
+from workbench.algorithms.roga import check_ascent
 from workbench.algorithms.param_vector import ParamVector, cosine
 
 Mode = Literal["eval", "train"]
 Ascent = Literal["per_domain", "shared"]
-DomainBatches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
 @contextmanager
@@ -74,17 +75,8 @@ def batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 
 def check_batches(domain_batches: DomainBatches, minimum: int = 1) -> None:
-    """Reject an empty domain list or a malformed ``(x, y)`` pair, naming the domain at fault."""
-    if len(domain_batches) < minimum:
-        raise ValueError(f"need at least {minimum} domain batch(es), got {len(domain_batches)}")
-    for k, batch in enumerate(domain_batches):
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ValueError(f"domain batch {k} must be an (x, y) pair, got {type(batch).__name__}")
-        x, y = batch
-        if len(x) != len(y):
-            raise ValueError(f"domain batch {k}: x has {len(x)} samples but y has {len(y)}")
-        if len(x) == 0:
-            raise ValueError(f"domain batch {k} is empty")
+    """Reject too few domains or a malformed ``(x, y)`` pair, naming the domain at fault."""
+    check_domain_batches(domain_batches, minimum=minimum, owner="the analysis")
 
 
 def domain_names_for(domain_batches: DomainBatches, domain_names: Sequence[str] | None) -> list[str]:
@@ -135,10 +127,7 @@ def ascent_perturbations(
     domain_grads: Sequence[torch.Tensor], rho: float, alpha: float, ascent: Ascent = "per_domain"
 ) -> list[torch.Tensor]:
     """ε_k = ρ g_k/‖g_k‖ − α g (``"shared"``: one ε from ĝ_s = Σ_k g_k/‖g_k‖), as in the method card."""
-    if ascent not in ("per_domain", "shared"):
-        raise ValueError(f"ascent={ascent!r} is not one of ['per_domain', 'shared']")
-    if rho < 0 or alpha < 0:
-        raise ValueError(f"rho={rho} and alpha={alpha} must be non-negative")
+    check_ascent(ascent, rho, alpha)
     g = torch.stack(list(domain_grads)).mean(0)
     return roga_perturbations(list(domain_grads), g, rho, alpha, ascent)
 

@@ -36,14 +36,15 @@ Launch: ``torchrun --nproc_per_node=N -m workbench train --config CONFIG`` (one 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-DomainBatches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+from workbench.algorithms.batches import DomainBatches
+
 
 
 @dataclass

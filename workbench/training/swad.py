@@ -22,7 +22,6 @@ trainer (``torch.optim.swa_utils.update_bn``), as the paper does.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from workbench.training.selection import load_records
-from workbench.viz.labels import label
+from workbench.viz.labels import label as human_label
 
 RunSource = str | Path | Sequence[Mapping[str, Any]]
 """A run directory (holding records.jsonl) or that run's records already loaded as dicts."""
@@ -235,7 +235,7 @@ def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
         raise ValueError(f"summary mixes metrics {recorded}; filter it to one first")
     if metric is not None and recorded and metric.lower() != recorded[0].lower():
         raise ValueError(f"metric {metric!r} does not match the summary's metric column {recorded[0]!r}")
-    return metric or (label(recorded[0]) if recorded else "AUC")
+    return metric or (human_label(recorded[0]) if recorded else "AUC")
 
 
 def label_names(labels: pd.Series) -> pd.Series:
