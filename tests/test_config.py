@@ -21,7 +21,7 @@ from workbench.config import (
     run_config_changes,
     with_resolved_hparams,
 )
-from workbench.training.trainer import RESUMABLE_CHANGES
+from workbench.training.run_dir import RESUMABLE_CHANGES
 
 
 def test_overrides_parse_yaml_values():

@@ -109,7 +109,8 @@ def test_a_finished_run_of_another_config_is_never_reused_and_the_table_keeps_ea
     run_sweep(plan_sweep(base, [], ["erm", "sam"], [0]), out, fake_train)
     longer = plan_sweep(base, ["train.steps=600", "train.device=cpu"], ["sam"], [0])  # device: where, not what
     status = run_sweep(longer, out, fake_train)["status"].item()
-    assert status.startswith(f"failed: {out / 'sam-seed0'} was trained with another config (keys ['train.steps'])")
+    assert status.startswith(f"failed: {out / 'sam-seed0'}: cannot reuse this finished run: its config differs from "
+                             "the requested one in train.steps: saved ")
     table = pd.read_csv(out / "sweep.csv")
     assert table["name"].tolist() == ["erm-seed0", "sam-seed0"] and table["status"].iloc[0] == "trained"
     assert run_sweep(plan_sweep(base, ["train.device=cpu"], ["sam"], [0]), out, fake_train)["status"].item() == (
@@ -171,7 +172,8 @@ def test_an_interrupted_sweep_still_lists_every_run_and_dry_run_says_what_would_
     assert [planned_status(run, out / run.name) for run in first + runs] == ["already done", "to resume", "to train"]
     other = plan_sweep(base, ["algorithm.hparams.lr=0.5"], ["sam"], [0])[0]
     assert planned_status(other, out / "sam-seed0").startswith(
-        f"failed: {out / 'sam-seed0'} was started with another config (keys ['algorithm.hparams.lr'])")
+        f"failed: {out / 'sam-seed0'}: cannot resume this run: its config differs from the requested one in "
+        "algorithm.hparams.lr: saved ")
     longer = plan_sweep(base, ["train.steps=12"], ["sam"], [0])[0]
     assert planned_status(longer, out / "sam-seed0") == "to resume"  # a run may be extended
 

@@ -12,16 +12,17 @@ import pytest
 import torch
 import yaml
 
+import workbench.training.run_dir as run_dir_module
 import workbench.training.trainer as trainer_module
 from method_cards import CARDS
 from workbench.algorithms import ALGORITHMS
 from workbench.training.distributed import DistContext
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
-from workbench.training.checkpoint import model_state
+from workbench.training.checkpoint import model_state, save_checkpoint
 from workbench.training.records import RecordsError, RecordWriter
 from workbench.training.selection import load_records, select
-from workbench.training.trainer import BEST, LAST, best_checkpoint
+from workbench.training.run_dir import BEST, LAST, best_checkpoint
 
 
 def assert_same_state(a, b, where="state"):
@@ -176,14 +177,14 @@ class Killed(Exception):
 
 def kill_at_save(monkeypatch, name, step):
     """Make saving checkpoint ``name`` at ``step`` raise :class:`Killed` (before it is written)."""
-    save = trainer_module.save_checkpoint
+    save = run_dir_module.save_checkpoint
 
     def saving(state, path):
         if path.name == name and state["step"] == step:
             raise Killed(f"{name} at step {step}")
         return save(state, path)
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", saving)
+    monkeypatch.setattr(run_dir_module, "save_checkpoint", saving)
 
 
 def source_val_aucs(monkeypatch, *aucs):
@@ -227,7 +228,7 @@ def test_a_rerun_with_another_config_is_refused_before_the_first_checkpoint_too(
     crash_at_save(tiny_config, run, monkeypatch, LAST, 3)
     changed = copy.deepcopy(tiny_config)
     changed["algorithm"]["name"] = "erm"
-    with pytest.raises(ConfigError, match=r"\['algorithm.name'\]"):
+    with pytest.raises(ConfigError, match=r"algorithm.name: saved 'roga', requested 'erm'"):
         Trainer(changed, run).fit()
     assert yaml.safe_load((run / "config.yaml").read_text())["algorithm"]["name"] == "roga"
     assert [r["algorithm"] for r in read_records(run)] == ["roga"]
@@ -327,7 +328,7 @@ def test_a_last_pt_from_before_checkpoint_rules_resumes_with_its_source_val_best
     path = run / "checkpoints" / LAST
     state = load_checkpoint(path)
     best = state.pop("best")["source_val"]
-    trainer_module.save_checkpoint({**state, "best_step": best["step"], "best_score": best["score"]}, path)
+    save_checkpoint({**state, "best_step": best["step"], "best_score": best["score"]}, path)
     assert trainer_module._saved_best(load_checkpoint(path)) == {"source_val": best}
     state["best_step"], state["best_score"] = -1, -math.inf
     assert trainer_module._saved_best(state) == {"source_val": {"step": -1, "score": None}}

@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from workbench.algorithms import algorithm_class, hparam_spec, resolve_hparams
+from workbench.atomic import atomic_write_text
 
 SYNTHETIC_SOURCE_DOMAINS = ["SYN-SWAP", "SYN-REENACT", "SYN-GAN", "SYN-NT"]
 SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
@@ -379,5 +380,5 @@ def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
 
 
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
-    """Write ``config`` as a run's ``config.yaml``, with every hyper-parameter of its algorithm spelled out."""
-    Path(path).write_text(dump_yaml(with_resolved_hparams(config)))
+    """Write ``config`` as a config file (atomically), with every hyper-parameter of its algorithm spelled out."""
+    atomic_write_text(path, dump_yaml(with_resolved_hparams(config)))

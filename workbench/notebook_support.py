@@ -38,12 +38,11 @@ from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
 
 from workbench.analysis.callbacks import callbacks_from_config
-from workbench.config import load_config, run_config_changes
+from workbench.config import load_config
 from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
 from workbench.training import Trainer
-from workbench.training.report import read_config
-from workbench.training.selection import load_records
+from workbench.training.run_dir import RunDir, RunMismatchError  # noqa: F401 (notebooks catch it from here)
 from workbench.training.trainer import resolve_device
 from workbench.viz import eval_frame, kaleido_session, save_figure, training_curves
 from workbench.viz.data import labelled
@@ -68,10 +67,6 @@ CPU_TINY_OVERRIDES: dict[str, Any] = {
 
 # What identifies a frame across the manifests of a run (relative paths can repeat between datasets).
 FRAME_KEY: tuple[str, ...] = ("path", "domain", "video")
-
-
-class RunMismatchError(ValueError):
-    """A finished run exists where a run with a different configuration was requested."""
 
 
 # ------------------------------------------------------------------------------------- config
@@ -176,22 +171,10 @@ def training_config(
 
 
 def check_reusable(run_dir: str | Path, config: Mapping[str, Any]) -> None:
-    """Raise :class:`RunMismatchError` naming every key where ``run_dir``'s saved config differs from ``config``.
-
-    The rule of :func:`workbench.config.run_config_changes` (where and how the run ran never counts; a
-    key added to the defaults later counts as its default). The saved paths are resolved against the
-    project root like the request's, so a run trained from the command line with relative paths matches.
-    """
-    saved = read_config(run_dir)
-    if not saved:
-        raise RunMismatchError(f"{run_dir}: no config.yaml, so it cannot be reused as a run")
-    changed = run_config_changes(resolve_project_paths(saved), config)
-    if changed:
-        details = "; ".join(f"{name}: saved {old!r}, requested {new!r}" for name, old, new in changed)
-        raise RunMismatchError(
-            f"{run_dir} is a finished run with a different configuration ({details}); "
-            "choose another runs_dir or delete that run to retrain it"
-        )
+    """Raise :class:`RunMismatchError` naming every key where the finished ``run_dir``'s saved config differs
+    from ``config`` (:meth:`RunDir.check_config`); its saved paths are resolved against the project root like
+    the request's, so a run trained from the command line with relative paths matches."""
+    RunDir(run_dir).check_config(config, require_saved=True, normalise=resolve_project_paths)
 
 
 # --------------------------------------------------------------------------------------- runs
@@ -218,7 +201,7 @@ def train_runs(
         if seed is not None:
             run_config["train"] = {**run_config["train"], "seed": seed}
         run_dir = run_dir_for(runs_dir, algorithm, run_config["train"]["seed"])
-        if (run_dir / "done").is_file():
+        if RunDir(run_dir).done:
             check_reusable(run_dir, run_config)
         else:
             Trainer(run_config, run_dir, callbacks_from_config(run_config)).fit()
@@ -290,10 +273,10 @@ class LiveTraining:
 
     @property
     def finished(self) -> bool:
-        return (self.run_dir / "done").is_file()
+        return RunDir(self.run_dir).done
 
     def records(self) -> list[dict[str, Any]]:
-        return load_records(self.run_dir) if (self.run_dir / "records.jsonl").is_file() else []
+        return RunDir(self.run_dir).load_records()
 
     def run(self, until_step: int | None = None) -> Path:
         """Train to the end (or to the first evaluation step at or after ``until_step``), refreshing the figure."""
@@ -363,10 +346,7 @@ def misclassified(
     ``mask_path`` and ``root_index``, so :func:`workbench.data.frames.load_frames` finds it under its
     own dataset's root.
     """
-    path = Path(run_dir) / "predictions.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; the run has not finished")
-    predictions = pd.read_csv(path, dtype={"video": str, "path": str, "domain": str, "group": str})
+    predictions = RunDir(run_dir).read_predictions()
     if groups is None:
         groups = [g for g in predictions["group"].unique() if g == "source_test" or g.startswith("target/")]
     rows = predictions[predictions["group"].isin(groups)].drop_duplicates(FRAME_KEY)

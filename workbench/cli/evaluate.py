@@ -12,9 +12,9 @@ import pandas as pd
 from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
 from workbench.config import load_config
-from workbench.training import Trainer, load_checkpoint
+from workbench.training import Trainer
 from workbench.training.checkpoint import model_state
-from workbench.training.report import CONFIG_FILE
+from workbench.training.run_dir import RunDir
 from workbench.training.runs import CHECKPOINT_SELECTIONS, run_config, selected_checkpoint
 
 
@@ -64,9 +64,10 @@ def evaluate_checkpoint(run_dir: Path, overrides: list[str], checkpoint: str | N
     The checkpoint is the file ``checkpoint`` under ``checkpoints/``, else the model ``selection`` picked.
     """
     run_config(run_dir)  # names the directory if it is not a run
-    trainer = Trainer(load_config(run_dir / CONFIG_FILE, overrides), run_dir)
+    directory = RunDir(run_dir)
+    trainer = Trainer(load_config(directory.config_file, overrides), run_dir)
     checkpoint = checkpoint or selected_checkpoint(run_dir, selection)
-    state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=trainer.device)
+    state = directory.load(checkpoint, map_location=trainer.device)
     trainer.model.load_state_dict(model_state(state))
     results, predictions = trainer.evaluate()
     return state, results, predictions

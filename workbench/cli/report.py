@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from workbench.config import ConfigError
 from workbench.metrics import SCORE_METRICS
 from workbench.training.report import ReportError, report_tables, to_markdown, write_report
 from workbench.training.selection import SELECTION_RULES, RecordsError
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 tune=args.tune,
             )
-        except (ReportError, RecordsError, FileNotFoundError) as exc:
+        except (ReportError, ConfigError, RecordsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     for message in dict.fromkeys(str(w.message) for w in caught):

@@ -9,6 +9,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from workbench.atomic import atomic_write_text
+
 RECORDS_FILE = "records.jsonl"
 
 
@@ -73,7 +75,5 @@ class RecordWriter:
                 raise
             if record["step"] <= step and record.get("kind") not in drop_kinds:
                 kept.append(line)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
         return len(lines) - len(kept)

@@ -26,15 +26,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from workbench.config import RUN_SPECIFIC_KEYS, ConfigError, load_yaml, with_resolved_hparams
+from workbench.config import RUN_SPECIFIC_KEYS
 from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, compute_metrics, video_bootstrap_ci
+from workbench.training.run_dir import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, RunDir
 from workbench.training.selection import RULE_DESCRIPTIONS, SWAD_KIND, load_records, select
 
-CONFIG_FILE = "config.yaml"
-PREDICTIONS_FILE = "predictions.csv"
-DONE_MARKER = "done"
 SWEEP_FILE = "sweep.csv"  # a sweep folder's status table (workbench.training.sweep)
 # a sweep run's status in sweep.csv when it finished (trained now, or earlier with the same config)
 SWEEP_TRAINED, SWEEP_ALREADY_DONE = "trained", "already done"
@@ -55,10 +52,6 @@ class ReportError(ValueError):
     """Run directories that cannot be reported; the message names the run and file at fault."""
 
 
-class RunConfigError(ReportError, ConfigError):
-    """A run's ``config.yaml`` that cannot be read as a config (both a report and a config error)."""
-
-
 class IncompleteRunWarning(UserWarning):
     """A run without a ``done`` marker: it is reported, flagged ``complete=False``."""
 
@@ -69,7 +62,7 @@ def run_complete(run_dir: str | Path, stacklevel: int = 2) -> bool:
     Tables include unfinished runs (flagged ``complete=False``) rather than dropping them silently.
     """
     path = Path(run_dir)
-    if (path / DONE_MARKER).is_file():
+    if RunDir(path).done:
         return True
     warnings.warn(f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
                   IncompleteRunWarning, stacklevel=stacklevel + 1)
@@ -77,23 +70,8 @@ def run_complete(run_dir: str | Path, stacklevel: int = 2) -> bool:
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's resolved ``config.yaml`` as a dict (empty when the file is absent), hyper-parameters with
-    their algorithm's defaults filled in (:func:`workbench.config.with_resolved_hparams`)."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    try:
-        config = load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RunConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise RunConfigError(f"{path}: expected a mapping at the top level, got {type(config).__name__}")
-    try:
-        return with_resolved_hparams(config)
-    except (KeyError, ValueError) as exc:
-        raise RunConfigError(f"{path}: {exc.args[0]}") from exc
+    """The run's resolved ``config.yaml`` (empty when absent): :meth:`RunDir.read_config`."""
+    return RunDir(run_dir).read_config()
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -276,7 +254,7 @@ def default_groups(df: pd.DataFrame) -> list[str]:
 
 def _read_predictions(run_dir: str, cache: dict[str, pd.DataFrame | None]) -> pd.DataFrame | None:
     if run_dir not in cache:
-        path = Path(run_dir) / PREDICTIONS_FILE
+        path = RunDir(run_dir).predictions_file
         if not path.is_file():
             cache[run_dir] = None
         else:

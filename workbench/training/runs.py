@@ -15,9 +15,10 @@ from workbench.config import CHECKPOINT_RULES, DEFAULT_CONFIG
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
-from workbench.training.checkpoint import load_checkpoint, model_state
+from workbench.training.checkpoint import model_state
 from workbench.training.report import expand_sweeps, read_config
-from workbench.training.trainer import BEST, LAST, SWAD_CHECKPOINT, best_checkpoint, synthetic_manifest
+from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
+from workbench.training.trainer import synthetic_manifest
 
 # what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, the last one, or SWAD's
 CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last", "swad")
@@ -80,26 +81,25 @@ def selected_checkpoint(run_dir: str | Path, selection: str = "source_val") -> s
     if selection == "last":
         return LAST
     if selection == "swad":
-        if not (Path(run_dir) / "checkpoints" / SWAD_CHECKPOINT).is_file():
+        if not RunDir(run_dir).swad.is_file():
             raise FileNotFoundError(f"{run_dir} has no checkpoints/{SWAD_CHECKPOINT}: the SWAD model exists only for "
                                     "finished runs trained with train.swad.enabled=true")
         return SWAD_CHECKPOINT
     name = best_checkpoint(selection)
-    if not (Path(run_dir) / "checkpoints" / name).is_file():
+    if not RunDir(run_dir).checkpoint(name).is_file():
         kept = run_config(run_dir)["train"].get("checkpoint_rules", DEFAULT_CONFIG["train"]["checkpoint_rules"])
         if selection not in kept:
             raise FileNotFoundError(f"{run_dir} kept the best models of {kept} only, not {selection!r}; train with "
                                     f"train.checkpoint_rules including {selection!r} to keep it")
-        raise FileNotFoundError(f"{Path(run_dir) / 'checkpoints' / name} does not exist: no evaluation of the run "
+        raise FileNotFoundError(f"{RunDir(run_dir).checkpoint(name)} does not exist: no evaluation of the run "
                                 f"has scored {selection!r} yet")
     return name
 
 
 def load_run_model(run_dir: str | Path, checkpoint: str = BEST, device: str | torch.device = "cpu") -> nn.Module:
     """The run's backbone with the weights of ``checkpoints/<checkpoint>`` (default: the selected one), in eval mode."""
-    run_dir = Path(run_dir)
     config = run_config(run_dir)
     model = create_model(config["model"]["name"], pretrained=False, **(config["model"].get("kwargs") or {}))
-    state = load_checkpoint(run_dir / "checkpoints" / checkpoint, map_location=device)
+    state = RunDir(run_dir).load(checkpoint, map_location=device)
     model.load_state_dict(model_state(state))
     return model.to(device).eval()

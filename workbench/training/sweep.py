@@ -23,12 +23,12 @@ from typing import Any
 import pandas as pd
 
 from workbench.algorithms import ALGORITHMS, hparam_spec
-from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
-                              run_config_changes)
+from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml)
 from workbench.data.manifest import ManifestError
-from workbench.training.report import DONE_MARKER, SWEEP_ALREADY_DONE, SWEEP_FILE, SWEEP_TRAINED, read_config
+from workbench.training.report import SWEEP_ALREADY_DONE, SWEEP_FILE, SWEEP_TRAINED
+from workbench.training.run_dir import RunConfigError, RunDir
 from workbench.training.runs import run_manifest
-from workbench.training.trainer import LAST, RESUMABLE_CHANGES, training_protocol
+from workbench.training.trainer import training_protocol
 
 # keys a grid may not sweep: the sweep's own axes (--algorithms, --seeds) and where or how a run executes
 UNSWEPT_KEYS: frozenset[str] = RUN_SPECIFIC_KEYS | {"algorithm.name", "train.seed"}
@@ -155,20 +155,17 @@ def existing_status(run: SweepRun, run_dir: Path) -> str | None:
     an unfinished one resumes only if training would accept it (``train.steps`` may grow), so changing
     ``--set`` or ``--config`` never passes old runs off as new ones; such runs fail naming the keys.
     """
-    saved = read_config(run_dir)
-    done = (run_dir / DONE_MARKER).exists()
-    if saved:
-        ignored = RUN_SPECIFIC_KEYS if done else RESUMABLE_CHANGES
-        changed = [name for name, _, _ in run_config_changes(saved, run.config, ignored)]
-        if changed:
-            return (f"failed: {run_dir} was {'trained' if done else 'started'} with another config (keys {changed}); "
-                    "sweep into another --out, or delete the run to train it again")
-    return SWEEP_ALREADY_DONE if done else None
+    directory = RunDir(run_dir)
+    try:
+        directory.check_config(run.config)
+    except RunConfigError as exc:
+        return f"failed: {exc}"
+    return SWEEP_ALREADY_DONE if directory.done else None
 
 
 def planned_status(run: SweepRun, run_dir: Path) -> str:
     """What a sweep would do with ``run``: its :func:`existing_status`, ``to resume`` or ``to train``."""
-    return existing_status(run, run_dir) or ("to resume" if (run_dir / "checkpoints" / LAST).exists() else "to train")
+    return existing_status(run, run_dir) or ("to resume" if RunDir(run_dir).resumable else "to train")
 
 
 def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) -> None:

@@ -14,7 +14,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import time
 import warnings
 from collections import defaultdict
@@ -29,38 +28,24 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import (CHECKPOINT_RULES, RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable,
-                              dump_config, run_config_changes, validate_config)
+from workbench.config import (ConfigError, check_checkpoint_rules_usable,
+                              validate_config)
 from workbench.data.augment import Augment, normalize
 from workbench.data.images import FrameDataset, collate_frames
 from workbench.data.manifest import read_manifests
 from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
 from workbench.data.sampling import DomainBatchSampler, step_generator
 from workbench.models import create_model, input_normalization
-from workbench.training.checkpoint import CheckpointError, load_checkpoint, model_state, save_checkpoint
+from workbench.training.checkpoint import CheckpointError, model_state
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import NonFiniteOutputError, evaluate_groups
-from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
-from workbench.training.report import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, read_config
+from workbench.training.records import RecordWriter
+from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
 from workbench.training.selection import SWAD_KIND, improves, record_score
 from workbench.training.swad import LossValley, set_parameters
 
-LAST = "last.pt"
-SWAD_CHECKPOINT = "swad.pt"
-
-
-def best_checkpoint(rule: str) -> str:
-    """File name under ``checkpoints/`` of the model selection ``rule`` picks (``train.checkpoint_rules``)."""
-    return f"best_{rule}.pt"
-
-
-BEST = best_checkpoint("source_val")
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
-# Config keys (dotted paths) that may differ when an interrupted run is resumed: where and how it runs,
-# and the number of steps (a run may be extended, never shortened). The kept checkpoints may not change:
-# the model of an earlier best step of a newly named rule is lost.
-RESUMABLE_CHANGES: frozenset[str] = (RUN_SPECIFIC_KEYS - {"train.checkpoint_rules"}) | {"train.steps"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,27 +89,6 @@ def run_directory(config: dict[str, Any], run_dir: str | Path | None = None) -> 
     if run_dir is not None:
         return Path(run_dir)
     return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
-
-
-def refuse_finished(run_dir: str | Path) -> None:
-    """Raise ``FileExistsError`` for a finished run (one with a ``done`` marker): it is never overwritten."""
-    if (Path(run_dir) / DONE_MARKER).exists():
-        raise FileExistsError(f"{run_dir} is a finished run; choose another run name or directory")
-
-
-def drop_predictions_after(path: Path, step: int) -> int:
-    """Remove the rows of a ``predictions.csv`` made by the model of a step after ``step``; return how many."""
-    if not path.is_file():
-        return 0
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)  # strings, so kept rows are written back as read
-    if "step" not in table.columns:
-        raise RecordsError(f"{path}: no 'step' column; have {list(table.columns)}")
-    late = pd.to_numeric(table["step"]) > step
-    if late.any():
-        tmp = path.with_name(path.name + ".tmp")
-        table[~late].to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    return int(late.sum())
 
 
 def synthetic_manifest(settings: dict[str, Any]) -> Path:
@@ -175,6 +139,7 @@ class Trainer:
         validate_config(config)
         self.config = config
         self.run_dir = run_directory(config, run_dir)
+        self.directory = RunDir(self.run_dir)
         self.callbacks = list(callbacks)
         self.dist = init_distributed()
         if config["train"]["cpu_threads"]:
@@ -301,16 +266,6 @@ class Trainer:
     def _best_state(self, step: int) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "step": step}
 
-    def _check_saved_config(self) -> None:
-        """Refuse a run directory whose saved config differs from this one beyond :data:`RESUMABLE_CHANGES`."""
-        saved = read_config(self.run_dir)  # {} when there is none; a RunConfigError (a ConfigError) if unreadable
-        if not saved:
-            return
-        changed = [name for name, _, _ in run_config_changes(saved, self.config, RESUMABLE_CHANGES)]
-        if changed:
-            raise ConfigError(f"{self.run_dir}: cannot resume, the config differs from the saved one in {changed}; "
-                              "choose another run name or directory")
-
     @property
     def checkpoint_rules(self) -> list[str]:
         """The selection rules whose best model is kept (``train.checkpoint_rules``)."""
@@ -322,11 +277,11 @@ class Trainer:
         Returns the step to continue from and, per kept rule, the best ``{"step", "score"}`` so far
         (step -1 before any scored evaluation).
         """
-        self._check_saved_config()
-        last = self.run_dir / "checkpoints" / LAST
+        self.directory.check_config(self.config)
+        last = self.directory.last
         if not last.exists():
             return 0, {rule: {"step": -1, "score": None} for rule in self.checkpoint_rules}
-        state = load_checkpoint(last, map_location=self.device)
+        state = self.directory.load(LAST, map_location=self.device)
         step, total = int(state["step"]), int(self.config["train"]["steps"])
         if step > total:
             raise ConfigError(f"config key 'train.steps' is {total}, below the step {step} of {last}: "
@@ -360,22 +315,17 @@ class Trainer:
         if start == 0:
             self._discard_attempt()
         else:
-            RecordWriter(self.run_dir).truncate_after(start, drop_kinds=(SWAD_KIND,))
-            drop_predictions_after(self.run_dir / PREDICTIONS_FILE, start)
+            self.directory.truncate_to(start, finishing_kinds=(SWAD_KIND,))
             for rule, kept in best.items():
                 self._restore_best(rule, kept["step"], start)
-        dump_config(self.config, self.run_dir / CONFIG_FILE)
+        self.directory.write_config(self.config)
 
     def _discard_attempt(self) -> None:
         """Remove the records, best checkpoints and predictions of an attempt that never reached ``last.pt``."""
-        bests = [self.run_dir / "checkpoints" / best_checkpoint(rule) for rule in CHECKPOINT_RULES]
-        stale = [path for path in (self.run_dir / RECORDS_FILE, *bests, self.run_dir / PREDICTIONS_FILE)
-                 if path.exists()]
-        for path in stale:
-            path.unlink()
+        stale = self.directory.discard_attempt()
         if stale:
             warnings.warn(f"{self.run_dir}: no checkpoints/{LAST} to resume from; starting at step 0 and removing "
-                          f"{[str(path.relative_to(self.run_dir)) for path in stale]} of the interrupted attempt",
+                          f"{stale} of the interrupted attempt",
                           stacklevel=4)
 
     def _restore_best(self, rule: str, best_step: int, step: int) -> None:
@@ -384,18 +334,18 @@ class Trainer:
         :meth:`_save` writes ``last.pt`` first, so a crash before a best checkpoint leaves
         ``best_step == step``: the best model is then the one just loaded from ``last.pt``.
         """
-        path = self.run_dir / "checkpoints" / best_checkpoint(rule)
+        path = self.directory.best(rule)
         if best_step < 0:
             path.unlink(missing_ok=True)
             return
-        held = int(load_checkpoint(path)["step"]) if path.exists() else None
+        held = int(self.directory.load(best_checkpoint(rule))["step"]) if path.exists() else None
         if held == best_step:
             return
         if best_step != step:
             found = "is missing" if held is None else f"holds step {held}"
-            raise CheckpointError(f"{path} {found} but {self.run_dir / 'checkpoints' / LAST} selected step "
+            raise CheckpointError(f"{path} {found} but {self.directory.last} selected step "
                                   f"{best_step}, whose model is lost; delete {self.run_dir} to train it again")
-        save_checkpoint(self._best_state(step), path)
+        self.directory.save(best_checkpoint(rule), self._best_state(step))
 
     # ---------------------------------------------------------------- loop
     def evaluate(self) -> tuple[dict[str, dict], pd.DataFrame]:
@@ -411,7 +361,7 @@ class Trainer:
         """
         train = self.config["train"]
         main = self.dist.is_main
-        refuse_finished(self.run_dir)
+        self.directory.refuse_finished()
         check_checkpoint_rules_usable(self.config)
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -420,7 +370,7 @@ class Trainer:
         self.dist.barrier()  # every process has read the saved config before it is rewritten
         if main:
             self._prepare_outputs(start, best)
-        writer = RecordWriter(self.run_dir) if main else None
+        writer = self.directory.records if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
         saved_step, window, callbacks_s = start, _Window(), 0.0
         started = time.perf_counter()
@@ -471,7 +421,7 @@ class Trainer:
         return self.run_dir
 
     def _non_finite_message(self, what: str, step: int, saved_step: int) -> str:
-        where = (f"is {self.run_dir / 'checkpoints' / LAST} (step {saved_step})" if saved_step
+        where = (f"is {self.directory.last} (step {saved_step})" if saved_step
                  else "does not exist yet (no evaluation step was reached)")
         return (f"{what} at step {step}; training stopped. The last good checkpoint {where}; "
                 "lower the learning rate or ρ and train again in a new run directory (or delete this one).")
@@ -532,17 +482,17 @@ class Trainer:
             score = record_score(record, rule, SELECTION_METRIC)
             if improves(score, kept["score"], SELECTION_METRIC):
                 best[rule] = {"step": step, "score": score}
-        save_checkpoint(self._state(step, best), self.run_dir / "checkpoints" / LAST)
+        self.directory.save(LAST, self._state(step, best))
         for rule, kept in best.items():
             if kept["step"] == step:
-                save_checkpoint(self._best_state(step), self.run_dir / "checkpoints" / best_checkpoint(rule))
+                self.directory.save(best_checkpoint(rule), self._best_state(step))
         return best
 
     def _finish(self, best: dict[str, dict[str, Any]], writer: RecordWriter) -> None:
         """Predictions of the selected model (best source-val AUC), the SWAD model (``train.swad``) and the
         ``done`` marker."""
         if best["source_val"]["step"] >= 0:
-            selected = load_checkpoint(self.run_dir / "checkpoints" / BEST, map_location=self.device)
+            selected = self.directory.load(BEST, map_location=self.device)
             self.model.load_state_dict(selected["model"])
         _, predictions = self.evaluate()
         predictions["step"] = best["source_val"]["step"]
@@ -550,10 +500,10 @@ class Trainer:
         frames = [predictions]
         if self.swad is not None:
             frames.append(self._finish_swad(writer))
-        pd.concat(frames, ignore_index=True).to_csv(self.run_dir / PREDICTIONS_FILE, index=False)
-        last = load_checkpoint(self.run_dir / "checkpoints" / LAST, map_location=self.device)
+        self.directory.write_predictions(pd.concat(frames, ignore_index=True))
+        last = self.directory.load(LAST, map_location=self.device)
         self.model.load_state_dict(model_state(last))
-        (self.run_dir / DONE_MARKER).write_text(f"step {self.config['train']['steps']}\n")
+        self.directory.mark_done(int(self.config["train"]["steps"]))
 
     def _finish_swad(self, writer: RecordWriter) -> pd.DataFrame:
         """Load the SWAD average into the model, recompute its BatchNorm statistics on training batches,
@@ -568,8 +518,7 @@ class Trainer:
         results, predictions = self.evaluate()
         writer.append({"kind": SWAD_KIND, "step": step, "algorithm": self.config["algorithm"]["name"],
                        "seed": self.config["train"]["seed"], "eval": results, "swad": summary})
-        save_checkpoint({"model": self.model.state_dict(), "step": step, "swad": summary},
-                        self.run_dir / "checkpoints" / SWAD_CHECKPOINT)
+        self.directory.save(SWAD_CHECKPOINT, {"model": self.model.state_dict(), "step": step, "swad": summary})
         predictions["step"] = step
         predictions["model"] = SWAD_KIND
         return predictions
@@ -647,5 +596,5 @@ def _fmt(value: float | None) -> str:
 def train(config: dict[str, Any], run_dir: str | Path | None = None,
           callbacks: Sequence[TrainingCallback] = ()) -> Path:
     """Build a :class:`Trainer` from a resolved config and run it to the end (a finished run is refused first)."""
-    refuse_finished(run_directory(config, run_dir))
+    RunDir(run_directory(config, run_dir)).refuse_finished()
     return Trainer(config, run_dir, callbacks).fit()
