@@ -68,7 +68,7 @@ def trainer_run(config: dict, run_dir: Path) -> dict:
 
 def pooled_batches(trainer: Trainer, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The trainer's prepared batches of steps ``1..steps``, each pooled over the domains, on the device."""
-    return [Algorithm.pooled(batches) for _, batches in trainer.iterate_steps(1, steps)]
+    return [Algorithm.pooled(batches) for _, batches in trainer.data.iterate_steps(1, steps)]
 
 
 def bare_run(config: dict, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> dict:

@@ -85,7 +85,6 @@ def test_train_reports_bad_config_values_in_one_line_and_writes_nothing(tiny_con
 
 
 def test_train_refuses_a_finished_run_before_loading_anything(tiny_config, tmp_path, capsys, monkeypatch):
-    from workbench.training import Trainer
 
     config = _config_file(tiny_config, tmp_path)
     run_dir = tmp_path / "cli-run"
@@ -93,7 +92,8 @@ def test_train_refuses_a_finished_run_before_loading_anything(tiny_config, tmp_p
             "--run-dir", str(run_dir)]
     assert main(argv) == 0 and (run_dir / "done").exists()
     assert [json.loads(line)["step"] for line in (run_dir / "records.jsonl").read_text().splitlines()] == [2]
-    monkeypatch.setattr(Trainer, "_setup_data", lambda self: pytest.fail("data loaded for a finished run"))
+    monkeypatch.setattr("workbench.training.trainer.TrainingData",
+                        lambda *args: pytest.fail("data loaded for a finished run"))
     capsys.readouterr()
     assert main(argv) == 1
     assert capsys.readouterr().err == f"error: {run_dir} is a finished run; choose another run name or directory\n"

@@ -113,7 +113,7 @@ def test_the_trainer_keeps_evaluates_and_predicts_with_the_swad_model(swad_confi
         for module in trainer.model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.reset_running_stats()
-    update_bn((torch.cat([x for x, _ in trainer.domain_batches(8 + i)]) for i in (1, 2, 3)), trainer.model)
+    update_bn((torch.cat([x for x, _ in trainer.data.domain_batches(8 + i)]) for i in (1, 2, 3)), trainer.model)
     for key, value in trainer.model.state_dict().items():
         if "running" in key:
             torch.testing.assert_close(value, kept["model"][key], msg=key)

@@ -199,10 +199,10 @@ def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_s
     from workbench.cli.sweep import RUN_FAILURES
     from workbench.training.trainer import Trainer, train
 
-    original = Trainer._setup_algorithm
+    original = Trainer.__init__
 
-    def setup(self):
-        original(self)
+    def setup(self, *args, **kwargs):
+        original(self, *args, **kwargs)
         if self.config["algorithm"]["name"] == "sam":
             launch, calls = self.algorithm.launch, iter(range(1, 100))
 
@@ -215,7 +215,7 @@ def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_s
 
             self.algorithm.launch = poisoned
 
-    monkeypatch.setattr(Trainer, "_setup_algorithm", setup)
+    monkeypatch.setattr(Trainer, "__init__", setup)
     runs = plan_sweep(base, [], ["sam", "erm"], [0])
     table = run_sweep(runs, tmp_path / "sweep", train, errors=RUN_FAILURES)
     assert table["status"].tolist()[1] == "trained"

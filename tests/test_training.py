@@ -11,18 +11,20 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from method_cards import CARDS
 
 import workbench.training.run_dir as run_dir_module
 import workbench.training.trainer as trainer_module
-from method_cards import CARDS
 from workbench.algorithms import ALGORITHMS
-from workbench.training.distributed import DistContext
+from workbench.algorithms.execution import ExecutionPolicy
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
 from workbench.training.checkpoint import model_state, save_checkpoint
+from workbench.training.distributed import DistContext
+from workbench.training.pipeline import TrainingData, synthetic_manifest
 from workbench.training.records import RecordsError, RecordWriter
-from workbench.training.selection import load_records, select
 from workbench.training.run_dir import BEST, LAST, best_checkpoint
+from workbench.training.selection import load_records, select
 
 
 def assert_same_state(a, b, where="state"):
@@ -109,7 +111,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tin
 def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config, tmp_path / "run")
     events = []
-    fetch, launch, read = trainer.domain_batches, trainer.algorithm.launch, trainer_module.as_floats
+    fetch, launch, read = trainer.data.domain_batches, trainer.algorithm.launch, trainer_module.as_floats
 
     def fetched(step):
         events.append(("fetch", step))
@@ -123,7 +125,7 @@ def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config,
         events.append(("read",))
         return read(stats)
 
-    monkeypatch.setattr(trainer, "domain_batches", fetched)
+    monkeypatch.setattr(trainer.data, "domain_batches", fetched)
     monkeypatch.setattr(trainer.algorithm, "launch", launched)
     monkeypatch.setattr(trainer_module, "as_floats", read_stats)
     trainer.fit(stop_at_step=3)
@@ -410,7 +412,7 @@ def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tin
 def test_shard_positions_place_each_rank_in_the_global_batch():
     """Rank r of 2 holds rows r, r+2, … of each domain's global batch (step_rows); offsets are per domain."""
     def positions(rank, world, sizes):
-        return Trainer.shard_positions(SimpleNamespace(dist=DistContext(rank=rank, world_size=world)), sizes)
+        return TrainingData.shard_positions(SimpleNamespace(dist=DistContext(rank=rank, world_size=world)), sizes)
 
     assert positions(0, 1, [4, 4]) == ()
     got, total = positions(1, 2, [2, 3])
@@ -423,9 +425,9 @@ def test_each_synthetic_benchmark_gets_its_own_cache_folder(monkeypatch, tmp_pat
     monkeypatch.setattr("workbench.data.synthetic.generate_benchmark", lambda out, **_: folders.append(out) or out)
     base = {"cache_dir": str(tmp_path), "videos_per_domain": 10, "frames_per_video": 2, "size": 32, "seed": 0,
             "workers": 1}
-    trainer_module.synthetic_manifest(base)
-    trainer_module.synthetic_manifest({**base, "workers": 2})
-    trainer_module.synthetic_manifest({**base, "split_fractions": [0.4, 0.3, 0.3]})
+    synthetic_manifest(base)
+    synthetic_manifest({**base, "workers": 2})
+    synthetic_manifest({**base, "split_fractions": [0.4, 0.3, 0.3]})
     assert folders[0] == folders[1] == tmp_path / "v10-f2-32px-seed0"
     assert folders[2].name.startswith("v10-f2-32px-seed0-") and folders[2] != folders[0]
 
@@ -448,7 +450,7 @@ def test_every_process_runs_the_callbacks_and_only_the_main_one_records(tiny_con
     waiting; so all ranks run callbacks, and a rank without a records writer only skips the recording."""
     probe = StepProbe()
     trainer = Trainer(tiny_config, tmp_path / "run", callbacks=[probe])
-    batches = trainer.domain_batches(2)
+    batches = trainer.data.domain_batches(2)
     trainer._run_callbacks(batches, 2, writer=None)  # as on a rank other than the main one
     trainer._run_callbacks(batches, 3, writer=None)  # not due
     assert probe.steps == [2] and not (tmp_path / "run" / "records.jsonl").exists()
@@ -481,7 +483,7 @@ def test_weights_that_diverge_on_an_evaluation_step_stop_training_cleanly(tiny_c
 
 def test_non_finite_outputs_of_finite_weights_stop_training_cleanly(tiny_config, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config, tmp_path / "run")
-    monkeypatch.setattr(trainer.algorithm, "predict", lambda x: torch.full((len(x), 2), math.nan))
+    monkeypatch.setattr(ExecutionPolicy, "predict", lambda self, model, x: torch.full((len(x), 2), math.nan))
     with pytest.raises(NonFiniteLossError, match=r"evaluation failed: the model.s fake probability is nan for 54 of 54 "):
         trainer.fit()
 

@@ -382,3 +382,17 @@ def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
 def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
     """Write ``config`` as a config file (atomically), with every hyper-parameter of its algorithm spelled out."""
     atomic_write_text(path, dump_yaml(with_resolved_hparams(config)))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``train.device``: ``auto`` is CUDA when there is one, else the CPU; a CUDA device must exist here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(f"config key 'train.device': {name!r} does not exist on this machine ({have}); "
+                              "use auto or cpu")
+    return device

@@ -38,12 +38,11 @@ from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
 
 from workbench.analysis.callbacks import callbacks_from_config
-from workbench.config import load_config
+from workbench.config import load_config, resolve_device
 from workbench.data.manifest import domain_roles
 from workbench.data.sampling import DomainBatchSampler
 from workbench.training import Trainer
 from workbench.training.run_dir import RunDir, RunMismatchError  # noqa: F401 (notebooks catch it from here)
-from workbench.training.trainer import resolve_device
 from workbench.viz import eval_frame, kaleido_session, save_figure, training_curves
 from workbench.viz.data import labelled
 from workbench.viz.labels import label
@@ -254,7 +253,7 @@ class LiveTraining:
         self.callbacks = callbacks_from_config(self.config) if callbacks is None else list(callbacks)
         self._trainer: Trainer | None = None
         if epochs is not None:
-            self.config["train"]["steps"] = steps_for_epochs(self.trainer.sampler, epochs)
+            self.config["train"]["steps"] = steps_for_epochs(self.trainer.data.sampler, epochs)
             self._trainer = None  # rebuilt with the final step count
         if self.finished:
             check_reusable(self.run_dir, self.config)

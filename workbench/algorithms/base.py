@@ -107,15 +107,12 @@ class Algorithm(nn.Module):
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, 2]`` (index 1 = fake)."""
-        with self.execution.math():
-            return self.logits(x)
+        return self.execution.predict(self.model, x)
 
     # ------------------------------------------------------------------ helpers for step()
     def logits(self, x: torch.Tensor, forward=None) -> torch.Tensor:
         """Full-precision logits of the model (or of ``forward``) under the execution policy."""
-        forward = self.model if forward is None else forward
-        with self.execution.autocast(x.device):
-            return full_precision(forward(self.execution.layout(x)))
+        return self.execution.logits(self.model if forward is None else forward, x)
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, forward=None) -> torch.Tensor:
         """2-logit cross-entropy (DeepfakeBench convention) of the model (or ``forward``) on one batch."""

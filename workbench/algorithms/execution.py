@@ -11,7 +11,7 @@ the device and never branch on device values.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
@@ -73,6 +73,16 @@ class ExecutionPolicy:
         if self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda"):
             return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
         return nullcontext()
+
+    def logits(self, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Full-precision logits of ``forward`` on ``x`` in the policy's precision and layout."""
+        with self.autocast(x.device):
+            return full_precision(forward(self.layout(x)))
+
+    def predict(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation logits: :meth:`logits` under the policy's math settings (TF32 for ``precision="tf32"``)."""
+        with self.math():
+            return self.logits(model, x)
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """Images in the memory format the model expects (NHWC with ``channels_last``)."""

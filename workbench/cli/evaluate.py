@@ -7,15 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
-from workbench.config import load_config
-from workbench.training import Trainer
-from workbench.training.checkpoint import model_state
-from workbench.training.run_dir import RunDir
-from workbench.training.runs import CHECKPOINT_SELECTIONS, run_config, selected_checkpoint
+from workbench.training.runs import CHECKPOINT_SELECTIONS
+from workbench.training.scoring import score_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint and print (and write) the metrics; returns 1 with a one-line message on unusable inputs."""
     try:
-        state, results, predictions = evaluate_checkpoint(Path(args.run_dir), args.overrides, args.checkpoint,
-                                                          args.selection)
+        state, results, predictions = score_checkpoint(Path(args.run_dir), args.overrides, args.checkpoint,
+                                                       args.selection)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -55,19 +50,3 @@ def run(args: argparse.Namespace) -> int:
         (out / "metrics.json").write_text(json.dumps({"step": int(state["step"]), "eval": results}, indent=2))
         predictions.to_csv(out / "predictions.csv", index=False)
     return 0
-
-
-def evaluate_checkpoint(run_dir: Path, overrides: list[str], checkpoint: str | None = None,
-                        selection: str = "source_val") -> tuple[dict, dict, pd.DataFrame]:
-    """A checkpoint's state, its metrics on every evaluation group and the predictions behind them.
-
-    The checkpoint is the file ``checkpoint`` under ``checkpoints/``, else the model ``selection`` picked.
-    """
-    run_config(run_dir)  # names the directory if it is not a run
-    directory = RunDir(run_dir)
-    trainer = Trainer(load_config(directory.config_file, overrides), run_dir)
-    checkpoint = checkpoint or selected_checkpoint(run_dir, selection)
-    state = directory.load(checkpoint, map_location=trainer.device)
-    trainer.model.load_state_dict(model_state(state))
-    results, predictions = trainer.evaluate()
-    return state, results, predictions

@@ -21,8 +21,15 @@ import torch
 import yaml
 
 from workbench.atomic import atomic_path, atomic_write_text
-from workbench.config import (CHECKPOINT_RULES, RUN_SPECIFIC_KEYS, ConfigError, dump_config, load_yaml,
-                              run_config_changes, with_resolved_hparams)
+from workbench.config import (
+    CHECKPOINT_RULES,
+    RUN_SPECIFIC_KEYS,
+    ConfigError,
+    dump_config,
+    load_yaml,
+    run_config_changes,
+    with_resolved_hparams,
+)
 from workbench.training.checkpoint import load_checkpoint, save_checkpoint
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
 from workbench.training.selection import load_records

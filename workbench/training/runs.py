@@ -18,7 +18,7 @@ from workbench.models import create_model
 from workbench.training.checkpoint import model_state
 from workbench.training.report import expand_sweeps, read_config
 from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
-from workbench.training.trainer import synthetic_manifest
+from workbench.training.pipeline import synthetic_manifest
 
 # what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, the last one, or SWAD's
 CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last", "swad")
@@ -54,7 +54,7 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run directory's saved config; ``FileNotFoundError`` naming the directory when it is not a run."""
     config = read_config(run_dir)
     if not config:
-        raise FileNotFoundError(f"{Path(run_dir) / 'config.yaml'} does not exist; is {str(run_dir)!r} a run directory?")
+        raise FileNotFoundError(f"{RunDir(run_dir).config_file} does not exist; is {str(run_dir)!r} a run directory?")
     return config
 
 

@@ -28,7 +28,7 @@ from workbench.data.manifest import ManifestError
 from workbench.training.report import SWEEP_ALREADY_DONE, SWEEP_FILE, SWEEP_TRAINED
 from workbench.training.run_dir import RunConfigError, RunDir
 from workbench.training.runs import run_manifest
-from workbench.training.trainer import training_protocol
+from workbench.training.pipeline import training_protocol
 
 # keys a grid may not sweep: the sweep's own axes (--algorithms, --seeds) and where or how a run executes
 UNSWEPT_KEYS: frozenset[str] = RUN_SPECIFIC_KEYS | {"algorithm.name", "train.seed"}
@@ -169,7 +169,7 @@ def planned_status(run: SweepRun, run_dir: Path) -> str:
 
 
 def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) -> None:
-    """The checks training makes before its first step (:func:`workbench.training.trainer.training_protocol`,
+    """The checks training makes before its first step (:func:`workbench.training.pipeline.training_protocol`,
     kept checkpoint rules), on the config's manifest; ``manifests`` caches the tables read so far."""
     data = config["data"]
     key = json.dumps([data["manifest"], data["root"], None if data["manifest"] else data["synthetic"]],

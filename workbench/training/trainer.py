@@ -10,37 +10,41 @@ docs/records.md, "Interrupted runs".
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
 import math
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol as TypingProtocol
+from typing import Any
+from typing import Protocol as TypingProtocol
 
 import pandas as pd
 import torch
 from torch.optim.swa_utils import update_bn
-from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import (ConfigError, check_checkpoint_rules_usable,
-                              validate_config)
-from workbench.data.augment import Augment, normalize
-from workbench.data.images import FrameDataset, collate_frames
-from workbench.data.manifest import read_manifests
-from workbench.data.protocol import Protocol, evaluation_groups, training_real_pool
-from workbench.data.sampling import DomainBatchSampler, step_generator
+from workbench.config import (
+    ConfigError,
+    check_checkpoint_rules_usable,
+    resolve_device,
+    validate_config,
+)
 from workbench.models import create_model, input_normalization
 from workbench.training.checkpoint import CheckpointError, model_state
 from workbench.training.distributed import init_distributed
-from workbench.training.evaluation import NonFiniteOutputError, evaluate_groups
+from workbench.training.evaluation import NonFiniteOutputError
+from workbench.training.pipeline import TrainingData
 from workbench.training.records import RecordWriter
-from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
+from workbench.training.run_dir import (
+    BEST,
+    LAST,
+    SWAD_CHECKPOINT,
+    RunDir,
+    best_checkpoint,
+)
+from workbench.training.scoring import score_model
 from workbench.training.selection import SWAD_KIND, improves, record_score
 from workbench.training.swad import LossValley, set_parameters
 
@@ -66,20 +70,6 @@ class TrainingCallback(TypingProtocol):
                  step: int) -> dict[str, float]: ...
 
 
-def resolve_device(name: str) -> torch.device:
-    """``train.device``: ``auto`` is CUDA when there is one, else the CPU; a CUDA device must exist here."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index or 0) >= count:
-            have = f"{count} CUDA device(s)" if count else "no CUDA device"
-            raise ConfigError(f"config key 'train.device': {name!r} does not exist on this machine ({have}); "
-                              "use auto or cpu")
-    return device
-
-
 def default_run_name(config: dict[str, Any]) -> str:
     return f"{config['algorithm']['name']}-{config['model']['name']}-seed{config['train']['seed']}"
 
@@ -89,42 +79,6 @@ def run_directory(config: dict[str, Any], run_dir: str | Path | None = None) -> 
     if run_dir is not None:
         return Path(run_dir)
     return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
-
-
-def synthetic_manifest(settings: dict[str, Any]) -> Path:
-    """Generate (or reuse) the embedded benchmark described by ``data.synthetic``; return its manifest.
-
-    Each benchmark gets its own folder under ``cache_dir``: ``v<videos>-f<frames>-<size>px-seed<seed>``,
-    plus a hash of any other generator option (split fractions, target videos, forgery strengths),
-    so two configs never rebuild, or read, each other's images.
-    """
-    from workbench.data.synthetic import generate_benchmark
-
-    options = dict(settings)
-    cache_dir = Path(options.pop("cache_dir"))
-    videos = options.pop("videos_per_domain")
-    frames = options.pop("frames_per_video")
-    tag = f"v{videos}-f{frames}-{options.get('size', 64)}px-seed{options.get('seed', 0)}"
-    others = {key: value for key, value in options.items() if key not in ("size", "seed", "workers")}
-    if others:
-        tag += "-" + hashlib.sha1(json.dumps(others, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
-
-
-def training_protocol(config: dict[str, Any], manifest: pd.DataFrame,
-                      world_size: int = 1) -> tuple[Protocol, dict[str, Any]]:
-    """The protocol and evaluation groups a config trains (or evaluates) with on ``manifest``, after the
-    checks that need no model: domain names and roles, non-empty groups, and a batch the source domains
-    (and processes) divide. Raises naming what is wrong."""
-    data = config["data"]
-    protocol = Protocol(source_domains=tuple(data["source_domains"]), target_domains=tuple(data["target_domains"] or ()),
-                        lodo_domain=data["lodo_domain"])
-    groups = evaluation_groups(manifest, protocol)
-    k = len(protocol.source_domains)
-    if data["batch_size"] % (k * world_size):
-        raise ConfigError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
-                          f"times the {world_size} process(es)")
-    return protocol, groups
 
 
 class Trainer:
@@ -145,109 +99,22 @@ class Trainer:
         if config["train"]["cpu_threads"]:
             torch.set_num_threads(int(config["train"]["cpu_threads"]))
         self.device = self.dist.device if self.dist.is_distributed else resolve_device(config["train"]["device"])
-        self._setup_data()
-        self._setup_algorithm()
+        torch.manual_seed(config["train"]["seed"])
+        model_cfg = config["model"]
+        model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
+        self.data = TrainingData(config, self.device, self.dist, input_normalization(model))
+        model = self.dist.prepare_model(model.to(self.device), sync_batchnorm=config["train"]["sync_batchnorm"])
+        self.algorithm: Algorithm = build_algorithm(config["algorithm"]["name"], model, config["algorithm"]["hparams"],
+                                                    num_domains=len(self.data.protocol.source_domains))
+        self.dist.attach(self.algorithm)
         swad = config["train"]["swad"]
         self.swad = (LossValley(swad["n_converge"], swad["n_tolerance"], swad["tolerance_ratio"])
                      if swad["enabled"] and self.dist.is_main else None)
 
     # ----------------------------------------------------------------- setup
-    def _setup_data(self) -> None:
-        data = self.config["data"]
-        manifests = data["manifest"] or synthetic_manifest(data["synthetic"])
-        self.manifest, self.roots = read_manifests(manifests, data["root"])
-        self.protocol, self.groups = training_protocol(self.config, self.manifest, self.dist.world_size)
-        self.dataset = FrameDataset(self.manifest, self.roots, data["image_size"], cache=data["cache_images"])
-        k = len(self.protocol.source_domains)
-        self.sampler = DomainBatchSampler(
-            self.manifest,
-            self.protocol.source_domains,
-            training_real_pool(self.manifest, self.protocol),
-            batch_size_per_domain=data["batch_size"] // k,
-            real_fraction=data["real_fraction"],
-            paired=data["paired_reals"],
-            seed=self.config["train"]["seed"],
-        )
-        self.augment = Augment() if data["augment"] else None
-
-    def _setup_algorithm(self) -> None:
-        torch.manual_seed(self.config["train"]["seed"])
-        model_cfg = self.config["model"]
-        model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
-        model = self.dist.prepare_model(model.to(self.device), sync_batchnorm=self.config["train"]["sync_batchnorm"])
-        self.algorithm: Algorithm = build_algorithm(
-            self.config["algorithm"]["name"], model, self.config["algorithm"]["hparams"],
-            num_domains=len(self.protocol.source_domains),
-        )
-        self.dist.attach(self.algorithm)
-        self.input_stats = input_normalization(model)
-
     @property
     def model(self) -> torch.nn.Module:
         return self.algorithm.model
-
-    # ------------------------------------------------------------- batches
-    def step_rows(self, step: int) -> list[torch.Tensor]:
-        """This process's manifest rows of ``step``, one tensor per source domain.
-
-        Under torchrun every process draws the same global batch and keeps an interleaved shard of
-        each domain's rows, so fakes and reals stay balanced on every rank.
-        """
-        return [self.dist.share(rows) for rows in self.sampler.indices(step)]
-
-    def prepare_batches(self, images: torch.Tensor, labels: torch.Tensor, step: int,
-                        sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """uint8 images of one step → augmented, normalised per-domain ``(x_k, y_k)`` on the device.
-
-        On CUDA the images are copied from pinned memory: a copy from pageable memory would first wait
-        for the update still running on the device, undoing the overlap :meth:`fit` arranges.
-        """
-        if self.device.type == "cuda" and not images.is_pinned():
-            images, labels = images.pin_memory(), labels.pin_memory()
-        x = images.to(self.device, non_blocking=True).float() / 255.0
-        if self.augment is not None:
-            generator = step_generator(self.config["train"]["seed"], step, stream=1)
-            x = self.augment(x, generator, *self.shard_positions(sizes))
-        x = normalize(x, *self.input_stats)
-        y = labels.to(self.device, non_blocking=True)
-        return list(zip(x.split(sizes), y.split(sizes)))
-
-    def shard_positions(self, sizes: list[int]) -> tuple[torch.Tensor, int] | tuple[()]:
-        """Where this process's images sit in the global batch (for the augmentation draws), and its size.
-
-        Empty in a single process. ``sizes`` are this process's per-domain shard sizes (:meth:`step_rows`);
-        the positions are the same share of the global batch's places as the rows.
-        """
-        world = self.dist.world_size
-        if world == 1:
-            return ()
-        offsets = [0, *itertools.accumulate(size * world for size in sizes)]
-        positions = torch.cat([self.dist.share(torch.arange(start, end)) for start, end in zip(offsets, offsets[1:])])
-        return positions, offsets[-1]
-
-    def domain_batches(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The per-domain training batches of ``step`` (sampled, augmented, normalised, on device)."""
-        rows = self.step_rows(step)
-        images, labels = self.dataset.batch(torch.cat(rows))
-        return self.prepare_batches(images, labels, step, [len(r) for r in rows])
-
-    def iterate_steps(self, first: int, last: int) -> Iterator[tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]]:
-        """``(step, domain batches)`` for steps ``first..last``.
-
-        With ``data.workers > 0`` images are decoded ahead of time by DataLoader workers fed with each
-        step's (deterministic) rows, so a GPU is not kept waiting; the batches are identical either way.
-        """
-        workers = int(self.config["data"]["workers"])
-        if workers == 0:
-            for step in range(first, last + 1):
-                yield step, self.domain_batches(step)
-            return
-        sizes = [len(r) for r in self.step_rows(first)]
-        loader = DataLoader(self.dataset, batch_sampler=_StepRows(self, first, last), num_workers=workers,
-                            collate_fn=collate_frames, pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4)
-        for step, (images, labels, _) in zip(range(first, last + 1), loader):
-            yield step, self.prepare_batches(images, labels, step, sizes)
 
     # ---------------------------------------------------------- checkpoints
     def _state(self, step: int, best: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -350,9 +217,7 @@ class Trainer:
     # ---------------------------------------------------------------- loop
     def evaluate(self) -> tuple[dict[str, dict], pd.DataFrame]:
         """Metrics of the current model on every evaluation group, and the predictions behind them."""
-        data = self.config["data"]
-        return evaluate_groups(self.model, self.algorithm.predict, self.dataset, self.groups, self.device,
-                               batch_size=data["eval_batch_size"], workers=data["workers"])
+        return score_model(self.model, self.config, self.device, data=(self.data.dataset, self.data.groups))
 
     def fit(self, stop_at_step: int | None = None) -> Path:
         """Train to ``train.steps`` (or stop cleanly after ``stop_at_step``); return the run directory.
@@ -376,7 +241,7 @@ class Trainer:
         started = time.perf_counter()
         progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
                         disable=not (train["progress"] and main), dynamic_ncols=True)
-        steps = self.iterate_steps(start + 1, total)
+        steps = self.data.iterate_steps(start + 1, total)
         try:
             tick = time.perf_counter()
             upcoming = next(steps, None)
@@ -460,7 +325,7 @@ class Trainer:
             raise NonFiniteLossError(self._non_finite_message(f"evaluation failed: {exc}", step, saved_step)) from exc
         return {
             "step": step,
-            "epoch": step * self.sampler.n_fake * len(self.sampler.fake_pools) / self.sampler.fakes_per_epoch(),
+            "epoch": step * self.data.sampler.n_fake * len(self.data.sampler.fake_pools) / self.data.sampler.fakes_per_epoch(),
             "wall_s": wall_s,
             "algorithm": self.config["algorithm"]["name"],
             "seed": self.config["train"]["seed"],
@@ -529,7 +394,7 @@ class Trainer:
         count = int(self.config["train"]["swad"]["bn_update_steps"])
         if count == 0 or not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
             return
-        inputs = (torch.cat([x for x, _ in self.domain_batches(step + i)]) for i in range(1, count + 1))
+        inputs = (torch.cat([x for x, _ in self.data.domain_batches(step + i)]) for i in range(1, count + 1))
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
                 self.algorithm.execution.autocast(self.device):
             update_bn(inputs, self.model)
@@ -541,20 +406,6 @@ def _saved_best(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {rule: {"step": int(kept["step"]), "score": kept["score"]} for rule, kept in state["best"].items()}
     score = float(state["best_score"])
     return {"source_val": {"step": int(state["best_step"]), "score": score if math.isfinite(score) else None}}
-
-
-class _StepRows(Sampler):
-    """Batch sampler of a DataLoader: the flat manifest rows of each training step, in order."""
-
-    def __init__(self, trainer: Trainer, first: int, last: int) -> None:
-        self.trainer, self.steps = trainer, range(first, last + 1)
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in self.steps:
-            yield torch.cat(self.trainer.step_rows(step)).tolist()
 
 
 class _Window:
