@@ -270,3 +270,18 @@ def domain_roles(df: pd.DataFrame) -> dict[str, str]:
         present = set(labels.unique())
         roles[domain] = "real" if present == {0} else "fake" if present == {1} else "mixed"
     return roles
+
+
+def manifest_counts(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, domain): role (real/fake/mixed), videos, frames per split, and frames with a mask."""
+    roles = domain_roles(manifest)
+    frames = pd.crosstab([manifest["dataset"], manifest["domain"]], manifest["split"])
+    table = pd.DataFrame(index=frames.index)
+    table["role"] = [roles[domain] for _, domain in table.index]
+    table["videos"] = manifest.groupby(["dataset", "domain"])["video"].nunique()
+    for split in ("train", "val", "test"):
+        table[f"frames_{split}"] = frames[split] if split in frames.columns else 0
+    if "mask_path" in manifest.columns:
+        has_mask = manifest.assign(has=manifest["mask_path"].notna())
+        table["with_mask"] = has_mask.groupby(["dataset", "domain"])["has"].sum()
+    return table

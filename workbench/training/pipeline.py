@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,11 @@ class StepRows(Sampler):
     def __iter__(self) -> Iterator[list[int]]:
         for step in self.steps:
             yield torch.cat(self.data.step_rows(step)).tolist()
+
+
+def steps_for_epochs(sampler: DomainBatchSampler, epochs: float) -> int:
+    """Steps that show every training fake ``epochs`` times on average (the trainer's epoch definition)."""
+    if epochs <= 0:
+        raise ValueError(f"epochs={epochs} must be positive")
+    fakes_per_step = sampler.n_fake * len(sampler.fake_pools)
+    return max(1, math.ceil(epochs * sampler.fakes_per_epoch() / fakes_per_step))

@@ -11,6 +11,7 @@ to keep one browser running (then about 0.2 s per figure).
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -18,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import kaleido
-
 from matplotlib.figure import Figure
 from plotly.basedatatypes import BaseFigure
 
@@ -76,3 +76,17 @@ def save_figure(
         figure.savefig(path, format=suffix[1:], dpi=100 * scale, bbox_inches="tight")
         return path
     raise TypeError(f"cannot save a {type(figure).__name__}: expected a plotly or matplotlib figure")
+
+
+def show_static(figure: Figure, dpi: int = 120) -> None:
+    """Display a matplotlib figure in the notebook as a PNG.
+
+    The ``*_static`` builders of :mod:`workbench.viz` make figures without pyplot, which Jupyter's
+    inline backend does not register for display unless pyplot was set up first.
+    """
+    from IPython.display import Image as PngImage
+    from IPython.display import display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    display(PngImage(data=buffer.getvalue(), format="png"))
