@@ -11,7 +11,16 @@ import pytest
 from scipy.optimize import brentq
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from workbench.metrics import LOWER_IS_BETTER, compute_metrics, equal_error_rate, per_domain_metrics, video_bootstrap_ci
+from workbench.metrics import (
+    LOWER_IS_BETTER,
+    compute_metrics,
+    equal_error_rate,
+    per_domain_metrics,
+    percentile_interval,
+    vertex_equal_error_rate,
+    video_bootstrap_ci,
+    video_bootstrap_statistics,
+)
 from workbench.metrics.bootstrap import mann_whitney_auc
 
 
@@ -144,6 +153,40 @@ def test_perfect_separation_has_zero_eer():
     assert equal_error_rate(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == pytest.approx(0.0)
 
 
+def test_vertex_eer_reads_the_nearest_vertex_where_the_interpolated_eer_crosses_between():
+    # reals 0.2, 0.6; fakes 0.6, 0.9. roc_curve's kept vertices (FPR, TPR): (0,0) (0,.5) (.5,1) (1,1);
+    # |FNR - FPR|: 1, .5, .5, 1 -> the first nearest vertex (0, .5) gives FPR 0, while the interpolated
+    # crossing lies halfway along the segment at .25.
+    labels, probs = np.array([0, 0, 1, 1]), np.array([0.2, 0.6, 0.6, 0.9])
+    assert vertex_equal_error_rate(labels, probs) == pytest.approx(0.0)
+    assert equal_error_rate(labels, probs) == pytest.approx(0.25)
+    m = compute_metrics(labels, probs)
+    assert m["eer_vertex"] == pytest.approx(0.0) and "eer_vertex" in LOWER_IS_BETTER
+
+
+def _vertex_eer_by_scanning(labels: np.ndarray, probs: np.ndarray) -> float:
+    """The FPR of the first kept ROC vertex minimising |FNR - FPR|, scanned one vertex at a time."""
+    fpr, tpr, _ = roc_curve(labels, probs)
+    best, best_gap = None, math.inf
+    for x, y in zip(fpr, tpr):
+        gap = abs((1 - y) - x)
+        if gap < best_gap:
+            best, best_gap = x, gap
+    return float(best)
+
+
+def test_vertex_eer_matches_a_scan_of_sklearns_roc_vertices_on_random_scores():
+    rng = np.random.default_rng(7)
+    differences = []
+    for _ in range(20):
+        labels = rng.integers(0, 2, 60)
+        labels[:2] = [0, 1]
+        probs = np.round(rng.random(60) * 0.6 + 0.3 * labels, 2)
+        assert vertex_equal_error_rate(labels, probs) == _vertex_eer_by_scanning(labels, probs)
+        differences.append(abs(vertex_equal_error_rate(labels, probs) - equal_error_rate(labels, probs)))
+    assert max(differences) > 0  # the two conventions do differ on ordinary scores
+
+
 def _predictions() -> pd.DataFrame:
     rows = [
         ("source_test", "FF-real", "r1", 0, 0.1),
@@ -242,6 +285,41 @@ def test_video_bootstrap_rejects_unusable_predictions():
         video_bootstrap_ci([([0, 1, 1], [0.2, 0.7, 0.9], ["a", "a", "b"])])
     with pytest.raises(ValueError, match="cannot be bootstrapped"):
         video_bootstrap_ci([([0, 1], [0.2, 0.7], ["a", "b"])], "n")
+
+
+def test_paired_statistics_share_the_video_draws():
+    first = [_clustered_sample(3, seed) for seed in range(2)]
+    second = [_clustered_sample(3, seed) for seed in range(5, 7)]
+    statistics = video_bootstrap_statistics([first, second], "auc", n_boot=200, seed=3)
+    assert statistics.shape == (2, 200)
+    # each set alone, with the same bootstrap seed, sees the same draws as in the pair
+    alone = video_bootstrap_statistics([first], "auc", n_boot=200, seed=3)[0]
+    np.testing.assert_allclose(statistics[0], alone)
+    assert percentile_interval(alone, 0.95) == video_bootstrap_ci(first, "auc", n_boot=200, seed=3)
+    # one draw per resample, applied to both sets: a set compared with itself differs by exactly 0
+    same = video_bootstrap_statistics([first, first], "auc", n_boot=50, seed=0)
+    assert np.array_equal(same[0], same[1])
+    # resample b's statistic recomputed by hand from the videos it drew
+    # (videos are numbered in sorted-id order; each stratum is drawn in its original size, reals first)
+    ids = np.unique(second[0][2])
+    video_label = {v: y for v, y in zip(second[0][2], second[0][0])}
+    strata = [np.flatnonzero([video_label[v] == label for v in ids]) for label in (0, 1)]
+    rng = np.random.default_rng(3)
+    drawn = ids[np.concatenate([rng.choice(stratum, len(stratum)) for stratum in strata])]
+    aucs = []
+    for labels, probs, videos in second:
+        rows = np.concatenate([np.flatnonzero(videos == v) for v in drawn])
+        aucs.append(roc_auc_score(labels[rows], probs[rows]))
+    expected = np.mean(aucs)
+    assert statistics[1, 0] == pytest.approx(expected)
+
+
+def test_paired_statistics_need_the_same_videos_in_every_set():
+    with pytest.raises(ValueError, match="set 0 sample 0 has no predictions for video 'c'"):
+        video_bootstrap_statistics([[([0, 1], [0.2, 0.7], ["a", "b"])],
+                                    [([0, 1, 1], [0.2, 0.7, 0.6], ["a", "b", "c"])]])
+    with pytest.raises(ValueError, match="no predictions to bootstrap"):
+        video_bootstrap_statistics([[([0, 1], [0.2, 0.7], ["a", "b"])], []])
 
 
 def test_log_loss_is_the_mean_negative_log_probability_of_the_true_class():

@@ -6,8 +6,9 @@ from workbench.metrics.binary import (
     SCORE_METRICS,
     compute_metrics,
     equal_error_rate,
+    vertex_equal_error_rate,
 )
-from workbench.metrics.bootstrap import video_bootstrap_ci
+from workbench.metrics.bootstrap import percentile_interval, video_bootstrap_ci, video_bootstrap_statistics
 from workbench.metrics.breakdown import per_domain_metrics
 
 __all__ = [
@@ -17,5 +18,8 @@ __all__ = [
     "compute_metrics",
     "equal_error_rate",
     "per_domain_metrics",
+    "percentile_interval",
+    "vertex_equal_error_rate",
     "video_bootstrap_ci",
+    "video_bootstrap_statistics",
 ]

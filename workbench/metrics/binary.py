@@ -1,7 +1,8 @@
 """Detection metrics for real (0) vs fake (1) scores: AUC, EER, AP, accuracy and video-level AUC.
 
 All metrics come from scikit-learn; this module adds input validation, the EER read off the ROC
-curve, the video-level aggregation, and the convention that a metric undefined on a subset (one
+curve (two conventions: interpolated, and at the nearest ROC vertex as DeepfakeBench reports it;
+docs/records.md compares them), the video-level aggregation, and the convention that a metric undefined on a subset (one
 class only, no video ids) is ``None`` with a ``<metric>_reason`` string instead of an exception.
 """
 
@@ -14,9 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
-METRIC_KEYS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc", "log_loss", "n", "n_real", "n_fake")
-SCORE_METRICS: tuple[str, ...] = ("auc", "eer", "ap", "acc", "video_auc", "log_loss")
-LOWER_IS_BETTER: frozenset[str] = frozenset({"eer", "log_loss"})
+METRIC_KEYS: tuple[str, ...] = (
+    "auc", "eer", "eer_vertex", "ap", "acc", "video_auc", "log_loss", "n", "n_real", "n_fake",
+)
+SCORE_METRICS: tuple[str, ...] = ("auc", "eer", "eer_vertex", "ap", "acc", "video_auc", "log_loss")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"eer", "eer_vertex", "log_loss"})
 
 
 def check_labels(labels: Any, name: str = "labels", index: Sequence | None = None) -> np.ndarray:
@@ -90,6 +93,18 @@ def equal_error_rate(labels: np.ndarray, prob_fake: np.ndarray) -> float:
     return float(fpr[j - 1] + t * (fpr[j] - fpr[j - 1]))
 
 
+def vertex_equal_error_rate(labels: np.ndarray, prob_fake: np.ndarray) -> float:
+    """Equal error rate read at an ROC vertex, the convention DeepfakeBench reports.
+
+    ``roc_curve`` with its default ``drop_intermediate=True`` (collinear vertices removed); the EER is
+    the FPR of the vertex where |FNR - FPR| is smallest (the first such vertex on a tie). Without
+    interpolation it differs from :func:`equal_error_rate` wherever the crossing falls between
+    vertices; papers that report this convention are compared with this key.
+    """
+    fpr, tpr, _ = roc_curve(labels, prob_fake)
+    return float(fpr[np.argmin(np.abs((1.0 - tpr) - fpr))])
+
+
 def average_precision(labels: np.ndarray, prob_fake: np.ndarray) -> float:
     """Average precision with fake as the positive class (sklearn's step-wise definition)."""
     return float(average_precision_score(labels, prob_fake))
@@ -119,7 +134,9 @@ def video_scores(labels: np.ndarray, prob_fake: np.ndarray, videos: np.ndarray) 
     return pd.DataFrame({"label": grouped["label"].first(), "prob_fake": grouped["prob_fake"].mean()})
 
 
-FRAME_METRICS = {"auc": roc_auc, "eer": equal_error_rate, "ap": average_precision}
+FRAME_METRICS = {
+    "auc": roc_auc, "eer": equal_error_rate, "eer_vertex": vertex_equal_error_rate, "ap": average_precision,
+}
 
 
 def compute_metrics(
@@ -130,7 +147,8 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """Metrics of fake-probability scores against labels (0 = real, 1 = fake).
 
-    Returns ``auc``, ``eer``, ``ap``, ``acc`` (``prob_fake > threshold`` is fake), ``video_auc``
+    Returns ``auc``, ``eer`` (interpolated), ``eer_vertex`` (:func:`vertex_equal_error_rate`), ``ap``,
+    ``acc`` (``prob_fake > threshold`` is fake), ``video_auc``
     (AUC of the per-video mean ``prob_fake``; every video must have one label), ``log_loss``
     (:func:`cross_entropy`), ``n``, ``n_real`` and ``n_fake``. A metric that is undefined here (one class only, no samples, no video ids) is
     ``None`` and a ``<metric>_reason`` key says why. Video ids should be unique across the domains

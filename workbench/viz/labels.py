@@ -15,7 +15,8 @@ from workbench.viz.style import algorithm_of, display_name
 
 LABELS: dict[str, str] = {
     # detection metrics (workbench.metrics)
-    "auc": "AUC", "video_auc": "video AUC", "eer": "EER", "ap": "AP", "acc": "accuracy at 0.5",
+    "auc": "AUC", "video_auc": "video AUC", "eer": "EER", "eer_vertex": "EER (nearest ROC vertex)", "ap": "AP",
+    "acc": "accuracy at 0.5",
     "loss": "loss", "lr": "learning rate",
     # gradient alignment and sharpness (workbench.analysis)
     "cos_clean_mean": "mean cos(g_k, g)", "cos_perturbed_mean": "mean cos(g_k^p, g)",
