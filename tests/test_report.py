@@ -32,8 +32,12 @@ TARGET = "target/SYN-SEAMLESS"
 
 
 def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", done=True, config=True, hparams=None,
-             oracle_auc=0.99, predictions=None, source_val_auc=0.95):
-    """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``)."""
+             oracle_auc=0.99, predictions=None, source_val_auc=0.95, frames=None, source_val_eer=None):
+    """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``).
+
+    ``frames`` = (real, fake) adds the target's frame counts to the records; ``source_val_eer`` = (at step
+    100, at step 200) adds a source-val EER to select on.
+    """
     run_dir = root / name
     run_dir.mkdir(parents=True)
     if config:
@@ -49,6 +53,11 @@ def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", do
          "eval": {"source_val": {"auc": source_val_auc}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
                   "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
     ]
+    for record, eer in zip(records, source_val_eer or ()):
+        record["eval"]["source_val"]["eer"] = eer
+    if frames is not None:
+        for record in records:
+            record["eval"][TARGET].update(n_real=frames[0], n_fake=frames[1], n=sum(frames))
     (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     if predictions is not None:
         predictions.to_csv(run_dir / "predictions.csv", index=False)
@@ -145,7 +154,8 @@ def test_markdown_and_csv_with_known_numbers(tmp_path):
     lines = markdown.splitlines()
     assert lines[0] == f"| algorithm | backbone | seeds | {TARGET} |"
     erm = summary.set_index("algorithm").loc["erm"]
-    assert lines[2] == f"| erm | resnet18 | 3 | 0.850 ± 0.050 [{erm['ci_low']:.2f}, {erm['ci_high']:.2f}] |"
+    low, high = math.floor(erm["ci_low"] * 100) / 100, math.ceil(erm["ci_high"] * 100) / 100  # rounded outward
+    assert lines[2] == f"| erm | resnet18 | 3 | 0.850 ± 0.050 [{low:.2f}, {high:.2f}] |"
     assert lines[3].startswith("| roga | resnet18 | 2 | 0.920 ± 0.028 [")
     assert "training-domain validation" in markdown
     paths = write_report(summary, tmp_path / "out", runs=collect(grid(tmp_path / "g2")))
@@ -155,8 +165,11 @@ def test_markdown_and_csv_with_known_numbers(tmp_path):
     assert len(pd.read_csv(paths["runs"])) == 5
 
 
-def test_format_cell():
-    assert format_cell(0.9123, 0.0101, 0.891, 0.934) == "0.912 ± 0.010 [0.89, 0.93]"
+def test_format_cell_rounds_the_interval_outward():
+    assert format_cell(0.9123, 0.0101, 0.891, 0.934) == "0.912 ± 0.010 [0.89, 0.94]"
+    # to nearest this would print [0.90, 0.93], narrower than the computed [0.8951, 0.9349]
+    assert format_cell(0.9, math.nan, 0.8951, 0.9349) == "0.900 [0.89, 0.94]"
+    assert format_cell(0.9, math.nan, 0.89, 0.93) == "0.900 [0.89, 0.93]"  # bounds already at 2 decimals stay
     assert format_cell(0.9, math.nan, math.nan, math.nan) == "0.900"
     assert format_cell(math.nan, math.nan, math.nan, math.nan) == "n/a"
 
@@ -195,7 +208,8 @@ def test_held_out_table_arranges_groups_by_kind():
     assert list(table.columns) == [("source", "source_test"), ("held-out manipulation", "target/H"),
                                    ("cross-dataset", "target/C")]
     assert list(table.index) == ["erm", "roga"]
-    assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.65]"
+    # the hand-made bound 0.6 + 0.05 is 0.6500000000000001 in floating point, so it rounds up to 0.66
+    assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.66]"
     unmapped = held_out_table(pd.DataFrame(summary_rows()), {"target/H": "held-out manipulation"})
     assert list(unmapped.columns)[-1] == ("target", "target/C")
 
@@ -239,7 +253,7 @@ def test_seed_bootstrap_cells_are_marked_when_a_table_mixes_interval_kinds(tmp_p
     row = to_markdown(summary).splitlines()[2]
     source_val_cell, oracle_cell = row.split(" | ")[-2:]
     assert not source_val_cell.endswith("†") and oracle_cell.endswith("† |")
-    assert "†: interval from resampling seeds" in to_markdown(summary)
+    assert "†: seed bootstrap: resamples the seeds' values" in to_markdown(summary)
     assert "†" not in to_markdown(summary[summary["selection"] == "oracle"])  # one kind: nothing to tell apart
 
 
@@ -248,13 +262,14 @@ def test_predictions_of_another_step_fall_back_to_seed_bootstrap(tmp_path):
     assert summarise(df, [TARGET], "auc", n_boot=100).iloc[0]["ci_method"] == "seed bootstrap"
 
 
-def test_predictions_disagreeing_with_records_warn(tmp_path):
+def test_predictions_disagreeing_with_records_are_refused_not_mixed(tmp_path):
     runs = _prediction_runs(tmp_path)
     lines = (runs[0] / "records.jsonl").read_text().splitlines()
     last = json.loads(lines[-1])
     last["eval"][TARGET]["auc"] = 0.5
     (runs[0] / "records.jsonl").write_text("\n".join([lines[0], json.dumps(last)]) + "\n")
-    with pytest.warns(UserWarning, match="from the predictions but 0.5 in the records"):
+    with pytest.raises(ReportError, match=r"roga_s0/predictions.csv: target/SYN-SEAMLESS auc at step 200 is 0\.\d+ "
+                                          r"from the predictions but 0.5 in records.jsonl"):
         summarise(collect(runs), [TARGET], "auc", n_boot=50)
 
 
@@ -398,3 +413,70 @@ def test_tuning_on_an_error_metric_takes_the_lowest_and_refuses_the_last_rule(tm
         tune_variants(runs.assign(selection="last"))
     with pytest.raises(ReportError, match="no run has a selection score"):
         tune_variants(runs.assign(selection_score=None))
+
+
+def test_the_seeds_column_counts_seeds_behind_cells_not_runs(tmp_path):
+    runs = grid(tmp_path)
+    (runs[2] / "records.jsonl").write_text((runs[2] / "records.jsonl").read_text().replace('"auc": 0.9}', '"auc": null}'))
+    df = collect(runs)
+    assert df[f"{TARGET}:auc"].isna().tolist() == [False, False, True, False, False]
+    only_target = to_markdown(summarise(df, [TARGET], n_boot=50)).splitlines()[2]
+    assert only_target.startswith("| erm | resnet18 | 2 of 3 runs | 0.825 ± 0.035 [")  # not "3": one run has no value
+    both = to_markdown(summarise(df, ["source_test", TARGET], n_boot=50)).splitlines()
+    erm = both[2].split(" | ")
+    assert erm[2] == "3" and erm[3] == "0.960 ± 0.000 [0.96, 0.96]" and erm[4].endswith("(2 seeds) |")
+    assert "a cell followed by (k seeds) rests on fewer" in "\n".join(both)
+
+
+def test_notes_do_not_promise_a_std_or_intervals_that_are_not_there(tmp_path):
+    one_seed = to_markdown(summarise(collect([make_run(tmp_path, "solo", "erm", 0, 0.9)]), [TARGET], n_boot=50))
+    assert "over seeds ± std" not in one_seed and "one seed each, so no ± std" in one_seed
+    assert "No cell has a confidence interval (1 seed and no predictions)." in one_seed
+    assert "[low, high]" not in one_seed and "bootstrap interval" not in one_seed
+    _, oracle_only = report_tables([make_run(tmp_path / "o", "solo", "erm", 0, 0.9)], rule="oracle", groups=[TARGET],
+                                   n_boot=50)
+    assert "No cell has a confidence interval" in to_markdown(oracle_only)
+
+
+def test_notes_say_what_a_video_bootstrap_covers(tmp_path):
+    markdown = to_markdown(summarise(collect(_prediction_runs(tmp_path)), [TARGET], n_boot=50))
+    assert "Video bootstrap: resamples the test videos" in markdown
+    assert "not how much it varies between training seeds" in markdown
+    assert "mean over seeds ± std over seeds (ddof=1" in markdown
+
+
+def test_cells_without_an_interval_are_marked_next_to_cells_with_one(tmp_path):
+    runs = grid(tmp_path) + [make_run(tmp_path, "solo", "sam", 0, 0.9)]
+    markdown = to_markdown(summarise(collect(runs), [TARGET], n_boot=50))
+    rows = markdown.splitlines()
+    assert rows[2].startswith("| erm |") and not rows[2].endswith("‡ |")
+    assert rows[4] == "| sam | resnet18 | 1 | 0.900 ‡ |"
+    assert "‡: no interval (1 seed and no predictions)." in markdown
+
+
+def test_the_selection_metric_is_stated_and_can_differ_from_the_reported_one(tmp_path):
+    runs = [make_run(tmp_path, f"erm_s{s}", "erm", s, 0.8, source_val_eer=(0.1, 0.2)) for s in range(2)]
+    _, by_auc = report_tables(runs, groups=[TARGET], n_boot=50)
+    assert by_auc["mean"].tolist() == [0.8] and "comparing records by auc." in to_markdown(by_auc)
+    _, by_eer = report_tables(runs, groups=[TARGET], n_boot=50, selection_metric="eer")
+    assert by_eer["mean"].tolist() == [0.99]  # the step with the lowest source-val EER (100), not the best AUC
+    assert "comparing records by eer, not by the reported auc." in to_markdown(by_eer)
+    _, eer = report_tables(runs, metric="eer", groups=["source_val"], n_boot=50)
+    assert "Metric: eer (lower is better)" in to_markdown(eer) and "comparing records by eer." in to_markdown(eer)
+
+
+def test_test_set_sizes_are_shown_per_group(tmp_path):
+    runs = []
+    for seed in range(2):
+        predictions = _predictions(seed)
+        auc = compute_metrics(predictions["label"], predictions["prob_fake"])["auc"]
+        runs.append(make_run(tmp_path, f"roga_s{seed}", "roga", seed, auc, predictions=predictions,
+                             frames=(18, 18) if seed == 0 else None))  # seed 1: frames counted from predictions
+    summary = summarise(collect(runs), [TARGET, "source_test"], n_boot=50)
+    row = summary.set_index("group").loc[TARGET]
+    assert (row["real_videos"], row["fake_videos"], row["real_frames"], row["fake_frames"]) == (6, 6, 18, 18)
+    markdown = to_markdown(summary)
+    assert f"| {TARGET} | 6 | 6 | 18 | 18 | 0.50 |" in markdown
+    assert "| source_test | not saved | not saved | not saved | not saved | n/a |" in markdown
+    imbalanced = to_markdown(summary.assign(real_frames=120.0, fake_frames=600.0))
+    assert f"| {TARGET} | 6 | 6 | 120 | 600 | 0.83 |" in imbalanced  # AP of a random score: 600 / 720

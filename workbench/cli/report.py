@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="summarise runs into a results table (markdown + CSV)",
         description=(
             "Select one evaluation per run from its records.jsonl (model selection as post-processing), "
-            "then report mean ± std over seeds with a bootstrap CI per algorithm/backbone and evaluation "
-            "group. Prints the markdown table and writes report.md, report.csv (summary) and runs.csv "
+            "then report the mean over seeds (± std with two or more) with a bootstrap CI per "
+            "algorithm/backbone and evaluation group, and each group's test-set size; the notes say what "
+            "each interval resamples. Prints the markdown table and writes report.md, report.csv (summary) and runs.csv "
             "(one row per run, with the selected step) to --out. Runs without a 'done' marker are "
             "included and flagged."
         ),
@@ -35,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model-selection rule: source_val (training-domain validation, default), lodo "
         "(leave-one-domain-out), oracle (selects on target test data: diagnostic only), last",
     )
-    parser.add_argument("--metric", choices=list(SCORE_METRICS), default="auc", help="metric to select on and report")
+    parser.add_argument("--metric", choices=list(SCORE_METRICS), default="auc",
+                        help="metric to report, and to select records on unless --selection-metric says otherwise")
+    parser.add_argument("--selection-metric", choices=list(SCORE_METRICS), default=None,
+                        help="metric the selection rule compares records by (default: --metric); the notes say which")
     parser.add_argument(
         "--groups", nargs="+", default=None, help="evaluation groups to show (default: source_test and every target/*)"
     )
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 ci=args.ci,
                 seed=args.seed,
                 tune=args.tune,
+                selection_metric=args.selection_metric,
             )
         except (ReportError, ConfigError, RecordsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)

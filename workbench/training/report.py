@@ -1,14 +1,16 @@
 """Results tables across runs: select a record per run, then summarise over seeds with intervals.
 
 ``collect`` reads run directories (docs/records.md) into one row per run; ``summarise`` gives, per
-(algorithm, backbone, config variant) and evaluation group, the mean and std over seeds and a
-bootstrap confidence interval; ``to_markdown`` and ``write_report`` render it. ``figure_summary``
+(algorithm, backbone, config variant) and evaluation group, the mean and std over seeds, a
+bootstrap confidence interval and the test set's size; ``write_report`` renders it with
+:func:`workbench.training.table_text.to_markdown`. ``figure_summary``
 picks one selection rule's rows with one label per algorithm/variant/backbone (what the results
 figures take), and ``held_out_table`` arranges them as source / held-out manipulation / cross-dataset
 columns.
 
 Confidence intervals. When every run of a cell has ``predictions.csv`` rows for the group at the
-selected step, the interval is a stratified video-level (cluster) bootstrap of the seed-mean
+selected step (and they give the recorded metric: :class:`workbench.training.cells.RunPredictions`
+refuses otherwise), the interval is a stratified video-level (cluster) bootstrap of the seed-mean
 metric over those predictions pooled across seeds (see ``workbench.metrics.bootstrap``): it
 measures how much the result depends on which test videos were drawn. Otherwise it is a bootstrap
 over the seed-level values (resample seeds with replacement, take the mean), which needs two or
@@ -28,9 +30,11 @@ import numpy as np
 import pandas as pd
 
 from workbench.config import RUN_SPECIFIC_KEYS
-from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, compute_metrics, video_bootstrap_ci
-from workbench.training.run_dir import CONFIG_FILE, DONE_MARKER, PREDICTIONS_FILE, RunDir
-from workbench.training.selection import RULE_DESCRIPTIONS, SWAD_KIND, load_records, select
+from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, video_bootstrap_ci
+from workbench.training.cells import NO_INTERVAL, SEED_BOOTSTRAP, VIDEO_BOOTSTRAP, ReportError, RunPredictions
+from workbench.training.run_dir import CONFIG_FILE, DONE_MARKER, RunDir
+from workbench.training.selection import load_records, select
+from workbench.training.table_text import format_cell, to_markdown
 
 SWEEP_FILE = "sweep.csv"  # a sweep folder's status table (workbench.training.sweep)
 # a sweep run's status in sweep.csv when it finished (trained now, or earlier with the same config)
@@ -44,12 +48,6 @@ RECORD_FALLBACKS: dict[str, tuple[str, ...]] = {
 }
 CELL_KEYS: tuple[str, ...] = ("selection", "algorithm", "backbone", "variant")
 GROUP_ORDER: tuple[str, ...] = ("source_val", "source_val/", "source_test", "source_test/", "lodo_val", "target/")
-SEED_BOOTSTRAP = "seed bootstrap"  # ci_method of intervals over seed-level values
-PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", "video", "step")
-
-
-class ReportError(ValueError):
-    """Run directories that cannot be reported; the message names the run and file at fault."""
 
 
 class IncompleteRunWarning(UserWarning):
@@ -252,51 +250,6 @@ def default_groups(df: pd.DataFrame) -> list[str]:
     return chosen or groups_in(df)
 
 
-def _read_predictions(run_dir: str, cache: dict[str, pd.DataFrame | None]) -> pd.DataFrame | None:
-    if run_dir not in cache:
-        path = RunDir(run_dir).predictions_file
-        if not path.is_file():
-            cache[run_dir] = None
-        else:
-            table = pd.read_csv(path, dtype={"video": str, "group": str, "domain": str})
-            missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
-            if missing:
-                raise ReportError(f"{path}: missing column(s) {missing}; have {list(table.columns)}")
-            cache[run_dir] = table
-    return cache[run_dir]
-
-
-def _video_keys(rows: pd.DataFrame) -> pd.Series:
-    return rows["domain"].astype(str) + "/" + rows["video"] if "domain" in rows.columns else rows["video"]
-
-
-def _prediction_samples(
-    cell: pd.DataFrame, group: str, metric: str, cache: dict[str, pd.DataFrame | None]
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
-    """Per run, the (labels, prob_fake, videos) of ``group`` at the selected step; None if any run lacks them."""
-    samples = []
-    for _, run in cell.iterrows():
-        predictions = _read_predictions(run["run_dir"], cache)
-        if predictions is None:
-            return None
-        model = SWAD_KIND if run["selection"] == "swad" else "source_val"
-        produced = predictions["model"] == model if "model" in predictions.columns else model == "source_val"
-        rows = predictions[(predictions["group"] == group) & (predictions["step"] == run["step"]) & produced]
-        if rows.empty:
-            return None
-        sample = (rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), _video_keys(rows).to_numpy())
-        recomputed = compute_metrics(*sample)[metric]
-        recorded = run[f"{group}:{metric}"]
-        if recomputed is None or abs(recomputed - recorded) > 1e-6:
-            warnings.warn(
-                f"{run['run_dir']}/{PREDICTIONS_FILE}: {group} {metric} at step {run['step']} is {recomputed} "
-                f"from the predictions but {recorded} in the records; the interval uses the predictions",
-                stacklevel=4,
-            )
-        samples.append(sample)
-    return samples
-
-
 def _numeric(cell: pd.DataFrame, column: str) -> pd.Series:
     values = pd.to_numeric(cell[column], errors="coerce")
     bad = values.isna() & cell[column].notna()
@@ -308,20 +261,21 @@ def _numeric(cell: pd.DataFrame, column: str) -> pd.Series:
 
 def _undefined(cell: pd.DataFrame, group: str, metric: str) -> str:
     reasons = cell.get(f"{group}:{metric}_reason", pd.Series(dtype=object)).dropna()
-    return "none: metric undefined" + (f" ({reasons.iloc[0]})" if len(reasons) else "")
+    return f"{NO_INTERVAL}: metric undefined" + (f" ({reasons.iloc[0]})" if len(reasons) else "")
 
 
 def _interval(
-    runs: pd.DataFrame, group: str, metric: str, values: np.ndarray, n_boot: int, ci: float, seed: int, cache: dict
+    runs: pd.DataFrame, group: str, metric: str, values: np.ndarray, n_boot: int, ci: float, seed: int,
+    predictions: RunPredictions,
 ) -> tuple[float, float, str]:
     """CI of the seed mean: video bootstrap when every run has predictions for the group, else seed bootstrap."""
     if metric in SCORE_METRICS:
-        samples = _prediction_samples(runs, group, metric, cache)
+        samples = predictions.samples(runs, group, metric)
         if samples is not None:
             low, high = video_bootstrap_ci(samples, metric, n_boot=n_boot, ci=ci, seed=seed)
-            return low, high, f"video bootstrap ({len(samples)} seed(s) pooled)"
+            return low, high, f"{VIDEO_BOOTSTRAP} ({len(samples)} seed(s) pooled)"
     if len(values) < 2:
-        return math.nan, math.nan, "none: 1 seed and no predictions"
+        return math.nan, math.nan, f"{NO_INTERVAL}: 1 seed and no predictions"
     rng = np.random.default_rng(seed)
     means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
     tail = 100.0 * (1.0 - ci) / 2.0
@@ -336,11 +290,16 @@ def summarise(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    predictions: RunPredictions | None = None,
 ) -> pd.DataFrame:
-    """Per (selection, algorithm, backbone, variant) and group: mean, std (ddof=1), seeds and a bootstrap CI.
+    """Per (selection, algorithm, backbone, variant) and group: mean, std (ddof=1), seeds, a bootstrap CI
+    and the test set's size.
 
     ``n_seeds`` counts runs with a non-null value (the mean and std use those); ``n_runs`` counts
-    all runs of the cell and ``n_incomplete`` those without a ``done`` marker.
+    all runs of the cell and ``n_incomplete`` those without a ``done`` marker. ``real_frames``,
+    ``fake_frames``, ``real_videos`` and ``fake_videos`` size the group's test set
+    (:meth:`RunPredictions.sizes`). ``predictions`` reuses already-read ``predictions.csv`` files.
+    Raises :class:`ReportError` when a run's predictions and records disagree on the metric.
     """
     if n_boot < 1 or not 0.0 < ci < 1.0:
         raise ReportError(f"need n_boot >= 1 and 0 < ci < 1, got n_boot={n_boot}, ci={ci}")
@@ -349,7 +308,7 @@ def summarise(
     unknown = [g for g in groups if f"{g}:{metric}" not in df.columns]
     if unknown:
         raise ReportError(f"no {metric!r} values for group(s) {unknown}; groups in these runs: {available}")
-    cache: dict[str, pd.DataFrame | None] = {}
+    predictions = predictions if predictions is not None else RunPredictions()
     rows = []
     for keys, cell in df.groupby(list(CELL_KEYS), sort=False, dropna=False):
         for group in groups:
@@ -357,7 +316,7 @@ def summarise(
             present = cell[column.notna()]
             values = column.dropna().to_numpy(dtype=float)
             if len(values):
-                low, high, method = _interval(present, group, metric, values, n_boot, ci, seed, cache)
+                low, high, method = _interval(present, group, metric, values, n_boot, ci, seed, predictions)
             else:
                 low, high, method = math.nan, math.nan, _undefined(cell, group, metric)
             rows.append(
@@ -366,6 +325,7 @@ def summarise(
                     "oracle": bool(cell["oracle"].iloc[0]),
                     "group": group,
                     "metric": metric,
+                    "selection_metric": cell["selection_metric"].iloc[0],
                     "mean": float(values.mean()) if len(values) else math.nan,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
                     "n_seeds": len(values),
@@ -375,6 +335,7 @@ def summarise(
                     "ci_high": high,
                     "ci_level": ci,
                     "ci_method": method,
+                    **predictions.sizes(cell, group),
                 }
             )
     return pd.DataFrame(rows)
@@ -428,74 +389,6 @@ def _tuning_notes(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def format_cell(mean: float, std: float, low: float, high: float) -> str:
-    """``"0.912 ± 0.010 [0.89, 0.93]"``; parts that are NaN are left out (``"n/a"`` without a mean)."""
-    if math.isnan(mean):
-        return "n/a"
-    text = f"{mean:.3f}"
-    if not math.isnan(std):
-        text += f" ± {std:.3f}"
-    if not (math.isnan(low) or math.isnan(high)):
-        text += f" [{low:.2f}, {high:.2f}]"
-    return text
-
-
-def _escape(value: Any) -> str:
-    return str(value).replace("|", "\\|")
-
-
-def to_markdown(summary: pd.DataFrame) -> str:
-    """A markdown results table: one row per algorithm/backbone(/variant), one column per group (and rule)."""
-    if summary.empty:
-        raise ReportError("empty summary: nothing to tabulate")
-    selections = list(dict.fromkeys(summary["selection"]))
-    oracle_of = dict(zip(summary["selection"], summary["oracle"]))
-    primary = next((s for s in selections if not oracle_of[s]), selections[0])
-    labels = {
-        (s, g): g if s == primary else f"{g} [{s}]"
-        for s, g in dict.fromkeys(zip(summary["selection"], summary["group"]))
-    }
-    summary = summary.assign(variant=summary["variant"].fillna(""))
-    show_variant = bool(summary["variant"].astype(str).str.len().gt(0).any())
-    row_keys = ["algorithm", "backbone"] + (["variant"] if show_variant else [])
-    header = [*row_keys, "seeds", *labels.values()]
-    lines = ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
-    # where some intervals are over test videos and others over seeds, the seed-bootstrap cells are marked
-    mixed = summary["ci_method"].str.startswith("video bootstrap").any() and (summary["ci_method"] == SEED_BOOTSTRAP).any()
-    for keys, rows in summary.groupby(row_keys, sort=False, dropna=False):
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        n_runs, n_incomplete = int(rows["n_runs"].max()), int(rows["n_incomplete"].max())
-        seeds = f"{n_runs}" + (f" ({n_incomplete} incomplete)" if n_incomplete else "")
-        cells = {
-            labels[(r.selection, r.group)]: format_cell(r.mean, r.std, r.ci_low, r.ci_high)
-            + (" †" if mixed and r.ci_method == SEED_BOOTSTRAP else "") for r in rows.itertuples()
-        }
-        values = [*(_escape(k) for k in keys), seeds, *(cells.get(label, "") for label in labels.values())]
-        lines.append("| " + " | ".join(values) + " |")
-
-    metric = summary["metric"].iloc[0]
-    level = f"{100 * summary['ci_level'].iloc[0]:g}%"
-    methods = summary["ci_method"].value_counts()
-    notes = [
-        f"Metric: {metric}. Model selection: {RULE_DESCRIPTIONS.get(primary, primary)}.",
-        f"Cells: mean ± std over seeds (ddof=1) [{level} bootstrap CI]; seeds: runs per row.",
-        "CI methods: " + "; ".join(f"{method} ({count} cells)" for method, count in methods.items()) + ".",
-    ]
-    if mixed:
-        notes.append("†: interval from resampling seeds (no predictions of the selected step were saved, e.g. for "
-                     "oracle-selected steps), not test videos; its width is not comparable with the other cells'.")
-    for selection in selections:
-        if selection != primary:
-            notes.append(f"[{selection}]: {RULE_DESCRIPTIONS.get(selection, selection)}.")
-    if "tuning" in summary.columns:
-        tuned = summary.drop_duplicates(["selection", "algorithm", "backbone"])
-        notes += [f"Hyper-parameters of {r.algorithm}/{r.backbone} [{r.selection}], chosen among {r.tuning}."
-                  for r in tuned.itertuples()]
-    if summary["n_incomplete"].gt(0).any():
-        notes.append("Incomplete: runs without a 'done' marker (training did not finish) are included.")
-    return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"
-
-
 def figure_summary(summary: pd.DataFrame, rule: str = "source_val") -> pd.DataFrame:
     """A summary's rows selected by ``rule``, one per (label, group), for :func:`workbench.viz.results_bars`.
 
@@ -541,10 +434,15 @@ def report_tables(
     ci: float = 0.95,
     seed: int = 0,
     tune: bool = False,
+    selection_metric: str | None = None,
+    predictions: RunPredictions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run table and summary for ``rule``, plus the oracle-selected columns when ``with_oracle``.
 
     ``run_dirs`` may name sweep folders, which stand for their finished runs (:func:`expand_sweeps`).
+    Records are selected by ``selection_metric`` (default: ``metric``, the one reported); the
+    table's notes say which. ``predictions`` shares read ``predictions.csv`` files with later
+    comparisons (:func:`workbench.training.comparison.baseline_differences`).
 
     With ``tune``, config variants (e.g. a ρ grid) are not listed side by side: per algorithm and
     backbone the variant :func:`tune_variants` chooses by the rule's validation score is summarised,
@@ -555,12 +453,13 @@ def report_tables(
     with warnings.catch_warnings():
         if tune:  # variants are tuned over, not summarised side by side
             warnings.filterwarnings("ignore", message=".*summarised as separate variants")
-        runs = [collect(run_dirs, rule=r, metric=metric) for r in rules]
+        runs = [collect(run_dirs, rule=r, metric=selection_metric or metric) for r in rules]
     groups = list(groups) if groups is not None else default_groups(runs[0])
     if tune:
         runs = [tune_variants(table) for table in runs]
-    summaries = [summarise(table[table["chosen"]] if tune else table, groups, metric, n_boot=n_boot, ci=ci, seed=seed)
-                 for table in runs]
+    predictions = predictions if predictions is not None else RunPredictions()
+    summaries = [summarise(table[table["chosen"]] if tune else table, groups, metric, n_boot=n_boot, ci=ci, seed=seed,
+                           predictions=predictions) for table in runs]
     if tune:
         notes = pd.concat([_tuning_notes(table) for table in runs], ignore_index=True)
         summaries = [summary.merge(notes, on=["selection", "algorithm", "backbone"], how="left")
