@@ -9,7 +9,9 @@ from pathlib import Path
 
 from workbench.config import ConfigError
 from workbench.metrics import SCORE_METRICS
-from workbench.training.report import ReportError, report_tables, to_markdown, write_report
+from workbench.training.cells import RunPredictions
+from workbench.training.comparison import baseline_differences
+from workbench.training.report import ReportError, report_markdown, report_tables, write_report
 from workbench.training.selection import SELECTION_RULES, RecordsError
 
 
@@ -52,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "variant with the best mean selection score over its seeds (the rule's validation metric), and list "
         "the candidates in the notes",
     )
+    parser.add_argument(
+        "--baseline", default=None, metavar="ALGORITHM",
+        help="also tabulate every other algorithm's difference to this one (e.g. erm) per group, held-out mean and "
+        "gap, with a paired video-bootstrap CI (the same resampled test videos for both, seeds averaged); "
+        "differences whose CI excludes 0 are in bold; written to differences.csv too",
+    )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level (default: 0.95)")
@@ -61,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build, print and write the report; returns 1 with a message on unusable runs."""
+    predictions = RunPredictions()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -75,13 +84,21 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 tune=args.tune,
                 selection_metric=args.selection_metric,
+                predictions=predictions,
             )
+            differences = None
+            if args.baseline is not None:
+                compared = runs[runs["chosen"]] if args.tune else runs
+                differences = baseline_differences(compared, args.baseline, list(dict.fromkeys(summary["group"])),
+                                                   args.metric, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
+                                                   predictions=predictions)
+            text = report_markdown(summary, differences)
         except (ReportError, ConfigError, RecordsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
-    print(to_markdown(summary), end="")
-    paths = write_report(summary, args.out, runs=runs)
+    print(text, end="")
+    paths = write_report(summary, args.out, runs=runs, differences=differences)
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0

@@ -31,6 +31,7 @@ import pandas as pd
 
 from workbench.config import RUN_SPECIFIC_KEYS
 from workbench.metrics import LOWER_IS_BETTER, SCORE_METRICS, video_bootstrap_ci
+from workbench.training.comparison import differences_markdown
 from workbench.training.cells import NO_INTERVAL, SEED_BOOTSTRAP, VIDEO_BOOTSTRAP, ReportError, RunPredictions
 from workbench.training.run_dir import CONFIG_FILE, DONE_MARKER, RunDir
 from workbench.training.selection import load_records, select
@@ -467,14 +468,28 @@ def report_tables(
     return pd.concat(runs, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 
-def write_report(summary: pd.DataFrame, out_dir: str | Path, runs: pd.DataFrame | None = None) -> dict[str, Path]:
-    """Write ``report.md`` and ``report.csv`` (the summary), and ``runs.csv`` when given the per-run table."""
+def write_report(summary: pd.DataFrame, out_dir: str | Path, runs: pd.DataFrame | None = None,
+                 differences: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write ``report.md`` and ``report.csv`` (the summary), ``runs.csv`` when given the per-run table, and
+    ``differences.csv`` (and its table in ``report.md``) when given :func:`~workbench.training.comparison.baseline_differences`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv"}
-    paths["markdown"].write_text(to_markdown(summary), encoding="utf-8")
+    paths["markdown"].write_text(report_markdown(summary, differences), encoding="utf-8")
     summary.to_csv(paths["csv"], index=False)
     if runs is not None:
         paths["runs"] = out / "runs.csv"
         runs.to_csv(paths["runs"], index=False)
+    if differences is not None:
+        paths["differences"] = out / "differences.csv"
+        differences.to_csv(paths["differences"], index=False)
     return paths
+
+
+def report_markdown(summary: pd.DataFrame, differences: pd.DataFrame | None = None) -> str:
+    """The results table and, when given, the differences to the baseline below it."""
+    text = to_markdown(summary)
+    if differences is not None:
+        baseline = differences["baseline"].iloc[0] if len(differences) else "the baseline"
+        text += f"\nDifferences to {baseline}:\n\n" + differences_markdown(differences)
+    return text
