@@ -18,7 +18,7 @@ def test_demo_writes_a_comparison_report(tmp_path):
         "model": {"name": "test_resnet"},
         "train": {"steps": 4, "eval_every": 2, "device": "cpu", "progress": False},
     })
-    table, report = run_demo(config, tmp_path / "demo")
+    table, differences, report = run_demo(config, tmp_path / "demo")
     assert list(table.index) == ["erm", "roga"]
     assert {"source_test", "target/SYN-SEAMLESS", "target/SYN-COMPRESS", "held_out_mean", "gap"} <= set(table.columns)
     for name in ("erm", "roga"):
@@ -27,7 +27,17 @@ def test_demo_writes_a_comparison_report(tmp_path):
     assert "| erm |" in text and "| roga |" in text and "comparison.png" in text
     assert "| source_test | target/SYN-COMPRESS | target/SYN-SEAMLESS |" in text  # the library's results table
     erm = table.loc["erm"]
-    assert f"- erm (step {erm['step']:.0f}): held-out mean {erm['held_out_mean']:.3f}, gap {erm['gap']:.3f}" in text
+    assert f"- erm (step {erm['step']:.0f}): held-out mean {erm['held_out_mean']:.3f}, gap {erm['gap']:.3f}\n" in text
+    # RoGA's held-out mean and gap minus ERM's, each with its paired interval (one seed each)
+    paired = differences.set_index("group")
+    assert set(differences["algorithm"]) == {"roga"} and set(differences["baseline"]) == {"erm"}
+    for group in ("held_out_mean", "gap"):
+        assert paired.loc[group, "difference"] == pytest.approx(table.loc["roga", group] - table.loc["erm", group])
+        assert paired.loc[group, "ci_method"] == "paired video bootstrap"
+        assert paired.loc[group, "ci_low"] <= paired.loc[group, "difference"] <= paired.loc[group, "ci_high"]
+    roga_line = next(line for line in text.splitlines() if line.startswith("- roga (step"))
+    assert "; minus erm: held out mean " in roga_line and ", gap " in roga_line and roga_line.count("[") == 2
+    assert "paired video bootstrap of the difference to erm" in text
     assert "Total wall time" in text
     for name in ("comparison", "gradcam", "gradcam_depth"):
         png = (tmp_path / "demo" / f"{name}.png").read_bytes()

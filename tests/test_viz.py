@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import QuadMesh
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
@@ -53,6 +54,7 @@ from workbench.viz import (
     training_curves,
     training_curves_static,
 )
+from workbench.viz.data import error_bar_caption
 from workbench.viz.export import DEBIAN_CHROMIUM, kaleido_session, save_figure
 from workbench.viz.labels import label, readable
 from workbench.viz.style import (
@@ -700,3 +702,27 @@ def test_every_figure_builder_renders_to_png(tmp_path):
             with Image.open(path) as image:
                 image.verify()
                 assert image.format == "PNG" and min(image.size) > 150, name
+
+
+def test_error_bars_say_what_they_are():
+    assert error_bar_caption(SUMMARY) == "error bars: the summary's confidence intervals (level and method not recorded)"
+    summary = SUMMARY.assign(ci_level=0.95, ci_method=["video bootstrap (1 seed(s) pooled)", "seed bootstrap",
+                                                       "video bootstrap (3 seed(s) pooled)",
+                                                       "none: 1 seed and no predictions"])
+    caption = "error bars: 95% CI, seed bootstrap or video bootstrap; none where 1 seed and no predictions"
+    assert error_bar_caption(summary) == caption
+    assert error_bar_caption(summary.assign(ci_method="none: metric undefined")) == (
+        "no error bars; none where metric undefined")
+    assert results_bars(summary).layout.xaxis.title.text == caption
+    assert results_bars_static(summary).axes[0].get_xlabel() == caption
+
+
+def test_static_results_legend_never_covers_a_bar():
+    summary = pd.concat([SUMMARY[SUMMARY["algorithm"] == "erm"].assign(algorithm=name) for name in ("erm", "sam", "sagm", "roga", "irm", "fish")])
+    figure = results_bars_static(summary.assign(mean=0.99, ci_low=0.98, ci_high=1.0))  # bars up to the top
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legend = figure.legends[0].get_window_extent(renderer)
+    axes = figure.axes[0].get_window_extent(renderer)
+    assert legend.y1 <= axes.y0 and not figure.axes[0].get_legend()

@@ -3,7 +3,8 @@
 Everything comes from the library (trainer, selection, report tables, analysis, figures); this module
 only orchestrates the runs and writes ``report.md``: the results table of
 :func:`workbench.training.report.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
-algorithm's held-out mean and gap, the bars of :func:`workbench.viz.results_bars_static` as a PNG, and
+algorithm's held-out mean and gap and their differences to ERM with paired video-bootstrap intervals
+(:func:`workbench.training.comparison.baseline_differences`; two numbers without one say nothing), the bars of :func:`workbench.viz.results_bars_static` as a PNG, and
 where the detectors look: a Grad-CAM gallery at the default layer
 (:func:`workbench.analysis.attribution.default_layer_name`), localisation against depth, and a table
 of energy in the mask and pointing game against chance on the source and held-out domains.
@@ -29,6 +30,8 @@ from workbench.analysis.attribution import (
 )
 from workbench.data.frames import load_frames, pick_frames
 from workbench.training import Trainer
+from workbench.training.cells import RunPredictions
+from workbench.training.comparison import GAP, HELD_OUT_MEAN, baseline_differences, format_difference
 from workbench.training.report import report_tables, to_markdown
 from workbench.training.runs import load_run_model, run_manifest
 from workbench.viz import (
@@ -40,6 +43,7 @@ from workbench.viz import (
 )
 
 DEMO_ALGORITHMS = ("erm", "roga")
+DEMO_BASELINE = "erm"
 
 
 def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence[str]) -> dict[str, Path]:
@@ -74,10 +78,34 @@ def _number(value: Any) -> str:
     return "n/a" if pd.isna(value) else f"{value:.3f}"
 
 
-def gap_lines(table: pd.DataFrame) -> list[str]:
-    """One markdown bullet per algorithm of a :func:`comparison_table`: selected step, held-out mean and gap."""
-    return [f"- {name} (step {row['step']:.0f}): held-out mean {_number(row['held_out_mean'])}, gap {_number(row['gap'])}"
-            for name, row in table.iterrows()]
+def gap_lines(table: pd.DataFrame, differences: pd.DataFrame | None = None) -> list[str]:
+    """One markdown bullet per algorithm of a :func:`comparison_table`: selected step, held-out mean and gap,
+    and, for algorithms in ``differences`` (:func:`~workbench.training.comparison.baseline_differences`), both
+    differences to the baseline with their paired intervals (bold when an interval excludes 0)."""
+    lines = []
+    for name, row in table.iterrows():
+        line = f"- {name} (step {row['step']:.0f}): held-out mean {_number(row['held_out_mean'])}, gap {_number(row['gap'])}"
+        own = differences[differences["algorithm"] == name] if differences is not None else pd.DataFrame()
+        if len(own):
+            baseline = own["baseline"].iloc[0]
+            parts = []
+            for group in (HELD_OUT_MEAN, GAP):
+                match = own[own["group"] == group]
+                if len(match):
+                    r = match.iloc[0]
+                    parts.append(f"{group.replace('_', ' ')} {format_difference(r.difference, r.ci_low, r.ci_high, r.excludes_zero)}")
+            line += f"; minus {baseline}: " + ", ".join(parts)
+        lines.append(line)
+    return lines
+
+
+def demo_differences(per_run: pd.DataFrame, summary: pd.DataFrame, predictions: RunPredictions,
+                     baseline: str = DEMO_BASELINE) -> pd.DataFrame | None:
+    """Each other algorithm's differences to ``baseline`` on every group of ``summary``, held-out mean and gap,
+    with paired video-bootstrap intervals; None when ``baseline`` was not trained or nothing else was."""
+    if baseline not in set(per_run["algorithm"]) or per_run["algorithm"].nunique() < 2:
+        return None
+    return baseline_differences(per_run, baseline, list(dict.fromkeys(summary["group"])), predictions=predictions)
 
 
 def localisation_section(runs: dict[str, Path], config: dict[str, Any], out_dir: Path, per_domain: int = 16) -> str:
@@ -133,16 +161,22 @@ Localisation at every stage (averaged over all domains):
 
 def write_report(
     table: pd.DataFrame, summary: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float,
-    localisation: str = "",
+    localisation: str = "", differences: pd.DataFrame | None = None,
 ) -> Path:
-    """``report.md``: the summary's results table, the gaps of ``table``, the figure, ``localisation``
-    (a markdown section, e.g. :func:`localisation_section`) and how the numbers were made.
+    """``report.md``: the summary's results table, the gaps of ``table`` with ``differences`` (see
+    :func:`gap_lines`), the figure, ``localisation`` (a markdown section, e.g. :func:`localisation_section`)
+    and how the numbers were made.
 
     ``summary`` is :func:`workbench.training.report.summarise` of the runs (source-val selection).
     """
     save_figure(results_bars_static(summary, metric="AUC", title="Frame AUC: source test vs held-out forgery domains"),
                 out_dir / "comparison.png")
-    gaps = "\n".join(gap_lines(table))
+    gaps = "\n".join(gap_lines(table, differences))
+    paired = "" if differences is None else (
+        f"\nBracketed: the {100 * differences['ci_level'].iloc[0]:g}% paired video bootstrap of the difference to "
+        f"{differences['baseline'].iloc[0]} (both detectors scored on the same resampled test videos), rounded "
+        "outward; **bold** when it excludes 0. It covers which test videos were drawn, not seed-to-seed variance "
+        "(one seed each here).\n")
     text = f"""# Demo: ERM vs RoGA on the embedded forgery benchmark
 
 Backbone `{config['model']['name']}` (random init), {config['train']['steps']} steps, batch
@@ -155,7 +189,7 @@ Checkpoints selected by source-domain validation AUC (no target data used for se
 Held-out mean AUC and `gap` = source-test AUC − mean held-out AUC, per algorithm:
 
 {gaps}
-
+{paired}
 ![comparison](comparison.png)
 
 {localisation}
@@ -167,14 +201,17 @@ Total wall time {wall_s:.0f} s.
 
 
 def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
-             algorithms: Sequence[str] = DEMO_ALGORITHMS) -> tuple[pd.DataFrame, Path]:
-    """Train, compare, and write the report; return the table and the report path."""
+             algorithms: Sequence[str] = DEMO_ALGORITHMS) -> tuple[pd.DataFrame, pd.DataFrame | None, Path]:
+    """Train, compare, and write the report; return the :func:`comparison_table`, the differences to
+    :data:`DEMO_BASELINE` (:func:`demo_differences`) and the report path."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = train_algorithms(config, out_dir, algorithms)
-    per_run, summary = report_tables(runs.values())
+    predictions = RunPredictions()
+    per_run, summary = report_tables(runs.values(), predictions=predictions)
     table = comparison_table(per_run)
+    differences = demo_differences(per_run, summary, predictions)
     localisation = localisation_section(runs, config, out_dir)
-    report = write_report(table, summary, config, out_dir, time.perf_counter() - started, localisation)
-    return table, report
+    report = write_report(table, summary, config, out_dir, time.perf_counter() - started, localisation, differences)
+    return table, differences, report

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workbench.cli import add_overrides_argument
 from workbench.config import load_config
-from workbench.demo import DEMO_ALGORITHMS, run_demo
+from workbench.demo import DEMO_ALGORITHMS, gap_lines, run_demo
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
@@ -34,9 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = load_config(args.config, args.overrides)
-    table, report = run_demo(config, args.out, args.algorithms)
+    table, differences, report = run_demo(config, args.out, args.algorithms)
     print()
     print(table.to_string(float_format="{:.3f}".format))
+    print()
+    print("\n".join(line.removeprefix("- ").replace("**", "") for line in gap_lines(table, differences)))
+    if differences is not None:
+        print(f"[low, high]: {100 * differences['ci_level'].iloc[0]:g}% paired video-bootstrap interval of the "
+              f"difference to {differences['baseline'].iloc[0]}; see the report")
     print(f"\nreport: {report}")
     print(f"demo wall time: {time.perf_counter() - started:.1f} s")
     return 0

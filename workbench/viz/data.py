@@ -238,6 +238,25 @@ def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
     return metric or (human_label(recorded[0]) if recorded else "AUC")
 
 
+def error_bar_caption(summary: pd.DataFrame) -> str:
+    """What a results figure's error bars are, from the summary's ``ci_level`` and ``ci_method`` columns.
+
+    A figure without this says nothing about its whiskers: a video bootstrap covers which test videos
+    were drawn, a seed bootstrap the seed-to-seed spread, and some cells may have none. Without those
+    columns the caption says that neither is known.
+    """
+    if not {"ci_level", "ci_method"} <= set(summary.columns):
+        return "error bars: the summary's confidence intervals (level and method not recorded)"
+    levels = sorted({f"{100 * float(level):g}%" for level in summary["ci_level"].dropna()})
+    methods = [str(m) for m in summary["ci_method"].dropna()]
+    drawn = sorted({m.split(" (", 1)[0] for m in methods if not m.startswith("none")})
+    missing = sorted({m.split(": ", 1)[-1] for m in methods if m.startswith("none")})
+    parts = [f"error bars: {'/'.join(levels)} CI, {' or '.join(drawn)}"] if drawn else ["no error bars"]
+    if missing:
+        parts.append(f"none where {'; '.join(missing)}")
+    return "; ".join(parts)
+
+
 def label_names(labels: pd.Series) -> pd.Series:
     """0/1 labels as ``real``/``fake`` (other values are kept as text)."""
     return labels.map(lambda value: LABEL_NAMES.get(value, str(value)) if not isinstance(value, str) else value)

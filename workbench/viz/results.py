@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.viz.data import check_summary, mean_over_runs, split_eval_frame
+from workbench.viz.data import check_summary, error_bar_caption, mean_over_runs, split_eval_frame
 from workbench.viz.labels import label
 from workbench.viz.style import REFERENCE, legend_outside, paper_layout, styles_for, tick_text
 
@@ -21,7 +21,7 @@ def results_bars(summary: pd.DataFrame, metric: str | None = None, title: str | 
     ``summary`` has columns ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high`` (one row per
     algorithm and group, e.g. from ``workbench.training.report.summarise``); ``metric`` defaults to its
     ``metric`` column (see :func:`~workbench.viz.data.check_summary`). For AUC a dashed line marks
-    chance (0.5).
+    chance (0.5). The x-axis title says what the error bars are (:func:`~workbench.viz.data.error_bar_caption`).
     """
     metric = check_summary(summary, metric)
     groups = list(dict.fromkeys(summary["group"]))
@@ -44,6 +44,7 @@ def results_bars(summary: pd.DataFrame, metric: str | None = None, title: str | 
         figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="chance",  # its legend entry
                                     line=dict(color=REFERENCE, dash="dot", width=2)))
     paper_layout(figure, barmode="group", title=title or f"{metric} with confidence intervals", yaxis_title=metric,
+                 xaxis_title=error_bar_caption(summary),
                  width=max(600, 130 * len(groups) + 200), height=480)
     return legend_outside(figure)
 

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from workbench.analysis.attribution import SCORE_COLUMNS, mean_over_domains
 from workbench.viz.data import (
     check_summary,
+    error_bar_caption,
     curves,
     label_names,
     labelled,
@@ -225,8 +226,9 @@ def embedding_scatter_static(
 
 
 def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title: str | None = None) -> Figure:
-    """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars;
-    ``metric`` as in :func:`workbench.viz.results_bars`; for AUC a dashed line marks chance (0.5)."""
+    """Grouped bars (x = evaluation group, one colour per algorithm) with [ci_low, ci_high] error bars,
+    captioned with what they are (:func:`~workbench.viz.data.error_bar_caption`); ``metric`` as in
+    :func:`workbench.viz.results_bars`; for AUC a dashed line marks chance (0.5); the legend sits below the axes."""
     metric = check_summary(summary, metric)
     groups = list(dict.fromkeys(summary["group"]))
     styles = styles_for(summary["algorithm"])
@@ -246,6 +248,7 @@ def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title:
             ax.axhline(0.5, color=REFERENCE, linestyle=":", linewidth=1, label="chance")
         ax.set_xticks(np.arange(len(groups)), [tick_text(label(g)).replace("<br>", "\n") for g in groups])
         ax.set_ylabel(metric)
+        ax.set_xlabel(error_bar_caption(summary), fontsize="small")
         if title is not None:
             ax.set_title(title)
         _legend_below(figure)
