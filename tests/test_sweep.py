@@ -220,3 +220,46 @@ def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_s
     table = run_sweep(runs, tmp_path / "sweep", train, errors=RUN_FAILURES)
     assert table["status"].tolist()[1] == "trained"
     assert table["status"].tolist()[0].startswith("failed: the model's weights became non-finite")
+
+
+class _StoppedLauncher:
+    """Starts every run elsewhere, then the sweep is interrupted before any finishes."""
+
+    def launch(self, jobs):
+        for job in jobs:
+            yield job, None
+        raise KeyboardInterrupt
+
+    def where(self, job):
+        return f"elsewhere {job.name}"
+
+
+def test_runs_started_elsewhere_are_running_then_pending_when_the_sweep_stops(base, tmp_path):
+    out = tmp_path / "sweep"
+    runs = plan_sweep(base, [], ["erm", "sam"], [0])
+    seen = []
+    launcher = _StoppedLauncher()
+    original = launcher.launch
+
+    def watching(jobs):
+        for item in original(jobs):
+            yield item
+            seen.append(pd.read_csv(out / "sweep.csv", keep_default_na=False)[["status", "job"]].values.tolist())
+
+    launcher.launch = watching
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(runs, out, lambda config, run_dir: None, launcher=launcher)
+    assert seen[-1] == [["running", "elsewhere erm-seed0"], ["running", "elsewhere sam-seed0"]]
+    assert pd.read_csv(out / "sweep.csv")["status"].tolist() == ["pending", "pending"]  # their processes stopped
+
+
+def test_runs_a_killed_sweep_left_running_are_named_in_a_warning_and_trained_again(base, tmp_path):
+    out = tmp_path / "sweep"
+    runs = plan_sweep(base, [], ["erm"], [0])
+    run_sweep(runs, out, lambda config, run_dir: None)
+    table = pd.read_csv(out / "sweep.csv", keep_default_na=False)
+    assert table[["status", "job"]].values.tolist() == [["trained", "sweep process"]]
+    table.loc[0, ["status", "job"]] = ["running", "slurm job 77_0"]  # as a coordinator killed outright leaves it
+    table.to_csv(out / "sweep.csv", index=False)
+    with pytest.warns(UserWarning, match=r"killed before it could stop them: \['erm-seed0 \(slurm job 77_0\)'\].*scancel"):
+        assert run_sweep(runs, out, lambda config, run_dir: None)["status"].tolist() == ["trained"]

@@ -9,13 +9,25 @@ from pathlib import Path
 from workbench.analysis.callbacks import callbacks_from_config
 from workbench.cli import add_overrides_argument
 from workbench.cli.train import INTERRUPTED_HINT, USER_ERRORS
+from workbench.config import ConfigError
 from workbench.training.checkpoint import CheckpointError
+from workbench.training.launchers import (Launcher, LocalPoolLauncher, SerialLauncher, SlurmLauncher, available_cpus,
+                                          read_slurm_config, slurm_executor, slurm_parameters, usable_gpus,
+                                          worker_slots)
 from workbench.training.report import SWEEP_FILE
-from workbench.training.sweep import parse_axis, plan_sweep, planned_status, run_sweep
+from workbench.training.sweep import SweepRun, parse_axis, plan_sweep, planned_status, run_sweep
 from workbench.training.trainer import NonFiniteLossError, train
 
 # failures of one run that leave the rest of the sweep meaningful
 RUN_FAILURES: tuple[type[Exception], ...] = (NonFiniteLossError, CheckpointError, RuntimeError)
+# flag -> key of slurm_parameters (and of a --slurm-config file)
+SLURM_FLAGS: dict[str, str] = {"partition": "partition", "time": "time", "gpus_per_run": "gpus",
+                               "cpus_per_run": "cpus", "mem_gb": "mem_gb", "account": "account"}
+
+
+def train_with_callbacks(config: dict, run_dir: Path) -> Path:
+    """Train one sweep run with the analysis callbacks its config asks for (module-level: workers unpickle it)."""
+    return train(config, run_dir, callbacks_from_config(config))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "their manifests, then train them one after another in OUT/<algorithm>-<key=value...>-seed<N>. Runs "
             "finished with the same config are reused and interrupted ones resume, so the same command continues "
             "a sweep; a run saved with another config, or one that fails (e.g. a diverging loss), is recorded as "
-            "failed and the sweep goes on. OUT/sweep.csv lists every run's status. Choose hyper-parameters on validation data afterwards with "
+            "failed and the sweep goes on. OUT/sweep.csv lists every run's status and where it executed. --jobs N "
+            "trains N runs at once on this machine (a GPU of its own per run, the CPU cores divided between runs); "
+            "--launcher slurm submits the runs as a SLURM job array (submitit), requeued and resumed from their "
+            "checkpoints when preempted or out of time. Choose hyper-parameters on validation data afterwards with "
             "`python -m workbench report OUT --tune` (a sweep folder stands for its finished runs)."
         ),
     )
@@ -40,7 +55,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "0.05]' (the optional prefix limits it to those algorithms); --grid may be repeated")
     parser.add_argument("--out", type=Path, required=True, help="sweep folder: one run directory per run")
     parser.add_argument("--dry-run", action="store_true", help="list the planned runs and their status; train nothing")
+    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                        help="where runs execute: this machine (default) or SLURM jobs submitted through submitit")
+    parser.add_argument("--jobs", type=int, help="local: runs at once (default 1: one after another in this process; "
+                        "at most one per GPU); slurm: array tasks running at once (default: no limit)")
+    parser.add_argument("--max-timeouts", type=int, default=3,
+                        help="times a run that reaches its time limit is requeued (preemptions always are; default 3)")
+    slurm = parser.add_argument_group("SLURM (--launcher slurm; flags override --slurm-config)")
+    slurm.add_argument("--slurm-config", type=Path, help="YAML file with partition, time, gpus, cpus, mem_gb, account, "
+                       "qos, constraint, setup (shell lines before the run), additional (more #SBATCH flags)")
+    slurm.add_argument("--partition", help="SLURM partition")
+    slurm.add_argument("--time", type=int, help="time limit of each job in minutes (a run that needs longer is "
+                       "requeued and resumes from its checkpoint)")
+    slurm.add_argument("--gpus-per-run", type=int, help="GPUs of each job")
+    slurm.add_argument("--cpus-per-run", type=int, help="CPUs of each job (the run's CPU threads)")
+    slurm.add_argument("--mem-gb", type=float, help="memory of each job in GB")
+    slurm.add_argument("--account", help="SLURM account to charge")
     parser.set_defaults(func=run)
+
+
+def make_launcher(args: argparse.Namespace, runs: list[SweepRun]) -> Launcher:
+    """The launcher the flags ask for; raises ConfigError on flags that do not fit it or the machine."""
+    given = {flag: getattr(args, flag) for flag in SLURM_FLAGS if getattr(args, flag) is not None}
+    if args.launcher == "local":
+        if given or args.slurm_config:
+            names = [f"--{flag.replace('_', '-')}" for flag in given]
+            names += ["--slurm-config"] if args.slurm_config else []
+            raise ConfigError(f"{names} only apply to --launcher slurm")
+        if args.jobs is None or args.jobs == 1:
+            return SerialLauncher()
+        gpus = max((usable_gpus(planned.config) for planned in runs), key=len, default=[])
+        slots = worker_slots(args.jobs, gpus, available_cpus())
+        return LocalPoolLauncher(args.out, slots, max_timeouts=args.max_timeouts)
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: at least one run must execute at a time")
+    options = read_slurm_config(args.slurm_config) if args.slurm_config else {}
+    options.update({SLURM_FLAGS[flag]: value for flag, value in given.items()})
+    parameters = slurm_parameters(options, args.jobs, name=f"sweep-{args.out.name}")
+    return SlurmLauncher(slurm_executor(args.out, parameters, args.max_timeouts))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +109,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{planned.name}\t{planned_status(planned, args.out / planned.name)}")
         return 0
     try:
-        table = run_sweep(runs, args.out, lambda config, run_dir: train(config, run_dir, callbacks_from_config(config)),
-                          errors=USER_ERRORS + RUN_FAILURES,
-                          on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr))
+        launcher = make_launcher(args, runs)
+    except (ConfigError, RuntimeError) as exc:  # RuntimeError: submitit finds no SLURM here
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        table = run_sweep(runs, args.out, train_with_callbacks, errors=USER_ERRORS + RUN_FAILURES,
+                          on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr),
+                          launcher=launcher)
     except KeyboardInterrupt:
         print(f"interrupted: {args.out / SWEEP_FILE} lists the runs still pending; {INTERRUPTED_HINT}", file=sys.stderr)
         return 130

@@ -3,11 +3,13 @@
 A sweep is planned in full before anything trains (:func:`plan_sweep`): every run's config is loaded
 and checked against its manifest as training would check it, so a bad grid value fails at once,
 naming the key. :func:`run_sweep` then trains the
-runs one after another in ``out_dir/<name>``; a run finished with the same config is reused (one of
-another config is a failure, never passed off as this one), an interrupted one resumes, and a run
-that fails (e.g. a diverging learning rate) is recorded and the sweep goes on.
-``sweep.csv`` in ``out_dir`` lists every run (pending ones too) with its status after each one. Choose hyper-parameters
-afterwards, honestly, with ``report --tune`` (:func:`workbench.training.report.tune_variants`).
+runs in ``out_dir/<name>``, one after another in this process or elsewhere through a launcher
+(:mod:`workbench.training.launchers`: N at once on this machine, or SLURM); a run finished with the
+same config is reused (one of another config is a failure, never passed off as this one), an
+interrupted one resumes, and a run that fails (e.g. a diverging learning rate) is recorded and the
+sweep goes on. ``sweep.csv`` in ``out_dir``, written by this process alone, lists every run (pending
+ones too) with its status and where it executed. Choose hyper-parameters afterwards, honestly, with
+``report --tune`` (:func:`workbench.training.report.tune_variants`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +26,17 @@ from typing import Any
 import pandas as pd
 
 from workbench.algorithms import ALGORITHMS, hparam_spec
+from workbench.atomic import atomic_path
 from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml)
 from workbench.data.manifest import ManifestError
-from workbench.training.report import SWEEP_ALREADY_DONE, SWEEP_FILE, SWEEP_TRAINED
+from workbench.training.launchers import Launcher, RunJob, SerialLauncher
+from workbench.training.report import SWEEP_ALREADY_DONE, SWEEP_FILE
 from workbench.training.run_dir import RunConfigError, RunDir
 from workbench.training.runs import run_manifest
 from workbench.training.pipeline import training_protocol
 
+# sweep.csv's status of a run executing in another process or on another machine
+SWEEP_RUNNING = "running"
 # keys a grid may not sweep: the sweep's own axes (--algorithms, --seeds) and where or how a run executes
 UNSWEPT_KEYS: frozenset[str] = RUN_SPECIFIC_KEYS | {"algorithm.name", "train.seed"}
 
@@ -180,49 +187,87 @@ def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) 
     check_checkpoint_rules_usable(config)
 
 
-def _status_row(run: SweepRun, run_dir: Path, status: str) -> dict[str, Any]:
+def _status_row(run: SweepRun, run_dir: Path, status: str, job: str = "") -> dict[str, Any]:
     return {"name": run.name, "run_dir": str(run_dir), "algorithm": run.config["algorithm"]["name"],
-            "seed": run.config["train"]["seed"], "grid": json.dumps(run.grid, sort_keys=True), "status": status}
+            "seed": run.config["train"]["seed"], "grid": json.dumps(run.grid, sort_keys=True), "status": status,
+            "job": job}
+
+
+def _write_table(table: dict[str, dict[str, Any]], path: Path) -> None:
+    """Write the status table atomically: a reader never sees half a file, an interruption never loses the old one."""
+    with atomic_path(path) as tmp:
+        pd.DataFrame(table.values()).to_csv(tmp, index=False)
+
+
+def _mark_pending(table: dict[str, dict[str, Any]], path: Path) -> None:
+    """Runs listed as running are pending again (their process was stopped); write the table."""
+    for row in table.values():
+        if row["status"] == SWEEP_RUNNING:
+            row["status"] = "pending"
+    _write_table(table, path)
 
 
 def run_sweep(
     runs: Iterable[SweepRun],
     out_dir: str | Path,
-    train_run: Callable[[dict[str, Any], Path], Path],
+    train_run: Callable[[dict[str, Any], Path], Any],
     errors: tuple[type[Exception], ...] = (Exception,),
     on_status: Callable[[dict[str, Any]], None] | None = None,
+    launcher: Launcher | None = None,
 ) -> pd.DataFrame:
     """Train each planned run in ``out_dir/<name>`` with ``train_run(config, run_dir)``; return the status table.
 
     Status: ``trained``, ``already done`` (finished with the same config: not touched; see
     :func:`existing_status`) or ``failed: <message>`` for an exception in ``errors``, after which the
-    sweep continues (anything else stops it). ``out_dir/sweep.csv`` holds one row per run of this and
-    earlier calls: planned runs not yet reached keep their earlier row or are ``pending`` (so an
-    interrupted sweep still lists them), and each run's row is replaced once it is done. ``on_status``
-    sees each row as it is made. Returns this call's rows.
+    sweep continues. ``launcher`` says where runs execute (default: :class:`SerialLauncher`, in this
+    process, where any other exception stops the sweep; a parallel launcher records every failure of
+    a run and goes on). ``train_run`` must be picklable (a module-level function) for a parallel launcher.
+
+    This function alone writes ``out_dir/sweep.csv``, atomically, whenever a run starts elsewhere or
+    finishes: one row per run of this and earlier calls, planned runs not yet reached keep their earlier
+    row or are ``pending`` (so an interrupted sweep still lists them), a run executing elsewhere is
+    ``running``, and column ``job`` says where each run executed. ``on_status`` sees each finished row.
+    Returns this call's rows, in the planned order.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table_path = out / SWEEP_FILE
     earlier = pd.read_csv(table_path, dtype=str, keep_default_na=False) if table_path.is_file() else pd.DataFrame()
-    table = {row["name"]: row for row in earlier.to_dict("records")}
+    table = {row["name"]: {"job": "", **row} for row in earlier.to_dict("records")}
     runs = list(runs)
     for run in runs:  # a run not reached (the sweep interrupted) keeps its earlier row, or is listed as pending
         table.setdefault(run.name, _status_row(run, out / run.name, "pending"))
-    pd.DataFrame(table.values()).to_csv(table_path, index=False)
-    rows = []
+    stale = [f"{row['name']} ({row['job']})" for row in table.values() if row["status"] == SWEEP_RUNNING]
+    if stale:
+        warnings.warn(f"{table_path} lists runs as running: the sweep that started them was killed before it could "
+                      f"stop them: {stale}; if such a job still runs (e.g. on SLURM), cancel it (scancel) so that it "
+                      "does not train beside this sweep", stacklevel=2)
+    _mark_pending(table, table_path)
+    launcher = launcher or SerialLauncher()
+    by_name = {run.name: run for run in runs}
+    rows: dict[str, dict[str, Any]] = {}
+
+    def record(run: SweepRun, status: str, job: str) -> None:
+        row = _status_row(run, out / run.name, status, job)
+        table[run.name] = row
+        if status != SWEEP_RUNNING:
+            rows[run.name] = row
+            if on_status is not None:
+                on_status(row)
+        _write_table(table, table_path)
+
+    jobs = []
     for run in runs:
-        run_dir = out / run.name
-        status = existing_status(run, run_dir)
+        status = existing_status(run, out / run.name)
         if status is None:
-            try:
-                train_run(run.config, run_dir)
-                status = SWEEP_TRAINED
-            except errors as exc:
-                status = f"failed: {exc}"
-        rows.append(_status_row(run, run_dir, status))
-        table[run.name] = rows[-1]
-        if on_status is not None:
-            on_status(rows[-1])
-        pd.DataFrame(table.values()).to_csv(table_path, index=False)
-    return pd.DataFrame(rows)
+            jobs.append(RunJob(run.name, run.config, out / run.name, train_run, errors))
+        else:
+            record(run, status, table[run.name].get("job", "") if status == SWEEP_ALREADY_DONE else "")
+    launched = launcher.launch(jobs)
+    try:
+        for job, status in launched:
+            record(by_name[job.name], SWEEP_RUNNING if status is None else status, launcher.where(job))
+    finally:
+        launched.close()  # the launcher stops the runs still executing
+        _mark_pending(table, table_path)
+    return pd.DataFrame([rows[run.name] for run in runs])
