@@ -6,6 +6,8 @@ file (``.safetensors``, ``.pth``, ``.bin``, or a checkpoint holding one under ``
 A local file must match the architecture: a classifier whose shape differs from ``num_classes``
 (ImageNet's 1000 classes) is left at its fresh initialisation, and any other missing or unexpected key
 is an error, so a truncated or wrongly prefixed file never trains silently from random weights.
+DeepfakeBench's Xception and EfficientNet-B4 detector checkpoints load into ``deepfakebench_xception`` and
+``deepfakebench_efficientnet_b4`` (:mod:`workbench.models.deepfakebench`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import timm
 import torch
 from torch import nn
 
+from workbench.models.deepfakebench import CHECKPOINT_CONVERTERS, detector_layout
 from workbench.models.weights import load_pretrained
 
 KEYS_SHOWN = 5
@@ -68,23 +71,37 @@ def _listing(keys: list[str]) -> str:
 def load_weights(model: nn.Module, path: Path) -> None:
     """Load a local weights file into a timm ``model``; every key must match except a resized classifier.
 
-    The timm module's ``checkpoint_filter_fn`` (original-format checkpoints, where timm has one) is
-    applied first. Raises ``ValueError`` naming the file and the missing/unexpected keys.
+    A DeepfakeBench detector checkpoint is converted for its registered model
+    (:mod:`workbench.models.deepfakebench`; refused, naming that model, for any other); otherwise the timm
+    module's ``checkpoint_filter_fn`` (original-format checkpoints, where timm has one) is applied first.
+    Raises ``ValueError`` naming the file and the missing/unexpected keys or those whose shapes differ.
     """
     state = timm.models.load_state_dict(str(path))
-    filter_fn = getattr(sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+    architecture = model.pretrained_cfg.get("architecture", "?")
+    layout = detector_layout(state)
+    if layout is not None and layout != architecture:
+        raise ValueError(f"weights file {str(path)!r} is a DeepfakeBench detector checkpoint of the {layout} layout; "
+                         f"set the model name to {layout!r} (not {architecture!r}) to load it as DeepfakeBench "
+                         "computes it")
+    filter_fn = CHECKPOINT_CONVERTERS.get(architecture) or getattr(
+        sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
     if filter_fn is not None:
         state = filter_fn(state, model)
     own = model.state_dict()
     resized = {k for k in _classifier_keys(model) if k in state and k in own and state[k].shape != own[k].shape}
     for key in resized:
         del state[key]
+    reshaped = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items()
+                if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    if reshaped:
+        raise ValueError(f"weights file {str(path)!r} does not match timm model {architecture}: "
+                         f"shapes differ for {_listing(reshaped)}")
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in resized]
     if missing or result.unexpected_keys:
         raise ValueError(
             f"weights file {str(path)!r} does not match timm model {type(model).__name__} "
-            f"({model.pretrained_cfg.get('architecture', '?')}): missing {_listing(missing)}, "
+            f"({architecture}): missing {_listing(missing)}, "
             f"unexpected {_listing(result.unexpected_keys)}"
         )
 
