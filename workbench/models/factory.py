@@ -69,7 +69,8 @@ def _listing(keys: list[str]) -> str:
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
-    """Load a local weights file into a timm ``model``; every key must match except a resized classifier.
+    """Load a local weights file into a timm ``model``; every key must match except a classifier for another
+    number of classes (left at its fresh initialisation; never a DeepfakeBench detector's head).
 
     A DeepfakeBench detector checkpoint is converted for its registered model
     (:mod:`workbench.models.deepfakebench`; refused, naming that model, for any other); otherwise the timm
@@ -88,7 +89,10 @@ def load_weights(model: nn.Module, path: Path) -> None:
     if filter_fn is not None:
         state = filter_fn(state, model)
     own = model.state_dict()
-    resized = {k for k in _classifier_keys(model) if k in state and k in own and state[k].shape != own[k].shape}
+    # a classifier for another number of classes (ImageNet's 1000) is left fresh; a detector's head never is
+    resized = set() if layout is not None else {
+        k for k in _classifier_keys(model)
+        if k in state and k in own and state[k].shape[0] != own[k].shape[0] and state[k].shape[1:] == own[k].shape[1:]}
     for key in resized:
         del state[key]
     reshaped = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items()
