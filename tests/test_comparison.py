@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from workbench.cli import report as report_cli
+from workbench.data.manifest import video_keys
 from workbench.metrics import compute_metrics, percentile_interval, video_bootstrap_statistics
 from workbench.training.cells import ReportError
 from workbench.training.comparison import baseline_differences, differences_markdown, format_difference
@@ -25,7 +26,7 @@ def scores(seed: int, group: str, fake_boost: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng([seed, GROUPS.index(group)])
     labels = np.repeat([0] * 8 + [1] * 8, 2)
     probs = np.clip(rng.normal(0.4, 0.2, 32) + 0.15 * labels + fake_boost * labels, 0, 1)
-    return pd.DataFrame({"group": group, "path": [f"{group}/{i}.png" for i in range(32)], "domain": group,
+    return pd.DataFrame({"group": group, "path": [f"{group}/{i}.png" for i in range(32)], "dataset": "SYN", "domain": group,
                          "split": "test", "video": np.repeat([f"v{i}" for i in range(16)], 2), "label": labels,
                          "prob_fake": probs, "step": 200, "model": "source_val"})
 
@@ -41,7 +42,7 @@ def make_run(root, algorithm: str, seed: int, fake_boost: float = 0.0, predictio
     table = pd.concat([scores(seed if score_seed is None else score_seed, g, fake_boost) for g in GROUPS])
     evaluation = {"source_val": {"auc": 0.9}}
     for group, rows in table.groupby("group"):
-        evaluation[group] = compute_metrics(rows["label"], rows["prob_fake"], rows["domain"] + "/" + rows["video"])
+        evaluation[group] = compute_metrics(rows["label"], rows["prob_fake"], video_keys(rows))
     (run_dir / "records.jsonl").write_text(json.dumps({"step": 200, "eval": evaluation}) + "\n")
     if predictions:
         table.to_csv(run_dir / "predictions.csv", index=False)
@@ -54,7 +55,7 @@ def samples(run_dirs, group):
     for run_dir in run_dirs:
         rows = pd.read_csv(run_dir / "predictions.csv", dtype={"video": str})
         rows = rows[rows["group"] == group]
-        out.append((rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), (rows["domain"] + "/" + rows["video"]).to_numpy()))
+        out.append((rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), video_keys(rows).to_numpy()))
     return out
 
 

@@ -201,6 +201,7 @@ def _predictions() -> pd.DataFrame:
     ]
     table = pd.DataFrame(rows, columns=["group", "domain", "video", "label", "prob_fake"])
     table["path"] = [f"img{i}.png" for i in range(len(table))]
+    table["dataset"] = ["FF++"] * 7 + ["CDFv2"] * 2
     table["split"] = "test"
     table["step"] = 100
     return table
@@ -332,3 +333,16 @@ def test_log_loss_is_the_mean_negative_log_probability_of_the_true_class():
     assert "log_loss" in LOWER_IS_BETTER
     low, high = video_bootstrap_ci([(labels, probs, ["a", "b", "c", "d"])], "log_loss", n_boot=200)
     assert low <= expected <= high
+
+
+def test_per_domain_video_auc_keeps_equal_ids_of_two_datasets_apart():
+    # two datasets reuse FF++-style folder names: "000" of each is its own video
+    table = pd.DataFrame({"group": "target/pair", "dataset": ["A", "A", "B", "B"], "domain": "swap",
+                          "video": ["000", "001", "000", "001"], "label": [0, 1, 1, 0],
+                          "prob_fake": [0.1, 0.9, 0.8, 0.2]})
+    keyed = per_domain_metrics(table).iloc[0]
+    assert keyed["video_auc"] == pytest.approx(1.0)  # four videos, every fake above every real
+    with pytest.raises(ValueError, match="has both real and fake frames"):  # keyed without the dataset they merge
+        per_domain_metrics(table, dataset_col=None)
+    with pytest.raises(ValueError, match=r"\['dataset'\]"):
+        per_domain_metrics(table.drop(columns="dataset"))

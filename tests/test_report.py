@@ -219,7 +219,7 @@ def _predictions(seed):
     labels = np.repeat([0] * 6 + [1] * 6, 3)
     probs = np.clip(rng.normal(0.4, 0.15, 36) + 0.25 * labels, 0, 1)
     return pd.DataFrame({
-        "group": TARGET, "path": [f"f{i}.png" for i in range(36)], "domain": "SYN-SEAMLESS", "split": "test",
+        "group": TARGET, "path": [f"f{i}.png" for i in range(36)], "dataset": "SYN", "domain": "SYN-SEAMLESS", "split": "test",
         "video": np.repeat([f"v{i}" for i in range(12)], 3), "label": labels, "prob_fake": probs, "step": 200,
     })
 

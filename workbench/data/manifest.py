@@ -263,6 +263,19 @@ def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+VIDEO_KEY_COLUMNS: tuple[str, ...] = ("dataset", "domain", "video")
+
+
+def video_keys(frames: pd.DataFrame) -> pd.Series:
+    """The one video key, ``dataset/domain/video``: FF++-style folder names (``000``…) repeat across datasets
+    and domains, and each is a different video. ``frames`` is a manifest or a predictions table."""
+    missing = [c for c in VIDEO_KEY_COLUMNS if c not in frames.columns]
+    if missing:
+        raise ValueError(f"frames lack column(s) {missing} of the video key {'/'.join(VIDEO_KEY_COLUMNS)}; "
+                         f"have {list(frames.columns)}")
+    return frames["dataset"].astype(str) + "/" + frames["domain"].astype(str) + "/" + frames["video"].astype(str)
+
+
 def domain_roles(df: pd.DataFrame) -> dict[str, str]:
     """Classify each domain as ``"real"`` (only label 0), ``"fake"`` (only label 1) or ``"mixed"``."""
     roles = {}

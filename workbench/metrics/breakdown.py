@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from workbench.data.manifest import video_keys
+
 from workbench.metrics.binary import (
     METRIC_KEYS,
     SCORE_METRICS,
@@ -24,6 +26,7 @@ def per_domain_metrics(
     group_col: str | None = "group",
     label_col: str = "label",
     video_col: str | None = "video",
+    dataset_col: str | None = "dataset",
     reals: str = "pooled",
     threshold: float = 0.5,
 ) -> pd.DataFrame:
@@ -33,11 +36,13 @@ def per_domain_metrics(
     evaluation group (the shared real pool, as for ``source_val/<domain>`` in the records); a domain
     with reals of its own is scored alone. ``reals="own"`` scores every domain alone. The ``reals``
     column says which was used. Without ``group_col`` (``None``) the whole table is one group named
-    ``"all"``. Video ids are qualified by domain, so equal ids in two domains stay two videos.
+    ``"all"``. Video ids are qualified by dataset and domain (:func:`workbench.data.manifest.video_keys`), so
+equal ids in two domains or datasets stay two videos; ``dataset_col=None`` for a table of one dataset.
     """
     if reals not in REALS_MODES:
         raise ValueError(f"reals={reals!r} is not one of {list(REALS_MODES)}")
     needed = [c for c in (prob_col, domain_col, group_col, label_col, video_col) if c is not None]
+    needed += [dataset_col] if video_col is not None and dataset_col is not None else []
     missing = [c for c in needed if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions lack column(s) {missing}; have {list(predictions.columns)}")
@@ -52,7 +57,8 @@ def per_domain_metrics(
     )
     if video_col is not None:
         ids = check_videos(predictions[video_col], f"column {video_col!r} row", predictions.index)
-        table["video"] = table["domain"] + "/" + ids
+        datasets = predictions[dataset_col].astype(str) if dataset_col is not None else ""
+        table["video"] = video_keys(pd.DataFrame({"dataset": datasets, "domain": table["domain"], "video": ids}))
 
     rows = []
     for group, in_group in table.groupby("group", sort=False):

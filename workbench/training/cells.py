@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.metrics import compute_metrics
+from workbench.data.manifest import VIDEO_KEY_COLUMNS, video_keys
 from workbench.training.records import RECORDS_FILE
 from workbench.training.run_dir import PREDICTIONS_FILE, RunDir
 from workbench.training.selection import SWAD_KIND
 
-PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", "video", "step")
+PREDICTION_COLUMNS: tuple[str, ...] = ("group", "label", "prob_fake", *VIDEO_KEY_COLUMNS, "step")
 AGREEMENT_TOLERANCE = 1e-6  # records and predictions.csv must give the same metric up to float text rounding
 SIZE_COLUMNS: tuple[str, ...] = ("real_frames", "fake_frames", "real_videos", "fake_videos")
 VIDEO_BOOTSTRAP = "video bootstrap"  # ci_method prefix of intervals over test videos
@@ -33,10 +34,6 @@ Sample = tuple[np.ndarray, np.ndarray, np.ndarray]  # labels, prob_fake, video k
 
 class ReportError(ValueError):
     """Run directories that cannot be reported; the message names the run and file at fault."""
-
-
-def _video_keys(rows: pd.DataFrame) -> pd.Series:
-    return rows["domain"].astype(str) + "/" + rows["video"] if "domain" in rows.columns else rows["video"]
 
 
 class RunPredictions:
@@ -52,7 +49,7 @@ class RunPredictions:
             if not path.is_file():
                 self._tables[run_dir] = None
             else:
-                table = pd.read_csv(path, dtype={"video": str, "group": str, "domain": str})
+                table = RunDir(run_dir).read_predictions()
                 missing = [c for c in PREDICTION_COLUMNS if c not in table.columns]
                 if missing:
                     raise ReportError(f"{path}: missing column(s) {missing}; have {list(table.columns)}")
@@ -81,7 +78,7 @@ class RunPredictions:
             rows = self.rows(run, group)
             if rows is None:
                 return None
-            sample = (rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), _video_keys(rows).to_numpy())
+            sample = (rows["label"].to_numpy(), rows["prob_fake"].to_numpy(), video_keys(rows).to_numpy())
             recomputed = compute_metrics(*sample)[metric]
             recorded = run[f"{group}:{metric}"]
             if recomputed is None or abs(recomputed - recorded) > AGREEMENT_TOLERANCE:
@@ -111,5 +108,5 @@ class RunPredictions:
                 if not pd.isna(frames):
                     counts[f"{kind}_frames"].append(float(frames))
                 if rows is not None:
-                    counts[f"{kind}_videos"].append(float(_video_keys(rows)[rows["label"] == label].nunique()))
+                    counts[f"{kind}_videos"].append(float(video_keys(rows)[rows["label"] == label].nunique()))
         return {column: max(values) if values else math.nan for column, values in counts.items()}

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Subset
 
 from workbench.data.augment import normalize
 from workbench.data.images import FrameDataset, collate_frames
+from workbench.data.manifest import video_keys
 from workbench.metrics import compute_metrics
 from workbench.models import input_normalization
 
@@ -56,11 +57,6 @@ def predict_rows(
     return result
 
 
-def video_keys(manifest: pd.DataFrame) -> np.ndarray:
-    """Video ids made unique across datasets and domains (``dataset/domain/video``)."""
-    return (manifest["dataset"] + "/" + manifest["domain"] + "/" + manifest["video"]).to_numpy()
-
-
 def evaluate_groups(
     model: torch.nn.Module,
     predict: Predict,
@@ -76,11 +72,11 @@ def evaluate_groups(
     probs[needed] = predict_rows(model, predict, dataset, needed, device, batch_size, workers)
     manifest = dataset.manifest
     labels = manifest["label"].to_numpy()
-    videos = video_keys(manifest)
+    videos = video_keys(manifest).to_numpy()
     results, frames = {}, []
     for name, rows in groups.items():
         results[name] = compute_metrics(labels[rows], probs[rows], videos[rows])
-        part = manifest.iloc[rows][["path", "domain", "split", "video", "label"]].copy()
+        part = manifest.iloc[rows][["path", "dataset", "domain", "split", "video", "label"]].copy()
         part.insert(0, "group", name)
         part["prob_fake"] = probs[rows]
         frames.append(part)
