@@ -16,7 +16,7 @@ from workbench.data.manifest import video_keys
 from workbench.metrics import compute_metrics, percentile_interval, video_bootstrap_statistics
 from workbench.training.cells import ReportError
 from workbench.training.comparison import baseline_differences, differences_markdown, format_difference
-from workbench.training.report import collect
+from workbench.training.collect import collect
 
 GROUPS = ("source_test", "target/A", "target/B")
 

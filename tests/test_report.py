@@ -1,4 +1,5 @@
-"""Tests for workbench.training.report and the ``report`` subcommand, on fake run directories."""
+"""Tests for workbench.training.report (summaries, intervals, tables) and the ``report`` subcommand, on fake run
+directories."""
 
 from __future__ import annotations
 
@@ -10,111 +11,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from report_runs import TARGET, grid, make_run
 
 from workbench.cli import report as report_cli
 from workbench.metrics import compute_metrics, video_bootstrap_ci
-from workbench.training.report import (
-    IncompleteRunWarning,
-    ReportError,
-    collect,
-    figure_summary,
-    format_cell,
-    held_out_table,
-    report_tables,
-    tune_variants,
-    summarise,
-    to_markdown,
-    write_report,
-)
-
-TARGET = "target/SYN-SEAMLESS"
-
-
-def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", done=True, config=True, hparams=None,
-             oracle_auc=0.99, predictions=None, source_val_auc=0.95, frames=None, source_val_eer=None):
-    """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``).
-
-    ``frames`` = (real, fake) adds the target's frame counts to the records; ``source_val_eer`` = (at step
-    100, at step 200) adds a source-val EER to select on.
-    """
-    run_dir = root / name
-    run_dir.mkdir(parents=True)
-    if config:
-        cfg = {"algorithm": {"name": algorithm, "hparams": hparams or {"rho": 0.05}},
-               "model": {"name": backbone}, "train": {"seed": seed, "steps": 200},
-               "run": {"dir": str(root), "name": name}}
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
-    records = [
-        {"step": 100, "algorithm": algorithm, "seed": seed, "backbone": backbone,
-         "eval": {"source_val": {"auc": 0.80}, "source_test": {"auc": 0.81}, TARGET: {"auc": oracle_auc},
-                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
-        {"step": 200, "algorithm": algorithm, "seed": seed, "backbone": backbone,
-         "eval": {"source_val": {"auc": source_val_auc}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
-                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
-    ]
-    for record, eer in zip(records, source_val_eer or ()):
-        record["eval"]["source_val"]["eer"] = eer
-    if frames is not None:
-        for record in records:
-            record["eval"][TARGET].update(n_real=frames[0], n_fake=frames[1], n=sum(frames))
-    (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    if predictions is not None:
-        predictions.to_csv(run_dir / "predictions.csv", index=False)
-    if done:
-        (run_dir / "done").write_text("", encoding="utf-8")
-    return run_dir
-
-
-def grid(tmp_path):
-    """ERM: target AUC .80 .85 .90 (mean .85, std .05); RoGA: .90 .94 (mean .92, std sqrt(.0008))."""
-    runs = [make_run(tmp_path, f"erm_s{s}", "erm", s, auc) for s, auc in enumerate([0.80, 0.85, 0.90])]
-    runs += [make_run(tmp_path, f"roga_s{s}", "roga", s, auc) for s, auc in enumerate([0.90, 0.94])]
-    return runs
-
-
-def test_collect_reads_identity_and_the_selected_record(tmp_path):
-    df = collect(grid(tmp_path))
-    assert list(df["run"]) == ["erm_s0", "erm_s1", "erm_s2", "roga_s0", "roga_s1"]
-    assert list(df["algorithm"]) == ["erm"] * 3 + ["roga"] * 2
-    assert list(df["seed"]) == [0, 1, 2, 0, 1]
-    assert set(df["backbone"]) == {"resnet18"}
-    assert list(df["step"]) == [200] * 5
-    assert list(df[f"{TARGET}:auc"]) == [0.80, 0.85, 0.90, 0.90, 0.94]
-    assert df["complete"].all() and (df["variant"] == "").all()
-    assert "target/FAKES-ONLY:auc_reason" in df.columns
-
-
-def test_collect_falls_back_to_record_identity_and_fails_without_one(tmp_path):
-    run = make_run(tmp_path, "plain", "sagm", 7, 0.8, backbone="efficientnet_b4", config=False)
-    row = collect([run]).iloc[0]
-    assert (row["algorithm"], row["backbone"], row["seed"]) == ("sagm", "efficientnet_b4", 7)
-    lines = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
-    for record in lines:
-        del record["backbone"]
-    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    with pytest.raises(ReportError, match=r"plain: no backbone.*'model.name'"):
-        collect([run])
-
-
-def test_collect_errors_name_the_run(tmp_path):
-    empty = tmp_path / "not_a_run"
-    empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="not_a_run/records.jsonl"):
-        collect([empty])
-    run = make_run(tmp_path, "r", "erm", 0, 0.8)
-    with pytest.raises(ReportError, match="r: rule 'lodo'"):
-        collect([run], rule="lodo")
-    with pytest.raises(ReportError, match="listed twice"):
-        collect([run, run])
-
-
-def test_rules_change_the_selected_step(tmp_path):
-    runs = grid(tmp_path)
-    assert list(collect(runs, rule="oracle")["step"]) == [100] * 5
-    oracle = collect(runs, rule="oracle")
-    assert oracle["oracle"].all() and list(oracle[f"{TARGET}:auc"]) == [0.99] * 5
-    assert list(collect(runs, rule="last")["step"]) == [200] * 5
+from workbench.training.cells import ReportError
+from workbench.training.collect import collect
+from workbench.training.report import figure_summary, held_out_table, report_tables, summarise, write_report
+from workbench.training.table_text import format_cell, to_markdown
 
 
 def test_summarise_mean_std_and_seed_bootstrap(tmp_path):
@@ -141,11 +45,6 @@ def test_summarise_one_seed_and_undefined_metric(tmp_path):
     assert undefined["ci_method"] == "none: metric undefined (only one class present (n_real=0, n_fake=3))"
     with pytest.raises(ReportError, match=r"group\(s\) \['target/NOPE'\]"):
         summarise(df, ["target/NOPE"], "auc")
-
-
-def test_default_groups_are_source_test_and_targets(tmp_path):
-    summary = summarise(collect(grid(tmp_path)), n_boot=50)
-    assert list(dict.fromkeys(summary["group"])) == ["source_test", "target/FAKES-ONLY", TARGET]
 
 
 def test_markdown_and_csv_with_known_numbers(tmp_path):
@@ -284,67 +183,6 @@ def test_oracle_columns_are_labelled(tmp_path):
     assert len(runs) == 10
 
 
-def test_incomplete_runs_are_flagged(tmp_path):
-    runs = grid(tmp_path)
-    (runs[1] / "done").unlink()
-    with pytest.warns(IncompleteRunWarning, match="erm_s1: no 'done' marker"):
-        df = collect(runs)
-    assert list(df["complete"]) == [True, False, True, True, True]
-    markdown = to_markdown(summarise(df, [TARGET], n_boot=50))
-    assert "| erm | resnet18 | 3 (1 incomplete) |" in markdown
-
-
-def test_repeated_seeds_warn(tmp_path):
-    runs = [make_run(tmp_path, name, "erm", 0, 0.9) for name in ("a", "b")]
-    with pytest.warns(UserWarning, match="repeat an algorithm/backbone/variant/seed"):
-        collect(runs)
-
-
-def test_config_variants_are_not_pooled(tmp_path):
-    runs = [make_run(tmp_path, f"roga_rho{rho}_s{s}", "roga", s, 0.9, hparams={"rho": rho})
-            for rho in (0.05, 0.0) for s in range(2)]
-    with pytest.warns(UserWarning, match=r"differ in config key\(s\) \['algorithm.hparams.rho'\]"):
-        df = collect(runs)
-    assert list(df["variant"]) == ["algorithm.hparams.rho=0.05"] * 2 + ["algorithm.hparams.rho=0.0"] * 2
-    summary = summarise(df, [TARGET], n_boot=50)
-    assert list(summary["n_seeds"]) == [2, 2]
-    assert "| algorithm | backbone | variant | seeds |" in to_markdown(summary)
-
-
-def test_runs_differing_only_where_and_how_they_ran_are_seeds_of_one_variant(tmp_path):
-    runs = grid(tmp_path)[:2]
-    for i, run in enumerate(runs):
-        config = yaml.safe_load((run / "config.yaml").read_text())
-        config["train"].update(progress=bool(i), cpu_threads=i + 1, device=["cpu", "cuda"][i])
-        config["data"] = {"root": f"/data/{i}", "workers": i, "eval_batch_size": 64 * (i + 1),
-                          "synthetic": {"cache_dir": f"/cache/{i}", "workers": i + 1, "seed": 0}}
-        (run / "config.yaml").write_text(yaml.safe_dump(config))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        df = collect(runs)
-    assert list(df["variant"]) == ["", ""]
-    assert list(summarise(df, [TARGET], n_boot=50)["n_seeds"]) == [2]
-
-
-def test_a_differing_budget_is_a_variant(tmp_path):
-    runs = grid(tmp_path)[:2]
-    config = yaml.safe_load((runs[1] / "config.yaml").read_text())
-    config["train"]["steps"] = 400
-    (runs[1] / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.warns(UserWarning, match=r"differ in config key\(s\) \['train.steps'\]"):
-        df = collect(runs)
-    assert list(df["variant"]) == ["train.steps=200", "train.steps=400"]
-
-
-def test_rule_last_reports_the_last_evaluation_not_a_later_analysis_line(tmp_path):
-    run = make_run(tmp_path, "erm_s0", "erm", 0, 0.8)
-    with (run / "records.jsonl").open("a") as handle:
-        handle.write(json.dumps({"kind": "alignment", "step": 250, "alignment": {"cos": 0.1}}) + "\n")
-    df = collect([run], rule="last")
-    assert list(df["step"]) == [200] and list(df[f"{TARGET}:auc"]) == [0.8]
-    assert list(summarise(df, [TARGET], n_boot=50)["mean"]) == [0.8]
-
-
 def _cli(argv):
     parser = argparse.ArgumentParser()
     report_cli.register(parser.add_subparsers())
@@ -373,46 +211,6 @@ def test_cli_names_a_directory_without_records(tmp_path, capsys):
     assert _cli(["report", str(missing), "--out", str(tmp_path / "out")]) == 1
     assert "empty_run/records.jsonl" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_tuning_picks_the_variant_with_the_best_mean_validation_score_not_the_best_test_score(tmp_path):
-    # rho: (source_val AUC, target AUC) per seed; 0.05 validates best, 0.1 tests best with one seed
-    grid_ = {0.02: [(0.93, 0.70), (0.95, 0.72)], 0.05: [(0.96, 0.60), (0.96, 0.62)], 0.1: [(0.90, 0.99)]}
-    runs = [make_run(tmp_path, f"roga_r{rho}_s{seed}", "roga", seed, target, source_val_auc=val,
-                     hparams={"rho": rho}) for rho, seeds in grid_.items() for seed, (val, target) in enumerate(seeds)]
-    runs += [make_run(tmp_path, f"erm_s{seed}", "erm", seed, 0.5 + seed / 10) for seed in range(2)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # variants are tuned over, not summarised side by side: no warning
-        table, summary = report_tables(runs, groups=[TARGET], n_boot=50, tune=True)
-    chosen = table.loc[table["chosen"], "run"].tolist()
-    assert chosen == ["roga_r0.05_s0", "roga_r0.05_s1", "erm_s0", "erm_s1"]
-    roga = summary[summary["algorithm"] == "roga"].iloc[0]
-    assert len(summary) == 2 and roga["variant"] == "algorithm.hparams.rho=0.05"
-    assert roga["mean"] == pytest.approx(0.61) and roga["n_seeds"] == 2
-    assert table.loc[table["run"] == "roga_r0.02_s1", "tuning_score"].item() == pytest.approx(0.94)
-    assert table.loc[table["run"] == "roga_r0.1_s0", "tuning_seeds"].item() == 1
-    markdown = to_markdown(summary)
-    assert ("Hyper-parameters of roga/resnet18 [source_val], chosen among 3 variant(s) by mean source_val auc: "
-            "algorithm.hparams.rho=0.02: 0.9400 (2 seeds); **algorithm.hparams.rho=0.05: 0.9600 (2 seeds)**; "
-            "algorithm.hparams.rho=0.1: 0.9000 (1 seeds)") in markdown
-    assert "erm/resnet18 [source_val], chosen among 1 variant(s)" in markdown
-    with pytest.warns(UserWarning, match="summarised as separate variants"):
-        untuned = report_tables(runs, groups=[TARGET], n_boot=50)[1]
-    assert len(untuned) == 4 and "tuning" not in untuned.columns
-
-
-def test_tuning_on_an_error_metric_takes_the_lowest_and_refuses_the_last_rule(tmp_path):
-    runs = pd.DataFrame({"selection": "source_val", "algorithm": "sam", "backbone": "b", "variant": ["r=1", "r=1", "r=2"],
-                         "selection_metric": "eer", "selection_score": [0.2, 0.1, 0.16], "seed": [0, 1, 0],
-                         "complete": [True, False, True]})
-    tuned = tune_variants(runs)
-    assert tuned["chosen"].tolist() == [True, True, False]
-    assert tuned["tuning_score"].tolist() == pytest.approx([0.15, 0.15, 0.16])
-    assert tuned["tuning_incomplete"].tolist() == [1, 1, 0]
-    with pytest.raises(ReportError, match="'last' has none"):
-        tune_variants(runs.assign(selection="last"))
-    with pytest.raises(ReportError, match="no run has a selection score"):
-        tune_variants(runs.assign(selection_score=None))
 
 
 def test_the_seeds_column_counts_seeds_behind_cells_not_runs(tmp_path):

@@ -16,7 +16,7 @@ from workbench.analysis.run_summary import AnalysisSettings, analyse_run, analys
 from workbench.analysis.sharpness import epsilon_sharpness
 from workbench.data.frames import load_frames, pick_frames
 from workbench.training import Trainer, load_checkpoint, save_checkpoint
-from workbench.training.report import IncompleteRunWarning
+from workbench.training.collect import IncompleteRunWarning
 from workbench.training.runs import load_run_model, run_manifest
 
 MASKED = ("D-A", "D-B", "D-T")  # D-C's fakes get no masks

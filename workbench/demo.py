@@ -2,7 +2,7 @@
 
 Everything comes from the library (trainer, selection, report tables, analysis, figures); this module
 only orchestrates the runs and writes ``report.md``: the results table of
-:func:`workbench.training.report.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
+:func:`workbench.training.table_text.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
 algorithm's held-out mean and gap and their differences to ERM with paired video-bootstrap intervals
 (:func:`workbench.training.comparison.baseline_differences`; two numbers without one say nothing), the bars of :func:`workbench.viz.results_bars_static` as a PNG, and
 where the detectors look: a Grad-CAM gallery at the default layer
@@ -62,7 +62,7 @@ def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence
 def comparison_table(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """Per algorithm: selected step, source-val/test and per-target ``metric``, held-out mean and gap.
 
-    ``runs`` is a :func:`~workbench.training.report.collect` table with one run per algorithm. Adds ``held_out_mean`` (mean over the ``target/*`` groups that have a value) and ``gap`` =
+    ``runs`` is a :func:`~workbench.training.collect.collect` table with one run per algorithm. Adds ``held_out_mean`` (mean over the ``target/*`` groups that have a value) and ``gap`` =
     source-test − held-out mean.
     """
     groups = [c.split(":", 1)[0] for c in runs.columns if c.endswith(f":{metric}")]

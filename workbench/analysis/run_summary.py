@@ -39,7 +39,7 @@ from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
-from workbench.training.report import config_variants, expand_sweeps, read_config, run_complete
+from workbench.training.collect import config_variants, expand_sweeps, read_config, run_complete
 from workbench.training.runs import CHECKPOINT_SELECTIONS, load_run_model, run_manifest, selected_checkpoint
 
 SUMMARY_COLUMNS = ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "sharpness_mean",
@@ -142,9 +142,9 @@ def analyse_runs(run_dirs: Iterable[str | Path], settings: AnalysisSettings = An
     """:func:`analyse_run` for every run directory, one row each (a sweep folder stands for its finished runs).
 
     ``variant`` names the config keys that set a run apart from other runs of its algorithm and
-    backbone (:func:`workbench.training.report.config_variants`), so ablations are never pooled.
+    backbone (:func:`workbench.training.collect.config_variants`), so ablations are never pooled.
     ``complete`` is False for a run without a ``done`` marker (analysed, with an
-    :class:`~workbench.training.report.IncompleteRunWarning`, as ``report`` does).
+    :class:`~workbench.training.collect.IncompleteRunWarning`, as ``report`` does).
     """
     run_dirs = expand_sweeps(run_dirs)
     if not run_dirs:

@@ -14,7 +14,7 @@ from workbench.training.checkpoint import CheckpointError
 from workbench.training.launchers import (Launcher, LocalPoolLauncher, SerialLauncher, SlurmLauncher, available_cpus,
                                           read_slurm_config, slurm_executor, slurm_parameters, usable_gpus,
                                           worker_slots)
-from workbench.training.report import SWEEP_FILE
+from workbench.training.collect import SWEEP_FILE
 from workbench.training.sweep import SweepRun, parse_axis, plan_sweep, planned_status, run_sweep
 from workbench.training.trainer import NonFiniteLossError, train
 

@@ -89,7 +89,7 @@ def baseline_differences(
 ) -> pd.DataFrame:
     """For every other algorithm (and config variant), its difference to ``baseline`` per group, with a paired CI.
 
-    ``runs`` is a :func:`workbench.training.report.collect` table (one or more selection rules;
+    ``runs`` is a :func:`workbench.training.collect.collect` table (one or more selection rules;
     already filtered to the tuned variants where tuning applies). Algorithms are compared within a
     selection rule and backbone. ``difference`` is the algorithm's seed-mean ``metric`` minus the
     baseline's; ``ci_low``/``ci_high`` its paired video-bootstrap interval when every run of both

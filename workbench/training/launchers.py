@@ -26,7 +26,7 @@ import torch
 from submitit.core.core import Executor, Job
 
 from workbench.config import ConfigError, load_yaml
-from workbench.training.report import SWEEP_TRAINED
+from workbench.training.collect import SWEEP_TRAINED
 
 # where submitit keeps a parallel sweep's job pickles and logs, inside the sweep folder
 JOBS_FOLDER = "jobs"

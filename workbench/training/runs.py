@@ -16,7 +16,7 @@ from workbench.data.manifest import read_manifests
 from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import model_state
-from workbench.training.report import expand_sweeps, read_config
+from workbench.training.collect import expand_sweeps, read_config
 from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
 from workbench.training.pipeline import synthetic_manifest
 
@@ -61,7 +61,7 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
 def runs_by_algorithm(run_dirs: Iterable[str | Path]) -> dict[str, list[Path]]:
     """Run directories grouped by their config's ``algorithm.name`` (e.g. runs trained elsewhere, for figures).
 
-    A sweep folder stands for its finished runs (:func:`workbench.training.report.expand_sweeps`).
+    A sweep folder stands for its finished runs (:func:`workbench.training.collect.expand_sweeps`).
     """
     grouped: dict[str, list[Path]] = {}
     for run_dir in expand_sweeps(run_dirs):

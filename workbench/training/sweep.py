@@ -9,7 +9,7 @@ same config is reused (one of another config is a failure, never passed off as t
 interrupted one resumes, and a run that fails (e.g. a diverging learning rate) is recorded and the
 sweep goes on. ``sweep.csv`` in ``out_dir``, written by this process alone, lists every run (pending
 ones too) with its status and where it executed. Choose hyper-parameters afterwards, honestly, with
-``report --tune`` (:func:`workbench.training.report.tune_variants`).
+``report --tune`` (:func:`workbench.training.tuning.tune_variants`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from workbench.atomic import atomic_path
 from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml)
 from workbench.data.manifest import ManifestError
 from workbench.training.launchers import Launcher, RunJob, SerialLauncher
-from workbench.training.report import SWEEP_ALREADY_DONE, SWEEP_FILE
+from workbench.training.collect import SWEEP_ALREADY_DONE, SWEEP_FILE
 from workbench.training.run_dir import RunConfigError, RunDir
 from workbench.training.runs import run_manifest
 from workbench.training.pipeline import training_protocol
