@@ -156,6 +156,14 @@ def test_labels_are_words():
     shown = readable(table)
     assert list(shown.columns) == ["algorithm", "method", "energy in mask"]
     assert shown.iloc[0].tolist() == ["ERM", "Integrated Gradients", 0.4]
+    assert label("target/SYN-GAN:auc") == "AUC, SYN-GAN (held-out)"
+    by_algorithm = readable(pd.DataFrame({"lambda_max": [2.0], "trace": [9.0]}, index=["roga"]))
+    assert list(by_algorithm.columns) == ["largest Hessian eigenvalue", "Hessian trace"]
+    assert list(by_algorithm.index) == ["RoGA"]
+    nested = pd.DataFrame([["0.9", "0.7"]], index=pd.Index(["sam"], name="algorithm"),
+                          columns=pd.MultiIndex.from_tuples([("source", "source_test"), ("cross-dataset", "target/CDF")]))
+    assert readable(nested).columns.tolist() == [("source", "source test"), ("cross-dataset", "CDF (held-out)")]
+    assert list(readable(nested).index) == ["SAM"]
 
 
 def test_cosine_heatmap_shows_the_matrix():

@@ -44,13 +44,16 @@ def label(name: str) -> str:
     """The human label of a metric, statistic, group, method or algorithm name.
 
     ``"auc"`` → ``"AUC"``, ``"target/X"`` → ``"X (held-out)"``, ``"gradcam"`` → ``"Grad-CAM"``,
-    ``"roga"`` → ``"RoGA"`` (:func:`~workbench.viz.style.display_name`).
+    ``"roga"`` → ``"RoGA"`` (:func:`~workbench.viz.style.display_name`), ``"target/X:auc"`` → ``"AUC, X (held-out)"``.
     """
     name = str(name)
     if name in LABELS:
         return LABELS[name]
     if name in METHOD_LABELS:
         return METHOD_LABELS[name]
+    if ":" in name:  # a collected run table's "<group>:<metric>" column
+        group, metric = name.rsplit(":", 1)
+        return f"{label(metric)}, {label(group)}"
     if algorithm_of(name) is not None:
         return display_name(name)
     if name.startswith("target/"):
@@ -62,7 +65,8 @@ def label(name: str) -> str:
 
 
 def readable(table: pd.DataFrame, names: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """``table`` for display: columns (and index names) as labels, algorithm and method values spelled out.
+    """``table`` for display: columns (every level of a column MultiIndex) and index names as labels, algorithm
+    and method values (and an index of them, named or not) spelled out.
 
     ``names`` overrides :func:`label` for particular columns.
     """
@@ -72,6 +76,8 @@ def readable(table: pd.DataFrame, names: Mapping[str, str] | None = None) -> pd.
             shown[column] = shown[column].map(spell)
     if shown.index.name in ("algorithm", "method"):
         shown.index = shown.index.map(display_name if shown.index.name == "algorithm" else label)
+    elif shown.index.name is None and all(algorithm_of(str(name)) is not None for name in shown.index):
+        shown.index = shown.index.map(lambda name: display_name(str(name)))
     overrides = dict(names or {})
     shown = shown.rename(columns=lambda c: overrides.get(c, label(c)) if isinstance(c, str) else c)
     shown.index.names = [overrides.get(n, label(n)) if isinstance(n, str) else n for n in shown.index.names]
