@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from workbench.config import load_config
@@ -21,8 +22,8 @@ def test_demo_writes_a_comparison_report(tmp_path):
     table, differences, report = run_demo(config, tmp_path / "demo")
     assert list(table.index) == ["erm", "roga"]
     assert {"source_test", "target/SYN-SEAMLESS", "target/SYN-COMPRESS", "held_out_mean", "gap"} <= set(table.columns)
-    for name in ("erm", "roga"):
-        assert (tmp_path / "demo" / name / "done").exists()
+    for name in ("erm", "roga"):  # named as a sweep names its runs
+        assert (tmp_path / "demo" / f"{name}-seed0" / "done").exists()
     text = report.read_text()
     assert "| erm |" in text and "| roga |" in text and "comparison.png" in text
     assert "| source_test | target/SYN-COMPRESS | target/SYN-SEAMLESS |" in text  # the library's results table
@@ -46,10 +47,17 @@ def test_demo_writes_a_comparison_report(tmp_path):
     for name in ("erm", "roga", "untrained"):  # the trained detectors and the random-weight control
         assert f"| {name} | layer1 (8×8) |" in text
     for name in ("erm", "roga"):  # the table holds the source-val-selected record of each run
-        chosen = select(load_records(tmp_path / "demo" / name), rule="source_val", metric="auc")
+        chosen = select(load_records(tmp_path / "demo" / f"{name}-seed0"), rule="source_val", metric="auc")
         targets = [v["auc"] for g, v in chosen["eval"].items() if g.startswith("target/")]
         row = table.loc[name]
         assert row["step"] == chosen["step"]
         assert row["source_test"] == pytest.approx(chosen["eval"]["source_test"]["auc"])
         assert row["held_out_mean"] == pytest.approx(sum(targets) / len(targets))
         assert row["gap"] == pytest.approx(row["source_test"] - row["held_out_mean"])
+    # the same demo again reuses the finished runs (the runner's rule); --fresh trains them again
+    stamp = (tmp_path / "demo" / "erm-seed0" / "done").stat().st_mtime_ns
+    run_demo(config, tmp_path / "demo")
+    assert (tmp_path / "demo" / "erm-seed0" / "done").stat().st_mtime_ns == stamp
+    assert pd.read_csv(tmp_path / "demo" / "sweep.csv")["status"].tolist() == ["already done", "already done"]
+    run_demo(config, tmp_path / "demo", algorithms=["erm"], fresh=True)
+    assert (tmp_path / "demo" / "erm-seed0" / "done").stat().st_mtime_ns != stamp

@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from workbench.__main__ import build_parser, main
-from workbench.cli.sweep import make_launcher, train_with_callbacks
+from workbench.analysis.callbacks import train_with_callbacks
+from workbench.cli.sweep import make_launcher
 from workbench.config import ConfigError
 from workbench.training.checkpoint import load_checkpoint, model_state
 from workbench.training.launchers import (LocalPoolLauncher, RunJob, SerialLauncher, SlurmLauncher, WorkerSlot,

@@ -11,7 +11,8 @@ import yaml
 from workbench.__main__ import main
 from workbench.config import ConfigError, dump_config
 from workbench.training.report import report_tables
-from workbench.training.sweep import GridAxis, parse_axis, plan_sweep, planned_status, run_sweep
+from workbench.training.run_dir import RunDir, RunMismatchError
+from workbench.training.sweep import GridAxis, ensure_runs, parse_axis, plan_sweep, planned_status, run_sweep
 
 
 @pytest.fixture
@@ -179,12 +180,12 @@ def test_an_interrupted_sweep_still_lists_every_run_and_dry_run_says_what_would_
 
 
 def test_the_cli_says_in_one_line_how_to_continue_an_interrupted_sweep(base, tmp_path, capsys, monkeypatch):
-    import workbench.cli.sweep as sweep_cli
+    import workbench.analysis.callbacks as callbacks
 
     def interrupted(config, run_dir, callbacks):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sweep_cli, "train", interrupted)
+    monkeypatch.setattr(callbacks, "train", interrupted)
     out = tmp_path / "sweep"
     assert main(["sweep", "--config", str(base), "--algorithms", "erm", "--out", str(out)]) == 130
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"interrupted: {out / 'sweep.csv'} lists the runs")
@@ -263,3 +264,35 @@ def test_runs_a_killed_sweep_left_running_are_named_in_a_warning_and_trained_aga
     table.to_csv(out / "sweep.csv", index=False)
     with pytest.warns(UserWarning, match=r"killed before it could stop them: \['erm-seed0 \(slurm job 77_0\)'\].*scancel"):
         assert run_sweep(runs, out, lambda config, run_dir: None)["status"].tolist() == ["trained"]
+
+
+def test_a_loaded_config_plans_the_same_runs_as_its_file(base, tiny_config):
+    from_file = plan_sweep(base, ["train.steps=4"], ["erm", "roga"], [0, 2])
+    from_dict = plan_sweep(tiny_config, ["train.steps=4"], ["erm", "roga"], [0, 2])
+    assert [run.name for run in from_dict] == [run.name for run in from_file]
+    assert [run.config for run in from_dict] == [run.config for run in from_file]
+
+
+def test_the_runner_reuses_refuses_before_training_and_trains(base, tmp_path, monkeypatch):
+    """ensure_runs (demo, notebooks): same config reused, another config refused before anything trains."""
+    import workbench.analysis.callbacks as callbacks
+
+    trained = []
+
+    def fake_train(config, run_dir, callbacks=()):
+        trained.append(run_dir.name)
+        RunDir(run_dir).write_config(config)
+        RunDir(run_dir).mark_done(config["train"]["steps"])
+        return run_dir
+
+    monkeypatch.setattr(callbacks, "train", fake_train)
+    out = tmp_path / "runs"
+    runs = plan_sweep(base, [], ["erm", "sam"], [0])
+    assert ensure_runs(runs, out, callbacks.train_with_callbacks) == [out / "erm-seed0", out / "sam-seed0"]
+    assert trained == ["erm-seed0", "sam-seed0"]
+    ensure_runs(runs, out, callbacks.train_with_callbacks)  # finished with the same config: reused
+    assert trained == ["erm-seed0", "sam-seed0"]
+    longer = plan_sweep(base, ["train.steps=9"], ["erm", "sam", "roga"], [0])
+    with pytest.raises(RunMismatchError, match=r"erm-seed0: cannot reuse .* train.steps: saved \d+, requested 9"):
+        ensure_runs(longer, out, callbacks.train_with_callbacks)
+    assert trained == ["erm-seed0", "sam-seed0"]  # roga was not trained before the refusal

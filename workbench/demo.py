@@ -12,7 +12,6 @@ of energy in the mask and pointing game against chance on the source and held-ou
 
 from __future__ import annotations
 
-import copy
 import shutil
 import time
 from collections.abc import Sequence
@@ -28,12 +27,18 @@ from workbench.analysis.attribution import (
     mean_over_domains,
     untrained_twin,
 )
+from workbench.analysis.callbacks import train_with_callbacks
 from workbench.data.frames import load_frames, pick_frames
-from workbench.training import Trainer
 from workbench.training.cells import RunPredictions
-from workbench.training.comparison import GAP, HELD_OUT_MEAN, baseline_differences, format_difference
+from workbench.training.comparison import (
+    GAP,
+    HELD_OUT_MEAN,
+    baseline_differences,
+    format_difference,
+)
 from workbench.training.report import report_tables, to_markdown
 from workbench.training.runs import load_run_model, run_manifest
+from workbench.training.sweep import ensure_runs, plan_sweep
 from workbench.viz import (
     frame_gallery_inputs,
     gradcam_gallery_static,
@@ -46,17 +51,16 @@ DEMO_ALGORITHMS = ("erm", "roga")
 DEMO_BASELINE = "erm"
 
 
-def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence[str]) -> dict[str, Path]:
-    """Train each algorithm from scratch with the same config (seed, data, budget) into ``out_dir/<name>``."""
-    runs = {}
-    for name in algorithms:
-        run_config = copy.deepcopy(config)
-        run_config["algorithm"]["name"] = name
-        run_dir = out_dir / name
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        runs[name] = Trainer(run_config, run_dir).fit()
-    return runs
+def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence[str],
+                     fresh: bool = False) -> dict[str, Path]:
+    """Each algorithm with the same config (seed, data, budget), as the sweep runner runs it
+    (:func:`workbench.training.sweep.ensure_runs`: ``out_dir/<algorithm>-seed<seed>``, a finished run with
+    the same config reused, an interrupted one resumed); ``fresh`` deletes those run directories first."""
+    runs = plan_sweep(config, [], algorithms, [config["train"]["seed"]])
+    if fresh:
+        for run in runs:
+            shutil.rmtree(out_dir / run.name, ignore_errors=True)
+    return dict(zip(algorithms, ensure_runs(runs, out_dir, train_with_callbacks)))
 
 
 def comparison_table(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
@@ -201,13 +205,14 @@ Total wall time {wall_s:.0f} s.
 
 
 def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
-             algorithms: Sequence[str] = DEMO_ALGORITHMS) -> tuple[pd.DataFrame, pd.DataFrame | None, Path]:
-    """Train, compare, and write the report; return the :func:`comparison_table`, the differences to
-    :data:`DEMO_BASELINE` (:func:`demo_differences`) and the report path."""
+             algorithms: Sequence[str] = DEMO_ALGORITHMS, fresh: bool = False,
+             ) -> tuple[pd.DataFrame, pd.DataFrame | None, Path]:
+    """Train (see :func:`train_algorithms`), compare, and write the report; return the :func:`comparison_table`,
+    the differences to :data:`DEMO_BASELINE` (:func:`demo_differences`) and the report path."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = train_algorithms(config, out_dir, algorithms)
+    runs = train_algorithms(config, out_dir, algorithms, fresh)
     predictions = RunPredictions()
     per_run, summary = report_tables(runs.values(), predictions=predictions)
     table = comparison_table(per_run)

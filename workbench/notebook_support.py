@@ -13,7 +13,6 @@ runs, analyses and figures come from their own modules (:mod:`workbench.data.fra
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from matplotlib.figure import Figure as MatplotlibFigure
 from plotly.basedatatypes import BaseFigure
 
-from workbench.analysis.callbacks import callbacks_from_config
+from workbench.analysis.callbacks import train_with_callbacks
 from workbench.analysis.mistakes import FRAME_KEY, misclassified, prediction_titles
 from workbench.config import resolve_device
 from workbench.data.manifest import manifest_counts
@@ -34,9 +33,9 @@ from workbench.project import (
     project_path,
     resolve_project_paths,
 )
-from workbench.training import Trainer
 from workbench.training.pipeline import steps_for_epochs
-from workbench.training.run_dir import RunDir, RunMismatchError
+from workbench.training.sweep import ensure_runs, plan_sweep
+from workbench.training.run_dir import RunMismatchError
 from workbench.viz import kaleido_session, save_figure
 from workbench.viz.export import show_static
 from workbench.viz.live_training import LiveTraining, replace_figure
@@ -103,7 +102,7 @@ def training_config(
 
 # --------------------------------------------------------------------------------------- runs
 def run_dir_for(runs_dir: str | Path, algorithm: str, seed: int) -> Path:
-    """Where :func:`train_runs` puts one run: ``<runs_dir>/<algorithm>-seed<seed>``."""
+    """Where :func:`train_runs` puts one run: ``<runs_dir>/<algorithm>-seed<seed>``, the sweep's name for it."""
     return project_path(runs_dir) / f"{algorithm}-seed{seed}"
 
 
@@ -112,25 +111,16 @@ def train_runs(
 ) -> dict[str, Path]:
     """Train each algorithm with the same config (data, budget, seed) and return ``{algorithm: run_dir}``.
 
-    A finished run with the same configuration is reused as it is; one with another configuration
-    raises :class:`RunMismatchError`; an interrupted one resumes from ``checkpoints/last.pt``.
-    ``seed`` (default: the config's) replaces ``train.seed``.
+    The runner every entry point uses (:func:`workbench.training.sweep.ensure_runs`, runs named as a
+    sweep names them: ``<runs_dir>/<algorithm>-seed<seed>``): a finished run with the same configuration
+    is reused as it is; one with another configuration raises :class:`RunMismatchError`; an
+    interrupted one resumes from ``checkpoints/last.pt``. ``seed`` (default: the config's) replaces
+    ``train.seed``.
     """
     if not algorithms:
         raise ValueError("no algorithms given")
-    runs = {}
-    for algorithm in algorithms:
-        run_config = copy.deepcopy(dict(config))
-        run_config["algorithm"] = {**run_config["algorithm"], "name": algorithm}
-        if seed is not None:
-            run_config["train"] = {**run_config["train"], "seed": seed}
-        run_dir = run_dir_for(runs_dir, algorithm, run_config["train"]["seed"])
-        if RunDir(run_dir).done:
-            check_reusable(run_dir, run_config)
-        else:
-            Trainer(run_config, run_dir, callbacks_from_config(run_config)).fit()
-        runs[algorithm] = run_dir
-    return runs
+    runs = plan_sweep(config, [], algorithms, [config["train"]["seed"] if seed is None else seed])
+    return dict(zip(algorithms, ensure_runs(runs, project_path(runs_dir), train_with_callbacks)))
 
 
 def export_figures(

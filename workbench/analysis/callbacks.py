@@ -8,6 +8,7 @@ result}`` (docs/records.md). A callback leaves the model's weights, buffers and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -15,6 +16,7 @@ from torch import nn
 from workbench.algorithms import default_hparams, resolve_hparams
 from workbench.algorithms.roga import check_ascent
 from workbench.analysis.gradients import Ascent, DomainBatches, Mode, alignment_summary
+from workbench.training.trainer import train
 
 DEFAULT_ALIGNMENT_EVERY = 100
 
@@ -80,3 +82,9 @@ def callbacks_from_config(config: Mapping[str, Any]) -> list[AlignmentCallback]:
     hparams = resolve_hparams("roga", config["algorithm"]["hparams"]) if name.lower() == "roga" else default_hparams("roga")
     return [AlignmentCallback(every=every, rho=hparams["rho"], alpha=hparams["alpha"],
                               domain_names=list(config["data"]["source_domains"]))]
+
+
+def train_with_callbacks(config: dict[str, Any], run_dir: Path) -> Path:
+    """Train one run with the analysis callbacks its config asks for: what the demo, the notebooks and sweeps
+    train each run with (module-level, so a sweep's job processes can unpickle it)."""
+    return train(config, run_dir, callbacks_from_config(config))

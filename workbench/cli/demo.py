@@ -21,20 +21,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Generates (or reuses) the embedded multi-domain forgery benchmark, trains each algorithm with the "
             "same seed and budget on the CPU, evaluates on the source domains and the held-out forgery domains, "
             "prints a comparison table and writes <out>/report.md with PNG figures: AUC bars, a Grad-CAM gallery and "
-            "Grad-CAM localisation against depth. Previous demo runs in <out> are replaced."
+            "Grad-CAM localisation against depth. Runs are <out>/<algorithm>-seed<seed>, as a sweep names them: a "
+            "finished run with the same config is reused (--fresh trains it again), an interrupted one resumes."
         ),
     )
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="demo config (default: configs/demo.yaml)")
     add_overrides_argument(parser, "config overrides")
     parser.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     parser.add_argument("--algorithms", nargs="+", default=list(DEMO_ALGORITHMS), help="algorithms to compare")
+    parser.add_argument("--fresh", action="store_true", help="delete this demo's runs in <out> and train them again")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = load_config(args.config, args.overrides)
-    table, differences, report = run_demo(config, args.out, args.algorithms)
+    table, differences, report = run_demo(config, args.out, args.algorithms, args.fresh)
     print()
     print(table.to_string(float_format="{:.3f}".format))
     print()

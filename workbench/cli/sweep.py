@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from workbench.analysis.callbacks import callbacks_from_config
+from workbench.analysis.callbacks import train_with_callbacks
 from workbench.cli import add_overrides_argument
 from workbench.cli.train import INTERRUPTED_HINT, USER_ERRORS
 from workbench.config import ConfigError
@@ -16,18 +16,13 @@ from workbench.training.launchers import (Launcher, LocalPoolLauncher, SerialLau
                                           worker_slots)
 from workbench.training.collect import SWEEP_FILE
 from workbench.training.sweep import SweepRun, parse_axis, plan_sweep, planned_status, run_sweep
-from workbench.training.trainer import NonFiniteLossError, train
+from workbench.training.trainer import NonFiniteLossError
 
 # failures of one run that leave the rest of the sweep meaningful
 RUN_FAILURES: tuple[type[Exception], ...] = (NonFiniteLossError, CheckpointError, RuntimeError)
 # flag -> key of slurm_parameters (and of a --slurm-config file)
 SLURM_FLAGS: dict[str, str] = {"partition": "partition", "time": "time", "gpus_per_run": "gpus",
                                "cpus_per_run": "cpus", "mem_gb": "mem_gb", "account": "account"}
-
-
-def train_with_callbacks(config: dict, run_dir: Path) -> Path:
-    """Train one sweep run with the analysis callbacks its config asks for (module-level: workers unpickle it)."""
-    return train(config, run_dir, callbacks_from_config(config))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,11 +14,12 @@ ones too) with its status and where it executed. Choose hyper-parameters afterwa
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ import pandas as pd
 
 from workbench.algorithms import ALGORITHMS, hparam_spec
 from workbench.atomic import atomic_path
-from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml)
+from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
+                              parse_override)
 from workbench.data.manifest import ManifestError
+from workbench.project import merge_overrides, resolve_project_paths
 from workbench.training.launchers import Launcher, RunJob, SerialLauncher
 from workbench.training.collect import SWEEP_ALREADY_DONE, SWEEP_FILE
 from workbench.training.run_dir import RunConfigError, RunDir
@@ -87,7 +90,7 @@ def _format(value: Any) -> str:
 
 
 def plan_sweep(
-    config_path: str | Path | None,
+    config: str | Path | Mapping[str, Any] | None,
     overrides: Sequence[str],
     algorithms: Sequence[str],
     seeds: Sequence[int],
@@ -95,6 +98,8 @@ def plan_sweep(
 ) -> list[SweepRun]:
     """Every run of the sweep, with its config loaded and checked as training would check it before its
     first step, against its manifest (nothing is trained; the embedded benchmark may be generated).
+
+    ``config`` is a config file (None: the defaults) or an already loaded config (e.g. a notebook's).
 
     Runs are ordered algorithm, grid combination (in the order the axes and values are given), seed,
     so the seeds of one setting are adjacent. An axis limited to other algorithms does not multiply
@@ -127,17 +132,23 @@ def plan_sweep(
                 assigned = [f"algorithm.name={algorithm}", f"train.seed={seed}",
                             *(f"{key}={json.dumps(value)}" for key, value in grid.items())]
                 try:
-                    config = load_config(config_path, [*overrides, *assigned])
-                    check_trainable(config, manifests)
+                    run_config = _run_config(config, [*overrides, *assigned])
+                    check_trainable(run_config, manifests)
                 except (ConfigError, ManifestError) as exc:
                     raise ConfigError(f"sweep run {algorithm}, seed {seed}, grid {grid}: {exc}") from exc
                 parts = [algorithm.lower(), *(f"{labels[k]}={_format(v)}" for k, v in grid.items()), f"seed{seed}"]
-                runs.append(SweepRun("-".join(parts), config, grid))
+                runs.append(SweepRun("-".join(parts), run_config, grid))
     names = [run.name for run in runs]
     clashing = sorted({name for name in names if names.count(name) > 1})
     if clashing:
         raise ConfigError(f"grid values that differ only in punctuation would share run directories {clashing}")
     return runs
+
+
+def _run_config(config: str | Path | Mapping[str, Any] | None, overrides: Sequence[str]) -> dict[str, Any]:
+    if isinstance(config, Mapping):
+        return load_config(None, merge_overrides(config, *(parse_override(item) for item in overrides)))
+    return load_config(config, overrides)
 
 
 def _check_hparam_axes(algorithm: str, axes: Sequence[GridAxis], algorithms: Sequence[str]) -> None:
@@ -155,19 +166,31 @@ def _check_hparam_axes(algorithm: str, axes: Sequence[GridAxis], algorithms: Seq
                               f"(its hyper-parameters: {sorted(spec)}){scope}")
 
 
+def check_existing(run: SweepRun, run_dir: Path) -> None:
+    """Raise :class:`RunConfigError` when ``run_dir`` holds a run that may not be taken as ``run``.
+
+    A finished run is reused only if its saved config equals the planned one (where it ran aside; a
+    finished run without a saved config cannot be checked, so it is refused), and an unfinished one
+    resumes only if training would accept it (``train.steps`` may grow). Relative paths on either side
+    are taken from the project root (:func:`workbench.project.resolve_project_paths`), so a run trained
+    from the command line is reused from a notebook and the other way round.
+    """
+    directory = RunDir(run_dir)
+    directory.check_config(resolve_project_paths(copy.deepcopy(run.config)), require_saved=directory.done,
+                           normalise=resolve_project_paths)
+
+
 def existing_status(run: SweepRun, run_dir: Path) -> str | None:
     """What ``run_dir`` already holds for ``run``: ``"already done"``, a failure, or None (train or resume it).
 
-    A finished run is reused only if its saved config equals the planned one (where it ran aside), and
-    an unfinished one resumes only if training would accept it (``train.steps`` may grow), so changing
-    ``--set`` or ``--config`` never passes old runs off as new ones; such runs fail naming the keys.
+    Changing ``--set`` or ``--config`` never passes old runs off as new ones: a run that
+    :func:`check_existing` refuses fails, naming the keys.
     """
-    directory = RunDir(run_dir)
     try:
-        directory.check_config(run.config)
+        check_existing(run, run_dir)
     except RunConfigError as exc:
         return f"failed: {exc}"
-    return SWEEP_ALREADY_DONE if directory.done else None
+    return SWEEP_ALREADY_DONE if RunDir(run_dir).done else None
 
 
 def planned_status(run: SweepRun, run_dir: Path) -> str:
@@ -271,3 +294,19 @@ def run_sweep(
         launched.close()  # the launcher stops the runs still executing
         _mark_pending(table, table_path)
     return pd.DataFrame([rows[run.name] for run in runs])
+
+
+def ensure_runs(runs: Sequence[SweepRun], out_dir: str | Path,
+                train_run: Callable[[dict[str, Any], Path], Any]) -> list[Path]:
+    """The runner as the demo and the notebooks use it: every planned run finished in ``out_dir/<name>``.
+
+    Each run is reused when it finished with the same config, resumed when it was interrupted and trained
+    otherwise, one after another in this process, with ``sweep.csv`` kept as by :func:`run_sweep`. Unlike a
+    sweep, nothing is recorded and skipped: a run that cannot be reused raises :class:`RunConfigError` (naming
+    the keys) before anything trains, and a training error is raised as it is. Returns the run directories.
+    """
+    out = Path(out_dir)
+    for run in runs:
+        check_existing(run, out / run.name)
+    run_sweep(runs, out, train_run, errors=())
+    return [out / run.name for run in runs]
