@@ -62,6 +62,18 @@ class RunMismatchError(RunConfigError):
     """A run directory whose saved config forbids resuming or reusing it with the requested one."""
 
 
+def default_run_name(config: Mapping[str, Any]) -> str:
+    """``<algorithm>-<model>-seed<seed>``: the name ``train`` gives a run when ``run.name`` is unset."""
+    return f"{config['algorithm']['name']}-{config['model']['name']}-seed{config['train']['seed']}"
+
+
+def run_directory(config: Mapping[str, Any], run_dir: str | Path | None = None) -> Path:
+    """Where a run is written: ``run_dir`` when given, else ``run.dir/run.name`` (default name: algorithm-model-seed)."""
+    if run_dir is not None:
+        return Path(run_dir)
+    return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
+
+
 class RunDir:
     """One run directory: the paths, reads and writes of everything in it."""
 

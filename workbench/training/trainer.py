@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,10 @@ from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import NonFiniteOutputError
 from workbench.training.pipeline import TrainingData
 from workbench.training.records import RecordWriter
-from workbench.training.run_dir import (
-    BEST,
-    LAST,
-    SWAD_CHECKPOINT,
-    RunDir,
-    best_checkpoint,
-)
+from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint, run_directory
 from workbench.training.scoring import score_model
 from workbench.training.selection import SWAD_KIND, improves, record_score
+from workbench.training.step_window import StepWindow
 from workbench.training.swad import LossValley, set_parameters
 
 SELECTION_GROUP = "source_val"
@@ -68,17 +62,6 @@ class TrainingCallback(TypingProtocol):
 
     def __call__(self, model: torch.nn.Module, domain_batches: list[tuple[torch.Tensor, torch.Tensor]],
                  step: int) -> dict[str, float]: ...
-
-
-def default_run_name(config: dict[str, Any]) -> str:
-    return f"{config['algorithm']['name']}-{config['model']['name']}-seed{config['train']['seed']}"
-
-
-def run_directory(config: dict[str, Any], run_dir: str | Path | None = None) -> Path:
-    """Where a run is written: ``run_dir`` when given, else ``run.dir/run.name`` (default name: algorithm-model-seed)."""
-    if run_dir is not None:
-        return Path(run_dir)
-    return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
 
 
 class Trainer:
@@ -237,7 +220,7 @@ class Trainer:
             self._prepare_outputs(start, best)
         writer = self.directory.records if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
-        saved_step, window, callbacks_s = start, _Window(), 0.0
+        saved_step, window, callbacks_s = start, StepWindow(), 0.0
         started = time.perf_counter()
         progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
                         disable=not (train["progress"] and main), dynamic_ncols=True)
@@ -272,8 +255,8 @@ class Trainer:
                             self.swad.close(math.inf if loss is None else loss)
                         best = self._save(step, record, best)
                         progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
-                                             src_auc=_fmt(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)))
-                    saved_step, window = step, _Window()
+                                             src_auc=_number(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)))
+                    saved_step, window = step, StepWindow()
                     self.dist.barrier()
                 if stop_at_step is not None and step >= stop_at_step:
                     return self.run_dir
@@ -317,7 +300,7 @@ class Trainer:
                     writer.append({"kind": callback.name, "step": step, callback.name: result})
         return spent
 
-    def _evaluation_record(self, step: int, window: "_Window", wall_s: float, callbacks_s: float,
+    def _evaluation_record(self, step: int, window: StepWindow, wall_s: float, callbacks_s: float,
                            saved_step: int) -> dict[str, Any]:
         try:
             results, _ = self.evaluate()
@@ -408,39 +391,7 @@ def _saved_best(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {"source_val": {"step": int(state["best_step"]), "score": score if math.isfinite(score) else None}}
 
 
-class _Window:
-    """Training statistics accumulated between two evaluations.
-
-    ``seconds`` is the training loop's wall time (sampling, decoding, augmentation, the update and its
-    synchronisation; evaluation, checkpoints and callbacks excluded); ``data_seconds`` the part of it
-    the host spent preparing the next step's batch, overlapped with the device's work on CUDA.
-    """
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = defaultdict(float)
-        self.steps, self.images, self.seconds, self.data_seconds = 0, 0, 0.0, 0.0
-
-    def add(self, stats: dict[str, float], images: int, seconds: float, data_seconds: float) -> None:
-        for key, value in stats.items():
-            self.sums[key] += value
-        self.steps += 1
-        self.images += images
-        self.seconds += seconds
-        self.data_seconds += data_seconds
-
-    def means(self) -> dict[str, float]:
-        return {key: value / self.steps for key, value in self.sums.items()} if self.steps else {}
-
-    def timing(self) -> dict[str, float | None]:
-        """``img_s`` of the training loop, and milliseconds per step: all of it and the data part."""
-        if not self.steps:
-            return {"img_s": None, "step_ms": None, "data_ms": None}
-        return {"img_s": self.images / self.seconds if self.seconds else None,
-                "step_ms": 1000.0 * self.seconds / self.steps,
-                "data_ms": 1000.0 * self.data_seconds / self.steps}
-
-
-def _fmt(value: float | None) -> str:
+def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
