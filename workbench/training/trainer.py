@@ -81,6 +81,17 @@ def run_directory(config: dict[str, Any], run_dir: str | Path | None = None) -> 
     return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
 
 
+def refuse_adopted(config: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` for the config of an adopted run (``train.adopted``): its detector was trained
+    elsewhere, and nothing here may train or resume it as if it had been trained here."""
+    adopted = config["train"]["adopted"]
+    if adopted is not None:
+        raise ConfigError(f"config key 'train.adopted': this is the config of a detector adopted from "
+                          f"{adopted['weights']} (sha256 {adopted['sha256']}), trained elsewhere; it is evaluated and "
+                          "analysed, never trained here. To fine-tune those weights, train a new run with "
+                          "train.adopted=null, train.steps >= 1 and model.pretrained set to the weights file")
+
+
 class Trainer:
     """Train one algorithm on one protocol and write a run directory."""
 
@@ -91,6 +102,7 @@ class Trainer:
         callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
         validate_config(config)
+        refuse_adopted(config)
         self.config = config
         self.run_dir = run_directory(config, run_dir)
         self.directory = RunDir(self.run_dir)
