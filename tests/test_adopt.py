@@ -50,6 +50,7 @@ def erm_config(tiny_config):
 
 @pytest.fixture
 def adopted(weights, erm_config, tmp_path):
+    erm_config["train"]["alignment_every"] = 2  # logged by training only: the adopted run's config says 0
     return adopt_run(weights, erm_config, tmp_path / "runs" / "erm-seed0")
 
 
@@ -58,6 +59,7 @@ def test_adopted_run_is_a_finished_run_of_the_weights(adopted, weights):
     config = directory.read_config()
     assert directory.done and not directory.resumable
     assert config["train"]["steps"] == 0
+    assert config["train"]["alignment_every"] == 0 and config["train"]["swad"]["enabled"] is False
     assert config["train"]["adopted"] == {"weights": str(weights.resolve()),
                                           "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     assert config["model"]["pretrained"] == str(weights.resolve())

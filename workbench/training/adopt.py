@@ -45,13 +45,18 @@ def file_sha256(path: str | Path) -> str:
 
 def adopted_config(config: dict[str, Any], weights: str | Path) -> dict[str, Any]:
     """A copy of ``config`` for the run of ``weights``: ``model.pretrained`` is the file (absolute),
-    ``train.steps`` 0 and ``train.adopted`` the file and its SHA-256; validated."""
+    ``train.steps`` 0 and ``train.adopted`` the file and its SHA-256; validated.
+
+    What only training would have logged is switched off (``train.alignment_every`` 0, ``train.swad.enabled``
+    false), so the config never promises alignment records or a SWAD model the run cannot have."""
     weights = Path(weights).expanduser().resolve()
     if not weights.is_file():
         raise FileNotFoundError(f"weights file {str(weights)!r} does not exist")
     result = copy.deepcopy(config)
     result["model"]["pretrained"] = str(weights)
     result["train"]["steps"] = ADOPTED_STEP
+    result["train"]["alignment_every"] = 0
+    result["train"]["swad"]["enabled"] = False
     result["train"]["adopted"] = {"weights": str(weights), "sha256": file_sha256(weights)}
     validate_config(result)
     return result
