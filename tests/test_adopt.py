@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from conftest import SOURCE, TARGET, write_tiny_dataset
 from test_deepfakebench import _reference_xception, _xception_state
 from workbench.__main__ import main
+from workbench.analysis.run_summary import AnalysisSettings, analyse_runs
 from workbench.config import ConfigError, load_config
 from workbench.models import create_model, input_normalization
 from workbench.notebook_support import notebook_config, train_runs
@@ -107,6 +108,18 @@ def test_notebooks_load_the_adopted_run_without_training(adopted, weights):
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x))
+
+
+def test_report_and_analyse_read_the_adopted_run(adopted, tmp_path):
+    record = RunDir(adopted).load_records()[0]
+    out = tmp_path / "report"
+    assert main(["report", str(adopted), "--metric", "log_loss", "--n-boot", "20", "--out", str(out)]) == 0
+    cells = pd.read_csv(out / "report.csv").set_index("group")
+    assert cells.loc["source_test", "mean"] == pytest.approx(record["eval"]["source_test"]["log_loss"])
+    assert cells.loc[f"target/{TARGET}", "mean"] == pytest.approx(record["eval"][f"target/{TARGET}"]["log_loss"])
+    table = analyse_runs([adopted], AnalysisSettings(per_domain=4, localisation_per_domain=2))
+    assert table[["algorithm", "backbone"]].values.tolist() == [["erm", "test_resnet"]]
+    assert np.isfinite(table["cos_clean_mean"]).all()
 
 
 def test_training_refuses_an_adopted_run(adopted):
