@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,11 @@ from workbench.config import ConfigError, load_config
 from workbench.models import create_model, input_normalization
 from workbench.notebook_support import notebook_config, train_runs
 from workbench.project import check_reusable
-from workbench.training.adopt import InputSizeWarning, adopt_run, file_sha256, input_convention
+from workbench.training.adopt import InputSizeWarning, adopt_run, check_input_size, file_sha256, input_convention
 from workbench.training.run_dir import RunDir
-from workbench.training.runs import load_run_model
+from workbench.training.runs import load_run_model, selected_checkpoint
 from workbench.training.scoring import score_checkpoint
 from workbench.training.trainer import Trainer, train
-
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -144,6 +144,10 @@ def test_bad_input_refused(weights, erm_config, tmp_path, adopted):
     other["model"]["name"] = "resnet10t"
     with pytest.raises(ValueError, match="does not match timm model"):
         adopt_run(weights, other, tmp_path / "new")
+    lodo = copy.deepcopy(erm_config)
+    lodo["train"]["checkpoint_rules"] = ["source_val", "lodo"]
+    with pytest.raises(ConfigError, match="'lodo' needs a held-out validation domain"):
+        adopt_run(weights, lodo, tmp_path / "new")
     assert not (tmp_path / "new").exists()
 
 
@@ -158,6 +162,25 @@ def test_adopted_config_keys_validated(change, message):
         load_config(overrides=change)
 
 
+def test_every_kept_rule_holds_the_adopted_weights(weights, erm_config, tmp_path):
+    erm_config["train"]["checkpoint_rules"] = ["source_val", "oracle"]
+    run = adopt_run(weights, erm_config, tmp_path / "oracle-run")
+    assert selected_checkpoint(run, "oracle") == "best_oracle.pt"
+    oracle, source_val = RunDir(run).load("best_oracle.pt"), RunDir(run).load("best_source_val.pt")
+    assert oracle["step"] == 0
+    for key, value in source_val["model"].items():
+        torch.testing.assert_close(oracle["model"][key], value)
+
+
+def test_input_size_warning_only_for_a_detector_convention():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputSizeWarning)
+        check_input_size(create_model("test_resnet"), 16)  # an ImageNet cfg: its 160 px is no detector's size
+        check_input_size(create_model("deepfakebench_xception"), 256)
+    with pytest.warns(InputSizeWarning, match="data.image_size is 64 but deepfakebench_xception records .* 256 px"):
+        check_input_size(create_model("deepfakebench_xception"), 64)
+
+
 def test_file_sha256_of_known_bytes(tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     assert file_sha256(tmp_path / "f") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -169,7 +192,8 @@ def test_cli_adopts_and_prints_the_input_convention(weights, erm_config, tmp_pat
     out = tmp_path / "cli-run"
     assert main(["adopt", str(weights), "--config", str(config_file), "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["input"]["image_size"] == 16 and printed["input"]["mean"] == list(input_normalization(create_model("test_resnet"))[0])
+    assert printed["input"]["image_size"] == 16
+    assert printed["input"]["mean"] == list(input_normalization(create_model("test_resnet"))[0])
     assert RunDir(out).done and RunDir(out).read_config()["algorithm"]["name"] == "erm"
     assert main(["adopt", str(weights), "--config", str(config_file), "--out", str(out)]) == 1
     assert "finished run" in capsys.readouterr().err

@@ -483,6 +483,5 @@ def test_analysis_notebooks_read_an_adopted_detector(tmp_path: Path, tmp_path_fa
     assert "no interpolation between two runs" in text_of(sharpness)
     gradcam = execute("05_gradcam", tmp_path, {**parameters, "per_domain": 2, "method_per_domain": 1,
                                                "misclassified_count": 3, "focus_algorithm": "erm"})
-    assert "Grad-CAM of the fake logit" in [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(gradcam)]
-    assert "ERM: four attribution methods" in [f["layout"].get("title", {}).get("text", "")
-                                               for f in plotly_figures(gradcam)]
+    titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(gradcam)]
+    assert "Grad-CAM of the fake logit" in titles and "ERM: four attribution methods" in titles

@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="YAML config of the data it is evaluated on (default: the built-in defaults)")
     add_overrides_argument(parser, "overrides such as model.name=deepfakebench_xception data.image_size=256")
     parser.add_argument("--algorithm", default="erm",
-                        help="algorithm name the run is filed under (notebooks find <runs_dir>/<algorithm>-seed<seed>); "
-                             "default erm")
+                        help="algorithm name the run is filed under (notebooks find "
+                             "<runs_dir>/<algorithm>-seed<seed>); default erm")
     parser.add_argument("--out", type=Path, required=True, help="the new run directory (must not exist or be empty)")
     parser.set_defaults(func=run)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from workbench.config import resolve_device, validate_config
+from workbench.config import check_checkpoint_rules_usable, resolve_device, validate_config
 from workbench.models import backbone_normalization, create_model
 from workbench.training.run_dir import RunDir, best_checkpoint
 from workbench.training.scoring import evaluation_data, score_model
@@ -91,6 +91,7 @@ def adopt_run(weights: str | Path, config: dict[str, Any], run_dir: str | Path) 
     directory = RunDir(run_dir)
     refuse_used(directory)
     config = adopted_config(config, weights)
+    check_checkpoint_rules_usable(config)  # each kept rule's record must be scorable, as in training
     model_cfg = config["model"]
     model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
     check_input_size(model, config["data"]["image_size"])
