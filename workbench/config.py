@@ -276,7 +276,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``, SWAD's), the kept checkpoints and the algorithm.
 
     The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`);
-    an adopted run (``train.adopted``) has ``train.steps`` 0. Run before anything is written, so a bad value never leaves a half-made run directory behind.
+    an adopted run (``train.adopted``) has ``train.steps`` 0. Run before anything is written, so a bad value never
+    leaves a half-made run directory behind.
     """
     adopted = _lookup(config, "train.adopted")
     _check_adopted(adopted, _lookup(config, "train.steps"))

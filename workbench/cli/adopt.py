@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "group of the config's data with the model's own input normalisation, and write a finished run "
             "directory: config.yaml (train.steps 0, train.adopted = the file and its sha256), "
             "checkpoints/best_source_val.pt, one record, predictions.csv and the done marker. `eval`, `analyse`, "
-            "`report` and notebooks 03-06 then read it like a trained run; `train` refuses it. "
+            "`report` and notebooks 03-05 then read it like a trained run; `train` refuses it. "
             "See docs/reproduce.md."
         ),
     )

@@ -1,6 +1,6 @@
 """Adopt a detector trained elsewhere (e.g. a DeepfakeBench checkpoint) as a finished run directory.
 
-Every analysis of the workbench (``eval``, ``analyse``, ``report``, notebooks 03–06) reads run directories
+Every analysis of the workbench (``eval``, ``analyse``, ``report``, notebooks 03–05) reads run directories
 (docs/records.md). :func:`adopt_run` writes one for a weights file without training anything: the config
 it is evaluated with (``model.pretrained`` = the file; ``train.steps`` = 0 and ``train.adopted`` = the
 file and its SHA-256, so the run says it was not trained here), the weights as the kept model of every
