@@ -28,6 +28,7 @@ from PIL import Image
 
 from conftest import write_tiny_dataset
 from workbench.config import load_config
+from workbench.models import create_model
 from workbench.notebook_support import (
     PROJECT_ROOT,
     LiveTraining,
@@ -40,6 +41,7 @@ from workbench.notebook_support import (
     train_runs,
     training_config,
 )
+from workbench.training.adopt import adopt_run
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("00_quickstart", "01_data", "02_train", "03_gradient_alignment", "04_sharpness", "05_gradcam",
@@ -452,3 +454,34 @@ def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dic
             assert image.format == "PNG" and min(image.size) > 100
         content = pdf.read_bytes()
         assert content.startswith(b"%PDF-") and b"%%EOF" in content[-1024:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_analysis_notebooks_read_an_adopted_detector(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """03-05 analyse a detector trained elsewhere (`adopt`, docs/reproduce.md) as its one run, with the run's
+    config.yaml as their config_file and no overrides."""
+    config = notebook_config(CONFIG_FILE, tiny_overrides(tmp_path_factory.getbasetemp() / "synthetic"))
+    config["algorithm"] = {"name": "erm", "hparams": {}}
+    torch.manual_seed(7)
+    weights = tmp_path / "detector.pth"
+    torch.save(create_model("test_resnet").state_dict(), weights)
+    with single_thread():
+        run = adopt_run(weights, config, tmp_path / "adopted" / "erm-seed0")
+    parameters = {"config_file": str(run / "config.yaml"), "overrides": {}, "runs_dir": str(run.parent),
+                  "algorithms": ["erm"]}
+    alignment = execute("03_gradient_alignment", tmp_path, {**parameters, "batch_per_domain": 4,
+                                                            "explorer_algorithm": "erm"})
+    titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(alignment)]
+    assert any(t.startswith("ERM: cos(g_i, g_j)") for t in titles)
+    assert "the runs logged no alignment" in text_of(alignment)
+    sharpness = execute("04_sharpness", tmp_path, {
+        **parameters, "batch_per_domain": 4, "rhos": [0.0, 0.1], "landscape_points": 5, "surface_points": 3,
+        "surface_algorithms": ["erm"], "interpolation": [], "hessian_iters": 2, "hutchinson_samples": 2})
+    assert "ε-sharpness against ρ per domain" in [f["layout"].get("title", {}).get("text", "")
+                                                  for f in plotly_figures(sharpness)]
+    assert "no interpolation between two runs" in text_of(sharpness)
+    gradcam = execute("05_gradcam", tmp_path, {**parameters, "per_domain": 2, "method_per_domain": 1,
+                                               "misclassified_count": 3, "focus_algorithm": "erm"})
+    titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(gradcam)]
+    assert "Grad-CAM of the fake logit" in titles and "ERM: four attribution methods" in titles

@@ -7,8 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("synth", "train", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights", "preprocess", "manifest",
-            "lab")
+COMMANDS = ("synth", "train", "adopt", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights",
+            "preprocess", "manifest", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # SWAD (Cha et al. 2021) for any algorithm: dense weight averaging over the validation-loss valley,
         # evaluated and kept as checkpoints/swad.pt (selection rule "swad"); the authors' defaults.
         "swad": {"enabled": False, "n_converge": 3, "n_tolerance": 6, "tolerance_ratio": 0.3, "bn_update_steps": 500},
+        # A detector trained elsewhere and adopted as a finished run (`python -m workbench adopt`, steps: 0):
+        # {"weights": <its file>, "sha256": <the file's SHA-256>}. Such a run is evaluated and analysed, never trained.
+        "adopted": None,
     },
 }
 
@@ -272,10 +275,15 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 def validate_config(config: Mapping[str, Any]) -> None:
     """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``, SWAD's), the kept checkpoints and the algorithm.
 
-    The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`).
-    Run before anything is written, so a bad value never leaves a half-made run directory behind.
+    The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`);
+    an adopted run (``train.adopted``) has ``train.steps`` 0. Run before anything is written, so a bad value never
+    leaves a half-made run directory behind.
     """
+    adopted = _lookup(config, "train.adopted")
+    _check_adopted(adopted, _lookup(config, "train.steps"))
     for dotted, (least, nullable) in INTEGER_KEYS.items():
+        if dotted == "train.steps" and adopted is not None:
+            continue  # 0, checked with train.adopted
         value = _lookup(config, dotted)
         if value is None and nullable:
             continue
@@ -315,6 +323,27 @@ def validate_config(config: Mapping[str, Any]) -> None:
         resolve_hparams(name, _lookup(config, "algorithm.hparams"))
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"config key 'algorithm.hparams': {exc.args[0]}") from exc
+
+
+ADOPTED_KEYS = ("weights", "sha256")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_adopted(adopted: Any, steps: Any) -> None:
+    """``train.adopted``: null, or ``{weights: <file>, sha256: <64 hex digits>}`` with ``train.steps`` 0 (no step
+    was trained here)."""
+    if adopted is None:
+        return
+    key = "config key 'train.adopted'"
+    if not isinstance(adopted, Mapping) or sorted(adopted) != sorted(ADOPTED_KEYS):
+        raise ConfigError(f"{key} must be null or a mapping with exactly the keys {list(ADOPTED_KEYS)}, got {adopted!r}")
+    if not isinstance(adopted["weights"], str):
+        raise ConfigError(f"{key}: 'weights' must be the adopted weights file's path, got {adopted['weights']!r}")
+    if not isinstance(adopted["sha256"], str) or not _SHA256.match(adopted["sha256"]):
+        raise ConfigError(f"{key}: 'sha256' must be 64 lower-case hexadecimal digits, got {adopted['sha256']!r}")
+    if isinstance(steps, bool) or steps != 0:
+        raise ConfigError(f"config key 'train.steps' must be 0 for an adopted run (train.adopted is set: it was "
+                          f"trained elsewhere), got {steps!r}")
 
 
 def _check_model(name: str, kwargs: Mapping[str, Any]) -> None:

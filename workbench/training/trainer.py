@@ -31,6 +31,7 @@ from workbench.config import (
     validate_config,
 )
 from workbench.models import create_model, input_normalization
+from workbench.training.adopt import refuse_adopted
 from workbench.training.checkpoint import CheckpointError, model_state
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import NonFiniteOutputError
@@ -74,6 +75,7 @@ class Trainer:
         callbacks: Sequence[TrainingCallback] = (),
     ) -> None:
         validate_config(config)
+        refuse_adopted(config)
         self.config = config
         self.run_dir = run_directory(config, run_dir)
         self.directory = RunDir(self.run_dir)
