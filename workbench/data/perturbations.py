@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 from workbench.data.images import FrameDataset
 
 LEVELS = (1, 2, 3, 4, 5)
+CLEAN = "none"  # the perturbation name of unperturbed frames in results (severity level 0)
 BLOCK_WIDTH = 8  # px, DeeperForensics' block side
 BLOCK_GREY = 128
 BLOCK_UNIT = 256  # px of the shorter side per unit of block count
