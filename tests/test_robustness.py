@@ -88,7 +88,8 @@ def test_robustness_figure_draws_auc_against_severity_per_algorithm() -> None:
     assert titles[:2] == ["Gaussian blur", "JPEG (down/up-sampling)"]  # PERTURBATIONS order
     assert "error bars: 95% CI, video bootstrap (200 resamples)" in titles
     jpeg_roga = [t for t in figure.data if t.name == "RoGA" and t.xaxis == "x2"][0]
-    assert list(jpeg_roga.x) == [0, 1, 3] and list(jpeg_roga.y) == [0.95, 0.85, 0.75]  # clean AUC at level 0
+    assert list(jpeg_roga.customdata) == [0, 1, 3] and list(jpeg_roga.y) == [0.95, 0.85, 0.75]  # clean at level 0
+    assert np.round(jpeg_roga.x).tolist() == [0, 1, 3] and jpeg_roga.x[0] != 0  # shifted beside ERM's points
     assert list(jpeg_roga.error_y.array) == pytest.approx([0.02] * 3)
     assert list(jpeg_roga.error_y.arrayminus) == pytest.approx([0.05] * 3)
     assert {t.name for t in figure.data if t.showlegend is not False} == {"ERM", "RoGA", "chance"}

@@ -125,11 +125,11 @@ class Perturbation:
 
 
 PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
-    Perturbation("color_saturation", "CS", "colour saturation", "chroma factor",
+    Perturbation("color_saturation", "CS", "Colour saturation", "chroma factor",
                  (0.4, 0.3, 0.2, 0.1, 0.0), color_saturation),
-    Perturbation("color_contrast", "CC", "colour contrast", "pixel-value factor",
+    Perturbation("color_contrast", "CC", "Colour contrast", "pixel-value factor",
                  (0.85, 0.725, 0.6, 0.475, 0.35), color_contrast),
-    Perturbation("block_wise", "BW", "block-wise distortion", "8-px grey blocks per 256 px",
+    Perturbation("block_wise", "BW", "Block-wise distortion", "8-px grey blocks per 256 px",
                  (16, 32, 48, 64, 80), block_wise),
     Perturbation("gaussian_noise", "GNC", "Gaussian noise", "variance (YCbCr in [0, 1])",
                  (0.001, 0.002, 0.005, 0.01, 0.05), gaussian_noise),
@@ -137,7 +137,7 @@ PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
                  (7, 9, 13, 17, 21), gaussian_blur),
     Perturbation("jpeg", "JPEG", "JPEG (down/up-sampling)", "resampling factor",
                  (2, 3, 4, 5, 6), jpeg_resampling),
-    Perturbation("video_compression", "VC", "video compression (H.264)", "x264 CRF",
+    Perturbation("video_compression", "VC", "Video compression (H.264)", "x264 CRF",
                  (30, 32, 35, 38, 40), video_compression),
 )}
 

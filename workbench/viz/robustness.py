@@ -11,6 +11,7 @@ from workbench.viz.labels import label
 from workbench.viz.style import REFERENCE, legend_outside, paper_layout, styles_for
 
 PANELS_PER_ROW = 4
+DODGE = 0.08  # severity units between neighbouring algorithms' points, so that their error bars stay apart
 
 
 def check_robustness_table(table: pd.DataFrame, group: str | None) -> tuple[pd.DataFrame, str]:
@@ -49,8 +50,9 @@ def error_bar_text(rows: pd.DataFrame) -> str:
 
 
 def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str | None = None) -> go.Figure:
-    """AUC against severity level (0 = clean) per perturbation panel; colour = algorithm; error bars =
-    the table's video-bootstrap intervals (named in the x-axis title); a dotted line at chance (0.5).
+    """AUC against severity level (0 = clean) per perturbation panel; colour = algorithm, its points shifted
+    slightly sideways; error bars = the table's video-bootstrap intervals (named under the panels); a
+    dotted line at chance (0.5).
 
     ``table`` holds rows of :func:`workbench.training.robustness.robustness_table` for one run per
     algorithm (concatenated); ``group`` picks the evaluation group when it has several.
@@ -66,16 +68,17 @@ def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str 
     styles = styles_for(rows["algorithm"])
     for index, name in enumerate(names):
         position = dict(row=index // columns + 1, col=index % columns + 1)
-        for algorithm, style in styles.items():
+        for rank, (algorithm, style) in enumerate(styles.items()):
             mine = rows[rows["algorithm"] == algorithm]
             line = pd.concat([mine[mine["perturbation"] == CLEAN], mine[mine["perturbation"] == name]])
             line = line.sort_values("level")
+            shift = (rank - (len(styles) - 1) / 2) * DODGE
             figure.add_trace(go.Scatter(
-                x=line["level"], y=line["auc"], mode="lines+markers", name=label(algorithm), legendgroup=algorithm,
+                x=line["level"] + shift, y=line["auc"], customdata=line["level"], mode="lines+markers", name=label(algorithm), legendgroup=algorithm,
                 showlegend=index == 0, line=dict(color=style.colour, dash=style.dash),
                 error_y=dict(type="data", symmetric=False, array=line["auc_high"] - line["auc"],
                              arrayminus=line["auc"] - line["auc_low"]),
-                hovertemplate="level %{x}: AUC %{y:.3f}<extra>" + label(algorithm) + "</extra>"), **position)
+                hovertemplate="level %{customdata}: AUC %{y:.3f}<extra>" + label(algorithm) + "</extra>"), **position)
         figure.add_hline(y=0.5, line_dash="dot", line_color=REFERENCE, line_width=1.5, **position)
     figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="chance",
                                 line=dict(color=REFERENCE, dash="dot", width=1.5)))
@@ -83,9 +86,9 @@ def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str 
     for column in range(1, columns + 1):
         figure.update_xaxes(title_text="severity (0 = clean)", row=grid_rows, col=column)
     figure.update_yaxes(title_text="AUC", col=1)
-    paper_layout(figure, title=title or f"AUC under DeeperForensics-1.0 perturbations: {label(group)}",
-                 width=260 * columns + 120, height=300 * grid_rows + 200)
-    figure.add_annotation(text=error_bar_text(rows), xref="paper", yref="paper", x=0, y=-0.12 / grid_rows - 0.06,
+    paper_layout(figure, title=title or f"AUC under perturbations: {label(group)}",
+                 width=max(640, 260 * columns + 120), height=300 * grid_rows + 220)
+    figure.add_annotation(text=error_bar_text(rows), xref="paper", yref="paper", x=0, y=0, yshift=-70,
                           showarrow=False, xanchor="left", yanchor="top")
-    figure.update_layout(margin=dict(b=110))
+    figure.update_layout(margin=dict(b=120))
     return legend_outside(figure)
