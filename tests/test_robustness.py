@@ -44,13 +44,16 @@ def test_robustness_table_scores_clean_and_each_perturbation_and_level(tiny_run:
     state, table = checkpoint_robustness(tiny_run, ["gaussian_blur", "block_wise"], [5, 1], n_boot=30)
     _, results, _ = score_checkpoint(tiny_run)
     assert list(table.columns) == COLUMNS and set(table["algorithm"]) == {"roga"}
-    groups = list(results)
+    groups = [g for g in results if g.startswith(("source_test", "target/"))]
+    assert "source_val" in results and "target/D-T" in groups
     keys = list(zip(table["perturbation"], table["level"]))
     assert list(dict.fromkeys(keys)) == [(CLEAN, 0), ("block_wise", 1), ("block_wise", 5), ("gaussian_blur", 1),
                                          ("gaussian_blur", 5)]
     assert len(table) == 5 * len(groups)  # every group at every (perturbation, level), none dropped
     clean = table[table["perturbation"] == CLEAN].set_index("group")
-    for group, metrics in results.items():
+    assert set(table["group"]) == set(groups)  # the validation groups are not perturbed
+    for group in groups:
+        metrics = results[group]
         if metrics["auc"] is None:
             assert np.isnan(clean.at[group, "auc"]) and "one class" in clean.at[group, "note"]
         else:

@@ -1,5 +1,8 @@
-"""Robustness of a scored model: AUC per evaluation group under each DeeperForensics-1.0 perturbation and
+"""Robustness of a scored model: AUC per test group under each DeeperForensics-1.0 perturbation and
 severity level, with video-bootstrap intervals, next to the clean AUC (level 0).
+
+Only the test groups (``source_test…`` and ``target/…``) are perturbed: the validation groups choose
+models and say nothing about robustness.
 
 Every (perturbation, level) uses the same bootstrap seed, so each resample draws the same test videos for
 the clean and the perturbed predictions.
@@ -21,8 +24,14 @@ from workbench.metrics import video_bootstrap_ci
 from workbench.training.evaluation import video_keys
 from workbench.training.scoring import load_checkpoint_model, score_model
 
+TEST_GROUP_PREFIXES = ("source_test", "target/")
 COLUMNS = ["algorithm", "group", "perturbation", "level", "parameter", "auc", "auc_low", "auc_high", "ci_level",
            "n_boot", "n_real", "n_fake", "videos", "note"]
+
+
+def robustness_groups(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The test groups among a protocol's evaluation groups (:data:`TEST_GROUP_PREFIXES`)."""
+    return {name: rows for name, rows in groups.items() if name.startswith(TEST_GROUP_PREFIXES)}
 
 
 def group_rows(data: tuple[FrameDataset, dict[str, np.ndarray]], results: dict[str, dict], predictions: pd.DataFrame,
@@ -54,7 +63,7 @@ def robustness_table(model: torch.nn.Module, config: dict[str, Any], device: tor
                      data: tuple[FrameDataset, dict[str, np.ndarray]], perturbations: Sequence[str],
                      levels: Sequence[int], *, clean: tuple[dict[str, dict], pd.DataFrame] | None = None,
                      n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """AUC of ``model`` on every evaluation group of ``config``: clean (perturbation ``none``, level 0), then
+    """AUC of ``model`` on every test group of ``config``: clean (perturbation ``none``, level 0), then
     under each of ``perturbations`` (names, or ``all``) at each of ``levels`` (1–5), with ``ci`` intervals
     from ``n_boot`` video-bootstrap resamples. Columns: :data:`COLUMNS`.
 
@@ -62,15 +71,15 @@ def robustness_table(model: torch.nn.Module, config: dict[str, Any], device: tor
     when they were already computed.
     """
     names, levels = parse_perturbations(perturbations), check_levels(levels)
-    dataset, groups = data
+    dataset, groups = data[0], robustness_groups(data[1])
     options = dict(n_boot=n_boot, ci=ci, seed=seed)
-    results, predictions = clean or score_model(model, config, device, data)
-    rows = group_rows(data, results, predictions, perturbation=CLEAN, level=0, **options)
+    results, predictions = clean or score_model(model, config, device, (dataset, groups))
+    rows = group_rows((dataset, groups), results, predictions, perturbation=CLEAN, level=0, **options)
     for name in names:
         for level in levels:
             perturbed = (PerturbedFrames(dataset, name, level), groups)
             results, predictions = score_model(model, config, device, perturbed)
-            rows += group_rows(data, results, predictions, perturbation=name, level=level, **options)
+            rows += group_rows((dataset, groups), results, predictions, perturbation=name, level=level, **options)
     table = pd.DataFrame(rows)
     table.insert(0, "algorithm", config["algorithm"]["name"])
     return table[COLUMNS]
