@@ -42,7 +42,8 @@ def independent_auc(run: Path, group: str, name: str, level: int) -> float:
 
 def test_robustness_table_scores_clean_and_each_perturbation_and_level(tiny_run: Path) -> None:
     state, table = checkpoint_robustness(tiny_run, ["gaussian_blur", "block_wise"], [5, 1], n_boot=30)
-    _, results, _ = score_checkpoint(tiny_run)
+    selected, results, _ = score_checkpoint(tiny_run)
+    assert state["step"] == selected["step"]  # the source_val-selected model
     assert list(table.columns) == COLUMNS and set(table["algorithm"]) == {"roga"}
     groups = [g for g in results if g.startswith(("source_test", "target/"))]
     assert "source_val" in results and "target/D-T" in groups
@@ -90,7 +91,7 @@ def test_robustness_figure_draws_auc_against_severity_per_algorithm() -> None:
     titles = [a.text for a in figure.layout.annotations]
     assert titles[:2] == ["Gaussian blur", "JPEG (down/up-sampling)"]  # PERTURBATIONS order
     assert "error bars: 95% CI, video bootstrap (200 resamples)" in titles
-    jpeg_roga = [t for t in figure.data if t.name == "RoGA" and t.xaxis == "x2"][0]
+    jpeg_roga = next(t for t in figure.data if t.name == "RoGA" and t.xaxis == "x2")
     assert list(jpeg_roga.customdata) == [0, 1, 3] and list(jpeg_roga.y) == [0.95, 0.85, 0.75]  # clean at level 0
     assert np.round(jpeg_roga.x).tolist() == [0, 1, 3] and jpeg_roga.x[0] != 0  # shifted beside ERM's points
     assert list(jpeg_roga.error_y.array) == pytest.approx([0.02] * 3)
@@ -129,3 +130,10 @@ def test_eval_perturb_writes_robustness_next_to_metrics(tiny_run: Path, tmp_path
         main(["eval", str(tiny_run), "--perturb", "snow"])
     with pytest.raises(SystemExit):
         main(["eval", str(tiny_run), "--perturb", "jpeg", "--levels", "6"])
+
+
+def test_dataloader_workers_perturb_the_same_frames_the_same_way(tiny_run: Path) -> None:
+    options = dict(perturbations=["gaussian_noise", "block_wise"], levels=[3], n_boot=10)
+    _, alone = checkpoint_robustness(tiny_run, **options)
+    _, workers = checkpoint_robustness(tiny_run, overrides=["data.workers=2"], **options)
+    pd.testing.assert_frame_equal(alone, workers)

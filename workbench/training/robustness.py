@@ -19,7 +19,13 @@ import pandas as pd
 import torch
 
 from workbench.data.images import FrameDataset
-from workbench.data.perturbations import CLEAN, PERTURBATIONS, PerturbedFrames, check_levels, parse_perturbations
+from workbench.data.perturbations import (
+    CLEAN,
+    PERTURBATIONS,
+    PerturbedFrames,
+    check_levels,
+    parse_perturbations,
+)
 from workbench.metrics import video_bootstrap_ci
 from workbench.training.evaluation import video_keys
 from workbench.training.scoring import load_checkpoint_model, score_model
