@@ -15,6 +15,8 @@ from workbench.training.robustness import robustness_table
 from workbench.training.runs import CHECKPOINT_SELECTIONS
 from workbench.training.scoring import load_checkpoint_model, score_model
 
+N_BOOT = 1000  # video-bootstrap resamples per --perturb interval
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -37,26 +39,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overrides_argument(parser, "config overrides (e.g. another manifest and target domains)")
     parser.add_argument("--out", help="directory for metrics.json, predictions.csv (and robustness.csv)")
     parser.add_argument("--perturb", nargs="+", choices=["all", *PERTURBATIONS], metavar="PERTURBATION",
-                        help=f"DeeperForensics-1.0 perturbations to score under: all, or some of {', '.join(PERTURBATIONS)}")
-    parser.add_argument("--levels", nargs="+", type=int, choices=LEVELS, default=list(LEVELS), metavar="LEVEL",
+                        help="DeeperForensics-1.0 perturbations to score under: all, or some of "
+                             + ", ".join(PERTURBATIONS))
+    parser.add_argument("--levels", nargs="+", type=int, choices=LEVELS, metavar="LEVEL",
                         help="severity levels 1-5 of --perturb (default: all five)")
-    parser.add_argument("--n-boot", type=int, default=1000,
-                        help="video-bootstrap resamples of each --perturb AUC interval (95%%; default 1000)")
+    parser.add_argument("--n-boot", type=int,
+                        help=f"video-bootstrap resamples of each --perturb AUC interval (95%%; default {N_BOOT})")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the checkpoint (clean, and under ``--perturb``) and print (and write) the metrics; returns 1
     with a one-line message on unusable inputs."""
-    if args.n_boot < 1:
-        print(f"error: --n-boot must be at least 1, got {args.n_boot}", file=sys.stderr)
+    if not args.perturb and (args.levels or args.n_boot is not None):
+        print("error: --levels and --n-boot apply to --perturb, which is not given", file=sys.stderr)
+        return 1
+    n_boot = N_BOOT if args.n_boot is None else args.n_boot
+    if n_boot < 1:
+        print(f"error: --n-boot must be at least 1, got {n_boot}", file=sys.stderr)
         return 1
     try:
         state, model, config, device, data = load_checkpoint_model(Path(args.run_dir), args.overrides,
                                                                    args.checkpoint, args.selection)
         results, predictions = score_model(model, config, device, data)
         robustness = None if not args.perturb else robustness_table(
-            model, config, device, data, args.perturb, args.levels, clean=(results, predictions), n_boot=args.n_boot)
+            model, config, device, data, args.perturb, args.levels or LEVELS, clean=(results, predictions),
+            n_boot=n_boot)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

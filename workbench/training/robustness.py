@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.data.images import FrameDataset
 from workbench.data.perturbations import (
     CLEAN,
     PERTURBATIONS,
@@ -28,7 +27,7 @@ from workbench.data.perturbations import (
 )
 from workbench.metrics import video_bootstrap_ci
 from workbench.training.evaluation import video_keys
-from workbench.training.scoring import load_checkpoint_model, score_model
+from workbench.training.scoring import EvaluationData, load_checkpoint_model, score_model
 
 TEST_GROUP_PREFIXES = ("source_test", "target/")
 COLUMNS = ["algorithm", "group", "perturbation", "level", "parameter", "auc", "auc_low", "auc_high", "ci_level",
@@ -40,8 +39,8 @@ def robustness_groups(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: rows for name, rows in groups.items() if name.startswith(TEST_GROUP_PREFIXES)}
 
 
-def group_rows(data: tuple[FrameDataset, dict[str, np.ndarray]], results: dict[str, dict], predictions: pd.DataFrame,
-               *, perturbation: str, level: int, n_boot: int, ci: float, seed: int) -> list[dict[str, Any]]:
+def group_rows(data: EvaluationData, results: dict[str, dict], predictions: pd.DataFrame, *, perturbation: str,
+               level: int, n_boot: int, ci: float, seed: int) -> list[dict[str, Any]]:
     """One table row per evaluation group: its AUC (as ``eval`` reports it) and video-bootstrap interval.
 
     A group whose AUC is undefined (one class) keeps its row, with the reason in ``note``.
@@ -66,7 +65,7 @@ def group_rows(data: tuple[FrameDataset, dict[str, np.ndarray]], results: dict[s
 
 
 def robustness_table(model: torch.nn.Module, config: dict[str, Any], device: torch.device,
-                     data: tuple[FrameDataset, dict[str, np.ndarray]], perturbations: Sequence[str],
+                     data: EvaluationData, perturbations: Sequence[str],
                      levels: Sequence[int], *, clean: tuple[dict[str, dict], pd.DataFrame] | None = None,
                      n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
     """AUC of ``model`` on every test group of ``config``: clean (perturbation ``none``, level 0), then

@@ -24,6 +24,8 @@ from workbench.training.pipeline import synthetic_manifest, training_protocol
 from workbench.training.run_dir import RunDir
 from workbench.training.runs import run_config, selected_checkpoint
 
+EvaluationData = tuple[FrameDataset, dict[str, np.ndarray]]  # the frames and the manifest rows of each group
+
 
 def evaluation_data(config: dict[str, Any]) -> tuple[FrameDataset, dict[str, np.ndarray]]:
     """The frames of ``config``'s manifest(s) and its evaluation groups (manifest rows per group)."""
@@ -45,9 +47,9 @@ def score_model(model: torch.nn.Module, config: dict[str, Any], device: torch.de
                            batch_size=config["data"]["eval_batch_size"], workers=config["data"]["workers"])
 
 
-def load_checkpoint_model(run_dir: str | Path, overrides: Iterable[str] = (), checkpoint: str | None = None,
-                          selection: str = "source_val") -> tuple[dict[str, Any], torch.nn.Module, dict[str, Any],
-                                                                   torch.device, tuple[FrameDataset, dict[str, np.ndarray]]]:
+def load_checkpoint_model(
+    run_dir: str | Path, overrides: Iterable[str] = (), checkpoint: str | None = None, selection: str = "source_val",
+) -> tuple[dict[str, Any], torch.nn.Module, dict[str, Any], torch.device, EvaluationData]:
     """A run's checkpoint (the file ``checkpoint`` under ``checkpoints/``, else the model ``selection`` picked),
     its model with those weights, the run's config with ``overrides``, the device, and the evaluation data.
 

@@ -74,8 +74,9 @@ def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str 
             line = line.sort_values("level")
             shift = (rank - (len(styles) - 1) / 2) * DODGE
             figure.add_trace(go.Scatter(
-                x=line["level"] + shift, y=line["auc"], customdata=line["level"], mode="lines+markers", name=label(algorithm), legendgroup=algorithm,
-                showlegend=index == 0, line=dict(color=style.colour, dash=style.dash),
+                x=line["level"] + shift, y=line["auc"], customdata=line["level"], mode="lines+markers",
+                name=label(algorithm), legendgroup=algorithm, showlegend=index == 0,
+                line=dict(color=style.colour, dash=style.dash),
                 error_y=dict(type="data", symmetric=False, array=line["auc_high"] - line["auc"],
                              arrayminus=line["auc"] - line["auc_low"]),
                 hovertemplate="level %{customdata}: AUC %{y:.3f}<extra>" + label(algorithm) + "</extra>"), **position)
