@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.data.manifest import video_keys
 from workbench.data.perturbations import (
     CLEAN,
     PERTURBATIONS,
@@ -26,7 +27,6 @@ from workbench.data.perturbations import (
     parse_perturbations,
 )
 from workbench.metrics import video_bootstrap_ci
-from workbench.training.evaluation import video_keys
 from workbench.training.scoring import EvaluationData, load_checkpoint_model, score_model
 
 TEST_GROUP_PREFIXES = ("source_test", "target/")
@@ -46,7 +46,7 @@ def group_rows(data: EvaluationData, results: dict[str, dict], predictions: pd.D
     A group whose AUC is undefined (one class) keeps its row, with the reason in ``note``.
     """
     dataset, groups = data
-    labels, videos = dataset.manifest["label"].to_numpy(), video_keys(dataset.manifest)
+    labels, videos = dataset.manifest["label"].to_numpy(), video_keys(dataset.manifest).to_numpy()
     parameter = PERTURBATIONS[perturbation].parameters[level - 1] if level else np.nan
     rows = []
     for name, indices in groups.items():
