@@ -440,14 +440,19 @@ def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dic
     figures_dir, reports_dir = tmp_path / "figures", tmp_path / "reports"
     notebook = execute("06_results", tmp_path, {**shared_parameters(shared_runs), "seeds": [0], "n_boot": 50,
                                                 "figures_dir": str(figures_dir), "reports_dir": str(reports_dir),
-                                                "tune": True})
+                                                "tune": True, "perturbations": ["jpeg", "gaussian_noise"],
+                                                "levels": [1, 5]})
     text = text_of(notebook)
     assert "held-out manipulation" in text and "cross-dataset" in text
     assert "[oracle]" in text and "video bootstrap" in text
     assert "Hyper-parameters of roga/test_resnet [source_val], chosen among 1 variant(s)" in text
     assert (reports_dir / "report.md").is_file() and (reports_dir / "runs.csv").is_file()
     assert any("image/png" in output.get("data", {}) for output in outputs(notebook))  # the print figure
-    for name in ("results_bars", "results_bars_print", "training_curves", "alignment_over_training"):
+    robustness = pd.read_csv(reports_dir / "robustness.csv")
+    assert set(robustness["algorithm"]) == set(ALGORITHMS)
+    assert set(zip(robustness["perturbation"], robustness["level"])) == {
+        ("none", 0), ("jpeg", 1), ("jpeg", 5), ("gaussian_noise", 1), ("gaussian_noise", 5)}
+    for name in ("results_bars", "results_bars_print", "training_curves", "alignment_over_training", "robustness"):
         png, pdf = figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"
         with Image.open(png) as image:
             image.verify()

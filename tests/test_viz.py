@@ -49,6 +49,7 @@ from workbench.viz import (
     method_comparison_static,
     results_bars,
     results_bars_static,
+    robustness_figure,
     sharpness_vs_rho,
     sharpness_vs_rho_static,
     training_curves,
@@ -658,6 +659,10 @@ def builders() -> dict[str, Any]:
         "method_comparison_static": lambda: method_comparison_static(method_table()),
         "results_bars": lambda: results_bars(SUMMARY),
         "results_bars_static": lambda: results_bars_static(SUMMARY),
+        "robustness_figure": lambda: robustness_figure(pd.DataFrame({
+            "algorithm": ["erm"] * 3 + ["roga"] * 3, "group": "source_test",
+            "perturbation": ["none", "jpeg", "jpeg"] * 2, "level": [0, 1, 5] * 2, "auc": [0.9, 0.8, 0.6] * 2,
+            "auc_low": 0.5, "auc_high": 0.95, "ci_level": 0.95, "n_boot": 100})),
         "sharpness_vs_rho": lambda: sharpness_vs_rho(sharpness),
         "sharpness_vs_rho_static": lambda: sharpness_vs_rho_static(sharpness),
         "training_curves": lambda: training_curves(evaluations),

@@ -1,4 +1,5 @@
-"""``python -m workbench eval``: score a checkpoint on every evaluation group of a run's protocol."""
+"""``python -m workbench eval``: score a checkpoint on every evaluation group of a run's protocol, clean and
+(``--perturb``) under DeeperForensics-1.0's perturbations."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ from pathlib import Path
 
 from workbench.cli import add_overrides_argument
 from workbench.cli.train import USER_ERRORS
+from workbench.data.perturbations import LEVELS, PERTURBATIONS
+from workbench.training.robustness import robustness_table
 from workbench.training.runs import CHECKPOINT_SELECTIONS
-from workbench.training.scoring import score_checkpoint
+from workbench.training.scoring import load_checkpoint_model, score_model
+
+N_BOOT = 1000  # video-bootstrap resamples per --perturb interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Load a checkpoint of a run (default: the source_val-selected best_source_val.pt) and compute AUC, EER, AP, "
             "ACC and video AUC on the run's evaluation groups, or on the domains of another manifest given "
             "with --set data.manifest=... data.target_domains=[...]. Prints JSON; --out writes it and the "
-            "per-frame predictions."
+            "per-frame predictions. --perturb also scores the frames under DeeperForensics-1.0's perturbations "
+            "at the chosen severity levels and reports AUC with video-bootstrap intervals (robustness.csv)."
         ),
     )
     parser.add_argument("run_dir", help="run directory written by `train`")
@@ -31,22 +37,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "for 'last'; lodo and oracle need train.checkpoint_rules); default source_val")
     chosen.add_argument("--checkpoint", help="a file name under checkpoints/ instead of --selection")
     add_overrides_argument(parser, "config overrides (e.g. another manifest and target domains)")
-    parser.add_argument("--out", help="directory for metrics.json and predictions.csv")
+    parser.add_argument("--out", help="directory for metrics.json, predictions.csv (and robustness.csv)")
+    parser.add_argument("--perturb", nargs="+", choices=["all", *PERTURBATIONS], metavar="PERTURBATION",
+                        help="DeeperForensics-1.0 perturbations to score under: all, or some of "
+                             + ", ".join(PERTURBATIONS))
+    parser.add_argument("--levels", nargs="+", type=int, choices=LEVELS, metavar="LEVEL",
+                        help="severity levels 1-5 of --perturb (default: all five)")
+    parser.add_argument("--n-boot", type=int,
+                        help=f"video-bootstrap resamples of each --perturb AUC interval (95%%; default {N_BOOT})")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate the checkpoint and print (and write) the metrics; returns 1 with a one-line message on unusable inputs."""
+    """Evaluate the checkpoint (clean, and under ``--perturb``) and print (and write) the metrics; returns 1
+    with a one-line message on unusable inputs."""
+    if not args.perturb and (args.levels or args.n_boot is not None):
+        print("error: --levels and --n-boot apply to --perturb, which is not given", file=sys.stderr)
+        return 1
+    n_boot = N_BOOT if args.n_boot is None else args.n_boot
+    if n_boot < 1:
+        print(f"error: --n-boot must be at least 1, got {n_boot}", file=sys.stderr)
+        return 1
     try:
-        state, results, predictions = score_checkpoint(Path(args.run_dir), args.overrides, args.checkpoint,
-                                                       args.selection)
+        state, model, config, device, data = load_checkpoint_model(Path(args.run_dir), args.overrides,
+                                                                   args.checkpoint, args.selection)
+        results, predictions = score_model(model, config, device, data)
+        robustness = None if not args.perturb else robustness_table(
+            model, config, device, data, args.perturb, args.levels or LEVELS, clean=(results, predictions),
+            n_boot=n_boot)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"step": int(state["step"]), "eval": results}, indent=2))
+    metrics = {"step": int(state["step"]), "eval": results}
+    shown = metrics if robustness is None else {  # NaN (undefined AUC, the clean rows' parameter) as null
+        **metrics, "robustness": robustness.astype(object).where(robustness.notna(), None).to_dict("records")}
+    print(json.dumps(shown, indent=2))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps({"step": int(state["step"]), "eval": results}, indent=2))
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         predictions.to_csv(out / "predictions.csv", index=False)
+        if robustness is not None:
+            robustness.to_csv(out / "robustness.csv", index=False)
     return 0

@@ -21,6 +21,7 @@ from workbench.viz.gallery import (
 from workbench.viz.labels import label, readable
 from workbench.viz.landscape import landscape_contour, landscape_line, landscape_surface, sharpness_vs_rho
 from workbench.viz.results import results_bars, training_curves
+from workbench.viz.robustness import robustness_figure
 from workbench.viz.static import (
     alignment_over_training_static,
     cosine_heatmap_static,
@@ -68,6 +69,7 @@ __all__ = [
     "readable",
     "results_bars",
     "results_bars_static",
+    "robustness_figure",
     "save_figure",
     "sharpness_vs_rho",
     "sharpness_vs_rho_static",
