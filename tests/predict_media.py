@@ -5,14 +5,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 from test_faces import grace_hopper_bgr
-from test_preprocess import CANVAS, N_FRAMES, astronaut_clip, write_video
+from test_preprocess import CANVAS, astronaut_clip, write_video
+
+BLANK_FRAME = 4  # sampled when 6 of the 12 frames are (test_preprocess.SAMPLED)
 
 
 def write_media(root: Path) -> dict[str, Path]:
-    """``face``: a moving-astronaut AVI with a blank frame in the middle; ``blank``: a grey clip; ``grace``:
+    """``face``: a moving-astronaut AVI whose frame BLANK_FRAME is blank; ``blank``: a grey clip; ``grace``:
     a photo; ``corrupt``: an MP4 of zeros."""
     frames, _ = astronaut_clip()
-    frames[N_FRAMES // 2] = np.full((*CANVAS, 3), 127, np.uint8)
+    frames[BLANK_FRAME] = np.full((*CANVAS, 3), 127, np.uint8)
     paths = {
         "face": write_video(root / "face.avi", frames),
         "blank": write_video(root / "blank.avi", [np.full((*CANVAS, 3), 90, np.uint8)] * 4),
