@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("synth", "train", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights", "preprocess", "manifest",
+COMMANDS = ("synth", "train", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights", "preprocess", "manifest", "predict",
             "lab")
 
 
