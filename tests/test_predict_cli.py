@@ -33,6 +33,7 @@ def test_predict_scores_every_readable_file_and_names_the_damaged_one(setting, c
     assert faceless["prob_fake"].isna().all()
     document = json.loads((out / "scores.json").read_text())
     assert len(document["frames"]) == len(frames) and document["media"][0]["media"] == table.loc[0, "media"]
+    assert {row["prob_fake"] for row in document["frames"] if row["status"] == "no_face"} == {None}
     assert {path.name for path in (out / "timelines").iterdir()} == {"000_blank.png", "001_face.png"}
     page = (out / "summary.html").read_text()
     assert "suspicious_frames.png" in page and (out / "suspicious_frames.png").stat().st_size > 0
