@@ -43,7 +43,7 @@ from workbench.notebook_support import (
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("00_quickstart", "01_data", "02_train", "03_gradient_alignment", "04_sharpness", "05_gradcam",
-             "06_results")
+             "06_results", "07_inspect_media")
 KERNEL = "python3"  # jupyter_client runs the "python" kernelspec with the current interpreter (the venv)
 ALGORITHMS = ["erm", "sam", "sagm", "roga"]
 CONFIG_FILE = "configs/demo.yaml"
@@ -452,3 +452,16 @@ def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dic
             assert image.format == "PNG" and min(image.size) > 100
         content = pdf.read_bytes()
         assert content.startswith(b"%PDF-") and b"%%EOF" in content[-1024:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_07_inspect_media_scores_the_sample_clip_frame_by_frame(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    """The shared RoGA run scores the sample clip; its blank middle frame is reported, not scored."""
+    parameters = {key: shared_parameters(shared_runs)[key] for key in ("config_file", "overrides", "runs_dir")}
+    notebook = execute("07_inspect_media", tmp_path, {**parameters, "frames": 6, "crop_size": 64,
+                                                       "sample_clip": str(tmp_path / "clip.avi")})
+    text = text_of(notebook)
+    assert "roga-seed0 (best_source_val.pt) · 32 px" in text and "no_face" in text  # frame 4 of 12 is blank
+    assert sum("image/png" in output.get("data", {}) for output in outputs(notebook)) == 1  # the timeline
+    assert widget_count(notebook) == 1  # the frame inspector

@@ -1,7 +1,7 @@
 """A short sample clip of a real face photo, for trying ``predict`` and notebook 07 without a dataset.
 
 The photo is scikit-image's ``astronaut`` (public domain, shipped in its wheel): it slides and grows across
-a grey canvas, and one frame in the middle is left blank, so the clip also shows a frame without a face.
+a grey canvas, and one frame (index ``frames // 3``) is left blank, so the clip also shows a frame without a face.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ CANVAS = (240, 320)  # height, width
 
 
 def write_sample_clip(path: str | Path, frames: int = 12, fps: int = 10) -> Path:
-    """Write the sample clip (MJPG AVI) to ``path``; frame ``frames // 2`` is blank. Returns the path."""
+    """Write the sample clip (MJPG AVI) to ``path``; frame ``frames // 3`` is blank. Returns the path."""
     if frames < 3:
         raise ValueError(f"the sample clip needs at least 3 frames, got {frames}")
     path = Path(path)
@@ -28,7 +28,7 @@ def write_sample_clip(path: str | Path, frames: int = 12, fps: int = 10) -> Path
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     for index, t in enumerate(np.linspace(0, 1, frames)):
         frame = np.full((height, width, 3), 127, np.uint8)
-        if index != frames // 2:
+        if index != frames // 3:
             scaled = cv2.resize(photo, None, fx=0.3 + 0.15 * t, fy=0.3 + 0.15 * t, interpolation=cv2.INTER_AREA)
             ox, oy = round(10 + 110 * t), round(5 + 35 * t)
             h, w = min(scaled.shape[0], height - oy), min(scaled.shape[1], width - ox)
