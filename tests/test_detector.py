@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 from predict_media import tiny_run
+from safetensors.torch import save_file
 from test_faces import astronaut_bgr
 
 from workbench.analysis.detector import load_detector

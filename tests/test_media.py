@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from test_faces import grace_hopper_bgr
 
-from workbench.data.media import MediaError, MediaFile, find_media, media_frames, read_image
+from workbench.data.media import (
+    MediaError,
+    MediaFile,
+    find_media,
+    media_frames,
+    read_image,
+)
 from workbench.data.video import VideoError
 
 

@@ -47,16 +47,16 @@ class MediaInspector:
         figure.add_trace(go.Scatter(x=scored.index, y=scored["prob_fake"], mode="lines+markers", name="P(fake)"),
                          row=1, col=3)
         figure.add_trace(go.Scatter(x=faceless.index, y=np.zeros(len(faceless)), mode="markers", name="no face",
-                                    marker=dict(symbol="x", color="grey")), row=1, col=3)
+                                    marker={"symbol": "x", "color": "grey"}), row=1, col=3)
         figure.add_trace(go.Scatter(x=[frames[0]] * 2, y=[0, 1], mode="lines", name="this frame",
-                                    line=dict(color="firebrick")), row=1, col=3)
+                                    line={"color": "firebrick"}), row=1, col=3)
         figure.add_hline(y=THRESHOLD, line_dash="dash", line_color="grey", row=1, col=3)
         for col in (1, 2):
             figure.update_xaxes(visible=False, row=1, col=col)
             figure.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{col}", row=1, col=col)
         figure.update_yaxes(range=[0, 1], title_text="P(fake)", row=1, col=3)
         figure.update_xaxes(title_text="frame", row=1, col=3)
-        figure.update_layout(height=320, margin=dict(t=60, b=40, l=20, r=20))
+        figure.update_layout(height=320, margin={"t": 60, "b": 40, "l": 20, "r": 20})
         self.figure = go.FigureWidget(figure)
         self.widget = widgets.VBox([self.slider, self.figure])
         self.slider.observe(lambda change: self.refresh(), names="value")
