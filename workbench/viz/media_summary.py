@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -20,8 +19,7 @@ SUSPICIOUS_PNG, SUMMARY_HTML = "suspicious_frames.png", "summary.html"
 
 def _records(table: pd.DataFrame) -> list[dict[str, object]]:
     """Rows as JSON-ready dicts: missing values (no face, no error) become null."""
-    return [{key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in row.items()}
-            for row in json.loads(table.to_json(orient="records"))]
+    return json.loads(table.to_json(orient="records"))
 
 
 def write_summary(scores: MediaScores, detector: Detector, out_dir: str | Path, count: int = 6) -> Path:
