@@ -1,7 +1,8 @@
 """JupyterLab in headless Chromium: run the notebooks with widgets, work their controls, see the plots change.
 
 ``03_gradient_alignment``: move the ρ slider of the ρ explorer. ``05_gradcam``: switch the layer,
-algorithm, method and domain of the attribution explorer. One ``jupyter lab`` serves both (free
+algorithm, method and domain of the attribution explorer. ``07_inspect_media``: move the frame slider of
+the media inspector (its sample clip goes to the git-ignored ``runs/notebooks/media/``). One ``jupyter lab`` serves them all (free
 loopback port, random token, its own process group, stopped by its process-group id); Playwright
 drives Debian's ``/usr/bin/chromium`` (never a downloaded browser). The notebooks get the tiny
 parameters of ``test_notebooks`` and reuse the runs of its ``shared_runs`` fixture. Screenshots go to
@@ -58,7 +59,20 @@ ATTRIBUTION_DATA_JS = """() => {
   return JSON.stringify({title: plot.layout.title.text, image: total(plot.data[0].z), map: total(plot.data[2].z),
                          mask: total(plot.data[3].z)});
 }"""
-NOTEBOOK_PARAMETERS = {NOTEBOOK: {"batch_per_domain": 4}, "05_gradcam": {"per_domain": 2, "method_per_domain": 1}}
+# workbench.viz.media_inspector.MediaInspector's figure: title "<file> · frame N · …"; traces 0, 1: the crop,
+# 2: the Grad-CAM map, 5: the line marking the frame on the timeline.
+INSPECTOR_DATA_JS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const plot = plots.find(p => p.layout && p.layout.title && String(p.layout.title.text || '').includes(' · frame '));
+  if (!plot) return null;
+  const total = v => v == null ? 0 : typeof v === 'number' ? v
+    : ArrayBuffer.isView(v) ? Array.from(v).reduce((a, b) => a + b, 0)
+    : Array.isArray(v) ? v.reduce((a, b) => a + total(b), 0) : NaN;
+  return JSON.stringify({title: plot.layout.title.text, image: total(plot.data[0].z), map: total(plot.data[2].z),
+                         marker: Array.from(plot.data[5].x)});
+}"""
+NOTEBOOK_PARAMETERS = {NOTEBOOK: {"batch_per_domain": 4}, "05_gradcam": {"per_domain": 2, "method_per_domain": 1},
+                       "07_inspect_media": {"frames": 6, "crop_size": 64, "gradcam_layer": "layer2"}}  # layer1: zero maps
 # A traceback in any output: the notebook failed, so there is nothing to wait for.
 TRACEBACK_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
   .map(e => e.innerText).filter(t => t.includes('Traceback (most recent call last)')).join('\\n')"""
@@ -248,3 +262,28 @@ def test_attribution_explorer_redraws_for_layer_algorithm_method_and_domain(lab:
     assert domain["image"] != method["image"] and domain["mask"] != method["mask"]  # another face, another mask
     keep_screenshot(page, tmp_path / "browser_test_05.png", SCREENSHOT_COPY.with_name("browser_test_05.png"))
     page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_frame_slider_updates_the_media_inspector_in_jupyterlab(lab: Lab, tmp_path: Path) -> None:
+    """07_inspect_media: two steps of the frame slider show another frame's crop, map and timeline marker."""
+    page = lab.run_notebook("07_inspect_media", INSPECTOR_DATA_JS)
+    before = json.loads(page.evaluate(INSPECTOR_DATA_JS))
+    handle = page.locator(".widget-slider .noUi-handle").last
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"JSON.parse(({INSPECTOR_DATA_JS})()).title !== {json.dumps(before['title'])}",
+                           timeout=120_000, polling=500)
+    page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
+    page.wait_for_timeout(2000)
+    after = json.loads(page.evaluate(INSPECTOR_DATA_JS))
+    keep_screenshot(page, tmp_path / "browser_test_07.png", SCREENSHOT_COPY.with_name("browser_test_07.png"))
+    page.close()
+
+    assert before["title"].startswith("sample_clip.avi · frame 0 · P(fake) = ") and before["marker"] == [0, 0]
+    assert after["title"].startswith("sample_clip.avi · frame 7 · P(fake) = ") and after["marker"] == [7, 7]
+    assert after["image"] != before["image"] and after["map"] != before["map"]

@@ -45,7 +45,7 @@ from workbench.training.adopt import adopt_run
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ("00_quickstart", "01_data", "02_train", "03_gradient_alignment", "04_sharpness", "05_gradcam",
-             "06_results")
+             "06_results", "07_inspect_media")
 KERNEL = "python3"  # jupyter_client runs the "python" kernelspec with the current interpreter (the venv)
 ALGORITHMS = ["erm", "sam", "sagm", "roga"]
 CONFIG_FILE = "configs/demo.yaml"
@@ -490,3 +490,16 @@ def test_analysis_notebooks_read_an_adopted_detector(tmp_path: Path, tmp_path_fa
                                                "misclassified_count": 3, "focus_algorithm": "erm"})
     titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(gradcam)]
     assert "Grad-CAM of the fake logit" in titles and "ERM: four attribution methods" in titles
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_07_inspect_media_scores_the_sample_clip_frame_by_frame(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
+    """The shared RoGA run scores the sample clip; its blank middle frame is reported, not scored."""
+    parameters = {key: shared_parameters(shared_runs)[key] for key in ("config_file", "overrides", "runs_dir")}
+    notebook = execute("07_inspect_media", tmp_path, {**parameters, "frames": 6, "crop_size": 64,
+                                                       "sample_clip": str(tmp_path / "clip.avi")})
+    text = text_of(notebook)
+    assert "roga-seed0 (best_source_val.pt) · 32 px" in text and "no_face" in text  # frame 4 of 12 is blank
+    assert sum("image/png" in output.get("data", {}) for output in outputs(notebook)) == 1  # the timeline
+    assert widget_count(notebook) == 1  # the frame inspector

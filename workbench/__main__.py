@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS = ("synth", "train", "adopt", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights",
-            "preprocess", "manifest", "lab")
+            "preprocess", "manifest", "predict", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workbench.data.faces import Box, FaceDetector, detector_factory, largest_face, square_crop
+from workbench.data.face_cropper import FaceCrop, FaceCropper
+from workbench.data.faces import Box, FaceDetector, detector_factory, square_crop
 from workbench.data.video import read_frames_at, sample_video
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -275,11 +276,11 @@ def _crop_video(
     video = rel.with_suffix("").as_posix()
     staging = _staging_dir(out_dir, rel)
     frame_sizes: dict[int, tuple[int, int]] = {}
+    cropper = FaceCropper(detector, config.margin, config.size)
 
-    def crop_face(index: int, frame: np.ndarray) -> tuple[Box, np.ndarray] | None:
+    def crop_face(index: int, frame: np.ndarray) -> FaceCrop | None:
         frame_sizes[index] = frame.shape[:2]
-        box = largest_face(detector.detect(frame))
-        return None if box is None else (box, square_crop(frame, box, config.margin, config.size))
+        return cropper.largest(frame)
 
     sampled = sample_video(videos_dir / rel, config.frames, crop_face)
     mask_video = find_mask_video(masks_dir, rel) if masks_dir is not None else None
@@ -293,7 +294,7 @@ def _crop_video(
         if crop is None:
             rows.append({"video": video, "frame": index, "status": "no_face"})
             continue
-        box, image = crop
+        box, image = crop.box, crop.image
         name = f"{index:04d}.png"
         _write_png(staging / "frames" / name, image)
         mask_path = None
