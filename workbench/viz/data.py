@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from workbench.training.cells import NO_INTERVAL
 from workbench.training.selection import load_records
 from workbench.viz.labels import label as human_label
 
@@ -249,8 +250,8 @@ def error_bar_caption(summary: pd.DataFrame) -> str:
         return "error bars: the summary's confidence intervals (level and method not recorded)"
     levels = sorted({f"{100 * float(level):g}%" for level in summary["ci_level"].dropna()})
     methods = [str(m) for m in summary["ci_method"].dropna()]
-    drawn = sorted({m.split(" (", 1)[0] for m in methods if not m.startswith("none")})
-    missing = sorted({m.split(": ", 1)[-1] for m in methods if m.startswith("none")})
+    drawn = sorted({m.split(" (", 1)[0] for m in methods if not m.startswith(NO_INTERVAL)})
+    missing = sorted({m.removeprefix(f"{NO_INTERVAL}: ") for m in methods if m.startswith(NO_INTERVAL)})
     parts = [f"error bars: {'/'.join(levels)} CI, {' or '.join(drawn)}"] if drawn else ["no error bars"]
     if missing:
         parts.append(f"none where {'; '.join(missing)}")
