@@ -127,11 +127,13 @@ class Suite:
             torch.cuda.empty_cache()
         except Exception as error:  # noqa: BLE001 - recorded, never raised
             self.cuda_failure = f"{type(error).__name__}: {error}"[:1000]
-            self.write(name, {**context, "cleanup_error": self.cuda_failure,
-                              "skipping": "every remaining case and section"})
+            self.write(
+                name, {**context, "cleanup_error": self.cuda_failure, "skipping": "every remaining case and section"}
+            )
 
 
 # ------------------------------------------------------------------------------------- correctness
+
 
 def _batches(step: int, k: int, n: int, size: int, channels_last: bool = False):
     gen = torch.Generator().manual_seed(1000 + step)
@@ -151,8 +153,9 @@ def _running(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat(stats) if stats else torch.zeros(1, device="cuda")
 
 
-def compare_paths(backbone: str, name: str, precision: str, fast_hp: dict, size: int, k: int, n: int,
-                  steps: int, optimizer: str) -> dict:
+def compare_paths(
+    backbone: str, name: str, precision: str, fast_hp: dict, size: int, k: int, n: int, steps: int, optimizer: str
+) -> dict:
     """Run the fast and the plain path side by side; report per-step agreement of the parameter changes."""
     torch.manual_seed(0)
     base = create_model(backbone, num_classes=2).cuda()
@@ -168,20 +171,32 @@ def compare_paths(backbone: str, name: str, precision: str, fast_hp: dict, size:
         stats_fast = fast.update(batches)
         stats_slow = slow.update(batches)
         d_fast, d_slow = _vector(fast.model) - before_fast, _vector(slow.model) - before_slow
-        rows.append({
-            "step": step,
-            "rel_err": ((d_fast - d_slow).norm() / d_slow.norm()).item(),
-            "cosine": torch.nn.functional.cosine_similarity(d_fast, d_slow, dim=0).item(),
-            "loss_fast": stats_fast["loss"], "loss_slow": stats_slow["loss"],
-        })
+        rows.append(
+            {
+                "step": step,
+                "rel_err": ((d_fast - d_slow).norm() / d_slow.norm()).item(),
+                "cosine": torch.nn.functional.cosine_similarity(d_fast, d_slow, dim=0).item(),
+                "loss_fast": stats_fast["loss"],
+                "loss_slow": stats_slow["loss"],
+            }
+        )
     running_err = ((_running(fast.model) - _running(slow.model)).norm() / _running(slow.model).norm()).item()
     theta_err = ((_vector(fast.model) - _vector(slow.model)).norm() / _vector(slow.model).norm()).item()
     runner = fast.graphed_step if fast._graphed is not None else None
     return {
-        "backbone": backbone, "algorithm": name, "precision": precision, "optimizer": optimizer, "fast": fast_hp,
-        "size": size, "domains": k, "per_domain": n, "steps": rows,
-        "max_rel_err": max(r["rel_err"] for r in rows), "min_cosine": min(r["cosine"] for r in rows),
-        "final_param_rel_err": theta_err, "running_stats_rel_err": running_err,
+        "backbone": backbone,
+        "algorithm": name,
+        "precision": precision,
+        "optimizer": optimizer,
+        "fast": fast_hp,
+        "size": size,
+        "domains": k,
+        "per_domain": n,
+        "steps": rows,
+        "max_rel_err": max(r["rel_err"] for r in rows),
+        "min_cosine": min(r["cosine"] for r in rows),
+        "final_param_rel_err": theta_err,
+        "running_stats_rel_err": running_err,
         "graph_replays": None if runner is None else runner.replays,
         "graph_failure": None if runner is None else runner.failure,
     }
@@ -195,7 +210,9 @@ def correctness_cases(quick: bool = False) -> list[tuple]:
     fp32 += [("resnet18", a, "fp32", graph, 64, 4, 4, 5, "sgd") for a in ALGORITHMS if ALGORITHMS[a].capturable]
     fp32 += [("resnet18", "roga", "fp32", overlap, 64, 4, 4, 5, "sgd")]
     fp32 += [("resnet18", a, "fp32", graph, 64, 4, 4, 5, "adam") for a in ("erm", "roga")]
-    mixed = [("efficientnet_b4", "roga", p, fast, 256, 4, 8, 4, "sgd") for p in ("bf16", "tf32") for fast in (graph, overlap)]
+    mixed = [
+        ("efficientnet_b4", "roga", p, fast, 256, 4, 8, 4, "sgd") for p in ("bf16", "tf32") for fast in (graph, overlap)
+    ]
     if quick:
         fp32 = [c for c in fp32 if c[1] in ("erm", "roga") and c[-1] == "sgd"]
         mixed = [c for c in mixed if c[2] == "bf16"]
@@ -221,6 +238,7 @@ def correctness(suite: Suite, cases: Sequence[tuple]) -> None:
 
 
 # ------------------------------------------------------------------------------------- throughput
+
 
 def tiers() -> list[list[tuple[str, int, str]]]:
     """(backbone, batch, variant) groups, most important first.
@@ -261,9 +279,18 @@ def cells(rows: Sequence[tuple[str, str, int, str, str, dict]], steps: int, cudn
     """The timed configuration of each :func:`plan` row (``steps`` at batch 32, half that at larger batches)."""
     out = []
     for backbone, precision, batch, label, name, overrides in rows:
-        base = BenchConfig(device="cuda", backbone=backbone, size=SIZE, batch=batch, domains=4,
-                           steps=steps if batch == 32 else max(steps // 2, 5), warmup=3,
-                           precision=precision, channels_last=True, cudnn_benchmark=cudnn_benchmark)
+        base = BenchConfig(
+            device="cuda",
+            backbone=backbone,
+            size=SIZE,
+            batch=batch,
+            domains=4,
+            steps=steps if batch == 32 else max(steps // 2, 5),
+            warmup=3,
+            precision=precision,
+            channels_last=True,
+            cudnn_benchmark=cudnn_benchmark,
+        )
         out.append((label, name, replace(base, **overrides)))
     return out
 
@@ -308,26 +335,45 @@ def throughput(suite: Suite, planned: Sequence[Cell], reference: ErmReference) -
         reason = suite.skip_reason()
         if reason:
             reference.add(label, config, {})
-            suite.write("throughput.jsonl", {"skipped": label, "backbone": config.backbone, "batch": config.batch,
-                                             "precision": config.precision, "reason": reason})
+            suite.write(
+                "throughput.jsonl",
+                {
+                    "skipped": label,
+                    "backbone": config.backbone,
+                    "batch": config.batch,
+                    "precision": config.precision,
+                    "reason": reason,
+                },
+            )
             continue
         try:
             result = measure(config, name)
         except Exception:  # noqa: BLE001 - report and go on
             result = {"algorithm": name, **asdict(config), "error": traceback.format_exc()[-2000:]}
         reference.add(label, config, result)
-        suite.write("throughput.jsonl", {"variant": label, **result, "ratio_to_erm": reference.ratio(config, result),
-                                         "environment": suite.env})
+        suite.write(
+            "throughput.jsonl",
+            {"variant": label, **result, "ratio_to_erm": reference.ratio(config, result), "environment": suite.env},
+        )
         if "error" in result:
-            suite.release_cuda("throughput.jsonl", {"variant": label, "backbone": config.backbone,
-                                                    "batch": config.batch, "precision": config.precision})
+            suite.release_cuda(
+                "throughput.jsonl",
+                {"variant": label, "backbone": config.backbone, "batch": config.batch, "precision": config.precision},
+            )
 
 
 # ------------------------------------------------------------------------------------- trainer overhead
 
-TRAINER_SETTING = ["train.device=cuda", "train.cpu_threads=null", "model.name=efficientnet_b4",
-                   "data.image_size=256", "data.batch_size=32", "data.workers=0",
-                   "algorithm.hparams.precision=bf16", "algorithm.hparams.channels_last=true"]
+TRAINER_SETTING = [
+    "train.device=cuda",
+    "train.cpu_threads=null",
+    "model.name=efficientnet_b4",
+    "data.image_size=256",
+    "data.batch_size=32",
+    "data.workers=0",
+    "algorithm.hparams.precision=bf16",
+    "algorithm.hparams.channels_last=true",
+]
 
 
 def trainer_overhead(suite: Suite, steps: int) -> None:
@@ -346,6 +392,7 @@ def trainer_overhead(suite: Suite, steps: int) -> None:
 
 
 # ------------------------------------------------------------------------------------- NCCL capture
+
 
 class NcclReducer:
     """A reducer that always calls NCCL's all-reduce (a one-process group would otherwise skip it)."""
@@ -383,8 +430,10 @@ def nccl_capture(suite: Suite) -> None:
             graphed.update(batches)
             eager.update(batches)
         err = ((_vector(graphed.model) - _vector(eager.model)).norm() / _vector(eager.model).norm()).item()
-        suite.write("nccl.jsonl", {"replays": graphed.graphed_step.replays, "failure": graphed.graphed_step.failure,
-                                   "param_rel_err": err})
+        suite.write(
+            "nccl.jsonl",
+            {"replays": graphed.graphed_step.replays, "failure": graphed.graphed_step.failure, "param_rel_err": err},
+        )
     except Exception:  # noqa: BLE001
         suite.write("nccl.jsonl", {"error": traceback.format_exc()[-2000:]})
     finally:
@@ -403,6 +452,7 @@ def leave_process_group(suite: Suite) -> None:
 
 
 # ------------------------------------------------------------------------------------- summary
+
 
 def best_erm(rows: Sequence[dict]) -> dict[tuple[str, int, int], float]:
     """The best graphed ERM img/s (variant ``erm``) of each (backbone, size, batch) among measured rows."""
@@ -428,14 +478,18 @@ def summary(out: Path) -> None:
             for r in [r for r in rows if r["backbone"] == backbone and r["batch"] == batch]:
                 reference = best.get((backbone, r["size"], batch), float("nan"))
                 graph = r.get("graph_replays", "-")
-                print(f"{backbone:17s} {batch:5d} {r['precision']:5s} {r['variant']:17s} {r['img_s']:7.0f} "
-                      f"{r['ms_per_step']:8.1f} {r['peak_mem_gib']:5.1f} {r['img_s'] / reference:8.2f}   {graph}")
+                print(
+                    f"{backbone:17s} {batch:5d} {r['precision']:5s} {r['variant']:17s} {r['img_s']:7.0f} "
+                    f"{r['ms_per_step']:8.1f} {r['peak_mem_gib']:5.1f} {r['img_s'] / reference:8.2f}   {graph}"
+                )
 
 
 # ------------------------------------------------------------------------------------- the run
 
-def sections(suite: Suite, only: set[str] | None, steps: int, cudnn_benchmark: bool,
-             quick: bool) -> list[tuple[str, Callable[[], None]]]:
+
+def sections(
+    suite: Suite, only: set[str] | None, steps: int, cudnn_benchmark: bool, quick: bool
+) -> list[tuple[str, Callable[[], None]]]:
     """The suite's work in priority order: (``--skip`` name, runner). See the module docstring."""
     main_cells = cells(plan(only, stop=1), steps, cudnn_benchmark)
     other_cells = cells(plan(only, start=1), steps, cudnn_benchmark)
@@ -458,10 +512,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=15, help="timed steps at batch 32 (half at batch 128)")
     parser.add_argument("--only", default="", help="comma list of backbone:batch settings to time (default all)")
     parser.add_argument("--quick", action="store_true", help="fewer correctness cases")
-    parser.add_argument("--cudnn-benchmark", action="store_true",
-                        help="autotune convolutions (steadier timings, but ~30-40 s per new shape and dtype on EfficientNet-B4)")
-    parser.add_argument("--skip", default="",
-                        help="comma list of sections to skip: correctness,trainer,throughput,nccl")
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="autotune convolutions (steadier timings, but ~30-40 s per new shape and dtype on EfficientNet-B4)",
+    )
+    parser.add_argument(
+        "--skip", default="", help="comma list of sections to skip: correctness,trainer,throughput,nccl"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("the GPU suite needs a CUDA device", file=sys.stderr)

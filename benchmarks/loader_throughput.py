@@ -55,8 +55,9 @@ def face_crops(n: int, size: int, seed: int = 0) -> list[np.ndarray]:
     return crops
 
 
-def write_crops(folder: str | Path, crops: Sequence[np.ndarray], image_format: str,
-                jpeg_quality: int = 95) -> pd.DataFrame:
+def write_crops(
+    folder: str | Path, crops: Sequence[np.ndarray], image_format: str, jpeg_quality: int = 95
+) -> pd.DataFrame:
     """Write the crops as ``<folder>/frames/NNNNN.<ext>`` and return a manifest of them (labels all 0).
 
     PNGs are written with OpenCV's default settings, as ``workbench preprocess`` writes its crops.
@@ -71,8 +72,16 @@ def write_crops(folder: str | Path, crops: Sequence[np.ndarray], image_format: s
         path = f"frames/{i:05d}{FORMATS[image_format]}"
         if not cv2.imwrite(str(folder / path), crop, params):
             raise OSError(f"cv2.imwrite could not write {folder / path}")
-        rows.append({"path": path, "label": 0, "domain": "BENCH", "video": f"v{i // FRAMES_PER_IDENTITY}",
-                     "split": "train", "dataset": "BENCH"})
+        rows.append(
+            {
+                "path": path,
+                "label": 0,
+                "domain": "BENCH",
+                "video": f"v{i // FRAMES_PER_IDENTITY}",
+                "split": "train",
+                "dataset": "BENCH",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -91,8 +100,14 @@ def measure(dataset: FrameDataset, workers: int, batch: int) -> dict:
     steady_s = seconds - first_batch_s
     steady = (seen - first_batch_images) / steady_s if seen > first_batch_images and steady_s > 0 else None
     img_s = seen / seconds
-    return {"workers": workers, "seconds": seconds, "img_s": img_s, "img_s_per_worker": img_s / max(workers, 1),
-            "first_batch_s": first_batch_s, "steady_img_s": steady}
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "img_s": img_s,
+        "img_s_per_worker": img_s / max(workers, 1),
+        "first_batch_s": first_batch_s,
+        "steady_img_s": steady,
+    }
 
 
 def run(args: argparse.Namespace, emit: Callable[[dict], None]) -> list[dict]:
@@ -107,10 +122,17 @@ def run(args: argparse.Namespace, emit: Callable[[dict], None]) -> list[dict]:
         dataset = FrameDataset(manifest, folder, args.size, cache=False)
         results = []
         for workers in args.workers:
-            result = {"format": args.format, "size": args.size, "images": args.images, "batch": args.batch,
-                      **measure(dataset, workers, args.batch), "mean_file_kib": mean_kib,
-                      "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                      "load_avg_1min": os.getloadavg()[0]}
+            result = {
+                "format": args.format,
+                "size": args.size,
+                "images": args.images,
+                "batch": args.batch,
+                **measure(dataset, workers, args.batch),
+                "mean_file_kib": mean_kib,
+                "torch_threads": torch.get_num_threads(),
+                "cpu_count": os.cpu_count(),
+                "load_avg_1min": os.getloadavg()[0],
+            }
             emit(result)
             results.append(result)
     return results
@@ -120,7 +142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.loader_throughput",
         description="Write face-like crops, then time decoding them through FrameDataset + DataLoader for each "
-                    "worker count; print one JSON line per worker count.",
+        "worker count; print one JSON line per worker count.",
     )
     parser.add_argument("--format", default="png", choices=sorted(FORMATS), help="file format of the crops")
     parser.add_argument("--size", type=int, default=256, help="crop side in pixels (read at this size, no resize)")
@@ -128,8 +150,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=512, help="number of crops written and read per worker count")
     parser.add_argument("--batch", type=int, default=32, help="DataLoader batch size")
     parser.add_argument("--jpeg-quality", type=int, default=95, help="quality of --format jpeg files")
-    parser.add_argument("--torch-threads", type=int, default=0,
-                        help="PyTorch intra-op threads of this process (default 0: leave PyTorch's default)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="PyTorch intra-op threads of this process (default 0: leave PyTorch's default)",
+    )
     parser.add_argument("--dir", help="write the crops here and keep them (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -21,8 +21,11 @@ Step = Callable[[Batches], None]
 
 
 def _running_buffers(model: nn.Module) -> list[torch.Tensor]:
-    return [b for name, b in model.named_buffers() if name.rsplit(".", 1)[-1].startswith("running_")
-            or name.endswith("num_batches_tracked")]
+    return [
+        b
+        for name, b in model.named_buffers()
+        if name.rsplit(".", 1)[-1].startswith("running_") or name.endswith("num_batches_tracked")
+    ]
 
 
 def _gradients(model: nn.Module, loss: torch.Tensor, params: list[nn.Parameter]) -> list[torch.Tensor]:

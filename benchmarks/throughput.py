@@ -73,8 +73,12 @@ class BenchConfig:
 
     def hparams(self, name: str) -> dict:
         """The execution switches of this setting that algorithm ``name`` accepts (others use its defaults)."""
-        switches = {"precision": self.precision, "cuda_graph": self.cuda_graph,
-                    "channels_last": self.channels_last, "domain_passes": self.domain_passes}
+        switches = {
+            "precision": self.precision,
+            "cuda_graph": self.cuda_graph,
+            "channels_last": self.channels_last,
+            "domain_passes": self.domain_passes,
+        }
         return {key: value for key, value in switches.items() if key in hparam_spec(name)}
 
 
@@ -90,8 +94,9 @@ def random_batches(config: BenchConfig) -> list[tuple[torch.Tensor, torch.Tensor
     return batches
 
 
-def bare_training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str,
-                       channels_last: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+def bare_training_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, precision: str, channels_last: bool
+) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """A plain timm training step on one pooled batch: forward, cross-entropy, backward, ``step()``,
     ``zero_grad()`` and one ``loss.item()`` (the trainer's one synchronisation), with the
     algorithms' precision rules (``auto`` = bf16 autocast on CUDA) and memory layout."""
@@ -133,7 +138,7 @@ def bare_step(config: BenchConfig) -> Callable[[], None]:
 
 def plain_step(config: BenchConfig, name: str) -> Callable[[], None]:
     """A reference loop of :mod:`benchmarks.reference_loops` with the algorithm's default hyper-parameters."""
-    algorithm = name[len(PLAIN):]
+    algorithm = name[len(PLAIN) :]
     loop, keys = REFERENCE_LOOPS[algorithm]
     hparams = default_hparams(algorithm)
     model = create_model(config.backbone, num_classes=2).to(config.device)
@@ -224,8 +229,9 @@ def measure(config: BenchConfig, name: str) -> dict:
     return result
 
 
-def run(config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None,
-        repeats: int = 1) -> list[dict]:
+def run(
+    config: BenchConfig, algorithms: Sequence[str], emit: Callable[[dict], None] | None = None, repeats: int = 1
+) -> list[dict]:
     """Measure ``algorithms`` (repeated names count once) ``repeats`` times in alternation, ERM first in each round,
     then the plain reference loops, then the rest.
 
@@ -291,8 +297,13 @@ def median_line(runs: Sequence[dict], repeats: int, erm_img_s: float | None, pla
 
 def failure_line(config: BenchConfig, name: str, error: Exception, repeats: int) -> dict:
     """The line of an algorithm whose measurement raised: the error's type and message, and the configuration."""
-    return {"algorithm": name, "error_type": type(error).__name__, "error": str(error), "repeats": repeats,
-            **asdict(config)}
+    return {
+        "algorithm": name,
+        "error_type": type(error).__name__,
+        "error": str(error),
+        "repeats": repeats,
+        **asdict(config),
+    }
 
 
 def median_run(runs: Sequence[dict]) -> dict:
@@ -307,7 +318,7 @@ def environment(device: str | torch.device = "cuda") -> dict:
 
     device = torch.device(device)
     record = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "torch": torch.__version__,
         "timm": timm.__version__,
@@ -337,7 +348,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput",
         description="Time the update() of every registered algorithm (and a bare timm loop) on random data; "
-                    "print one JSON line per algorithm.",
+        "print one JSON line per algorithm.",
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backbone", default="efficientnet_b4", help="any timm model name")
@@ -347,20 +358,38 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
     parser.add_argument("--steps", type=int, default=20, help="timed steps")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 3 to time CUDA-graph replays)")
     parser.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32", "tf32"))
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS),
-                        help=f"comma-separated subset of {','.join(ALGORITHMS)}")
-    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
-                        help="run every update eagerly (no CUDA graph)")
+    parser.add_argument(
+        "--algorithms", default=",".join(ALGORITHMS), help=f"comma-separated subset of {','.join(ALGORITHMS)}"
+    )
+    parser.add_argument(
+        "--no-cuda-graph", dest="cuda_graph", action="store_false", help="run every update eagerly (no CUDA graph)"
+    )
     parser.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs")
-    parser.add_argument("--domain-passes", default="sequential", choices=("sequential", "concurrent"),
-                        help="RoGA's per-domain passes: one after the other, or overlapped on CUDA streams")
-    parser.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
-                        help="use cuDNN's heuristics instead of autotuning each convolution shape")
+    parser.add_argument(
+        "--domain-passes",
+        default="sequential",
+        choices=("sequential", "concurrent"),
+        help="RoGA's per-domain passes: one after the other, or overlapped on CUDA streams",
+    )
+    parser.add_argument(
+        "--no-cudnn-benchmark",
+        dest="cudnn_benchmark",
+        action="store_false",
+        help="use cuDNN's heuristics instead of autotuning each convolution shape",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="alternating rounds over the algorithms; each line reports the median run")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads before timing (CPU runs: 1 avoids oversubscription)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="alternating rounds over the algorithms; each line reports the median run",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads before timing (CPU runs: 1 avoids oversubscription)",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1 (got {args.repeats})")
@@ -372,10 +401,19 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[BenchConfig, list[str
         parser.error(f"--algorithms: unknown {unknown}; choose from {','.join(ALGORITHMS)}")
     try:
         config = BenchConfig(
-            device=args.device, backbone=args.backbone, size=args.size, batch=args.batch, domains=args.domains,
-            steps=args.steps, warmup=args.warmup, precision=args.precision, cuda_graph=args.cuda_graph,
-            channels_last=args.channels_last, domain_passes=args.domain_passes,
-            cudnn_benchmark=args.cudnn_benchmark, seed=args.seed,
+            device=args.device,
+            backbone=args.backbone,
+            size=args.size,
+            batch=args.batch,
+            domains=args.domains,
+            steps=args.steps,
+            warmup=args.warmup,
+            precision=args.precision,
+            cuda_graph=args.cuda_graph,
+            channels_last=args.channels_last,
+            domain_passes=args.domain_passes,
+            cudnn_benchmark=args.cudnn_benchmark,
+            seed=args.seed,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -387,8 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threads is not None:
         torch.set_num_threads(threads)
     env = environment(config.device)
-    results = run(config, algorithms, repeats=repeats, emit=lambda r: print(
-        json.dumps({**r, "threads": torch.get_num_threads(), "environment": env}), flush=True))
+    results = run(
+        config,
+        algorithms,
+        repeats=repeats,
+        emit=lambda r: print(json.dumps({**r, "threads": torch.get_num_threads(), "environment": env}), flush=True),
+    )
     return 1 if any("error" in r for r in results) else 0
 
 

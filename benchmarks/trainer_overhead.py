@@ -34,9 +34,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.throughput import bare_training_step, synchronize
-from workbench.algorithms import Algorithm
+from workbench.algorithms import Algorithm, hparam_spec, resolve_hparams
 from workbench.algorithms.base import build_optimizer
-from workbench.algorithms import hparam_spec, resolve_hparams
 from workbench.config import load_config, validate_config
 from workbench.models import create_model
 from workbench.training import Trainer
@@ -50,8 +49,9 @@ def erm_config(config_path: str | None, overrides: Sequence[str], steps: int) ->
     """
     if steps < 1:
         raise ValueError(f"--steps must be >= 1 (got {steps})")
-    config = load_config(config_path, [*overrides, f"train.steps={2 * steps}", f"train.eval_every={steps}",
-                                       "train.progress=false"])
+    config = load_config(
+        config_path, [*overrides, f"train.steps={2 * steps}", f"train.eval_every={steps}", "train.progress=false"]
+    )
     shared = {key: value for key, value in config["algorithm"]["hparams"].items() if key in hparam_spec("erm")}
     config["algorithm"] = {"name": "erm", "hparams": shared}
     validate_config(config)
@@ -76,8 +76,12 @@ def bare_run(config: dict, batches: list[tuple[torch.Tensor, torch.Tensor]], dev
     hparams = resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"])
     model_cfg = config["model"]
     model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"]).to(device)
-    step = bare_training_step(model.train(), build_optimizer(list(model.parameters()), hparams),
-                              hparams["precision"], hparams["channels_last"])
+    step = bare_training_step(
+        model.train(),
+        build_optimizer(list(model.parameters()), hparams),
+        hparams["precision"],
+        hparams["channels_last"],
+    )
     half = len(batches) // 2
     for x, y in batches[:half]:
         step(x, y)
@@ -109,12 +113,20 @@ def run(config: dict, repeats: int, emit: Callable[[dict], None] | None = None) 
                 emit(result)
     trainer_img_s, bare_img_s = statistics.median(results["trainer"]), statistics.median(results["bare"])
     summary = {
-        "run": "summary", "trainer_img_s": trainer_img_s, "bare_img_s": bare_img_s,
-        "ratio": trainer_img_s / bare_img_s, "repeats": repeats,
-        "steps": int(config["train"]["eval_every"]), "device": str(device), "model": config["model"]["name"],
-        "image_size": config["data"]["image_size"], "batch_size": config["data"]["batch_size"],
-        "workers": config["data"]["workers"], "augment": config["data"]["augment"],
-        "hparams": resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"]), "torch": torch.__version__,
+        "run": "summary",
+        "trainer_img_s": trainer_img_s,
+        "bare_img_s": bare_img_s,
+        "ratio": trainer_img_s / bare_img_s,
+        "repeats": repeats,
+        "steps": int(config["train"]["eval_every"]),
+        "device": str(device),
+        "model": config["model"]["name"],
+        "image_size": config["data"]["image_size"],
+        "batch_size": config["data"]["batch_size"],
+        "workers": config["data"]["workers"],
+        "augment": config["data"]["augment"],
+        "hparams": resolve_hparams(config["algorithm"]["name"], config["algorithm"]["hparams"]),
+        "torch": torch.__version__,
     }
     emit(summary)
     return summary
@@ -124,13 +136,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.trainer_overhead",
         description="Time the trainer's ERM loop against a bare timm loop on the same batches; "
-                    "print one JSON line per run and a summary with the ratio.",
+        "print one JSON line per run and a summary with the ratio.",
     )
     parser.add_argument("--config", default="configs/demo.yaml", help="YAML config (algorithm is forced to ERM)")
-    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="config overrides, e.g. train.device=cuda model.name=efficientnet_b4")
-    parser.add_argument("--steps", type=int, default=40,
-                        help="timed steps per run (the same number runs untimed first)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. train.device=cuda model.name=efficientnet_b4",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=40, help="timed steps per run (the same number runs untimed first)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="trainer/bare alternations; medians are reported")
     args = parser.parse_args(argv)
     try:

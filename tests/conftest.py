@@ -33,12 +33,22 @@ def write_tiny_dataset(root: Path, size: int = 16, frames: int = 2, videos: int 
             image = rng.integers(60, 120, (size, size, 3), dtype=np.uint8)
             if label:
                 offset = {"D-A": 0, "D-B": size // 3, "D-C": size // 2, TARGET: size // 4}[domain]
-                image[offset: offset + 4, offset: offset + 4] = 250
+                image[offset : offset + 4, offset : offset + 4] = 250
             rel = f"{domain}/{video}/{f:03d}.png"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(root / rel)
-            rows.append(dict(path=rel, label=label, domain=domain, video=video, split=split,
-                             dataset="TINY", frame=f, source_video=source))
+            rows.append(
+                dict(
+                    path=rel,
+                    label=label,
+                    domain=domain,
+                    video=video,
+                    split=split,
+                    dataset="TINY",
+                    frame=f,
+                    source_video=source,
+                )
+            )
 
     for split in ("train", "val", "test"):
         for v in range(videos):
@@ -62,11 +72,19 @@ def tiny_manifest(tmp_path: Path) -> Path:
 def tiny_config(tiny_manifest: Path, tmp_path: Path) -> dict:
     from workbench.config import load_config
 
-    return load_config(overrides={
-        "run": {"dir": str(tmp_path / "runs")},
-        "data": {"manifest": str(tiny_manifest), "source_domains": SOURCE, "target_domains": [TARGET],
-                 "image_size": 16, "batch_size": 12, "eval_batch_size": 64},
-        "model": {"name": "test_resnet"},
-        "algorithm": {"name": "roga", "hparams": {"lr": 1e-3}},
-        "train": {"steps": 6, "eval_every": 3, "seed": 0, "device": "cpu", "progress": False},
-    })
+    return load_config(
+        overrides={
+            "run": {"dir": str(tmp_path / "runs")},
+            "data": {
+                "manifest": str(tiny_manifest),
+                "source_domains": SOURCE,
+                "target_domains": [TARGET],
+                "image_size": 16,
+                "batch_size": 12,
+                "eval_batch_size": 64,
+            },
+            "model": {"name": "test_resnet"},
+            "algorithm": {"name": "roga", "hparams": {"lr": 1e-3}},
+            "train": {"steps": 6, "eval_every": 3, "seed": 0, "device": "cpu", "progress": False},
+        }
+    )

@@ -10,8 +10,23 @@ import yaml
 TARGET = "target/SYN-SEAMLESS"
 
 
-def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", done=True, config=True, hparams=None,
-             oracle_auc=0.99, predictions=None, source_val_auc=0.95, frames=None, source_val_eer=None):
+def make_run(
+    root,
+    name,
+    algorithm,
+    seed,
+    target_auc,
+    *,
+    backbone="resnet18",
+    done=True,
+    config=True,
+    hparams=None,
+    oracle_auc=0.99,
+    predictions=None,
+    source_val_auc=0.95,
+    frames=None,
+    source_val_eer=None,
+):
     """A run evaluated at step 100 (target AUC ``oracle_auc``) and step 200 (best source_val, ``target_auc``).
 
     ``frames`` = (real, fake) adds the target's frame counts to the records; ``source_val_eer`` = (at step
@@ -20,17 +35,38 @@ def make_run(root, name, algorithm, seed, target_auc, *, backbone="resnet18", do
     run_dir = root / name
     run_dir.mkdir(parents=True)
     if config:
-        cfg = {"algorithm": {"name": algorithm, "hparams": hparams or {"rho": 0.05}},
-               "model": {"name": backbone}, "train": {"seed": seed, "steps": 200},
-               "run": {"dir": str(root), "name": name}}
+        cfg = {
+            "algorithm": {"name": algorithm, "hparams": hparams or {"rho": 0.05}},
+            "model": {"name": backbone},
+            "train": {"seed": seed, "steps": 200},
+            "run": {"dir": str(root), "name": name},
+        }
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg), encoding="utf-8")
     records = [
-        {"step": 100, "algorithm": algorithm, "seed": seed, "backbone": backbone,
-         "eval": {"source_val": {"auc": 0.80}, "source_test": {"auc": 0.81}, TARGET: {"auc": oracle_auc},
-                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
-        {"step": 200, "algorithm": algorithm, "seed": seed, "backbone": backbone,
-         "eval": {"source_val": {"auc": source_val_auc}, "source_test": {"auc": 0.96}, TARGET: {"auc": target_auc},
-                  "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"}}},
+        {
+            "step": 100,
+            "algorithm": algorithm,
+            "seed": seed,
+            "backbone": backbone,
+            "eval": {
+                "source_val": {"auc": 0.80},
+                "source_test": {"auc": 0.81},
+                TARGET: {"auc": oracle_auc},
+                "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"},
+            },
+        },
+        {
+            "step": 200,
+            "algorithm": algorithm,
+            "seed": seed,
+            "backbone": backbone,
+            "eval": {
+                "source_val": {"auc": source_val_auc},
+                "source_test": {"auc": 0.96},
+                TARGET: {"auc": target_auc},
+                "target/FAKES-ONLY": {"auc": None, "auc_reason": "only one class present (n_real=0, n_fake=3)"},
+            },
+        },
     ]
     for record, eer in zip(records, source_val_eer or ()):
         record["eval"]["source_val"]["eer"] = eer

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import SOURCE, TARGET, write_tiny_dataset
 from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import roc_auc_score
-
-from conftest import SOURCE, TARGET, write_tiny_dataset
 from test_deepfakebench import _reference_xception, _xception_state
+
 from workbench.__main__ import main
 from workbench.analysis.run_summary import AnalysisSettings, analyse_runs
 from workbench.config import ConfigError, load_config
@@ -61,8 +61,10 @@ def test_adopted_run_is_a_finished_run_of_the_weights(adopted, weights):
     assert directory.done and not directory.resumable
     assert config["train"]["steps"] == 0
     assert config["train"]["alignment_every"] == 0 and config["train"]["swad"]["enabled"] is False
-    assert config["train"]["adopted"] == {"weights": str(weights.resolve()),
-                                          "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    assert config["train"]["adopted"] == {
+        "weights": str(weights.resolve()),
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+    }
     assert config["model"]["pretrained"] == str(weights.resolve())
     kept = directory.load("best_source_val.pt")
     assert kept["step"] == 0
@@ -151,12 +153,15 @@ def test_bad_input_refused(weights, erm_config, tmp_path, adopted):
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"train": {"steps": 0, "adopted": {"weights": "w.pth", "sha256": "abc"}}}, "64 lower-case hexadecimal"),
-    ({"train": {"steps": 5, "adopted": {"weights": "w.pth", "sha256": "0" * 64}}}, "must be 0 for an adopted run"),
-    ({"train": {"steps": 0, "adopted": {"weights": "w.pth"}}}, "exactly the keys"),
-    ({"train": {"steps": 0}}, "must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train": {"steps": 0, "adopted": {"weights": "w.pth", "sha256": "abc"}}}, "64 lower-case hexadecimal"),
+        ({"train": {"steps": 5, "adopted": {"weights": "w.pth", "sha256": "0" * 64}}}, "must be 0 for an adopted run"),
+        ({"train": {"steps": 0, "adopted": {"weights": "w.pth"}}}, "exactly the keys"),
+        ({"train": {"steps": 0}}, "must be an integer >= 1"),
+    ],
+)
 def test_adopted_config_keys_validated(change, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=change)
@@ -211,18 +216,28 @@ def test_deepfakebench_xception_detector_scored_with_its_input_convention(tmp_pa
     state["backbone.last_linear.weight"] *= scale
     state["backbone.last_linear.bias"] *= scale
     torch.save(state, tmp_path / "xception_best.pth")
-    config = load_config(overrides={
-        "data": {"manifest": str(manifest), "source_domains": SOURCE, "target_domains": [TARGET], "image_size": 32,
-                 "batch_size": 12},
-        "model": {"name": "deepfakebench_xception"}, "algorithm": {"name": "erm"},
-        "train": {"device": "cpu", "progress": False}})
+    config = load_config(
+        overrides={
+            "data": {
+                "manifest": str(manifest),
+                "source_domains": SOURCE,
+                "target_domains": [TARGET],
+                "image_size": 32,
+                "batch_size": 12,
+            },
+            "model": {"name": "deepfakebench_xception"},
+            "algorithm": {"name": "erm"},
+            "train": {"device": "cpu", "progress": False},
+        }
+    )
     with pytest.warns(InputSizeWarning, match="input size of 256 px"):
         run_dir = adopt_run(tmp_path / "xception_best.pth", config, tmp_path / "runs" / "erm-seed0")
     assert input_convention(run_dir) == {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "image_size": 32}
     with torch.no_grad():
         expected = dict(zip(frames, torch.softmax(_reference_xception(state, x), dim=1)[:, 1].numpy()))
-        imagenet = (_images(tmp_path / "data", frames) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) \
-            / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        imagenet = (_images(tmp_path / "data", frames) - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+            IMAGENET_STD
+        ).view(1, 3, 1, 1)
         other = dict(zip(frames, torch.softmax(_reference_xception(state, imagenet), dim=1)[:, 1].numpy()))
     predictions = RunDir(run_dir).read_predictions()
     wanted = np.array([expected[path] for path in predictions["path"]])

@@ -9,14 +9,14 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from method_cards import CARDS
+from method_cards.roga import roga_direction
 from timm.layers.evo_norm import EvoNorm2dB0
+from tiny_models import cnn_with_bn, mlp
 from torch import nn
 
 from workbench.algorithms import ALGORITHMS, build_algorithm, default_hparams, hparam_spec, resolve_hparams
 from workbench.algorithms.cuda_graph import GraphedStep
-from method_cards import CARDS
-from method_cards.roga import roga_direction
-from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
 K = 3
@@ -26,10 +26,7 @@ UNIT_SGD = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
 def domain_batches(k: int = K, n: int = 6, dtype=torch.float64, image: bool = False, seed: int = 1):
     gen = torch.Generator().manual_seed(seed)
     shape = (n, 3, 8, 8) if image else (n, 6)
-    return [
-        (torch.randn(shape, generator=gen, dtype=dtype) + i, torch.tensor([1, 0] * n)[:n])
-        for i in range(k)
-    ]
+    return [(torch.randn(shape, generator=gen, dtype=dtype) + i, torch.tensor([1, 0] * n)[:n]) for i in range(k)]
 
 
 def card_hparams(name: str, **extra) -> dict:
@@ -73,8 +70,9 @@ def test_updates_follow_the_method_card(name):
         params = {key: value.detach().clone() for key, value in expected.items()}
 
 
-@pytest.mark.parametrize("switches", [{"ascent": a, "combine": c} for a in ("per_domain", "shared")
-                                      for c in ("with_erm", "perturbed_only")])
+@pytest.mark.parametrize(
+    "switches", [{"ascent": a, "combine": c} for a in ("per_domain", "shared") for c in ("with_erm", "perturbed_only")]
+)
 def test_every_roga_switch_follows_the_method_card(switches):
     model = mlp()
     batches = domain_batches()
@@ -258,7 +256,9 @@ class UnusedHead(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@pytest.mark.parametrize("name,extra", [(n, {}) for n in sorted(ALGORITHMS)] + [("roga", {"domain_passes": "concurrent"})])
+@pytest.mark.parametrize(
+    "name,extra", [(n, {}) for n in sorted(ALGORITHMS)] + [("roga", {"domain_passes": "concurrent"})]
+)
 def test_parameters_no_pass_reaches_are_skipped_as_after_backward(name, extra):
     """Adam with weight decay leaves an unused head alone (``.grad`` None) and steps the rest as without it."""
     hparams = {"optimizer": "adam", "lr": 1e-2, "weight_decay": 5e-2, **CARDS[name].hparams, **extra}
@@ -357,8 +357,9 @@ def test_concurrent_passes_match_sequential_on_a_timm_efficientnet():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name,passes", [("erm", "sequential"), ("sagm", "sequential"), ("roga", "sequential"),
-                                         ("roga", "concurrent")])
+@pytest.mark.parametrize(
+    "name,passes", [("erm", "sequential"), ("sagm", "sequential"), ("roga", "sequential"), ("roga", "concurrent")]
+)
 def test_channels_last_changes_layout_not_update(name, passes):
     batches = domain_batches(image=True)
     plain, nhwc = cnn_with_bn(dtype=torch.float32).double(), cnn_with_bn(dtype=torch.float32).double()
@@ -460,24 +461,35 @@ def gpu_cnn() -> nn.Module:
     depthwise convolution is the cuDNN case that failed with unaligned weights on EfficientNet-B4."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-        nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.BatchNorm2d(6), nn.ReLU(),
-        nn.Conv2d(6, 16, 1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 2),
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=6),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 16, 1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 2),
     ).cuda()
 
 
 def gpu_batches(step: int, k: int = 3, n: int = 6):
     gen = torch.Generator().manual_seed(100 + step)
-    return [(torch.randn(n, 3, 12, 12, generator=gen).cuda() + 0.3 * i,
-             torch.randint(0, 2, (n,), generator=gen).cuda()) for i in range(k)]
+    return [
+        (torch.randn(n, 3, 12, 12, generator=gen).cuda() + 0.3 * i, torch.randint(0, 2, (n,), generator=gen).cuda())
+        for i in range(k)
+    ]
 
 
 CAPTURABLE = sorted(name for name, cls in ALGORITHMS.items() if cls.capturable)
 GRAPH_CASES = [(name, {}, "sgd") for name in CAPTURABLE] + [
     ("roga", {"domain_passes": "concurrent"}, "sgd"),
     ("roga", {"domain_passes": "concurrent", "channels_last": True}, "sgd"),
-    ("erm", {}, "adam"), ("roga", {}, "adam"),
+    ("erm", {}, "adam"),
+    ("roga", {}, "adam"),
 ]
 
 

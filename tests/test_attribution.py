@@ -189,8 +189,9 @@ def test_per_sample_targets_and_normalisation():
 
 def test_bad_layer_and_input_are_rejected():
     model = _model("test_resnet")
-    with pytest.raises(ValueError, match="no submodule named 'layer9'; its feature stages are act1, layer1, layer2, "
-                                         "layer3, layer4"):
+    with pytest.raises(
+        ValueError, match="no submodule named 'layer9'; its feature stages are act1, layer1, layer2, layer3, layer4"
+    ):
         GradCAM(model, "layer9")
     with pytest.raises(ValueError, match="no submodule named 'layer9'"):
         stage_sizes(model, 64, ["layer9"])
@@ -324,8 +325,9 @@ def test_guided_backprop_is_unaffected_by_in_place_relus():
         if isinstance(module, nn.ReLU):
             module.inplace = False
     assert any(isinstance(m, nn.ReLU) and m.inplace for m in model.modules())
-    torch.testing.assert_close(attribute(model, x, "guided_gradcam", layer="layer1"),
-                               attribute(plain, x, "guided_gradcam", layer="layer1"))
+    torch.testing.assert_close(
+        attribute(model, x, "guided_gradcam", layer="layer1"), attribute(plain, x, "guided_gradcam", layer="layer1")
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -409,8 +411,12 @@ def test_gradcam_maps_feed_each_model_its_own_normalisation_and_tabulate_by_doma
     wrong = GradCAM(resnet, input_size=64).attribute(frames.inputs(*imagenet), target=1, normalize=True)[:, 0].numpy()
     assert np.abs(cams["resnet"] - wrong).max() > 0.05
     table = localisation_table(cams, frames)
-    assert list(zip(table["algorithm"], table["domain"])) == [("resnet", "A"), ("resnet", "B"),
-                                                             ("xception", "A"), ("xception", "B")]
+    assert list(zip(table["algorithm"], table["domain"])) == [
+        ("resnet", "A"),
+        ("resnet", "B"),
+        ("xception", "A"),
+        ("xception", "B"),
+    ]
     direct = localisation_by_domain(cams["xception"], masks, frames.domains)
     row = table[(table["algorithm"] == "xception") & (table["domain"] == "B")].iloc[0]
     assert row["energy_in_mask"] == pytest.approx(direct.loc["B", "energy_in_mask"])
@@ -436,8 +442,10 @@ def test_localisation_by_depth_scores_every_stage_as_a_direct_computation_does()
     for layer in ("act1", "layer2"):
         direct = localisation_by_domain(GradCAM(model, layer).attribute(x)[:, 0].numpy(), frames.masks, frames.domains)
         rows = table[table["layer"] == layer].set_index("domain")
-        np.testing.assert_allclose(rows[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
-                                   direct[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy())
+        np.testing.assert_allclose(
+            rows[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
+            direct[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
+        )
         assert rows.loc["B", "n_undefined"] == 1
     chosen = localisation_by_depth({"erm": model}, frames, layers=["layer1"])
     assert list(chosen["layer"]) == ["layer1", "layer1"] and list(chosen["depth"]) == [0, 0]
@@ -474,11 +482,19 @@ def test_untrained_twin_is_the_architecture_with_seeded_random_weights():
 
 
 def test_mean_over_domains_weighs_domains_equally_and_keeps_constant_columns():
-    table = pd.DataFrame({
-        "algorithm": ["erm"] * 4, "layer": ["a", "a", "b", "b"], "depth": [0, 0, 1, 1], "domain": ["A", "B"] * 2,
-        "energy_in_mask": [0.2, 0.6, 0.1, np.nan], "pointing_game": [0.0, 1.0, 1.0, np.nan],
-        "mask_fraction": [0.1, 0.3, 0.1, np.nan], "n": [10, 2, 10, 2], "n_undefined": [0, 0, 0, 2],
-    })
+    table = pd.DataFrame(
+        {
+            "algorithm": ["erm"] * 4,
+            "layer": ["a", "a", "b", "b"],
+            "depth": [0, 0, 1, 1],
+            "domain": ["A", "B"] * 2,
+            "energy_in_mask": [0.2, 0.6, 0.1, np.nan],
+            "pointing_game": [0.0, 1.0, 1.0, np.nan],
+            "mask_fraction": [0.1, 0.3, 0.1, np.nan],
+            "n": [10, 2, 10, 2],
+            "n_undefined": [0, 0, 0, 2],
+        }
+    )
     means = mean_over_domains(table, ["algorithm", "layer"])
     assert list(means["layer"]) == ["a", "b"] and list(means["depth"]) == [0, 1]
     np.testing.assert_allclose(means["energy_in_mask"], [0.4, 0.1])  # not weighted by n
@@ -511,5 +527,8 @@ if __name__ == "__main__":
     import sys
 
     arguments = sys.argv[1:]
-    print(measure_costs(arguments[0], int(arguments[1]), int(arguments[2])).to_string(index=False) if arguments
-          else measure_costs().to_string(index=False))
+    print(
+        measure_costs(arguments[0], int(arguments[1]), int(arguments[2])).to_string(index=False)
+        if arguments
+        else measure_costs().to_string(index=False)
+    )

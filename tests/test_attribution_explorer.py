@@ -34,7 +34,7 @@ def frames() -> Frames:
 
 
 def expected_map(model: torch.nn.Module, faces: Frames, index: int, method: str, layer: str | None) -> np.ndarray:
-    x = (faces.images[index: index + 1].float() / 255.0 - 0.5) / 0.5  # test_resnet: mean = std = 0.5
+    x = (faces.images[index : index + 1].float() / 255.0 - 0.5) / 0.5  # test_resnet: mean = std = 0.5
     return attribute(model, x, method, layer=layer, normalize=True)[0, 0].numpy()
 
 
@@ -46,8 +46,9 @@ def test_panel_starts_at_the_default_layer_of_the_first_domain():
     assert explorer.layer.options[2] == ("layer2 · 4×4", "layer2")
     assert explorer.domain.options == ("SWAP", "GAN")  # the first frame of each domain
     assert [label for label, _ in explorer.algorithm.options] == ["ERM", "RoGA"]
-    np.testing.assert_allclose(explorer.figure.data[2].z, expected_map(nets["erm"], faces, 0, "gradcam", "layer1"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        explorer.figure.data[2].z, expected_map(nets["erm"], faces, 0, "gradcam", "layer1"), atol=1e-6
+    )
     np.testing.assert_array_equal(explorer.figure.data[3].z, faces.masks[0])
     scores = localisation_scores(explorer.figure.data[2].z[None], faces.masks[:1]).iloc[0]
     assert explorer.scores["energy_in_mask"] == pytest.approx(scores["energy_in_mask"])
@@ -60,19 +61,22 @@ def test_every_selector_redraws_with_the_selected_map():
     nets, faces = models(), frames()
     explorer = AttributionExplorer(nets, faces, methods=("gradcam", "occlusion"))
     explorer.layer.value = "act1"
-    np.testing.assert_allclose(explorer.figure.data[2].z, expected_map(nets["erm"], faces, 0, "gradcam", "act1"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        explorer.figure.data[2].z, expected_map(nets["erm"], faces, 0, "gradcam", "act1"), atol=1e-6
+    )
     explorer.algorithm.value = "roga"
     assert explorer.layer.value == "act1"  # kept: the same backbone has the same stages
     explorer.domain.value = "GAN"  # the third frame
-    np.testing.assert_allclose(explorer.figure.data[2].z, expected_map(nets["roga"], faces, 2, "gradcam", "act1"),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        explorer.figure.data[2].z, expected_map(nets["roga"], faces, 2, "gradcam", "act1"), atol=1e-6
+    )
     np.testing.assert_array_equal(explorer.figure.data[0].z, faces.images[2].permute(1, 2, 0).numpy())
     np.testing.assert_array_equal(explorer.figure.data[4].z, faces.masks[2])
     explorer.method.value = "occlusion"
     assert explorer.layer.disabled
-    np.testing.assert_allclose(explorer.figure.data[2].z, expected_map(nets["roga"], faces, 2, "occlusion", None),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        explorer.figure.data[2].z, expected_map(nets["roga"], faces, 2, "occlusion", None), atol=1e-6
+    )
     assert "RoGA · Occlusion · GAN" in explorer.figure.layout.title.text
     explorer.opacity.value = 0.3
     assert explorer.figure.data[2].colorscale[-1][1] == attribution_colourscale(0.3)[-1][1]

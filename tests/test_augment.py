@@ -11,7 +11,9 @@ from workbench.data.augment import IMAGENET_MEAN, IMAGENET_STD
 
 def test_normalize_matches_the_imagenet_formula():
     images = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
-    expected = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    expected = (images.float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(
+        1, 3, 1, 1
+    )
     torch.testing.assert_close(normalize(images), expected)
 
 

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import cnn_with_bn
 
 from workbench.algorithms import build_algorithm, check_domain_batches
 from workbench.analysis import alignment_summary
-
-from tiny_models import cnn_with_bn
 
 
 def pair(n: int, m: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.zeros(n, 3, 8, 8), torch.zeros(n if m is None else m, dtype=torch.long)
 
 
-@pytest.mark.parametrize(("batches", "kwargs", "message"), [
-    ([], {}, r"who needs at least 1 domain batch\(es\), got 0"),
-    ([pair(2)], {"minimum": 2}, r"at least 2 domain batch\(es\), got 1"),
-    ([pair(2), pair(2)], {"expected": 3}, r"got 2 domain batches, but was built for num_domains=3"),
-    ([pair(2), (torch.zeros(2),)], {}, r"who: domain batch 1 must be an \(x, y\) pair, got tuple"),
-    ([pair(2), pair(3, 2)], {}, r"who: domain batch 1 has 3 inputs but 2 labels"),
-    ([pair(0)], {}, r"who: domain batch 0 is empty"),
-])
+@pytest.mark.parametrize(
+    ("batches", "kwargs", "message"),
+    [
+        ([], {}, r"who needs at least 1 domain batch\(es\), got 0"),
+        ([pair(2)], {"minimum": 2}, r"at least 2 domain batch\(es\), got 1"),
+        ([pair(2), pair(2)], {"expected": 3}, r"got 2 domain batches, but was built for num_domains=3"),
+        ([pair(2), (torch.zeros(2),)], {}, r"who: domain batch 1 must be an \(x, y\) pair, got tuple"),
+        ([pair(2), pair(3, 2)], {}, r"who: domain batch 1 has 3 inputs but 2 labels"),
+        ([pair(0)], {}, r"who: domain batch 0 is empty"),
+    ],
+)
 def test_malformed_domain_batches_are_refused_naming_the_domain(batches, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         check_domain_batches(batches, owner="who", **kwargs)

@@ -2,7 +2,8 @@
 
 ``03_gradient_alignment``: move the ρ slider of the ρ explorer. ``05_gradcam``: switch the layer,
 algorithm, method and domain of the attribution explorer. ``07_inspect_media``: move the frame slider of
-the media inspector (its sample clip goes to the git-ignored ``runs/notebooks/media/``). One ``jupyter lab`` serves them all (free
+the media inspector (its sample clip goes to the git-ignored ``runs/notebooks/media/``). One ``jupyter lab``
+serves them all (free
 loopback port, random token, its own process group, stopped by its process-group id); Playwright
 drives Debian's ``/usr/bin/chromium`` (never a downloaded browser). The notebooks get the tiny
 parameters of ``test_notebooks`` and reuse the runs of its ``shared_runs`` fixture. Screenshots go to
@@ -29,12 +30,17 @@ from typing import Any
 
 import papermill
 import pytest
-
 from test_notebooks import KERNEL_ENV, NOTEBOOKS_DIR, shared_parameters, shared_runs  # noqa: F401  (a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 NOTEBOOK = "03_gradient_alignment"
 SCREENSHOT_COPY = Path(__file__).resolve().parents[1] / "runs" / "browser_test.png"
 # The explorer's figure is the plotly plot whose title holds "ρ =" (workbench.viz.RhoExplorer; with several
@@ -71,8 +77,11 @@ INSPECTOR_DATA_JS = """() => {
   return JSON.stringify({title: plot.layout.title.text, image: total(plot.data[0].z), map: total(plot.data[2].z),
                          marker: Array.from(plot.data[5].x)});
 }"""
-NOTEBOOK_PARAMETERS = {NOTEBOOK: {"batch_per_domain": 4}, "05_gradcam": {"per_domain": 2, "method_per_domain": 1},
-                       "07_inspect_media": {"frames": 6, "crop_size": 64, "gradcam_layer": "layer2"}}  # layer1: zero maps
+NOTEBOOK_PARAMETERS = {
+    NOTEBOOK: {"batch_per_domain": 4},
+    "05_gradcam": {"per_domain": 2, "method_per_domain": 1},
+    "07_inspect_media": {"frames": 6, "crop_size": 64, "gradcam_layer": "layer2"},
+}  # layer1: zero maps
 # A traceback in any output: the notebook failed, so there is nothing to wait for.
 TRACEBACK_JS = """() => [...document.querySelectorAll('.jp-OutputArea-output')]
   .map(e => e.innerText).filter(t => t.includes('Traceback (most recent call last)')).join('\\n')"""
@@ -90,8 +99,9 @@ def free_port() -> int:
 
 
 def api(port: int, token: str, path: str, method: str = "GET") -> Any:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                     headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method, headers={"Authorization": f"token {token}"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         body = response.read()
     return json.loads(body) if body else None
@@ -150,33 +160,56 @@ class Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, shared_runs: dict[str, Any]) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Lab]:
     """JupyterLab (loopback port, random token, own process group) with 03 and 05 prepared with tiny parameters."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    runs = request.getfixturevalue("shared_runs")
     sync_api = pytest.importorskip("playwright.sync_api")
     base = tmp_path_factory.mktemp("browser")
     root = base / "lab"
     root.mkdir()
     for name, parameters in NOTEBOOK_PARAMETERS.items():
-        papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(root / f"{name}.ipynb"),
-                                   parameters={**shared_parameters(shared_runs), **parameters},
-                                   prepare_only=True, progress_bar=False)
+        papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / f"{name}.ipynb"),
+            str(root / f"{name}.ipynb"),
+            parameters={**shared_parameters(runs), **parameters},
+            prepare_only=True,
+            progress_bar=False,
+        )
     settings = base / "settings"
     news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "get Jupyter news?" toast over the page
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, **KERNEL_ENV, "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-           "JUPYTER_DATA_DIR": str(base / "data"), "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces")}
+    env = {
+        **os.environ,
+        **KERNEL_ENV,
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+    }
     log = base / "jupyter.log"
     with log.open("w") as log_handle:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            stdout=log_handle, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "jupyter",
+                "lab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=root,
+            start_new_session=True,
         )
     try:
         wait_for_server(server, port, token, log)
@@ -214,7 +247,8 @@ def test_rho_slider_updates_the_explorer_plot_in_jupyterlab(lab: Lab, tmp_path: 
         page.keyboard.press("ArrowRight")
     page.wait_for_function(  # the title names ρ: it changes once the kernel has recomputed
         f"JSON.parse(({EXPLORER_DATA_JS})()).title !== {json.dumps(before['title'])}",
-        timeout=120_000, polling=500,
+        timeout=120_000,
+        polling=500,
     )
     page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
     page.wait_for_timeout(2000)  # let plotly finish drawing before reading data and the screenshot
@@ -235,8 +269,9 @@ def choose(page: Any, control: str, option: str, before: dict[str, Any]) -> dict
     select = dropdown.locator("select")
     select.scroll_into_view_if_needed()
     select.select_option(label=option)
-    page.wait_for_function(f"JSON.parse(({ATTRIBUTION_DATA_JS})()).title !== {json.dumps(before['title'])}",
-                           timeout=120_000, polling=500)
+    page.wait_for_function(
+        f"JSON.parse(({ATTRIBUTION_DATA_JS})()).title !== {json.dumps(before['title'])}", timeout=120_000, polling=500
+    )
     page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
     page.wait_for_timeout(1500)
     return json.loads(page.evaluate(ATTRIBUTION_DATA_JS))
@@ -276,8 +311,9 @@ def test_frame_slider_updates_the_media_inspector_in_jupyterlab(lab: Lab, tmp_pa
     handle.focus()
     for _ in range(3):
         page.keyboard.press("ArrowRight")
-    page.wait_for_function(f"JSON.parse(({INSPECTOR_DATA_JS})()).title !== {json.dumps(before['title'])}",
-                           timeout=120_000, polling=500)
+    page.wait_for_function(
+        f"JSON.parse(({INSPECTOR_DATA_JS})()).title !== {json.dumps(before['title'])}", timeout=120_000, polling=500
+    )
     page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000, polling=500)
     page.wait_for_timeout(2000)
     after = json.loads(page.evaluate(INSPECTOR_DATA_JS))

@@ -74,7 +74,11 @@ def test_ffpp_rows_domains_splits_and_pairing(ffpp):
     df = build_manifest("ffpp", ffpp)
     assert len(df) == 6 * 5 + 4 * 6 * 3
     assert df.groupby("domain")["label"].unique().map(list).to_dict() == {
-        "FF-real": [0], "FF-DF": [1], "FF-F2F": [1], "FF-FS": [1], "FF-NT": [1]
+        "FF-real": [0],
+        "FF-DF": [1],
+        "FF-F2F": [1],
+        "FF-FS": [1],
+        "FF-NT": [1],
     }
     assert set(df["dataset"]) == {"FF++"} and set(df["compression"]) == {"c23"}
     videos = df.drop_duplicates("video").set_index("video")
@@ -183,7 +187,8 @@ def test_dfd_takes_every_video_as_test(tmp_path):
     df = build_manifest("dfd", tmp_path, compression="c40")
     videos = df.drop_duplicates("video").set_index("video")
     assert videos["label"].to_dict() == {
-        "actors/c40/01__walking": 0, "DeepFakeDetection/c40/01_02__walking__ABCD1234": 1
+        "actors/c40/01__walking": 0,
+        "DeepFakeDetection/c40/01_02__walking__ABCD1234": 1,
     }
     assert set(df["split"]) == {"test"} and set(df["domain"]) == {"DFD"} and set(df["compression"]) == {"c40"}
     assert df["mask_path"].notna().sum() == 2
@@ -209,7 +214,9 @@ def test_celebdf_test_list_flag_1_means_real(celebdf):
     df = build_manifest("celebdf", celebdf)
     videos = df.drop_duplicates("video").set_index("video")
     assert videos["label"].to_dict() == {
-        "Celeb-real/id0_0000": 0, "YouTube-real/00000": 0, "Celeb-synthesis/id0_id1_0000": 1
+        "Celeb-real/id0_0000": 0,
+        "YouTube-real/00000": 0,
+        "Celeb-synthesis/id0_id1_0000": 1,
     }
     assert set(df["split"]) == {"test"} and set(df["domain"]) == {"CDFv2"} and set(df["dataset"]) == {"CDFv2"}
     assert df[df["video"] == "YouTube-real/00000"]["path"].tolist() == [
@@ -327,7 +334,8 @@ def test_dfdcp_dataset_json(tmp_path):
     df = build_manifest("dfdcp", tmp_path)
     videos = df.drop_duplicates("video").set_index("video")
     assert videos[["label", "split"]].to_dict("index") == {
-        real: {"label": 0, "split": "train"}, fake: {"label": 1, "split": "test"}
+        real: {"label": 0, "split": "train"},
+        fake: {"label": 1, "split": "test"},
     }
     assert set(df["domain"]) == {"DFDCP"} and len(df) == 5
     assert set(build_dfdcp(tmp_path, split="test")["split"]) == {"test"}

@@ -15,19 +15,21 @@ import time
 
 import pytest
 import torch
+from tiny_models import cnn_with_bn
 
 from workbench.algorithms import build_algorithm
 from workbench.analysis.callbacks import DEFAULT_ALIGNMENT_EVERY, AlignmentCallback
 from workbench.analysis.gradients import alignment_summary
 from workbench.models import create_model
-from tiny_models import cnn_with_bn
 
 
 def domain_batches(k: int, n: int, size: int, dtype=torch.float64, seed: int = 1):
     gen = torch.Generator().manual_seed(seed)
     return [
-        (torch.randn((n, 3, size, size), generator=gen, dtype=dtype) + 0.3 * i,
-         torch.randint(0, 2, (n,), generator=gen))
+        (
+            torch.randn((n, 3, size, size), generator=gen, dtype=dtype) + 0.3 * i,
+            torch.randint(0, 2, (n,), generator=gen),
+        )
         for i in range(k)
     ]
 
@@ -48,8 +50,12 @@ def test_callback_returns_the_train_mode_alignment_summary_and_restores():
 
 def test_callback_defaults_and_validation():
     callback = AlignmentCallback()
-    assert (callback.every, callback.rho, callback.alpha, callback.name) == (DEFAULT_ALIGNMENT_EVERY, 0.05, 0.001,
-                                                                             "alignment")
+    assert (callback.every, callback.rho, callback.alpha, callback.name) == (
+        DEFAULT_ALIGNMENT_EVERY,
+        0.05,
+        0.001,
+        "alignment",
+    )
     for bad in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match="every"):
             AlignmentCallback(every=bad)
@@ -66,8 +72,9 @@ def _timed(callback: AlignmentCallback, model: torch.nn.Module, batches, step: i
     return time.perf_counter() - start
 
 
-def measure_overhead(algorithm: str, model_name: str, steps: int, every: int, size: int = 64,
-                     k: int = 4, per_domain: int = 16) -> dict[str, float]:
+def measure_overhead(
+    algorithm: str, model_name: str, steps: int, every: int, size: int = 64, k: int = 4, per_domain: int = 16
+) -> dict[str, float]:
     """Time ``steps`` updates without, then with, the callback at ``every`` (called after update()).
 
     ``overhead`` = callback time / update time within the run with the callback (robust to other
@@ -96,9 +103,14 @@ def measure_overhead(algorithm: str, model_name: str, steps: int, every: int, si
         if step % callback.every == 0:
             callback_s += statistics.median(_timed(callback, model, batches, step) for _ in range(CALL_REPEATS))
             calls += 1
-    return {"step_s": update_s / steps, "call_s": callback_s / calls, "calls": calls,
-            "call_in_steps": (callback_s / calls) / (update_s / steps), "overhead": callback_s / update_s,
-            "overhead_wall": (update_s + callback_s - without_s) / without_s}
+    return {
+        "step_s": update_s / steps,
+        "call_s": callback_s / calls,
+        "calls": calls,
+        "call_in_steps": (callback_s / calls) / (update_s / steps),
+        "overhead": callback_s / update_s,
+        "overhead_wall": (update_s + callback_s - without_s) / without_s,
+    }
 
 
 @pytest.fixture
@@ -112,8 +124,9 @@ def one_thread():
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["erm", "roga"])
 def test_overhead_at_the_default_interval_is_at_most_five_percent(algorithm, one_thread):
-    result = measure_overhead(algorithm, "test_resnet", steps=DEFAULT_ALIGNMENT_EVERY, every=DEFAULT_ALIGNMENT_EVERY,
-                              size=32, per_domain=8)
+    result = measure_overhead(
+        algorithm, "test_resnet", steps=DEFAULT_ALIGNMENT_EVERY, every=DEFAULT_ALIGNMENT_EVERY, size=32, per_domain=8
+    )
     assert result["calls"] == 1
     assert result["overhead"] <= 0.05, result
 

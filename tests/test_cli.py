@@ -33,8 +33,21 @@ def test_train_and_eval_through_the_cli(tiny_config, tmp_path, capsys):
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(tiny_config))
     run_dir = tmp_path / "cli-run"
-    assert main(["train", "--config", str(config_path), "--set", "train.steps=2", "train.eval_every=2",
-                 "--run-dir", str(run_dir)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(config_path),
+                "--set",
+                "train.steps=2",
+                "train.eval_every=2",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
     assert (run_dir / "done").exists()
     assert main(["eval", str(run_dir), "--out", str(tmp_path / "eval")]) == 0
     assert '"source_test"' in capsys.readouterr().out
@@ -45,12 +58,27 @@ def test_train_and_eval_through_the_cli(tiny_config, tmp_path, capsys):
 def test_eval_evaluates_the_model_a_kept_rule_selected(tiny_config, tmp_path, capsys):
     config_path = _config_file(tiny_config, tmp_path)
     run_dir = tmp_path / "run"
-    assert main(["train", "--config", config_path, "--run-dir", str(run_dir),
-                 "--set", "train.checkpoint_rules=[source_val, oracle]"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                config_path,
+                "--run-dir",
+                str(run_dir),
+                "--set",
+                "train.checkpoint_rules=[source_val, oracle]",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     oracle_step = select(load_records(run_dir), "oracle")["step"]
-    for argv, step in ((["--selection", "oracle"], oracle_step), (["--selection", "last"], 6),
-                       (["--checkpoint", "best_oracle.pt"], oracle_step)):
+    for argv, step in (
+        (["--selection", "oracle"], oracle_step),
+        (["--selection", "last"], 6),
+        (["--checkpoint", "best_oracle.pt"], oracle_step),
+    ):
         assert main(["eval", str(run_dir), *argv]) == 0
         assert json.loads(capsys.readouterr().out)["step"] == step
     assert main(["eval", str(run_dir), "--selection", "lodo"]) == 1
@@ -88,12 +116,22 @@ def test_train_refuses_a_finished_run_before_loading_anything(tiny_config, tmp_p
 
     config = _config_file(tiny_config, tmp_path)
     run_dir = tmp_path / "cli-run"
-    argv = ["train", "--config", config, "--set", "train.steps=2", "--set", "train.eval_every=2",
-            "--run-dir", str(run_dir)]
+    argv = [
+        "train",
+        "--config",
+        config,
+        "--set",
+        "train.steps=2",
+        "--set",
+        "train.eval_every=2",
+        "--run-dir",
+        str(run_dir),
+    ]
     assert main(argv) == 0 and (run_dir / "done").exists()
     assert [json.loads(line)["step"] for line in (run_dir / "records.jsonl").read_text().splitlines()] == [2]
-    monkeypatch.setattr("workbench.training.trainer.TrainingData",
-                        lambda *args: pytest.fail("data loaded for a finished run"))
+    monkeypatch.setattr(
+        "workbench.training.trainer.TrainingData", lambda *args: pytest.fail("data loaded for a finished run")
+    )
     capsys.readouterr()
     assert main(argv) == 1
     assert capsys.readouterr().err == f"error: {run_dir} is a finished run; choose another run name or directory\n"

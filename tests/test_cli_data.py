@@ -23,8 +23,20 @@ def run(module, argv):
 def test_preprocess_command_writes_crops_and_reports_failures(tmp_path, capsys):
     frames, _ = astronaut_clip()
     write_video(tmp_path / "videos" / "clip.avi", frames)
-    argv = ["preprocess", "--videos", str(tmp_path / "videos"), "--out", str(tmp_path / "out"),
-            "--frames", "3", "--size", "32", "--workers", "1", "--no-progress"]
+    argv = [
+        "preprocess",
+        "--videos",
+        str(tmp_path / "videos"),
+        "--out",
+        str(tmp_path / "out"),
+        "--frames",
+        "3",
+        "--size",
+        "32",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     assert run(preprocess_cli, argv) == 0
     assert "3 crops written, 0 without a face" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "out" / "frames.csv")["frame"].tolist() == [0, 6, 11]
@@ -45,8 +57,20 @@ def test_preprocess_command_reports_bad_input(tmp_path, capsys):
 def test_manifest_build_writes_a_valid_manifest(tmp_path, capsys):
     root = make_ffpp_tree(tmp_path / "ffpp")
     out = tmp_path / "manifests" / "ffpp_c23.csv"
-    argv = ["manifest", "build", "ffpp", "--root", str(root), "--out", str(out), "--methods", "DF", "NT",
-            "--frames-per-video", "2"]
+    argv = [
+        "manifest",
+        "build",
+        "ffpp",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--methods",
+        "DF",
+        "NT",
+        "--frames-per-video",
+        "2",
+    ]
     assert run(manifest_cli, argv) == 0
     df, _ = read_manifest(out, root)
     assert set(df["domain"]) == {"FF-real", "FF-DF", "FF-NT"}

@@ -81,8 +81,11 @@ def test_repeated_seeds_warn(tmp_path):
 
 
 def test_config_variants_are_not_pooled(tmp_path):
-    runs = [make_run(tmp_path, f"roga_rho{rho}_s{s}", "roga", s, 0.9, hparams={"rho": rho})
-            for rho in (0.05, 0.0) for s in range(2)]
+    runs = [
+        make_run(tmp_path, f"roga_rho{rho}_s{s}", "roga", s, 0.9, hparams={"rho": rho})
+        for rho in (0.05, 0.0)
+        for s in range(2)
+    ]
     with pytest.warns(UserWarning, match=r"differ in config key\(s\) \['algorithm.hparams.rho'\]"):
         df = collect(runs)
     assert list(df["variant"]) == ["algorithm.hparams.rho=0.05"] * 2 + ["algorithm.hparams.rho=0.0"] * 2
@@ -96,8 +99,12 @@ def test_runs_differing_only_where_and_how_they_ran_are_seeds_of_one_variant(tmp
     for i, run in enumerate(runs):
         config = yaml.safe_load((run / "config.yaml").read_text())
         config["train"].update(progress=bool(i), cpu_threads=i + 1, device=["cpu", "cuda"][i])
-        config["data"] = {"root": f"/data/{i}", "workers": i, "eval_batch_size": 64 * (i + 1),
-                          "synthetic": {"cache_dir": f"/cache/{i}", "workers": i + 1, "seed": 0}}
+        config["data"] = {
+            "root": f"/data/{i}",
+            "workers": i,
+            "eval_batch_size": 64 * (i + 1),
+            "synthetic": {"cache_dir": f"/cache/{i}", "workers": i + 1, "seed": 0},
+        }
         (run / "config.yaml").write_text(yaml.safe_dump(config))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -15,8 +15,8 @@ from workbench.cli import report as report_cli
 from workbench.data.manifest import video_keys
 from workbench.metrics import compute_metrics, percentile_interval, video_bootstrap_statistics
 from workbench.training.cells import ReportError
-from workbench.training.comparison import baseline_differences, differences_markdown, format_difference
 from workbench.training.collect import collect
+from workbench.training.comparison import baseline_differences, differences_markdown, format_difference
 
 GROUPS = ("source_test", "target/A", "target/B")
 
@@ -26,18 +26,39 @@ def scores(seed: int, group: str, fake_boost: float = 0.0) -> pd.DataFrame:
     rng = np.random.default_rng([seed, GROUPS.index(group)])
     labels = np.repeat([0] * 8 + [1] * 8, 2)
     probs = np.clip(rng.normal(0.4, 0.2, 32) + 0.15 * labels + fake_boost * labels, 0, 1)
-    return pd.DataFrame({"group": group, "path": [f"{group}/{i}.png" for i in range(32)], "dataset": "SYN", "domain": group,
-                         "split": "test", "video": np.repeat([f"v{i}" for i in range(16)], 2), "label": labels,
-                         "prob_fake": probs, "step": 200, "model": "source_val"})
+    return pd.DataFrame(
+        {
+            "group": group,
+            "path": [f"{group}/{i}.png" for i in range(32)],
+            "dataset": "SYN",
+            "domain": group,
+            "split": "test",
+            "video": np.repeat([f"v{i}" for i in range(16)], 2),
+            "label": labels,
+            "prob_fake": probs,
+            "step": 200,
+            "model": "source_val",
+        }
+    )
 
 
-def make_run(root, algorithm: str, seed: int, fake_boost: float = 0.0, predictions: bool = True, variant=None,
-             score_seed: int | None = None):
+def make_run(
+    root,
+    algorithm: str,
+    seed: int,
+    fake_boost: float = 0.0,
+    predictions: bool = True,
+    variant=None,
+    score_seed: int | None = None,
+):
     """A run with one evaluation (step 200) whose records are computed from its predictions of every group."""
     run_dir = root / f"{algorithm}{variant or ''}-seed{seed}"
     run_dir.mkdir(parents=True)
-    config = {"algorithm": {"name": algorithm, "hparams": {"lr": variant or 0.05}}, "model": {"name": "r"},
-              "train": {"seed": seed}}
+    config = {
+        "algorithm": {"name": algorithm, "hparams": {"lr": variant or 0.05}},
+        "model": {"name": "r"},
+        "train": {"seed": seed},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     table = pd.concat([scores(seed if score_seed is None else score_seed, g, fake_boost) for g in GROUPS])
     evaluation = {"source_val": {"auc": 0.9}}
@@ -64,14 +85,18 @@ def test_differences_are_seed_means_minus_the_baselines_with_a_paired_interval(t
     roga = [make_run(tmp_path, "roga", s, fake_boost=0.05) for s in range(2)]
     differences = baseline_differences(collect(erm + roga), "erm", GROUPS, n_boot=200, seed=3).set_index("group")
     assert list(differences.index) == [*GROUPS, "held_out_mean", "gap"]
-    auc = {(name, g): np.mean([compute_metrics(*s)["auc"] for s in samples(runs, g)])
-           for name, runs in (("erm", erm), ("roga", roga)) for g in GROUPS}
+    auc = {
+        (name, g): np.mean([compute_metrics(*s)["auc"] for s in samples(runs, g)])
+        for name, runs in (("erm", erm), ("roga", roga))
+        for g in GROUPS
+    }
     for group in GROUPS:
         assert differences.loc[group, "difference"] == pytest.approx(auc[("roga", group)] - auc[("erm", group)])
     held_out = np.mean([auc[("roga", g)] - auc[("erm", g)] for g in GROUPS[1:]])
     assert differences.loc["held_out_mean", "difference"] == pytest.approx(held_out)
     assert differences.loc["gap", "difference"] == pytest.approx(
-        auc[("roga", "source_test")] - auc[("erm", "source_test")] - held_out)
+        auc[("roga", "source_test")] - auc[("erm", "source_test")] - held_out
+    )
     # the interval of target/A (group index 1: bootstrap seed 3 + 1) is that of the paired draws' difference
     paired = video_bootstrap_statistics([samples(erm, "target/A"), samples(roga, "target/A")], n_boot=200, seed=4)
     row = differences.loc["target/A"]
@@ -135,8 +160,9 @@ def test_cli_baseline_prints_and_writes_the_differences(tmp_path, capsys):
     runs = [make_run(tmp_path, "erm", 0), make_run(tmp_path, "roga", 0, fake_boost=0.05)]
     parser = argparse.ArgumentParser()
     report_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["report", *map(str, runs), "--baseline", "erm", "--n-boot", "50",
-                              "--out", str(tmp_path / "out")])
+    args = parser.parse_args(
+        ["report", *map(str, runs), "--baseline", "erm", "--n-boot", "50", "--out", str(tmp_path / "out")]
+    )
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "Differences to erm:" in printed and "| algorithm | backbone | Δ source_test | Δ target/A |" in printed

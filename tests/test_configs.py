@@ -105,7 +105,8 @@ def _celebdf_tree(root: Path) -> None:
     _frames(root / "YouTube-real/frames/00000")
     _frames(root / "Celeb-synthesis/frames/id0_id1_0000")
     (root / "List_of_testing_videos.txt").write_text(
-        "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+        "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
+    )
 
 
 def _dfdc_tree(root: Path) -> None:
@@ -116,8 +117,11 @@ def _dfdc_tree(root: Path) -> None:
 
 
 def _dfdcp_tree(root: Path) -> None:
-    entries = {"real/r1.mp4": {"label": "real", "set": "test"}, "fake/f1.mp4": {"label": "fake", "set": "test"},
-               "real/r2.mp4": {"label": "real", "set": "train"}}
+    entries = {
+        "real/r1.mp4": {"label": "real", "set": "test"},
+        "fake/f1.mp4": {"label": "fake", "set": "test"},
+        "real/r2.mp4": {"label": "real", "set": "train"},
+    }
     root.mkdir(parents=True)
     (root / "dataset.json").write_text(json.dumps(entries))
     for name in entries:
@@ -128,8 +132,10 @@ def _dfdcp_tree(root: Path) -> None:
 def datasets(tmp_path_factory) -> dict[str, Path]:
     """Manifests built with docs/reproduce.md's commands: config manifest/root paths -> fixture paths."""
     tmp = tmp_path_factory.mktemp("datasets")
-    roots = {name: tmp / name for name in ("ffpp_frames", "celebdf_v1_frames", "celebdf_v2_frames",
-                                            "dfdc_frames", "dfdcp_frames")}
+    roots = {
+        name: tmp / name
+        for name in ("ffpp_frames", "celebdf_v1_frames", "celebdf_v2_frames", "dfdc_frames", "dfdcp_frames")
+    }
     _ffpp_tree(roots["ffpp_frames"])
     _celebdf_tree(roots["celebdf_v1_frames"])
     _celebdf_tree(roots["celebdf_v2_frames"])
@@ -138,8 +144,21 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
     out = tmp / "data_manifests"
     commands = [
         ["ffpp", "--root", roots["ffpp_frames"], "--compression", "c23", "--out", out / "ffpp_c23.csv"],
-        ["ffpp", "--root", roots["ffpp_frames"], "--compression", "c23", "--methods", "DF", "F2F", "FS", "NT", "FSh",
-         "--out", out / "ffpp_c23_fsh.csv"],
+        [
+            "ffpp",
+            "--root",
+            roots["ffpp_frames"],
+            "--compression",
+            "c23",
+            "--methods",
+            "DF",
+            "F2F",
+            "FS",
+            "NT",
+            "FSh",
+            "--out",
+            out / "ffpp_c23_fsh.csv",
+        ],
         ["celebdf", "--root", roots["celebdf_v1_frames"], "--version", "v1", "--out", out / "celebdf_v1.csv"],
         ["celebdf", "--root", roots["celebdf_v2_frames"], "--version", "v2", "--out", out / "celebdf_v2.csv"],
         ["dfd", "--root", roots["ffpp_frames"], "--compression", "c23", "--out", out / "dfd.csv"],
@@ -216,10 +235,22 @@ def test_faceshifter_in_the_ffpp_manifest_enables_lodo_selection_and_changes_not
 def test_two_step_run_records_frame_and_video_metrics_for_every_group(datasets, tmp_path):
     from workbench.training import Trainer
 
-    config = _pointed_at(CROSS_DATASET, datasets, overrides=(
-        "model.name=test_resnet", "model.pretrained=false", "data.image_size=32", "data.batch_size=8",
-        "data.workers=0", "train.steps=2", "train.eval_every=1", "train.device=cpu", "train.progress=false",
-        f"run.dir={tmp_path}"))
+    config = _pointed_at(
+        CROSS_DATASET,
+        datasets,
+        overrides=(
+            "model.name=test_resnet",
+            "model.pretrained=false",
+            "data.image_size=32",
+            "data.batch_size=8",
+            "data.workers=0",
+            "train.steps=2",
+            "train.eval_every=1",
+            "train.device=cpu",
+            "train.progress=false",
+            f"run.dir={tmp_path}",
+        ),
+    )
     run_dir = Trainer(config).fit()
     records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]

@@ -68,8 +68,12 @@ def test_efficientnet_b4_checkpoint_gives_deepfakebench_logits(efficientnet_dete
 
 def test_efficientnet_b4_fixed_paddings_are_those_of_380_px():
     model = create_model("deepfakebench_efficientnet_b4")
-    fixed = {f"{s}.{b}": block.conv_dw.pads for s, stage in enumerate(model.blocks) for b, block in enumerate(stage)
-             if isinstance(block.conv_dw, FixedPadConv2d)}
+    fixed = {
+        f"{s}.{b}": block.conv_dw.pads
+        for s, stage in enumerate(model.blocks)
+        for b, block in enumerate(stage)
+        if isinstance(block.conv_dw, FixedPadConv2d)
+    }
     # stride-2 depthwise convolutions see 190, 95, 48 and 24 px at 380 px input (kernels 3, 5, 3, 5)
     assert fixed == {"1.0": (0, 1, 0, 1), "2.0": (2, 2, 2, 2), "3.0": (0, 1, 0, 1), "5.0": (1, 2, 1, 2)}
     assert model.conv_stem.pads == (0, 0, 0, 0) and model.conv_stem.stride == (2, 2)
@@ -77,9 +81,9 @@ def test_efficientnet_b4_fixed_paddings_are_those_of_380_px():
 
 def test_same_pads_hand_computed():
     conv3, conv5 = nn.Conv2d(1, 1, 3, stride=2), nn.Conv2d(1, 1, 5, stride=2)
-    assert same_pads(190, conv3) == (0, 1, 0, 1)   # (95 - 1) * 2 + 3 - 190 = 1
-    assert same_pads(127, conv3) == (1, 1, 1, 1)   # (64 - 1) * 2 + 3 - 127 = 2
-    assert same_pads(24, conv5) == (1, 2, 1, 2)    # (12 - 1) * 2 + 5 - 24 = 3
+    assert same_pads(190, conv3) == (0, 1, 0, 1)  # (95 - 1) * 2 + 3 - 190 = 1
+    assert same_pads(127, conv3) == (1, 1, 1, 1)  # (64 - 1) * 2 + 3 - 127 = 2
+    assert same_pads(24, conv5) == (1, 2, 1, 2)  # (12 - 1) * 2 + 5 - 24 = 3
 
 
 def _xception_state(dropout_head: bool = False) -> dict[str, torch.Tensor]:
@@ -109,12 +113,20 @@ def _xception_state(dropout_head: bool = False) -> dict[str, torch.Tensor]:
 
 def _reference_xception(state: dict[str, torch.Tensor], x: torch.Tensor, head: str = "last_linear.") -> torch.Tensor:
     """Xception's logits computed directly from a DeepfakeBench state dict."""
+
     def p(name: str) -> torch.Tensor:
         return state["backbone." + name]
 
     def bn(y: torch.Tensor, name: str) -> torch.Tensor:
-        return F.batch_norm(y, p(f"{name}.running_mean"), p(f"{name}.running_var"), p(f"{name}.weight"),
-                            p(f"{name}.bias"), training=False, eps=1e-5)
+        return F.batch_norm(
+            y,
+            p(f"{name}.running_mean"),
+            p(f"{name}.running_var"),
+            p(f"{name}.weight"),
+            p(f"{name}.bias"),
+            training=False,
+            eps=1e-5,
+        )
 
     def separable(y: torch.Tensor, name: str) -> torch.Tensor:
         y = F.conv2d(y, p(f"{name}.conv1.weight"), padding=1, groups=y.shape[1])
@@ -124,8 +136,13 @@ def _reference_xception(state: dict[str, torch.Tensor], x: torch.Tensor, head: s
     x = F.relu(bn(F.conv2d(x, p("conv2.weight")), "bn2"))
     for number in range(1, 13):
         block = f"block{number}"
-        convs = sorted({int(k.split(".")[3]) for k in state if k.startswith(f"backbone.{block}.rep.")
-                        and k.endswith("pointwise.weight")})
+        convs = sorted(
+            {
+                int(k.split(".")[3])
+                for k in state
+                if k.startswith(f"backbone.{block}.rep.") and k.endswith("pointwise.weight")
+            }
+        )
         y = x
         for index in convs:
             y = y if number == 1 and index == 0 else F.relu(y)  # the entry block starts without ReLU
@@ -177,7 +194,9 @@ def test_unmatched_keys_and_shapes_are_named(tmp_path):
     state["backbone.block13.rep.0.conv1.weight"] = torch.zeros(3)
     del state["backbone.bn3.running_mean"]
     torch.save(state, tmp_path / "extra.pth")
-    with pytest.raises(ValueError, match=r"missing 1 \['bn3.running_mean'\].*unexpected 1 \['block13.rep.0.conv1.weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"missing 1 \['bn3.running_mean'\].*unexpected 1 \['block13.rep.0.conv1.weight'\]"
+    ):
         create_model("deepfakebench_xception", pretrained=tmp_path / "extra.pth")
     state = _xception_state()
     state["backbone.last_linear.weight"] = torch.zeros(2, 512)  # the adjust_channel mode's head

@@ -12,13 +12,23 @@ from workbench.training.selection import load_records, select
 
 @pytest.mark.slow
 def test_demo_writes_a_comparison_report(tmp_path):
-    config = load_config(overrides={
-        "data": {"synthetic": {"cache_dir": str(tmp_path / "cache"), "videos_per_domain": 5, "frames_per_video": 2,
-                               "size": 32, "workers": 1},
-                 "image_size": 32, "batch_size": 16},
-        "model": {"name": "test_resnet"},
-        "train": {"steps": 4, "eval_every": 2, "device": "cpu", "progress": False},
-    })
+    config = load_config(
+        overrides={
+            "data": {
+                "synthetic": {
+                    "cache_dir": str(tmp_path / "cache"),
+                    "videos_per_domain": 5,
+                    "frames_per_video": 2,
+                    "size": 32,
+                    "workers": 1,
+                },
+                "image_size": 32,
+                "batch_size": 16,
+            },
+            "model": {"name": "test_resnet"},
+            "train": {"steps": 4, "eval_every": 2, "device": "cpu", "progress": False},
+        }
+    )
     table, differences, report = run_demo(config, tmp_path / "demo")
     assert list(table.index) == ["erm", "roga"]
     assert {"source_test", "target/SYN-SEAMLESS", "target/SYN-COMPRESS", "held_out_mean", "gap"} <= set(table.columns)

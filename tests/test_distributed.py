@@ -18,16 +18,24 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from tiny_models import mlp
 from torch import nn
 
 from workbench.algorithms import build_algorithm, hparam_spec
 from workbench.training.distributed import DistContext, init_distributed
-from tiny_models import mlp
 
 WORLD = 2
 NAMES = ("erm", "sam", "sagm", "roga", "fish")
-HP = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "rho": 0.3, "alpha": 0.05,
-      "meta_lr": 0.3, "groupdro_eta": 1.0}
+HP = {
+    "optimizer": "sgd",
+    "lr": 1.0,
+    "momentum": 0.0,
+    "weight_decay": 0.0,
+    "rho": 0.3,
+    "alpha": 0.05,
+    "meta_lr": 0.3,
+    "groupdro_eta": 1.0,
+}
 DOMAINS = 3
 GROUPDRO_SEEDS = (7, 8)  # the global batches of GroupDRO's two updates
 
@@ -39,8 +47,10 @@ def hparams_for(name: str) -> dict:
 
 def global_batches(k: int = DOMAINS, n: int = 4, seed: int = 7):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(n, 6, generator=gen, dtype=torch.float64) + i, torch.randint(0, 2, (n,), generator=gen))
-            for i in range(k)]
+    return [
+        (torch.randn(n, 6, generator=gen, dtype=torch.float64) + i, torch.randint(0, 2, (n,), generator=gen))
+        for i in range(k)
+    ]
 
 
 def flat(model: nn.Module) -> torch.Tensor:
@@ -56,8 +66,9 @@ def single_process_direction(name: str, batches) -> torch.Tensor:
 
 
 def _worker(rank: int, port: int, out: Path) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     ctx = init_distributed(backend="gloo")
     results = {}
     for name in NAMES:
@@ -124,8 +135,10 @@ def lockstep_groupdro(steps, per_rank: bool = True) -> list[dict]:
     """GroupDRO as documented for data-parallel training, simulated in one process: one copy per rank, each
     updating its own q from its own shard, every step moving the weights by the mean of the copies' directions
     (unit SGD). ``per_rank=False``: one copy on the union batches instead."""
-    copies = [build_algorithm("groupdro", mlp(), hparams_for("groupdro"), num_domains=DOMAINS)
-              for _ in range(WORLD if per_rank else 1)]
+    copies = [
+        build_algorithm("groupdro", mlp(), hparams_for("groupdro"), num_domains=DOMAINS)
+        for _ in range(WORLD if per_rank else 1)
+    ]
     for batches in steps:
         before = flat(copies[0].model)
         directions = []
@@ -197,8 +210,10 @@ def test_shard_interleaves_each_domain_and_rejects_uneven_batches():
 def test_shards_of_a_fakes_then_reals_batch_hold_both_classes_and_cover_the_batch(world):
     """Domain batches come fakes first, then reals (the sampler's order): every rank must get both."""
     n = 8
-    batches = [(torch.arange(n * k, n * (k + 1), dtype=torch.float64).reshape(n, 1), torch.tensor([1] * 4 + [0] * 4))
-               for k in range(3)]
+    batches = [
+        (torch.arange(n * k, n * (k + 1), dtype=torch.float64).reshape(n, 1), torch.tensor([1] * 4 + [0] * 4))
+        for k in range(3)
+    ]
     per_rank = [DistContext(rank=r, world_size=world).shard(batches) for r in range(world)]
     for shards_of_rank in per_rank:
         for _, y in shards_of_rank:

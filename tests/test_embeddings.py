@@ -47,8 +47,11 @@ def test_dict_and_meta_batches_keep_their_columns(model):
     ]
     features, meta = penultimate_embeddings(model, batches)
     assert len(features) == 3
-    assert meta[["domain", "label", "path"]].values.tolist() == [["real", 0, "a.png"], ["DF", 1, "b.png"],
-                                                                 ["FS", 1, "c.png"]]
+    assert meta[["domain", "label", "path"]].values.tolist() == [
+        ["real", 0, "a.png"],
+        ["DF", 1, "b.png"],
+        ["FS", 1, "c.png"],
+    ]
 
 
 def test_bad_batches_name_the_batch_and_column(model):
@@ -61,8 +64,9 @@ def test_bad_batches_name_the_batch_and_column(model):
 
 
 def blobs():
-    features, cluster = make_blobs(n_samples=90, centers=3, n_features=20, cluster_std=0.5,
-                                   center_box=(-20, 20), random_state=0)
+    features, cluster = make_blobs(
+        n_samples=90, centers=3, n_features=20, cluster_std=0.5, center_box=(-20, 20), random_state=0
+    )
     meta = pd.DataFrame({"domain": [f"d{c}" for c in cluster], "label": cluster % 2})
     return features, meta, cluster
 

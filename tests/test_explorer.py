@@ -22,12 +22,15 @@ ALPHA = 0.001
 def tiny_setup():
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
     generator = torch.Generator().manual_seed(1)
-    batches = [
-        (torch.randn(6, 3, 8, 8, generator=generator) + k, torch.tensor([0, 1] * 3)) for k in range(len(NAMES))
-    ]
+    batches = [(torch.randn(6, 3, 8, 8, generator=generator) + k, torch.tensor([0, 1] * 3)) for k in range(len(NAMES))]
     return model, batches
 
 
@@ -108,7 +111,12 @@ def test_the_model_selector_switches_between_algorithms():
     model, batches = tiny_setup()
     torch.manual_seed(3)
     other = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
     explorer = RhoExplorer({"erm": model, "roga": other}, batches, NAMES, alpha=ALPHA, start="roga")
     assert explorer.chosen in explorer.widget.children[0].children and explorer.model is other

@@ -37,9 +37,7 @@ def test_plotly_html_embeds_plotly_js(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not DEBIAN_CHROMIUM.exists() and "BROWSER_PATH" not in os.environ, reason="no Chromium for kaleido"
-)
+@pytest.mark.skipif(not DEBIAN_CHROMIUM.exists() and "BROWSER_PATH" not in os.environ, reason="no Chromium for kaleido")
 def test_plotly_images_through_kaleido(tmp_path):
     figure = cosine_heatmap(np.eye(2), ["A", "B"])
     assert_valid(save_figure(figure, tmp_path / "alone.png", width=300, height=300, scale=1), ".png")

@@ -38,8 +38,11 @@ def test_the_plan_answers_the_main_question_first_and_covers_every_cell():
 def test_the_trainer_setting_is_the_paper_setting():
     config = erm_config("configs/demo.yaml", TRAINER_SETTING, steps=30)
     assert config["algorithm"]["name"] == "erm"
-    assert (config["model"]["name"], config["data"]["image_size"], config["data"]["batch_size"]) == \
-        ("efficientnet_b4", 256, 32)
+    assert (config["model"]["name"], config["data"]["image_size"], config["data"]["batch_size"]) == (
+        "efficientnet_b4",
+        256,
+        32,
+    )
     assert config["algorithm"]["hparams"]["precision"] == "bf16"
     assert config["algorithm"]["hparams"]["channels_last"] is True
     assert (config["train"]["steps"], config["train"]["eval_every"], config["train"]["cpu_threads"]) == (60, 30, None)
@@ -68,8 +71,14 @@ def stand_in_measure(failing: str | None = None, error: str = "CUDA out of memor
     def measure(config, name):
         if name == failing:
             raise RuntimeError(error)
-        return {"algorithm": name, "img_s": speed(config, name), "ms_per_step": 1.0, "peak_mem_gib": 0.5,
-                "ratio_to_erm": None, **asdict(config)}
+        return {
+            "algorithm": name,
+            "img_s": speed(config, name),
+            "ms_per_step": 1.0,
+            "peak_mem_gib": 0.5,
+            "ratio_to_erm": None,
+            **asdict(config),
+        }
 
     return measure
 
@@ -80,6 +89,7 @@ def main_question_cells():
 
 def fake_cuda(monkeypatch, sticky: str | None = None) -> None:
     """CUDA as the suite sees it: available, described by ENV; cleanup raises ``sticky`` if given."""
+
     def cleanup():
         if sticky:
             raise RuntimeError(sticky)
@@ -92,18 +102,29 @@ def fake_cuda(monkeypatch, sticky: str | None = None) -> None:
 
 def test_the_sections_answer_the_main_question_first(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(gs, "throughput", lambda suite, planned, reference: calls.append(
-        ("throughput", [(label, c.backbone, c.batch, c.precision) for label, _, c in planned])))
+    monkeypatch.setattr(
+        gs,
+        "throughput",
+        lambda suite, planned, reference: calls.append(
+            ("throughput", [(label, c.backbone, c.batch, c.precision) for label, _, c in planned])
+        ),
+    )
     monkeypatch.setattr(gs, "correctness", lambda suite, cases: calls.append(("correctness", cases)))
     monkeypatch.setattr(gs, "trainer_overhead", lambda suite, steps: calls.append(("trainer", steps)))
     monkeypatch.setattr(gs, "nccl_capture", lambda suite: calls.append(("nccl", None)))
     order = gs.sections(Suite(tmp_path, 1e9), None, steps=15, cudnn_benchmark=False, quick=False)
     for _, run_section in order:
         run_section()
-    assert [name for name, _ in order] == [name for name, _ in calls] == \
-        ["throughput", "correctness", "trainer", "correctness", "throughput", "nccl"]
-    assert calls[0][1] == [(v, "efficientnet_b4", 32, p) for v in ("erm", "roga", "roga-concurrent", "bare", "erm-eager")
-                           for p in PRECISIONS]
+    assert (
+        [name for name, _ in order]
+        == [name for name, _ in calls]
+        == ["throughput", "correctness", "trainer", "correctness", "throughput", "nccl"]
+    )
+    assert calls[0][1] == [
+        (v, "efficientnet_b4", 32, p)
+        for v in ("erm", "roga", "roga-concurrent", "bare", "erm-eager")
+        for p in PRECISIONS
+    ]
     ((backbone, name, precision, fast, *_),) = calls[1][1]
     assert (backbone, name, precision, fast["domain_passes"]) == ("efficientnet_b4", "roga", "fp32", "concurrent")
     assert calls[1][1] + calls[3][1] == gs.correctness_cases()
@@ -124,8 +145,11 @@ def test_throughput_lines_carry_the_ratio_to_the_best_erm_and_the_environment(tm
     assert all(r["environment"] == ENV for r in lines)
     gs.summary(tmp_path)
     table = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("efficientnet_b4")]
-    assert {(row[3], row[2], row[7]) for row in table} >= {("erm", "bf16", "1.00"), ("erm", "tf32", "0.80"),
-                                                           ("roga", "bf16", "0.30")}
+    assert {(row[3], row[2], row[7]) for row in table} >= {
+        ("erm", "bf16", "1.00"),
+        ("erm", "tf32", "0.80"),
+        ("roga", "bf16", "0.30"),
+    }
 
 
 def test_the_ratio_reference_ignores_failed_erm_cells(tmp_path, monkeypatch):
@@ -223,7 +247,9 @@ def test_graph_replays_on_a_second_device_train_like_eager_steps():
     fast = build_algorithm("erm", base, hp)
     for step in range(5):
         gen = torch.Generator().manual_seed(step)
-        batches = [(torch.randn(4, 6, generator=gen).to("cuda:1"), torch.randint(0, 2, (4,), generator=gen).to("cuda:1"))]
+        batches = [
+            (torch.randn(4, 6, generator=gen).to("cuda:1"), torch.randint(0, 2, (4,), generator=gen).to("cuda:1"))
+        ]
         fast.update(batches)
         slow.update(batches)
     assert fast.graphed_step.replays == 3 and fast.graphed_step.failure is None

@@ -11,6 +11,7 @@ from itertools import cycle
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import cnn_with_bn, mlp
 from torch import nn
 
 from workbench.algorithms import build_algorithm
@@ -18,7 +19,6 @@ from workbench.algorithms.andmask import masked_mean_gradient
 from workbench.algorithms.fishr import per_sample_grads, variance_penalty
 from workbench.algorithms.mldg import meta_pairs
 from workbench.algorithms.sandmask import sand_mask
-from tiny_models import cnn_with_bn, mlp
 
 UNIT_SGD = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
 
@@ -43,6 +43,7 @@ def grad_at(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # --- MLDG --------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("k,n_meta_test", [(3, 1), (3, 2), (4, 1), (4, 2), (4, 3)])
 def test_mldg_pairs_follow_split_meta_train_test(k, n_meta_test):
     batches = batches_of([5 + i for i in range(k)])
@@ -50,7 +51,7 @@ def test_mldg_pairs_follow_split_meta_train_test(k, n_meta_test):
     pairs = meta_pairs(batches, n_meta_test)
     torch.manual_seed(11)
     perm = torch.randperm(k).tolist()
-    train, test = perm[:k - n_meta_test], perm[-n_meta_test:]
+    train, test = perm[: k - n_meta_test], perm[-n_meta_test:]
     assert len(pairs) == k - n_meta_test
     for ((xi, yi), (xj, yj)), i, j in zip(pairs, train, cycle(test)):
         n = min(len(batches[i][0]), len(batches[j][0]))
@@ -69,7 +70,7 @@ def test_mldg_sums_the_pairs_and_divides_by_the_number_of_domains(k, n_meta_test
     perm = torch.randperm(k).tolist()
     expected = torch.zeros_like(flat(model))
     objective = 0.0
-    for i, j in zip(perm[:k - n_meta_test], cycle(perm[-n_meta_test:])):
+    for i, j in zip(perm[: k - n_meta_test], cycle(perm[-n_meta_test:])):
         n = min(len(batches[i][0]), len(batches[j][0]))
         expected += grad_at(reference, batches[i][0][:n], batches[i][1][:n])
         objective += F.cross_entropy(reference(batches[i][0][:n]), batches[i][1][:n]).item()
@@ -137,7 +138,7 @@ def test_mldg_running_stats_move_only_in_the_meta_train_passes():
     perm = torch.randperm(3).tolist()
     with torch.no_grad():
         for i, j in zip(perm[:2], cycle(perm[-1:])):
-            reference(batches[i][0][:min(len(batches[i][0]), len(batches[j][0]))])
+            reference(batches[i][0][: min(len(batches[i][0]), len(batches[j][0]))])
     torch.manual_seed(3)
     build_algorithm("mldg", model.train(), {"lr": 1e-3, "n_meta_test": 1}, num_domains=3).update(batches)
     bn, ref = model[1], reference[1]
@@ -146,6 +147,7 @@ def test_mldg_running_stats_move_only_in_the_meta_train_passes():
 
 
 # --- Fish --------------------------------------------------------------------------------------------
+
 
 def domainbed_fish_update(network: nn.Module, inner_state, batches, hp):
     """DomainBed's Fish: a copy of the network, an Adam carrying ``inner_state``, K steps, then the
@@ -211,10 +213,11 @@ def test_fish_with_meta_lr_zero_keeps_the_weights_but_advances_the_inner_optimiz
 
 # --- Fishr -------------------------------------------------------------------------------------------
 
+
 def loop_per_sample_grads(head: nn.Module, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     rows = []
     for i in range(len(z)):
-        loss = F.cross_entropy(head(z[i:i + 1]), y[i:i + 1])
+        loss = F.cross_entropy(head(z[i : i + 1]), y[i : i + 1])
         grads = torch.autograd.grad(loss, list(head.parameters()), create_graph=True)
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
     return torch.stack(rows)
@@ -272,8 +275,9 @@ class MovingAverage:
 def test_fishr_moving_averages_follow_domainbeds_arithmetic_over_three_updates():
     ema = 0.7
     model = mlp()
-    algo = build_algorithm("fishr", model, {**UNIT_SGD, "lr": 0.1, "ema": ema, "penalty_anneal_iters": 1,
-                                            "lambda": 2.0}, num_domains=3)
+    algo = build_algorithm(
+        "fishr", model, {**UNIT_SGD, "lr": 0.1, "ema": ema, "penalty_anneal_iters": 1, "lambda": 2.0}, num_domains=3
+    )
     averages = [MovingAverage(ema) for _ in range(3)]
     for step in range(3):
         batches = batches_of([4, 5, 6], seed=10 + step)
@@ -299,6 +303,7 @@ def test_fishr_needs_num_domains():
 
 # --- AND-mask and SAND-mask --------------------------------------------------------------------------
 
+
 def test_andmask_with_tau_zero_steps_with_the_mean_gradient():
     batches = batches_of([5, 5, 5])
     model = mlp()
@@ -310,8 +315,9 @@ def test_andmask_with_tau_zero_steps_with_the_mean_gradient():
 
 
 def test_andmask_keeps_exactly_the_entries_whose_signs_agree():
-    grads = torch.tensor([[1.0, -2.0, 3.0, 0.5, -1.0],
-                          [2.0, 1.0, 1.0, -0.5, -3.0]], dtype=torch.float64)   # two tensors: 3 and 2 entries
+    grads = torch.tensor(
+        [[1.0, -2.0, 3.0, 0.5, -1.0], [2.0, 1.0, 1.0, -0.5, -3.0]], dtype=torch.float64
+    )  # two tensors: 3 and 2 entries
     algo = build_algorithm("andmask", mlp(), {"tau": 1.0})
     mask = algo.mask(grads)
     assert mask.tolist() == [1.0, 0.0, 1.0, 0.0, 1.0]
@@ -324,8 +330,7 @@ def test_andmask_keeps_exactly_the_entries_whose_signs_agree():
 
 
 def test_sandmask_on_a_hand_example():
-    grads = torch.tensor([[1.0, 2.0, -1.0],
-                          [3.0, -2.0, -1.0]], dtype=torch.float64)
+    grads = torch.tensor([[1.0, 2.0, -1.0], [3.0, -2.0, -1.0]], dtype=torch.float64)
     # agreement |mean sign| = [1, 0, 1]; unbiased variance = [2, 8, 0]; λ = [1/2, 1/8, ∞]
     mask = sand_mask(grads, tau=0.5, k=1.0)
     torch.testing.assert_close(mask, torch.tensor([math.tanh(0.25), 0.0, 1.0], dtype=torch.float64))
@@ -334,7 +339,10 @@ def test_sandmask_on_a_hand_example():
     torch.testing.assert_close(masked_mean_gradient(grads, mask, [3]), expected, rtol=1e-9, atol=0)
     # τ = 1: agreement − τ ≤ 0 everywhere; 0 · ∞ (σ² = 0, full agreement) is NaN → 1e-17
     assert sand_mask(torch.tensor([[1.0, 1.0, 2.0], [1.0, -1.0, 3.0]]), tau=1.0, k=10.0).tolist() == [
-        pytest.approx(1e-17), 0.0, 0.0]
+        pytest.approx(1e-17),
+        0.0,
+        0.0,
+    ]
     # one domain: the variance is NaN → 1e-17, so λ = 1e17
     with pytest.warns(UserWarning, match="degrees of freedom"):
         single = sand_mask(torch.tensor([[0.5, -2.0]], dtype=torch.float64), tau=0.5, k=1.0)

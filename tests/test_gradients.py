@@ -7,6 +7,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from method_cards.roga import ascent_epsilons
+from tiny_models import cnn_with_bn, mlp
 from torch import nn
 from torch.func import functional_call
 
@@ -22,8 +24,6 @@ from workbench.analysis.gradients import (
     per_domain_perturbed_loss,
 )
 from workbench.models import create_model
-from method_cards.roga import ascent_epsilons
-from tiny_models import cnn_with_bn, mlp
 
 RHO, ALPHA = 0.3, 0.05
 
@@ -44,7 +44,7 @@ def functional_grad(model: nn.Module, flat: torch.Tensor, x, y) -> torch.Tensor:
     leaf = flat.detach().clone().requires_grad_(True)
     params, offset = {}, 0
     for name, shape in zip(names, shapes):
-        params[name] = leaf[offset: offset + shape.numel()].view(shape)
+        params[name] = leaf[offset : offset + shape.numel()].view(shape)
         offset += shape.numel()
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     loss = F.cross_entropy(functional_call(model, {**params, **buffers}, (x,)), y)
@@ -54,7 +54,7 @@ def functional_grad(model: nn.Module, flat: torch.Tensor, x, y) -> torch.Tensor:
 def functional_loss(model: nn.Module, flat: torch.Tensor, x, y) -> float:
     params, offset = {}, 0
     for name, p in model.named_parameters():
-        params[name] = flat[offset: offset + p.numel()].view(p.shape)
+        params[name] = flat[offset : offset + p.numel()].view(p.shape)
         offset += p.numel()
     buffers = {n: b.clone() for n, b in model.named_buffers()}
     with torch.no_grad():
@@ -131,7 +131,7 @@ def test_every_function_restores_weights_buffers_modes_and_grads():
 
 def test_cosine_matrix_and_conflict_rate_by_hand():
     vectors = [torch.tensor([1.0, 0.0]), torch.tensor([-2.0, 0.0]), torch.tensor([1.0, 1.0])]
-    s = 2 ** -0.5
+    s = 2**-0.5
     expected = torch.tensor([[1.0, -1.0, s], [-1.0, 1.0, -s], [s, -s, 1.0]])
     torch.testing.assert_close(cosine_matrix(vectors), expected)
     assert conflict_rate(vectors) == pytest.approx(2 / 3)
@@ -202,8 +202,10 @@ def test_parameter_groups_follow_timm_stages():
     model = create_model("test_resnet")
     groups = parameter_groups(model)
     assert list(groups) == ["act1", "layer1", "layer2", "layer3", "layer4", "head"]
-    sizes = {name: sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
-             for name, prefix in [("layer1", "layer1."), ("head", "fc.")]}
+    sizes = {
+        name: sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix))
+        for name, prefix in [("layer1", "layer1."), ("head", "fc.")]
+    }
     stem = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("conv1.", "bn1.")))
     assert len(groups["act1"]) == stem
     assert len(groups["layer1"]) == sizes["layer1"] and len(groups["head"]) == sizes["head"]

@@ -33,7 +33,7 @@ def exact_hessian(model: nn.Module, x, y) -> torch.Tensor:
     def loss(flat: torch.Tensor) -> torch.Tensor:
         params, offset = {}, 0
         for name, shape in zip(names, shapes):
-            params[name] = flat[offset: offset + shape.numel()].view(shape)
+            params[name] = flat[offset : offset + shape.numel()].view(shape)
             offset += shape.numel()
         return F.cross_entropy(functional_call(model, params, (x,)), y)
 
@@ -64,7 +64,7 @@ def test_hutchinson_trace_within_its_standard_error():
     hessian = exact_hessian(model, x, y)
     samples = 200
     off_diagonal = hessian - torch.diag(torch.diagonal(hessian))
-    standard_error = math.sqrt(2 * float((off_diagonal ** 2).sum()) / samples)
+    standard_error = math.sqrt(2 * float((off_diagonal**2).sum()) / samples)
     estimate = hutchinson_trace(model, (x, y), samples=samples, seed=0)
     assert abs(estimate - float(torch.trace(hessian))) < 4 * standard_error
     assert hutchinson_trace(model, (x, y), samples=samples, seed=0) == estimate

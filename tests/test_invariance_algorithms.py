@@ -9,15 +9,15 @@ import math
 
 import pytest
 import torch
+from method_cards import CARDS
+from method_cards.mixup import mixed_pairs
+from tiny_models import cnn_with_bn, mlp
 from torch import nn
 
 from workbench.algorithms import ALGORITHMS, build_algorithm, resolve_hparams
 from workbench.algorithms.coral import coral_distance
 from workbench.algorithms.irm import irm_penalty
 from workbench.algorithms.mmd import BANDWIDTHS, mmd_distance
-from method_cards import CARDS
-from method_cards.mixup import mixed_pairs
-from tiny_models import cnn_with_bn, mlp
 
 INVARIANCE = ("irm", "vrex", "groupdro", "coral", "mmd", "mixup")
 FROZEN = {"optimizer": "sgd", "lr": 0.0, "momentum": 0.0, "weight_decay": 0.0}
@@ -40,15 +40,21 @@ def batch(rows, labels):
 
 def uneven_batches(seed: int, sizes=(5, 8, 3)):
     gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(n, 6, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * n)[:n])
-            for k, n in enumerate(sizes)]
+    return [
+        (torch.randn(n, 6, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * n)[:n])
+        for k, n in enumerate(sizes)
+    ]
 
 
 def test_the_invariance_baselines_are_registered_with_domainbeds_names_and_defaults():
-    defaults = {"irm": {"irm_lambda": 1e2, "irm_penalty_anneal_iters": 500},
-                "vrex": {"vrex_lambda": 1e1, "vrex_penalty_anneal_iters": 500},
-                "groupdro": {"groupdro_eta": 1e-2}, "coral": {"mmd_gamma": 1.0}, "mmd": {"mmd_gamma": 1.0},
-                "mixup": {"mixup_alpha": 0.2}}
+    defaults = {
+        "irm": {"irm_lambda": 1e2, "irm_penalty_anneal_iters": 500},
+        "vrex": {"vrex_lambda": 1e1, "vrex_penalty_anneal_iters": 500},
+        "groupdro": {"groupdro_eta": 1e-2},
+        "coral": {"mmd_gamma": 1.0},
+        "mmd": {"mmd_gamma": 1.0},
+        "mixup": {"mixup_alpha": 0.2},
+    }
     for name, own in defaults.items():
         assert ALGORITHMS[name].family == "invariance"
         assert set(ALGORITHMS[name].HPARAMS) == set(own)
@@ -78,6 +84,7 @@ def test_uneven_domain_batches_follow_the_method_card(name):
 
 # --- IRM and V-REx: hand-computed penalties, annealing, optimizer reset ---------------------------------
 
+
 def irm_example():
     """Three domains with logits (0, ln 3) or (0, 0): every CE and every ∂_w CE(w z, y) is known in closed form.
 
@@ -89,7 +96,7 @@ def irm_example():
     b = batch([[0, 0], [0, 0]], [0, 1])
     c = batch([[0, LN3], [0, LN3], [0, LN3]], [0, 0, 0])
     risks = [(math.log(4) + math.log(4 / 3)) / 2, math.log(2), math.log(4)]
-    penalties = [-3 / 16 * LN3 ** 2, 0.0, 9 / 16 * LN3 ** 2]
+    penalties = [-3 / 16 * LN3**2, 0.0, 9 / 16 * LN3**2]
     return [a, b, c], risks, penalties
 
 
@@ -167,10 +174,14 @@ def test_a_checkpoint_taken_before_the_anneal_update_resumes_through_it(name):
 
 # --- GroupDRO ------------------------------------------------------------------------------------------
 
+
 def test_groupdro_weights_after_two_updates_equal_the_hand_computed_ones():
     """Risks ln 2, ln 4, ln 4/3 with η = 1 and a frozen model: q ∝ exp(2 R) = (4, 16, 16/9) → (9, 36, 4)/49."""
-    batches = [batch([[0, 0], [0, 0]], [0, 1]), batch([[0, LN3], [0, LN3]], [0, 0]),
-               batch([[0, LN3], [0, LN3]], [1, 1])]
+    batches = [
+        batch([[0, 0], [0, 0]], [0, 1]),
+        batch([[0, LN3], [0, LN3]], [0, 0]),
+        batch([[0, LN3], [0, LN3]], [1, 1]),
+    ]
     risks = torch.tensor([math.log(2), math.log(4), math.log(4 / 3)], dtype=torch.float64)
     algorithm = build_algorithm("groupdro", identity_model(), {**FROZEN, "groupdro_eta": 1.0}, num_domains=3)
     assert torch.equal(algorithm.q, torch.ones(3, dtype=torch.float64))
@@ -189,8 +200,9 @@ def test_groupdro_needs_the_number_of_domains():
         build_algorithm("groupdro", mlp())
 
 
-@pytest.mark.parametrize("dtype,expected", [(torch.float32, torch.float32), (torch.bfloat16, torch.float32),
-                                            (torch.float64, torch.float64)])
+@pytest.mark.parametrize(
+    "dtype,expected", [(torch.float32, torch.float32), (torch.bfloat16, torch.float32), (torch.float64, torch.float64)]
+)
 def test_groupdro_keeps_q_in_the_precision_of_its_risks(dtype, expected):
     """q has the dtype of the (full-precision) risks it multiplies: the parameters', at least float32."""
     model = cnn_with_bn(dtype=torch.float32).to(dtype)
@@ -252,12 +264,14 @@ def test_feature_matching_penalty_is_the_mean_over_domain_pairs(name, distance, 
 
 # --- Mixup ---------------------------------------------------------------------------------------------
 
+
 def test_mixup_running_stats_come_from_the_mixed_pairs_in_pair_order():
     """Replaying the global generator gives the pairs; BN must have seen exactly their mixed images."""
     model = cnn_with_bn(dtype=torch.float32)
     gen = torch.Generator().manual_seed(3)
-    batches = [(torch.randn(n, 3, 8, 8, generator=gen) + k, torch.tensor([1, 0] * n)[:n])
-               for k, n in enumerate((6, 4, 6))]
+    batches = [
+        (torch.randn(n, 3, 8, 8, generator=gen) + k, torch.tensor([1, 0] * n)[:n]) for k, n in enumerate((6, 4, 6))
+    ]
     reference = copy.deepcopy(model).train()
     torch.manual_seed(11)
     build_algorithm("mixup", model.train(), {"mixup_alpha": 0.4, "lr": 1e-3}, num_domains=3).update(batches)
@@ -295,6 +309,7 @@ def test_mixup_refuses_a_non_positive_alpha():
 
 # --- CUDA-graph eligibility ----------------------------------------------------------------------------
 
+
 def test_only_updates_without_host_decisions_are_capturable():
     assert {name for name in INVARIANCE if ALGORITHMS[name].capturable} == {"groupdro", "coral", "mmd"}
 
@@ -306,8 +321,9 @@ def test_capturable_updates_never_read_a_device_value(name, optimizer):
     fails: a capturable update must run there end to end (ERM is the control)."""
     model = cnn_with_bn(dtype=torch.float32).to("meta")
     algorithm = build_algorithm(name, model, {"optimizer": optimizer}, num_domains=3)
-    batches = [(torch.randn(4, 3, 8, 8, device="meta"), torch.zeros(4, dtype=torch.long, device="meta"))
-               for _ in range(3)]
+    batches = [
+        (torch.randn(4, 3, 8, 8, device="meta"), torch.zeros(4, dtype=torch.long, device="meta")) for _ in range(3)
+    ]
     stats = algorithm.launch(batches)
     assert stats and all(value.device.type == "meta" and value.dim() == 0 for value in stats.values())
 

@@ -32,11 +32,20 @@ def status(url: str) -> int:
 def test_lab_prints_an_openable_url_and_keeps_the_token_out_of_the_process_list(tmp_path):
     port = free_port()
     token = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
-    env = {**os.environ, "JUPYTER_TOKEN": token, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
-    process = subprocess.Popen([sys.executable, "-m", "workbench", "lab", "--port", str(port),
-                                "--notebook-dir", str(tmp_path)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    env = {
+        **os.environ,
+        "JUPYTER_TOKEN": token,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "lab", "--port", str(port), "--notebook-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url = process.stdout.readline().strip().removeprefix("JupyterLab: ")
         assert url == f"http://127.0.0.1:{port}/lab?token={token}"

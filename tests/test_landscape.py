@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import cnn_with_bn
 from torch import nn
 
 from workbench.analysis.landscape import (
@@ -17,7 +18,6 @@ from workbench.analysis.landscape import (
     loss_grid_1d,
     loss_grid_2d,
 )
-from tiny_models import cnn_with_bn
 
 
 def batch(n: int = 10):
@@ -49,7 +49,7 @@ def flat(model: nn.Module) -> torch.Tensor:
 def split(model: nn.Module, vector: torch.Tensor) -> dict[str, torch.Tensor]:
     out, offset = {}, 0
     for name, p in model.named_parameters():
-        out[name] = vector[offset: offset + p.numel()].view(p.shape)
+        out[name] = vector[offset : offset + p.numel()].view(p.shape)
         offset += p.numel()
     return out
 
@@ -140,12 +140,14 @@ def test_interpolation_end_points_and_midpoint():
 
     assert curve.loss[0] == loss_of(state_a)
     assert curve.loss[2] == loss_of(state_b)
-    mid = {k: (0.5 * state_a[k] + 0.5 * state_b[k]) if v.is_floating_point() else state_b[k]
-           for k, v in state_a.items()}
+    mid = {
+        k: (0.5 * state_a[k] + 0.5 * state_b[k]) if v.is_floating_point() else state_b[k] for k, v in state_a.items()
+    }
     assert curve.loss[1] == pytest.approx(loss_of(mid), rel=1e-12)
     nearest = interpolate_checkpoints(model, state_a, state_b, (x, y), [0.4], buffers="nearest")
-    mid_nearest = {k: (0.6 * state_a[k] + 0.4 * state_b[k]) if k.endswith(("weight", "bias")) else state_a[k]
-                   for k in state_a}
+    mid_nearest = {
+        k: (0.6 * state_a[k] + 0.4 * state_b[k]) if k.endswith(("weight", "bias")) else state_a[k] for k in state_a
+    }
     assert nearest.loss[0] == pytest.approx(loss_of(mid_nearest), rel=1e-12)
 
 
@@ -211,5 +213,8 @@ def test_channels_last_models_get_the_same_directions_and_losses():
         assert torch.equal(a, b)
     x, y = batch()
     x = x.float()
-    np.testing.assert_allclose(loss_along_direction(nhwc, (x, y), d_nhwc, [0.5, 1.0]),
-                               loss_along_direction(model, (x, y), d, [0.5, 1.0]), rtol=1e-5)
+    np.testing.assert_allclose(
+        loss_along_direction(nhwc, (x, y), d_nhwc, [0.5, 1.0]),
+        loss_along_direction(model, (x, y), d, [0.5, 1.0]),
+        rtol=1e-5,
+    )

@@ -19,9 +19,18 @@ from workbench.analysis.callbacks import train_with_callbacks
 from workbench.cli.sweep import make_launcher
 from workbench.config import ConfigError
 from workbench.training.checkpoint import load_checkpoint, model_state
-from workbench.training.launchers import (LocalPoolLauncher, RunJob, SerialLauncher, SlurmLauncher, WorkerSlot,
-                                          read_slurm_config, slot_config, slurm_parameters,
-                                          usable_gpus, worker_slots)
+from workbench.training.launchers import (
+    LocalPoolLauncher,
+    RunJob,
+    SerialLauncher,
+    SlurmLauncher,
+    WorkerSlot,
+    read_slurm_config,
+    slot_config,
+    slurm_parameters,
+    usable_gpus,
+    worker_slots,
+)
 from workbench.training.selection import load_records
 from workbench.training.sweep import plan_sweep, run_sweep
 from workbench.training.trainer import Trainer, train
@@ -54,8 +63,11 @@ def computed(run_dir: Path) -> tuple[list[dict], pd.DataFrame, dict[str, torch.T
         if "train" in record:
             record["train"] = {key: value for key, value in record["train"].items() if key not in TIMING}
         records.append(record)
-    return (records, pd.read_csv(run_dir / "predictions.csv"),
-            model_state(load_checkpoint(run_dir / "checkpoints" / "last.pt")))
+    return (
+        records,
+        pd.read_csv(run_dir / "predictions.csv"),
+        model_state(load_checkpoint(run_dir / "checkpoints" / "last.pt")),
+    )
 
 
 def assert_same_runs(first: Path, second: Path, names: list[str]) -> None:
@@ -112,7 +124,10 @@ def test_the_serial_launcher_runs_jobs_in_order_in_this_process(tmp_path):
     jobs = [RunJob(name, {}, tmp_path / name, lambda config, run_dir: calls.append(run_dir.name)) for name in "ab"]
     failing = RunJob("c", {}, tmp_path / "c", lambda config, run_dir: {}["x"], errors=(KeyError,))
     assert [(job.name, status) for job, status in SerialLauncher().launch([*jobs, failing])] == [
-        ("a", "trained"), ("b", "trained"), ("c", "failed: 'x'")]
+        ("a", "trained"),
+        ("b", "trained"),
+        ("c", "failed: 'x'"),
+    ]
     assert calls == ["a", "b"]
 
 
@@ -149,8 +164,9 @@ def test_a_two_job_sweep_computes_exactly_what_the_serial_sweep_computes(base, t
     assert main([*argv, "--out", str(tmp_path / "parallel"), "--jobs", "2"]) == 0
     names = ["erm-seed0", "erm-seed1", "roga-seed0", "roga-seed1"]
     assert_same_runs(tmp_path / "serial", tmp_path / "parallel", names)
-    serial, parallel = (pd.read_csv(tmp_path / folder / "sweep.csv", keep_default_na=False)
-                        for folder in ("serial", "parallel"))
+    serial, parallel = (
+        pd.read_csv(tmp_path / folder / "sweep.csv", keep_default_na=False) for folder in ("serial", "parallel")
+    )
     assert serial["name"].tolist() == parallel["name"].tolist() == names
     assert (serial["status"] == "trained").all() and (parallel["status"] == "trained").all()
     assert (serial["job"] == "sweep process").all() and parallel["job"].str.match(r"local job \d+$").all()
@@ -193,22 +209,47 @@ def test_a_preempted_run_is_requeued_and_resumes_to_the_uninterrupted_result(bas
 def fake_slurm(bin_dir: Path, job_id: int) -> None:
     """``srun``, ``sbatch`` (answers as SLURM does, submitting nothing) and ``scancel`` (logs its arguments)."""
     bin_dir.mkdir()
-    for name, body in (("srun", "exit 0"), ("sbatch", f"echo 'Submitted batch job {job_id}'"),
-                       ("scancel", f'echo "$@" >> {bin_dir / "cancelled"}')):
+    for name, body in (
+        ("srun", "exit 0"),
+        ("sbatch", f"echo 'Submitted batch job {job_id}'"),
+        ("scancel", f'echo "$@" >> {bin_dir / "cancelled"}'),
+    ):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(stat.S_IRWXU)
 
 
 def test_slurm_parameters_from_options_with_checks():
-    options = {"partition": "gpu", "time": 240, "gpus": 1, "cpus": 8, "mem_gb": 31.5, "account": "dg-lab",
-               "setup": ["module load cuda"], "additional": {"mail-type": "END"}}
+    options = {
+        "partition": "gpu",
+        "time": 240,
+        "gpus": 1,
+        "cpus": 8,
+        "mem_gb": 31.5,
+        "account": "dg-lab",
+        "setup": ["module load cuda"],
+        "additional": {"mail-type": "END"},
+    }
     assert slurm_parameters(options, jobs=4, name="sweep-x") == {
-        "job_name": "sweep-x", "nodes": 1, "ntasks_per_node": 1, "partition": "gpu", "time": 240,
-        "gpus_per_node": 1, "cpus_per_task": 8, "mem": "32256MB", "account": "dg-lab", "setup": ["module load cuda"],
-        "additional_parameters": {"mail-type": "END"}, "array_parallelism": 4}
+        "job_name": "sweep-x",
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "partition": "gpu",
+        "time": 240,
+        "gpus_per_node": 1,
+        "cpus_per_task": 8,
+        "mem": "32256MB",
+        "account": "dg-lab",
+        "setup": ["module load cuda"],
+        "additional_parameters": {"mail-type": "END"},
+        "array_parallelism": 4,
+    }
     assert slurm_parameters({"time": 10, "mem_gb": 16})["mem"] == "16GB"
-    for options, message in (({}, "needs a time limit"), ({"time": 0}, "time=0 must be a whole number"),
-                             ({"time": 5, "gpus": 1.5}, "gpus=1.5"), ({"time": 5, "mem_gb": "lots"}, "mem_gb='lots'")):
+    for options, message in (
+        ({}, "needs a time limit"),
+        ({"time": 0}, "time=0 must be a whole number"),
+        ({"time": 5, "gpus": 1.5}, "gpus=1.5"),
+        ({"time": 5, "mem_gb": "lots"}, "mem_gb='lots'"),
+    ):
         with pytest.raises(ConfigError, match=message):
             slurm_parameters(options)
 
@@ -229,24 +270,61 @@ def test_a_slurm_sweep_is_one_job_array_with_the_flags_over_the_config_file(base
     slurm_file = tmp_path / "slurm.yaml"
     slurm_file.write_text("partition: cpu\ntime: 30\naccount: dg-lab\nsetup: ['source .venv/bin/activate']\n")
     out = tmp_path / "sweep"
-    args = build_parser().parse_args([
-        "sweep", "--config", str(base), "--algorithms", "erm", "--seeds", "0", "1", "2", "--out", str(out),
-        "--launcher", "slurm", "--slurm-config", str(slurm_file), "--partition", "gpu", "--time", "120",
-        "--gpus-per-run", "1", "--cpus-per-run", "4", "--mem-gb", "16", "--jobs", "2"])
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            "--config",
+            str(base),
+            "--algorithms",
+            "erm",
+            "--seeds",
+            "0",
+            "1",
+            "2",
+            "--out",
+            str(out),
+            "--launcher",
+            "slurm",
+            "--slurm-config",
+            str(slurm_file),
+            "--partition",
+            "gpu",
+            "--time",
+            "120",
+            "--gpus-per-run",
+            "1",
+            "--cpus-per-run",
+            "4",
+            "--mem-gb",
+            "16",
+            "--jobs",
+            "2",
+        ]
+    )
     runs = plan_sweep(base, ["train.cpu_threads=null"], ["erm"], [0, 1, 2])
     launcher = make_launcher(args, runs)
     assert isinstance(launcher, SlurmLauncher)
     launched = launcher.launch([RunJob(run.name, run.config, out / run.name, train) for run in runs])
     started = [next(launched) for _ in runs]
     assert [(job.name, status, launcher.where(job)) for job, status in started] == [
-        (f"erm-seed{seed}", None, f"slurm job 4242_{seed}") for seed in range(3)]
+        (f"erm-seed{seed}", None, f"slurm job 4242_{seed}") for seed in range(3)
+    ]
     # each run takes its job's CPUs as threads and the GPU SLURM gives it
     assert {(job.config["train"]["cpu_threads"], job.config["train"]["device"]) for job, _ in started} == {(4, "cuda")}
     script = (out / "jobs" / "4242_submission.sh").read_text().splitlines()
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=120", "#SBATCH --gpus-per-node=1",
-                 "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16GB", "#SBATCH --account=dg-lab",
-                 "#SBATCH --array=0-2%2", "#SBATCH --ntasks-per-node=1", "#SBATCH --job-name=sweep-sweep",
-                 "#SBATCH --signal=USR2@90", "source .venv/bin/activate"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=120",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=16GB",
+        "#SBATCH --account=dg-lab",
+        "#SBATCH --array=0-2%2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --job-name=sweep-sweep",
+        "#SBATCH --signal=USR2@90",
+        "source .venv/bin/activate",
+    ):
         assert line in script
     launched.close()  # the sweep stops: its unfinished jobs are cancelled
     assert (bin_dir / "cancelled").read_text().split() == ["4242_0", "4242_1", "4242_2"]

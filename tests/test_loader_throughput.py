@@ -11,8 +11,22 @@ import torch
 from benchmarks.loader_throughput import face_crops, main, parse_args, write_crops
 from workbench.data.images import FrameDataset
 
-KEYS = {"format", "size", "images", "batch", "workers", "seconds", "img_s", "img_s_per_worker", "first_batch_s",
-        "steady_img_s", "mean_file_kib", "torch_threads", "cpu_count", "load_avg_1min"}
+KEYS = {
+    "format",
+    "size",
+    "images",
+    "batch",
+    "workers",
+    "seconds",
+    "img_s",
+    "img_s_per_worker",
+    "first_batch_s",
+    "steady_img_s",
+    "mean_file_kib",
+    "torch_threads",
+    "cpu_count",
+    "load_avg_1min",
+}
 
 
 def test_crops_are_face_like_not_noise(tmp_path):
@@ -48,8 +62,12 @@ def test_cli_prints_one_json_line_per_worker_count(capsys):
 
 
 def test_bad_arguments_name_the_value(capsys):
-    for argv, fault in ((["--workers", "1", "-2"], "-2"), (["--images", "0"], "--images 0"),
-                        (["--jpeg-quality", "101"], "101"), (["--format", "gif"], "gif")):
+    for argv, fault in (
+        (["--workers", "1", "-2"], "-2"),
+        (["--images", "0"], "--images 0"),
+        (["--jpeg-quality", "101"], "101"),
+        (["--format", "gif"], "gif"),
+    ):
         with pytest.raises(SystemExit):
             parse_args(argv)
         assert fault in capsys.readouterr().err

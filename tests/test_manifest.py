@@ -49,8 +49,9 @@ def test_unknown_split_absolute_path_and_missing_column(tiny_manifest, tmp_path)
     rewrite(tiny_manifest, lambda df: df.__setitem__("split", df["split"].where(df.index != 1, "dev")))
     with pytest.raises(ManifestError, match=r"line 3, column 'split': 'dev'"):
         read_manifest(tiny_manifest)
-    df = pd.DataFrame({"path": ["/abs/a.png"], "label": [0], "domain": ["R"], "video": ["v"],
-                       "split": ["train"], "dataset": ["X"]})
+    df = pd.DataFrame(
+        {"path": ["/abs/a.png"], "label": [0], "domain": ["R"], "video": ["v"], "split": ["train"], "dataset": ["X"]}
+    )
     with pytest.raises(ManifestError, match="is absolute"):
         write_manifest(df, tmp_path / "m.csv")
     with pytest.raises(ManifestError, match=r"missing required column\(s\) \['dataset'\]"):
@@ -119,16 +120,26 @@ MANIFEST_HEADER = "path,label,domain,video,split,dataset"
 
 def frame_rows(**extra):
     """Two valid in-memory manifest rows; ``extra`` sets further columns (one value per row)."""
-    rows = pd.DataFrame({"path": ["a.png", "b.png"], "label": [0, 1], "domain": ["R", "F"], "video": ["v", "w"],
-                         "split": ["train", "train"], "dataset": ["X", "X"]})
+    rows = pd.DataFrame(
+        {
+            "path": ["a.png", "b.png"],
+            "label": [0, 1],
+            "domain": ["R", "F"],
+            "video": ["v", "w"],
+            "split": ["train", "train"],
+            "dataset": ["X", "X"],
+        }
+    )
     return rows.assign(**extra)
 
 
 def test_numeric_looking_ids_are_read_as_text(tmp_path):
     path = tmp_path / "m.csv"
-    path.write_text(f"{MANIFEST_HEADER},mask_path,compression,source_video\n"
-                    "real/000.png,0,R,000,train,X,,23,000\n"
-                    "fake/000.png,1,F,f000,train,X,007,23,000\n")
+    path.write_text(
+        f"{MANIFEST_HEADER},mask_path,compression,source_video\n"
+        "real/000.png,0,R,000,train,X,,23,000\n"
+        "fake/000.png,1,F,f000,train,X,007,23,000\n"
+    )
     df, _ = read_manifest(path, check_files=False)
     assert df["video"].tolist() == ["000", "f000"]
     assert df["source_video"].tolist() == ["000", "000"]
@@ -146,14 +157,18 @@ def test_absolute_mask_path_is_rejected():
         validate_manifest(frame_rows(mask_path=[None, "/abs/m.png"]), check_files=False)
 
 
-@pytest.mark.parametrize(("column", "value"), [("path", "../elsewhere/a.png"), ("path", "a/../../b.png"),
-                                               ("mask_path", "masks\\..\\..\\m.png")])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("path", "../elsewhere/a.png"), ("path", "a/../../b.png"), ("mask_path", "masks\\..\\..\\m.png")],
+)
 def test_paths_that_climb_out_of_the_root_are_rejected(column, value):
     rows = frame_rows(**{column: ["a/0.png" if column == "path" else None, value]})
     with pytest.raises(ManifestError, match=rf"line 3, column '{column}': .* leaves the dataset root"):
         validate_manifest(rows, check_files=False)
     assert len(validate_manifest(frame_rows(path=["a/../a/0.png", "b/1.png"]), check_files=False)) == 2
-    with pytest.raises(ManifestError, match=r"line 3, column 'path': 'x/./a.png' is the file of line 2 \('x/a.png'\) again"):
+    with pytest.raises(
+        ManifestError, match=r"line 3, column 'path': 'x/./a.png' is the file of line 2 \('x/a.png'\) again"
+    ):
         validate_manifest(frame_rows(path=["x/a.png", "x/./a.png"]), check_files=False)
 
 

@@ -20,8 +20,11 @@ def test_files_and_folders_are_found_by_kind_and_folders_sorted_recursively(tmp_
     for name in ("dir/b.JPG", "dir/sub/a.mp4", "dir/notes.txt", "clip.avi"):
         (tmp_path / name).write_bytes(b"x")
     found = find_media([tmp_path / "clip.avi", tmp_path / "dir"])
-    assert found == [MediaFile(tmp_path / "clip.avi", "video"), MediaFile(tmp_path / "dir" / "b.JPG", "image"),
-                     MediaFile(tmp_path / "dir" / "sub" / "a.mp4", "video")]
+    assert found == [
+        MediaFile(tmp_path / "clip.avi", "video"),
+        MediaFile(tmp_path / "dir" / "b.JPG", "image"),
+        MediaFile(tmp_path / "dir" / "sub" / "a.mp4", "video"),
+    ]
 
 
 def test_bad_inputs_are_named(tmp_path):

@@ -317,8 +317,9 @@ def test_paired_statistics_share_the_video_draws():
 
 def test_paired_statistics_need_the_same_videos_in_every_set():
     with pytest.raises(ValueError, match="set 0 sample 0 has no predictions for video 'c'"):
-        video_bootstrap_statistics([[([0, 1], [0.2, 0.7], ["a", "b"])],
-                                    [([0, 1, 1], [0.2, 0.7, 0.6], ["a", "b", "c"])]])
+        video_bootstrap_statistics(
+            [[([0, 1], [0.2, 0.7], ["a", "b"])], [([0, 1, 1], [0.2, 0.7, 0.6], ["a", "b", "c"])]]
+        )
     with pytest.raises(ValueError, match="no predictions to bootstrap"):
         video_bootstrap_statistics([[([0, 1], [0.2, 0.7], ["a", "b"])], []])
 
@@ -337,9 +338,16 @@ def test_log_loss_is_the_mean_negative_log_probability_of_the_true_class():
 
 def test_per_domain_video_auc_keeps_equal_ids_of_two_datasets_apart():
     # two datasets reuse FF++-style folder names: "000" of each is its own video
-    table = pd.DataFrame({"group": "target/pair", "dataset": ["A", "A", "B", "B"], "domain": "swap",
-                          "video": ["000", "001", "000", "001"], "label": [0, 1, 1, 0],
-                          "prob_fake": [0.1, 0.9, 0.8, 0.2]})
+    table = pd.DataFrame(
+        {
+            "group": "target/pair",
+            "dataset": ["A", "A", "B", "B"],
+            "domain": "swap",
+            "video": ["000", "001", "000", "001"],
+            "label": [0, 1, 1, 0],
+            "prob_fake": [0.1, 0.9, 0.8, 0.2],
+        }
+    )
     keyed = per_domain_metrics(table).iloc[0]
     assert keyed["video_auc"] == pytest.approx(1.0)  # four videos, every fake above every real
     with pytest.raises(ValueError, match="has both real and fake frames"):  # keyed without the dataset they merge

@@ -24,9 +24,9 @@ import papermill
 import pytest
 import torch
 import yaml
+from conftest import write_tiny_dataset
 from PIL import Image
 
-from conftest import write_tiny_dataset
 from workbench.config import load_config
 from workbench.models import create_model
 from workbench.notebook_support import (
@@ -44,8 +44,16 @@ from workbench.notebook_support import (
 from workbench.training.adopt import adopt_run
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ("00_quickstart", "01_data", "02_train", "03_gradient_alignment", "04_sharpness", "05_gradcam",
-             "06_results", "07_inspect_media")
+NOTEBOOKS = (
+    "00_quickstart",
+    "01_data",
+    "02_train",
+    "03_gradient_alignment",
+    "04_sharpness",
+    "05_gradcam",
+    "06_results",
+    "07_inspect_media",
+)
 KERNEL = "python3"  # jupyter_client runs the "python" kernelspec with the current interpreter (the venv)
 ALGORITHMS = ["erm", "sam", "sagm", "roga"]
 CONFIG_FILE = "configs/demo.yaml"
@@ -62,9 +70,18 @@ KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": 
 def tiny_overrides(cache_dir: Path) -> dict[str, Any]:
     """The tiny configuration the tests inject: 32 px synthetic benchmark, test_resnet, 4 steps."""
     return {
-        "data": {"synthetic": {"cache_dir": str(cache_dir), "videos_per_domain": 6, "frames_per_video": 2,
-                               "size": 32, "workers": 1},
-                 "image_size": 32, "batch_size": 16, "eval_batch_size": 256},
+        "data": {
+            "synthetic": {
+                "cache_dir": str(cache_dir),
+                "videos_per_domain": 6,
+                "frames_per_video": 2,
+                "size": 32,
+                "workers": 1,
+            },
+            "image_size": 32,
+            "batch_size": 16,
+            "eval_batch_size": 256,
+        },
         "model": {"name": "test_resnet", "pretrained": False},
         "train": {"steps": 4, "eval_every": 2, "alignment_every": 2, "device": "cpu", "progress": False},
     }
@@ -108,8 +125,13 @@ def execute(name: str, out_dir: Path, parameters: dict[str, Any]) -> nbformat.No
     assert not unknown, f"{name}: parameters {sorted(unknown)} are not in its parameters cell {sorted(declared)}"
     started = time.perf_counter()
     executed = papermill.execute_notebook(
-        str(source), str(out_dir / f"{name}.ipynb"), parameters=parameters, kernel_name=KERNEL,
-        cwd=str(out_dir), progress_bar=False, request_save_on_cell_execute=False,
+        str(source),
+        str(out_dir / f"{name}.ipynb"),
+        parameters=parameters,
+        kernel_name=KERNEL,
+        cwd=str(out_dir),
+        progress_bar=False,
+        request_save_on_cell_execute=False,
     )
     print(f"\n{name}: executed in {time.perf_counter() - started:.1f} s")
     return executed
@@ -157,8 +179,12 @@ def trace_types(notebook: nbformat.NotebookNode) -> set[str]:
 
 
 def shared_parameters(shared: dict[str, Any]) -> dict[str, Any]:
-    return {"config_file": CONFIG_FILE, "overrides": shared["overrides"], "runs_dir": shared["runs_dir"],
-            "algorithms": shared["algorithms"]}
+    return {
+        "config_file": CONFIG_FILE,
+        "overrides": shared["overrides"],
+        "runs_dir": shared["runs_dir"],
+        "algorithms": shared["algorithms"],
+    }
 
 
 # ------------------------------------------------------------------------- library helpers
@@ -183,8 +209,7 @@ def test_notebook_config_resolves_relative_paths_against_the_project_root(tmp_pa
 
 def test_notebook_config_resolves_manifest_lists_and_weights_files(tmp_path: Path) -> None:
     """The paper configs list one manifest and root per dataset; a weights file is a path too."""
-    config = notebook_config("configs/paper/ffpp_c23_xception.yaml",
-                             {"model": {"pretrained": "weights/x.safetensors"}})
+    config = notebook_config("configs/paper/ffpp_c23_xception.yaml", {"model": {"pretrained": "weights/x.safetensors"}})
     manifests = config["data"]["manifest"]
     assert isinstance(manifests, list) and len(manifests) > 1
     assert all(Path(m).is_absolute() and m.startswith(str(PROJECT_ROOT)) for m in manifests)
@@ -194,8 +219,9 @@ def test_notebook_config_resolves_manifest_lists_and_weights_files(tmp_path: Pat
 
 def test_training_config_keeps_the_files_weights_and_device_unless_given(tmp_path: Path) -> None:
     file = tmp_path / "gpu.yaml"
-    file.write_text(yaml.safe_dump({"model": {"pretrained": str(tmp_path / "w.safetensors")},
-                                    "train": {"device": "cpu"}}))
+    file.write_text(
+        yaml.safe_dump({"model": {"pretrained": str(tmp_path / "w.safetensors")}, "train": {"device": "cpu"}})
+    )
     config, tiny = training_config(file, cpu_tiny=False)
     assert config["model"]["pretrained"] == str(tmp_path / "w.safetensors") and config["train"]["device"] == "cpu"
     assert not tiny
@@ -205,8 +231,9 @@ def test_training_config_keeps_the_files_weights_and_device_unless_given(tmp_pat
 
 def test_a_run_trained_from_the_command_line_is_reusable_by_the_notebooks(tmp_path: Path) -> None:
     """``python -m workbench train`` saves relative paths and its own run location; neither is a difference."""
-    saved = load_config(PROJECT_ROOT / CONFIG_FILE, {"run": {"name": "roga-test_resnet-seed0"},
-                                                     "data": {"eval_batch_size": 64}})
+    saved = load_config(
+        PROJECT_ROOT / CONFIG_FILE, {"run": {"name": "roga-test_resnet-seed0"}, "data": {"eval_batch_size": 64}}
+    )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     check_reusable(tmp_path, notebook_config(CONFIG_FILE))
     paper = "configs/paper/ffpp_c23_efficientnet_b4.yaml"  # relative manifests and weights, saved as given
@@ -246,21 +273,28 @@ def test_steps_for_epochs_counts_fakes_seen() -> None:
 
 
 def test_misclassified_sorts_confident_mistakes_and_attaches_masks(tmp_path: Path) -> None:
-    predictions = pd.DataFrame({
-        "group": ["source_test", "source_test/A", "source_test", "source_test", "target/T", "source_val"],
-        "path": ["a.png", "a.png", "b.png", "c.png", "d.png", "e.png"],
-        "domain": ["A", "A", "R", "A", "T", "A"],
-        "split": ["test"] * 5 + ["val"],
-        "video": ["1", "1", "2", "3", "4", "5"],
-        "label": [1, 1, 0, 1, 1, 1],
-        "prob_fake": [0.3, 0.3, 0.9, 0.8, 0.05, 0.0],
-        "step": [4] * 6,
-    })
+    predictions = pd.DataFrame(
+        {
+            "group": ["source_test", "source_test/A", "source_test", "source_test", "target/T", "source_val"],
+            "path": ["a.png", "a.png", "b.png", "c.png", "d.png", "e.png"],
+            "domain": ["A", "A", "R", "A", "T", "A"],
+            "split": ["test"] * 5 + ["val"],
+            "video": ["1", "1", "2", "3", "4", "5"],
+            "label": [1, 1, 0, 1, 1, 1],
+            "prob_fake": [0.3, 0.3, 0.9, 0.8, 0.05, 0.0],
+            "step": [4] * 6,
+        }
+    )
     predictions.to_csv(tmp_path / "predictions.csv", index=False)
-    manifest = pd.DataFrame({  # a.png is also a path of another dataset (domain Z): each keeps its own root
-        "path": ["a.png", "a.png", "b.png", "d.png"], "domain": ["Z", "A", "R", "T"], "video": ["9", "1", "2", "4"],
-        "mask_path": ["z_mask.png", "a_mask.png", None, "d_mask.png"], "root_index": [1, 0, 0, 1],
-    })
+    manifest = pd.DataFrame(
+        {  # a.png is also a path of another dataset (domain Z): each keeps its own root
+            "path": ["a.png", "a.png", "b.png", "d.png"],
+            "domain": ["Z", "A", "R", "T"],
+            "video": ["9", "1", "2", "4"],
+            "mask_path": ["z_mask.png", "a_mask.png", None, "d_mask.png"],
+            "root_index": [1, 0, 0, 1],
+        }
+    )
     wrong = misclassified(tmp_path, limit=5, manifest=manifest)
     assert list(wrong["path"]) == ["d.png", "b.png", "a.png"]  # errors .95, .9, .7; e.png is val, c.png right
     assert list(wrong["mask_path"].fillna("")) == ["d_mask.png", "", "a_mask.png"]
@@ -326,8 +360,11 @@ def test_notebook_is_clean_and_calls_the_library_only(name: str) -> None:
 @pytest.mark.timeout(300)
 def test_00_quickstart_trains_and_reports_held_out_auc(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     runs_dir = tmp_path / "quickstart"
-    notebook = execute("00_quickstart", tmp_path, {"overrides": shared_runs["overrides"], "runs_dir": str(runs_dir),
-                                                   "algorithms": ["erm", "roga"]})
+    notebook = execute(
+        "00_quickstart",
+        tmp_path,
+        {"overrides": shared_runs["overrides"], "runs_dir": str(runs_dir), "algorithms": ["erm", "roga"]},
+    )
     for algorithm in ("erm", "roga"):
         assert (runs_dir / f"{algorithm}-seed0" / "done").is_file()
     text = text_of(notebook)
@@ -344,8 +381,16 @@ def test_00_quickstart_trains_and_reports_held_out_auc(tmp_path: Path, shared_ru
 @pytest.mark.timeout(300)
 def test_01_data_shows_schema_benchmark_and_a_real_manifest(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     manifest = write_tiny_dataset(tmp_path / "dataset", size=32)
-    notebook = execute("01_data", tmp_path, {"overrides": shared_runs["overrides"], "manifest_path": str(manifest),
-                                             "data_root": str(manifest.parent), "samples_per_domain": 2})
+    notebook = execute(
+        "01_data",
+        tmp_path,
+        {
+            "overrides": shared_runs["overrides"],
+            "manifest_path": str(manifest),
+            "data_root": str(manifest.parent),
+            "samples_per_domain": 2,
+        },
+    )
     text = text_of(notebook)
     assert "ManifestError: example.csv: line 4, column 'label': 'fake' is not a known label" in text
     assert "SYN-SEAMLESS" in text and "with_mask" in text
@@ -359,8 +404,11 @@ def test_01_data_shows_schema_benchmark_and_a_real_manifest(tmp_path: Path, shar
 @pytest.mark.timeout(300)
 def test_02_train_runs_live_and_resumes(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     run_dir = tmp_path / "train-run"
-    notebook = execute("02_train", tmp_path, {"overrides": shared_runs["overrides"], "run_dir": str(run_dir),
-                                              "interrupt_at_step": 2, "device": "cpu"})
+    notebook = execute(
+        "02_train",
+        tmp_path,
+        {"overrides": shared_runs["overrides"], "run_dir": str(run_dir), "interrupt_at_step": 2, "device": "cpu"},
+    )
     text = text_of(notebook)
     assert "CPU: running the tiny configuration" in text
     assert "train-run: step 2/4 (training)" in text  # stopped early, as if interrupted
@@ -388,11 +436,21 @@ def test_03_gradient_alignment(tmp_path: Path, shared_runs: dict[str, Any]) -> N
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_04_sharpness(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
-    notebook = execute("04_sharpness", tmp_path, {
-        **shared_parameters(shared_runs), "algorithms": ["erm", "roga"], "batch_per_domain": 4, "rhos": [0.0, 0.1],
-        "landscape_points": 5, "surface_points": 3, "interpolation_points": 5, "hessian_iters": 2,
-        "hutchinson_samples": 2,
-    })
+    notebook = execute(
+        "04_sharpness",
+        tmp_path,
+        {
+            **shared_parameters(shared_runs),
+            "algorithms": ["erm", "roga"],
+            "batch_per_domain": 4,
+            "rhos": [0.0, 0.1],
+            "landscape_points": 5,
+            "surface_points": 3,
+            "interpolation_points": 5,
+            "hessian_iters": 2,
+            "hutchinson_samples": 2,
+        },
+    )
     assert {"surface", "contour", "scatter"} <= trace_types(notebook)
     titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(notebook)]
     assert "ε-sharpness against ρ per domain" in titles and "Linear interpolation ERM → RoGA" in titles
@@ -405,8 +463,11 @@ def test_04_sharpness(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
 @pytest.mark.timeout(300)
 def test_05_gradcam(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     """Default layer (no gradcam_layer given): at 32 px the test ResNet's deepest stage of at least 8 × 8 is layer1."""
-    notebook = execute("05_gradcam", tmp_path, {**shared_parameters(shared_runs), "per_domain": 2,
-                                                "method_per_domain": 1, "misclassified_count": 3})
+    notebook = execute(
+        "05_gradcam",
+        tmp_path,
+        {**shared_parameters(shared_runs), "per_domain": 2, "method_per_domain": 1, "misclassified_count": 3},
+    )
     figures = plotly_figures(notebook)
     titles = [f["layout"].get("title", {}).get("text", "") for f in figures]
     text = text_of(notebook)
@@ -419,15 +480,27 @@ def test_05_gradcam(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     # 8 × 8 maps upsampled to 32 px, not 2 × 2 blobs (a 4-step model's map can be zero everywhere)
     levels = [len(np.unique(np.round(plotly_array(trace["z"]), 6))) for trace in heatmaps]
     assert max(levels) > 16 and all(n > 16 for n in levels if n > 1)
-    assert {"Energy in mask", "Pointing game"} <= {a["text"].capitalize() for a in figures[titles.index(
-        "Grad-CAM localisation against depth")]["layout"]["annotations"]}
+    assert {"Energy in mask", "Pointing game"} <= {
+        a["text"].capitalize()
+        for a in figures[titles.index("Grad-CAM localisation against depth")]["layout"]["annotations"]
+    }
     depth = figures[titles.index("Grad-CAM localisation against depth")]
-    assert {trace["name"] for trace in depth["data"]} == {"ERM", "SAM", "SAGM", "RoGA", "untrained",
-                                                          "chance (mask area)"}
+    assert {trace["name"] for trace in depth["data"]} == {
+        "ERM",
+        "SAM",
+        "SAGM",
+        "RoGA",
+        "untrained",
+        "chance (mask area)",
+    }
     assert len({x for trace in depth["data"] for x in trace["x"]}) == 5  # the five stages of the test ResNet
     methods = figures[titles.index("Localisation by attribution method")]
     assert {x for trace in methods["data"] for x in trace["x"]} == {
-        "Grad-CAM", "Guided<br>Grad-CAM", "Integrated<br>Gradients", "Occlusion"}
+        "Grad-CAM",
+        "Guided<br>Grad-CAM",
+        "Integrated<br>Gradients",
+        "Occlusion",
+    }
     assert "seconds per image" in text and "energy in mask" in text and "energy_in_mask" not in text
     assert "RoGA: four attribution methods" in titles
     assert widget_count(notebook) == 1  # the attribution explorer
@@ -438,10 +511,20 @@ def test_05_gradcam(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
 @pytest.mark.timeout(300)
 def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     figures_dir, reports_dir = tmp_path / "figures", tmp_path / "reports"
-    notebook = execute("06_results", tmp_path, {**shared_parameters(shared_runs), "seeds": [0], "n_boot": 50,
-                                                "figures_dir": str(figures_dir), "reports_dir": str(reports_dir),
-                                                "tune": True, "perturbations": ["jpeg", "gaussian_noise"],
-                                                "levels": [1, 5]})
+    notebook = execute(
+        "06_results",
+        tmp_path,
+        {
+            **shared_parameters(shared_runs),
+            "seeds": [0],
+            "n_boot": 50,
+            "figures_dir": str(figures_dir),
+            "reports_dir": str(reports_dir),
+            "tune": True,
+            "perturbations": ["jpeg", "gaussian_noise"],
+            "levels": [1, 5],
+        },
+    )
     text = text_of(notebook)
     assert "held-out manipulation" in text and "cross-dataset" in text
     assert "[oracle]" in text and "video bootstrap" in text.lower()
@@ -451,7 +534,12 @@ def test_06_results_exports_png_and_pdf_figures(tmp_path: Path, shared_runs: dic
     robustness = pd.read_csv(reports_dir / "robustness.csv")
     assert set(robustness["algorithm"]) == set(ALGORITHMS)
     assert set(zip(robustness["perturbation"], robustness["level"])) == {
-        ("none", 0), ("jpeg", 1), ("jpeg", 5), ("gaussian_noise", 1), ("gaussian_noise", 5)}
+        ("none", 0),
+        ("jpeg", 1),
+        ("jpeg", 5),
+        ("gaussian_noise", 1),
+        ("gaussian_noise", 5),
+    }
     for name in ("results_bars", "results_bars_print", "training_curves", "alignment_over_training", "robustness"):
         png, pdf = figures_dir / f"{name}.png", figures_dir / f"{name}.pdf"
         with Image.open(png) as image:
@@ -473,21 +561,42 @@ def test_analysis_notebooks_read_an_adopted_detector(tmp_path: Path, tmp_path_fa
     torch.save(create_model("test_resnet").state_dict(), weights)
     with single_thread():
         run = adopt_run(weights, config, tmp_path / "adopted" / "erm-seed0")
-    parameters = {"config_file": str(run / "config.yaml"), "overrides": {}, "runs_dir": str(run.parent),
-                  "algorithms": ["erm"]}
-    alignment = execute("03_gradient_alignment", tmp_path, {**parameters, "batch_per_domain": 4,
-                                                            "explorer_algorithm": "erm"})
+    parameters = {
+        "config_file": str(run / "config.yaml"),
+        "overrides": {},
+        "runs_dir": str(run.parent),
+        "algorithms": ["erm"],
+    }
+    alignment = execute(
+        "03_gradient_alignment", tmp_path, {**parameters, "batch_per_domain": 4, "explorer_algorithm": "erm"}
+    )
     titles = [figure["layout"].get("title", {}).get("text", "") for figure in plotly_figures(alignment)]
     assert any(t.startswith("ERM: cos(g_i, g_j)") for t in titles)
     assert "the runs logged no alignment" in text_of(alignment)
-    sharpness = execute("04_sharpness", tmp_path, {
-        **parameters, "batch_per_domain": 4, "rhos": [0.0, 0.1], "landscape_points": 5, "surface_points": 3,
-        "surface_algorithms": ["erm"], "interpolation": [], "hessian_iters": 2, "hutchinson_samples": 2})
-    assert "ε-sharpness against ρ per domain" in [f["layout"].get("title", {}).get("text", "")
-                                                  for f in plotly_figures(sharpness)]
+    sharpness = execute(
+        "04_sharpness",
+        tmp_path,
+        {
+            **parameters,
+            "batch_per_domain": 4,
+            "rhos": [0.0, 0.1],
+            "landscape_points": 5,
+            "surface_points": 3,
+            "surface_algorithms": ["erm"],
+            "interpolation": [],
+            "hessian_iters": 2,
+            "hutchinson_samples": 2,
+        },
+    )
+    assert "ε-sharpness against ρ per domain" in [
+        f["layout"].get("title", {}).get("text", "") for f in plotly_figures(sharpness)
+    ]
     assert "no interpolation between two runs" in text_of(sharpness)
-    gradcam = execute("05_gradcam", tmp_path, {**parameters, "per_domain": 2, "method_per_domain": 1,
-                                               "misclassified_count": 3, "focus_algorithm": "erm"})
+    gradcam = execute(
+        "05_gradcam",
+        tmp_path,
+        {**parameters, "per_domain": 2, "method_per_domain": 1, "misclassified_count": 3, "focus_algorithm": "erm"},
+    )
     titles = [f["layout"].get("title", {}).get("text", "") for f in plotly_figures(gradcam)]
     assert "Grad-CAM of the fake logit" in titles and "ERM: four attribution methods" in titles
 
@@ -497,8 +606,11 @@ def test_analysis_notebooks_read_an_adopted_detector(tmp_path: Path, tmp_path_fa
 def test_07_inspect_media_scores_the_sample_clip_frame_by_frame(tmp_path: Path, shared_runs: dict[str, Any]) -> None:
     """The shared RoGA run scores the sample clip; its blank middle frame is reported, not scored."""
     parameters = {key: shared_parameters(shared_runs)[key] for key in ("config_file", "overrides", "runs_dir")}
-    notebook = execute("07_inspect_media", tmp_path, {**parameters, "frames": 6, "crop_size": 64,
-                                                       "sample_clip": str(tmp_path / "clip.avi")})
+    notebook = execute(
+        "07_inspect_media",
+        tmp_path,
+        {**parameters, "frames": 6, "crop_size": 64, "sample_clip": str(tmp_path / "clip.avi")},
+    )
     text = text_of(notebook)
     assert "roga-seed0 (best_source_val.pt) · 32 px" in text and "no_face" in text  # frame 4 of 12 is blank
     assert sum("image/png" in output.get("data", {}) for output in outputs(notebook)) == 1  # the timeline

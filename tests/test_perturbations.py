@@ -29,8 +29,12 @@ from workbench.data.perturbations import (
 
 # DeeperForensics-1.0, perturbation/add_distortion_to_video.py: get_distortion_parameter, levels 1-5.
 PUBLISHED = {
-    "CS": (0.4, 0.3, 0.2, 0.1, 0.0), "CC": (0.85, 0.725, 0.6, 0.475, 0.35), "BW": (16, 32, 48, 64, 80),
-    "GNC": (0.001, 0.002, 0.005, 0.01, 0.05), "GB": (7, 9, 13, 17, 21), "JPEG": (2, 3, 4, 5, 6),
+    "CS": (0.4, 0.3, 0.2, 0.1, 0.0),
+    "CC": (0.85, 0.725, 0.6, 0.475, 0.35),
+    "BW": (16, 32, 48, 64, 80),
+    "GNC": (0.001, 0.002, 0.005, 0.01, 0.05),
+    "GB": (7, 9, 13, 17, 21),
+    "JPEG": (2, 3, 4, 5, 6),
     "VC": (30, 32, 35, 38, 40),
 }
 
@@ -86,7 +90,7 @@ def test_block_wise_paints_grey_8px_squares_where_the_frame_generator_puts_them(
     expected = image.copy()
     for _ in range(16):
         left, top = int(rng.integers(0, 48 - 8)), int(rng.integers(0, 64 - 8))
-        expected[top:top + 8, left:left + 8] = BLOCK_GREY
+        expected[top : top + 8, left : left + 8] = BLOCK_GREY
     np.testing.assert_array_equal(out, expected)
     assert set(np.unique(out)) == {0, BLOCK_GREY} and (out == BLOCK_GREY).all(axis=2).sum() >= 64
     with pytest.raises(ValueError, match="larger than 8 px; got 8 x 20"):
@@ -159,10 +163,17 @@ def test_perturbations_repeat_for_a_key_and_differ_between_keys() -> None:
 
 
 def test_frame_generator_is_the_same_in_another_process() -> None:
-    code = ("from workbench.data.perturbations import frame_generator; "
-            "print(frame_generator('v/1.png', 'gaussian_noise', 2).integers(0, 2**62))")
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "123"})
+    code = (
+        "from workbench.data.perturbations import frame_generator; "
+        "print(frame_generator('v/1.png', 'gaussian_noise', 2).integers(0, 2**62))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert int(other.stdout) == frame_generator("v/1.png", "gaussian_noise", 2).integers(0, 2**62)
 
 
@@ -191,8 +202,7 @@ def test_perturbed_frames_perturb_each_frame_by_its_manifest_path(tmp_path) -> N
     for index in range(2):
         image, label, row = perturbed[index]
         clean = frames[index][0].permute(1, 2, 0).numpy()
-        np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(),
-                                      perturb(clean, "gaussian_noise", 2, paths[index]))
+        np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), perturb(clean, "gaussian_noise", 2, paths[index]))
         assert (int(label), row) == (index, index)
     with pytest.raises(ValueError, match="severity level 0"):
         PerturbedFrames(frames, "jpeg", 0)

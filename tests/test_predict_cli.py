@@ -19,8 +19,22 @@ def setting(tmp_path_factory):
 def test_predict_scores_every_readable_file_and_names_the_damaged_one(setting, capsys):
     run, media, root = setting
     out = root / "out"
-    code = main(["predict", str(run), str(root / "media"), "--out", str(out), "--frames", "6", "--size", "64",
-                 "--top", "3", "--no-progress"])
+    code = main(
+        [
+            "predict",
+            str(run),
+            str(root / "media"),
+            "--out",
+            str(out),
+            "--frames",
+            "6",
+            "--size",
+            "64",
+            "--top",
+            "3",
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2 and f"UNREADABLE {media['corrupt']}" in captured.err
     frames, table = pd.read_csv(out / "frame_scores.csv"), pd.read_csv(out / "media_scores.csv")

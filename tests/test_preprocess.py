@@ -193,9 +193,9 @@ def test_crops_are_written_for_evenly_spaced_frames(processed):
     assert summary.failed == []
     table = pd.read_csv(out / "frames.csv", dtype={"video": str})
     assert sorted(table["video"].unique()) == ["astronaut", "sub/grace"]
-    for video, rows in table.groupby("video"):
+    for name, rows in table.groupby("video"):
         assert rows["frame"].tolist() == SAMPLED
-        assert rows["path"].tolist() == [f"frames/{video}/{i:04d}.png" for i in SAMPLED]
+        assert rows["path"].tolist() == [f"frames/{name}/{i:04d}.png" for i in SAMPLED]
         assert rows["mask_path"].isna().all()
     assert pd.read_csv(out / "no_face_report.csv").empty
     assert pd.read_csv(out / "failed_videos.csv").empty
@@ -440,8 +440,9 @@ def test_settings_saved_with_masks_before_the_folder_was_recorded_resume_with_a_
     (tmp_path / "out" / "preprocess_config.json").write_text(json.dumps(settings))
     with pytest.raises(PreprocessError, match="masks was True, now None"):  # dropping the masks is a change
         preprocess_videos(tmp_path / "videos", tmp_path / "out", frames=1, size=32, progress=False)
-    preprocess_videos(tmp_path / "videos", tmp_path / "out", masks_dir=tmp_path / "masks", frames=1, size=32,
-                      progress=False)
+    preprocess_videos(
+        tmp_path / "videos", tmp_path / "out", masks_dir=tmp_path / "masks", frames=1, size=32, progress=False
+    )
     saved = json.loads((tmp_path / "out" / "preprocess_config.json").read_text())
     assert saved["masks"] == str((tmp_path / "masks").resolve())  # the folder is recorded from now on
 

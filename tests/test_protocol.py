@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import SOURCE, TARGET
+
 from workbench.data.manifest import ManifestError
 from workbench.data.protocol import Protocol, evaluation_groups
 
@@ -18,11 +18,15 @@ def test_a_lodo_domain_that_is_neither_source_nor_target_adds_lodo_val(tiny_mani
     assert set(manifest.iloc[groups["lodo_val"]]["domain"]) == {SOURCE[2], "R"}
 
 
-@pytest.mark.parametrize(("role", "protocol"), [
-    ("target", Protocol(tuple(SOURCE[:2]), (TARGET,), lodo_domain=TARGET)),
-    ("training source", Protocol(tuple(SOURCE), (TARGET,), lodo_domain=SOURCE[0])),
-])
-def test_a_lodo_domain_that_is_also_a_source_or_target_is_refused(tiny_manifest: Path, role: str,
-                                                                  protocol: Protocol) -> None:
+@pytest.mark.parametrize(
+    ("role", "protocol"),
+    [
+        ("target", Protocol(tuple(SOURCE[:2]), (TARGET,), lodo_domain=TARGET)),
+        ("training source", Protocol(tuple(SOURCE), (TARGET,), lodo_domain=SOURCE[0])),
+    ],
+)
+def test_a_lodo_domain_that_is_also_a_source_or_target_is_refused(
+    tiny_manifest: Path, role: str, protocol: Protocol
+) -> None:
     with pytest.raises(ManifestError, match=rf"lodo_domain '{protocol.lodo_domain}' must not also be a {role}"):
         protocol.check(pd.read_csv(tiny_manifest))

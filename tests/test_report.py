@@ -73,15 +73,25 @@ def test_format_cell_rounds_the_interval_outward():
     assert format_cell(math.nan, math.nan, math.nan, math.nan) == "n/a"
 
 
-
 def summary_rows() -> list[dict]:
     """A hand-made summary: erm and roga on two target groups and source_test, plus one oracle row."""
     rows = []
     for algorithm, base in (("erm", 0.7), ("roga", 0.8)):
         for group, shift in (("target/C", -0.2), ("source_test", 0.1), ("target/H", -0.1)):
             mean = base + shift
-            rows.append(dict(selection="source_val", algorithm=algorithm, backbone="r", variant="", group=group,
-                             mean=mean, std=0.01, ci_low=mean - 0.05, ci_high=mean + 0.05))
+            rows.append(
+                dict(
+                    selection="source_val",
+                    algorithm=algorithm,
+                    backbone="r",
+                    variant="",
+                    group=group,
+                    mean=mean,
+                    std=0.01,
+                    ci_low=mean - 0.05,
+                    ci_high=mean + 0.05,
+                )
+            )
     rows.append({**rows[0], "selection": "oracle", "mean": 0.99})
     return rows
 
@@ -96,7 +106,9 @@ def test_figure_summary_selects_a_rule_and_labels_variants_and_backbones():
     assert list(oracle["mean"]) == [0.99]
     rows[0:3] = [{**row, "backbone": "vit"} for row in rows[0:3]]
     assert list(dict.fromkeys(figure_summary(pd.DataFrame(rows))["algorithm"])) == [
-        "erm · vit", "roga (algorithm.hparams.rho=0.1) · r"]
+        "erm · vit",
+        "roga (algorithm.hparams.rho=0.1) · r",
+    ]
     with pytest.raises(ValueError, match=r"no rows selected by 'lodo'; it has \['oracle', 'source_val'\]"):
         figure_summary(pd.DataFrame(rows), rule="lodo")
 
@@ -104,23 +116,36 @@ def test_figure_summary_selects_a_rule_and_labels_variants_and_backbones():
 def test_held_out_table_arranges_groups_by_kind():
     kinds = {"target/H": "held-out manipulation", "target/C": "cross-dataset"}
     table = held_out_table(pd.DataFrame(summary_rows()), kinds)
-    assert list(table.columns) == [("source", "source_test"), ("held-out manipulation", "target/H"),
-                                   ("cross-dataset", "target/C")]
+    assert list(table.columns) == [
+        ("source", "source_test"),
+        ("held-out manipulation", "target/H"),
+        ("cross-dataset", "target/C"),
+    ]
     assert list(table.index) == ["erm", "roga"]
     # the hand-made bound 0.6 + 0.05 is 0.6500000000000001 in floating point, so it rounds up to 0.66
     assert table.loc["roga", ("cross-dataset", "target/C")] == "0.600 ± 0.010 [0.55, 0.66]"
     unmapped = held_out_table(pd.DataFrame(summary_rows()), {"target/H": "held-out manipulation"})
     assert list(unmapped.columns)[-1] == ("target", "target/C")
 
+
 def _predictions(seed):
     """Target predictions at step 200: 6 real and 6 fake videos, 3 frames each, seed-dependent scores."""
     rng = np.random.default_rng(seed)
     labels = np.repeat([0] * 6 + [1] * 6, 3)
     probs = np.clip(rng.normal(0.4, 0.15, 36) + 0.25 * labels, 0, 1)
-    return pd.DataFrame({
-        "group": TARGET, "path": [f"f{i}.png" for i in range(36)], "dataset": "SYN", "domain": "SYN-SEAMLESS", "split": "test",
-        "video": np.repeat([f"v{i}" for i in range(12)], 3), "label": labels, "prob_fake": probs, "step": 200,
-    })
+    return pd.DataFrame(
+        {
+            "group": TARGET,
+            "path": [f"f{i}.png" for i in range(36)],
+            "dataset": "SYN",
+            "domain": "SYN-SEAMLESS",
+            "split": "test",
+            "video": np.repeat([f"v{i}" for i in range(12)], 3),
+            "label": labels,
+            "prob_fake": probs,
+            "step": 200,
+        }
+    )
 
 
 def _prediction_runs(root, step=200):
@@ -148,7 +173,8 @@ def test_video_bootstrap_ci_from_predictions(tmp_path):
 def test_seed_bootstrap_cells_are_marked_when_a_table_mixes_interval_kinds(tmp_path):
     _, summary = report_tables(_prediction_runs(tmp_path), groups=[TARGET], with_oracle=True, n_boot=50)
     assert summary["ci_method"].tolist()[0].startswith("video bootstrap") and summary["ci_method"].tolist()[1] == (
-        "seed bootstrap")  # predictions exist for the source_val step (200), not the oracle's (100)
+        "seed bootstrap"
+    )  # predictions exist for the source_val step (200), not the oracle's (100)
     row = to_markdown(summary).splitlines()[2]
     source_val_cell, oracle_cell = row.split(" | ")[-2:]
     assert not source_val_cell.endswith("†") and oracle_cell.endswith("† |")
@@ -167,8 +193,11 @@ def test_predictions_disagreeing_with_records_are_refused_not_mixed(tmp_path):
     last = json.loads(lines[-1])
     last["eval"][TARGET]["auc"] = 0.5
     (runs[0] / "records.jsonl").write_text("\n".join([lines[0], json.dumps(last)]) + "\n")
-    with pytest.raises(ReportError, match=r"roga_s0/predictions.csv: target/SYN-SEAMLESS auc at step 200 is 0\.\d+ "
-                                          r"from the predictions but 0.5 in records.jsonl"):
+    with pytest.raises(
+        ReportError,
+        match=r"roga_s0/predictions.csv: target/SYN-SEAMLESS auc at step 200 is 0\.\d+ "
+        r"from the predictions but 0.5 in records.jsonl",
+    ):
         summarise(collect(runs), [TARGET], "auc", n_boot=50)
 
 
@@ -215,7 +244,9 @@ def test_cli_names_a_directory_without_records(tmp_path, capsys):
 
 def test_the_seeds_column_counts_seeds_behind_cells_not_runs(tmp_path):
     runs = grid(tmp_path)
-    (runs[2] / "records.jsonl").write_text((runs[2] / "records.jsonl").read_text().replace('"auc": 0.9}', '"auc": null}'))
+    (runs[2] / "records.jsonl").write_text(
+        (runs[2] / "records.jsonl").read_text().replace('"auc": 0.9}', '"auc": null}')
+    )
     df = collect(runs)
     assert df[f"{TARGET}:auc"].isna().tolist() == [False, False, True, False, False]
     only_target = to_markdown(summarise(df, [TARGET], n_boot=50)).splitlines()[2]
@@ -231,8 +262,9 @@ def test_notes_do_not_promise_a_std_or_intervals_that_are_not_there(tmp_path):
     assert "over seeds ± std" not in one_seed and "one seed each, so no ± std" in one_seed
     assert "No cell has a confidence interval (1 seed and no predictions)." in one_seed
     assert "[low, high]" not in one_seed and "bootstrap interval" not in one_seed
-    _, oracle_only = report_tables([make_run(tmp_path / "o", "solo", "erm", 0, 0.9)], rule="oracle", groups=[TARGET],
-                                   n_boot=50)
+    _, oracle_only = report_tables(
+        [make_run(tmp_path / "o", "solo", "erm", 0, 0.9)], rule="oracle", groups=[TARGET], n_boot=50
+    )
     assert "No cell has a confidence interval" in to_markdown(oracle_only)
 
 
@@ -268,8 +300,17 @@ def test_test_set_sizes_are_shown_per_group(tmp_path):
     for seed in range(2):
         predictions = _predictions(seed)
         auc = compute_metrics(predictions["label"], predictions["prob_fake"])["auc"]
-        runs.append(make_run(tmp_path, f"roga_s{seed}", "roga", seed, auc, predictions=predictions,
-                             frames=(18, 18) if seed == 0 else None))  # seed 1: frames counted from predictions
+        runs.append(
+            make_run(
+                tmp_path,
+                f"roga_s{seed}",
+                "roga",
+                seed,
+                auc,
+                predictions=predictions,
+                frames=(18, 18) if seed == 0 else None,
+            )
+        )  # seed 1: frames counted from predictions
     summary = summarise(collect(runs), [TARGET, "source_test"], n_boot=50)
     row = summary.set_index("group").loc[TARGET]
     assert (row["real_videos"], row["fake_videos"], row["real_frames"], row["fake_frames"]) == (6, 6, 18, 18)

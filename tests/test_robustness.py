@@ -29,10 +29,16 @@ def independent_auc(run: Path, group: str, name: str, level: int) -> float:
     """The group's AUC with every frame perturbed by hand and scored by a plain forward pass."""
     _, model, _, _, (dataset, groups) = load_checkpoint_model(run)
     rows = groups[group]
-    images = torch.stack([
-        torch.from_numpy(perturb(dataset[i][0].permute(1, 2, 0).numpy(), name, level,
-                                 dataset.manifest.at[i, "path"]).transpose(2, 0, 1).copy())
-        for i in rows])
+    images = torch.stack(
+        [
+            torch.from_numpy(
+                perturb(dataset[i][0].permute(1, 2, 0).numpy(), name, level, dataset.manifest.at[i, "path"])
+                .transpose(2, 0, 1)
+                .copy()
+            )
+            for i in rows
+        ]
+    )
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in input_normalization(model))
     with torch.no_grad():
         model.eval()
@@ -48,8 +54,13 @@ def test_robustness_table_scores_clean_and_each_perturbation_and_level(tiny_run:
     groups = [g for g in results if g.startswith(("source_test", "target/"))]
     assert "source_val" in results and "target/D-T" in groups
     keys = list(zip(table["perturbation"], table["level"]))
-    assert list(dict.fromkeys(keys)) == [(CLEAN, 0), ("block_wise", 1), ("block_wise", 5), ("gaussian_blur", 1),
-                                         ("gaussian_blur", 5)]
+    assert list(dict.fromkeys(keys)) == [
+        (CLEAN, 0),
+        ("block_wise", 1),
+        ("block_wise", 5),
+        ("gaussian_blur", 1),
+        ("gaussian_blur", 5),
+    ]
     assert len(table) == 5 * len(groups)  # every group at every (perturbation, level), none dropped
     clean = table[table["perturbation"] == CLEAN].set_index("group")
     assert set(table["group"]) == set(groups)  # the validation groups are not perturbed
@@ -77,17 +88,30 @@ def test_robustness_names_unknown_perturbations_and_levels_before_loading(tmp_pa
 
 
 def table_of(algorithm: str, aucs: dict[tuple[str, int], float]) -> pd.DataFrame:
-    rows = [{"algorithm": algorithm, "group": "held-out", "perturbation": name, "level": level, "auc": auc,
-             "auc_low": auc - 0.05, "auc_high": auc + 0.02, "ci_level": 0.95, "n_boot": 200}
-            for (name, level), auc in aucs.items()]
+    rows = [
+        {
+            "algorithm": algorithm,
+            "group": "held-out",
+            "perturbation": name,
+            "level": level,
+            "auc": auc,
+            "auc_low": auc - 0.05,
+            "auc_high": auc + 0.02,
+            "ci_level": 0.95,
+            "n_boot": 200,
+        }
+        for (name, level), auc in aucs.items()
+    ]
     return pd.DataFrame(rows)
 
 
 def test_robustness_figure_draws_auc_against_severity_per_algorithm() -> None:
-    table = pd.concat([
-        table_of("erm", {(CLEAN, 0): 0.9, ("jpeg", 1): 0.8, ("jpeg", 3): 0.7, ("gaussian_blur", 1): 0.6}),
-        table_of("roga", {(CLEAN, 0): 0.95, ("jpeg", 1): 0.85, ("jpeg", 3): 0.75, ("gaussian_blur", 1): 0.65}),
-    ])
+    table = pd.concat(
+        [
+            table_of("erm", {(CLEAN, 0): 0.9, ("jpeg", 1): 0.8, ("jpeg", 3): 0.7, ("gaussian_blur", 1): 0.6}),
+            table_of("roga", {(CLEAN, 0): 0.95, ("jpeg", 1): 0.85, ("jpeg", 3): 0.75, ("gaussian_blur", 1): 0.65}),
+        ]
+    )
     figure = robustness_figure(table)
     titles = [a.text for a in figure.layout.annotations]
     assert titles[:2] == ["Gaussian blur", "JPEG (down/up-sampling)"]  # PERTURBATIONS order
@@ -115,14 +139,36 @@ def test_robustness_figure_refuses_ambiguous_tables() -> None:
 
 def test_eval_perturb_writes_robustness_next_to_metrics(tiny_run: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
-    assert main(["eval", str(tiny_run), "--perturb", "jpeg", "video_compression", "--levels", "1", "3",
-                 "--n-boot", "20", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny_run),
+                "--perturb",
+                "jpeg",
+                "video_compression",
+                "--levels",
+                "1",
+                "3",
+                "--n-boot",
+                "20",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     table = pd.read_csv(out / "robustness.csv")
     assert (out / "metrics.json").is_file() and "robustness" not in json.loads((out / "metrics.json").read_text())
     assert len(printed["robustness"]) == len(table)
-    assert set(zip(table["perturbation"], table["level"])) == {(CLEAN, 0), ("jpeg", 1), ("jpeg", 3),
-                                                               ("video_compression", 1), ("video_compression", 3)}
+    assert set(zip(table["perturbation"], table["level"])) == {
+        (CLEAN, 0),
+        ("jpeg", 1),
+        ("jpeg", 3),
+        ("video_compression", 1),
+        ("video_compression", 3),
+    }
     assert set(table.loc[table["perturbation"] == "video_compression", "parameter"]) == {30, 35}
     clean = table[table["perturbation"] == CLEAN].set_index("group")["auc"]
     assert clean["source_test"] == pytest.approx(printed["eval"]["source_test"]["auc"])

@@ -82,13 +82,19 @@ def test_one_rule_for_resuming_and_reusing(tmp_path: Path) -> None:
         run.check_config(config, require_saved=True)
     run.write_config(config)
     run.check_config(merge_overrides(config, {"train": {"steps": 20, "device": "cuda"}}))  # an unfinished run grows
-    with pytest.raises(RunMismatchError, match=r"cannot resume this run: .* algorithm.hparams.lr: saved 0.0002, "
-                                               r"requested 0.1"):
+    with pytest.raises(
+        RunMismatchError,
+        match=r"cannot resume this run: .* algorithm.hparams.lr: saved 0.0002, "
+        r"requested 0.1",
+    ):
         run.check_config(merge_overrides(config, {"algorithm": {"hparams": {"lr": 0.1}}}))
     run.mark_done(10)
     run.check_config(merge_overrides(config, {"train": {"device": "cuda"}}))  # where it ran does not count
-    with pytest.raises(RunMismatchError, match=r"cannot reuse this finished run: .* train.steps: saved 10, "
-                                               r"requested 20"):
+    with pytest.raises(
+        RunMismatchError,
+        match=r"cannot reuse this finished run: .* train.steps: saved 10, "
+        r"requested 20",
+    ):
         run.check_config(merge_overrides(config, {"train": {"steps": 20}}))
 
 

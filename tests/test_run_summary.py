@@ -33,7 +33,7 @@ def masked_config(tiny_config, tiny_manifest):
         if row.label == 1 and row.domain in MASKED:
             mask = np.zeros((16, 16), dtype=np.uint8)
             o = offsets[row.domain]
-            mask[o: o + 4, o: o + 4] = 255
+            mask[o : o + 4, o : o + 4] = 255
             rel = row.path.replace(".png", "_mask.png")
             Image.fromarray(mask).save(root / rel)
             mask_paths.append(rel)
@@ -57,8 +57,14 @@ def test_analysis_batches_are_standardised_with_the_backbones_statistics(masked_
 
 def test_runs_on_several_manifests_are_read_as_the_trainer_reads_them(masked_config):
     """Paper configs list one manifest and root per dataset; the batches follow each row's root."""
-    listed = {**masked_config, "data": {**masked_config["data"], "manifest": [masked_config["data"]["manifest"]],
-                                        "root": [masked_config["data"]["root"]]}}
+    listed = {
+        **masked_config,
+        "data": {
+            **masked_config["data"],
+            "manifest": [masked_config["data"]["manifest"]],
+            "root": [masked_config["data"]["root"]],
+        },
+    }
     expected, _ = analysis_batches(masked_config, split="val", per_domain=4, seed=0)
     got, _ = analysis_batches(listed, split="val", per_domain=4, seed=0)
     for (x, y), (x_ref, y_ref) in zip(got, expected):
@@ -67,8 +73,9 @@ def test_runs_on_several_manifests_are_read_as_the_trainer_reads_them(masked_con
 
 def test_every_number_of_a_run_analysis_matches_an_independent_computation(masked_config, tmp_path):
     run_dir = Trainer(masked_config, tmp_path / "run").fit()
-    settings = AnalysisSettings(split="val", per_domain=6, rho=0.05, alpha=0.0, localisation_per_domain=4,
-                                gradcam_layer="layer1")
+    settings = AnalysisSettings(
+        split="val", per_domain=6, rho=0.05, alpha=0.0, localisation_per_domain=4, gradcam_layer="layer1"
+    )
     row = analyse_run(run_dir, settings)
     model = load_run_model(run_dir)
     batches, domains = analysis_batches(masked_config, "val", 6, 0)
@@ -90,8 +97,12 @@ def test_every_number_of_a_run_analysis_matches_an_independent_computation(maske
         assert row[f"mask_fraction/{domain}"] == pytest.approx(16 / 256)  # a 4×4 square of a 16×16 face
         assert row[f"n/{domain}"] == 4
         assert row[f"n_undefined/{domain}"] == 0 and 0.0 <= row[f"energy_in_mask/{domain}"] <= 1.0
-    assert row["mask_fraction_source"] == pytest.approx(16 / 256) and row["mask_fraction_target"] == pytest.approx(16 / 256)
-    assert row["energy_in_mask_source"] == pytest.approx(np.mean([row["energy_in_mask/D-A"], row["energy_in_mask/D-B"]]))
+    assert row["mask_fraction_source"] == pytest.approx(16 / 256) and row["mask_fraction_target"] == pytest.approx(
+        16 / 256
+    )
+    assert row["energy_in_mask_source"] == pytest.approx(
+        np.mean([row["energy_in_mask/D-A"], row["energy_in_mask/D-B"]])
+    )
     assert row["energy_in_mask_target"] == pytest.approx(row["energy_in_mask/D-T"])
     assert (row["algorithm"], row["seed"], row["setting.per_domain"]) == ("roga", 0, 6)
     assert (row["gradcam_layer"], row["gradcam_map"]) == ("layer1", "4×4")  # as asked; 16 px faces
@@ -117,8 +128,9 @@ def test_the_selection_setting_decides_which_kept_model_is_analysed(masked_confi
     run_dir = Trainer(masked_config, tmp_path / "run").fit()
     best = run_dir / "checkpoints" / "best_source_val.pt"
     state = load_checkpoint(best)
-    save_checkpoint({**state, "model": {k: v * 0.5 if v.is_floating_point() else v for k, v in state["model"].items()}},
-                    best)  # make the two kept models differ
+    save_checkpoint(
+        {**state, "model": {k: v * 0.5 if v.is_floating_point() else v for k, v in state["model"].items()}}, best
+    )  # make the two kept models differ
     settings = dict(split="val", per_domain=6, localisation_per_domain=2, gradcam_layer="layer1")
     batches, domains = analysis_batches(masked_config, "val", 6, 0)
     for selection, checkpoint in (("source_val", "best_source_val.pt"), ("last", "last.pt")):
@@ -131,9 +143,17 @@ def test_the_selection_setting_decides_which_kept_model_is_analysed(masked_confi
 
 def test_summary_gives_mean_and_sample_std_per_algorithm():
     table = pd.DataFrame({"algorithm": ["erm", "erm", "roga"], "sharpness_mean": [1.0, 3.0, 0.5]})
-    for column in ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "energy_in_mask_source",
-                   "energy_in_mask_target", "pointing_game_source", "pointing_game_target",
-                   "mask_fraction_source", "mask_fraction_target"):
+    for column in (
+        "cos_clean_mean",
+        "cos_perturbed_mean",
+        "conflict_rate",
+        "energy_in_mask_source",
+        "energy_in_mask_target",
+        "pointing_game_source",
+        "pointing_game_target",
+        "mask_fraction_source",
+        "mask_fraction_target",
+    ):
         table[column] = 0.0
     summary = summarise_analysis(table)
     assert summary.loc["erm", ("sharpness_mean", "mean")] == 2.0
@@ -156,8 +176,23 @@ def test_settings_refuse_values_that_cannot_be_measured():
 def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_path, capsys):
     run_dir = Trainer(masked_config, tmp_path / "run").fit()
     out = tmp_path / "analysis"
-    assert main(["analyse", str(run_dir), "--per-domain", "4", "--localisation-per-domain", "2",
-                 "--gradcam-layer", "layer1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyse",
+                str(run_dir),
+                "--per-domain",
+                "4",
+                "--localisation-per-domain",
+                "2",
+                "--gradcam-layer",
+                "layer1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out / "analysis.csv")
     assert len(table) == 1 and table.loc[0, "setting.gradcam_layer"] == "layer1"
     assert table.loc[0, "setting.selection"] == "source_val"
@@ -172,7 +207,8 @@ def test_cli_writes_the_tables_and_names_a_bad_run_directory(masked_config, tmp_
     assert not table.loc[0, "complete"]
     (run_dir / "done").write_text("")
     pd.DataFrame({"name": ["run", "diverged"], "status": ["trained", "failed: loss became nan"]}).to_csv(
-        tmp_path / "sweep.csv", index=False)  # tmp_path as a sweep folder holding the run
+        tmp_path / "sweep.csv", index=False
+    )  # tmp_path as a sweep folder holding the run
     with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\) that did not finish: \['diverged"):
         table = analyse_runs([tmp_path], AnalysisSettings(per_domain=4, localisation_per_domain=2))
     assert table["run"].tolist() == [str(run_dir)]

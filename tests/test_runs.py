@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import TARGET
+
 from workbench.config import load_config
 from workbench.training import Trainer
 from workbench.training.runs import runs_by_algorithm, selected_checkpoint, target_kinds
@@ -21,8 +21,7 @@ def test_target_kinds_tell_held_out_manipulations_from_other_datasets(tiny_confi
     other = copied.assign(dataset="OTHER", domain=copied["domain"] + "-X", path="X/" + copied["path"])
     pd.concat([manifest, other]).to_csv(tiny_manifest, index=False)
     config = load_config(overrides={"data": {**tiny_config["data"], "target_domains": [TARGET, f"{TARGET}-X"]}})
-    assert target_kinds(config) == {f"target/{TARGET}": "held-out manipulation",
-                                    f"target/{TARGET}-X": "cross-dataset"}
+    assert target_kinds(config) == {f"target/{TARGET}": "held-out manipulation", f"target/{TARGET}-X": "cross-dataset"}
     assert target_kinds(load_config(overrides={"data": {**tiny_config["data"], "target_domains": []}})) == {}
 
 
@@ -35,7 +34,8 @@ def test_runs_are_grouped_by_their_configs_algorithm(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="is '.*nowhere' a run directory"):
         runs_by_algorithm([tmp_path / "nowhere"])
     pd.DataFrame({"name": ["a", "b", "c"], "status": ["trained", "already done", "failed: nan"]}).to_csv(
-        tmp_path / "sweep.csv", index=False)  # tmp_path as a sweep folder
+        tmp_path / "sweep.csv", index=False
+    )  # tmp_path as a sweep folder
     with pytest.warns(UserWarning, match=r"left out 1 sweep run\(s\).*\['c \(failed: nan\)'\]"):
         assert runs_by_algorithm([tmp_path]) == {"erm": [tmp_path / "a"], "roga": [tmp_path / "b"]}
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SOURCE, TARGET
 
 from workbench.data import DomainBatchSampler, ManifestError, Protocol, evaluation_groups, read_manifest
 from workbench.data.protocol import training_real_pool
-
-from conftest import SOURCE, TARGET
 
 
 @pytest.fixture

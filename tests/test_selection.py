@@ -8,7 +8,13 @@ import json
 import pytest
 
 from workbench.training.selection import (
-    SELECTION_RULES, RecordsError, SelectionError, improves, load_records, record_score, select,
+    SELECTION_RULES,
+    RecordsError,
+    SelectionError,
+    improves,
+    load_records,
+    record_score,
+    select,
 )
 
 

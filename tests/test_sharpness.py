@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import cnn_with_bn
 from torch import nn
 
 from workbench.analysis.sharpness import epsilon_sharpness, sharpness_per_domain
-from tiny_models import cnn_with_bn
 
 
 def domain_batches(k: int = 2, n: int = 6):
@@ -27,7 +27,7 @@ def hand_sharpness(model: nn.Module, x, y, rho: float) -> float:
     model = copy.deepcopy(model).eval()
     loss = F.cross_entropy(model(x), y)
     grads = torch.autograd.grad(loss, list(model.parameters()))
-    norm = torch.sqrt(sum((g ** 2).sum() for g in grads))
+    norm = torch.sqrt(sum((g**2).sum() for g in grads))
     with torch.no_grad():
         for p, g in zip(model.parameters(), grads):
             p.add_(rho * g / (norm + 1e-12))
@@ -52,7 +52,7 @@ def test_multi_step_stays_in_the_ball_and_finds_the_exact_maximum_of_a_linear_mo
     with torch.no_grad():
         logits = model(x)[0]
         margin = float(logits[1] - logits[0])
-    grad_margin_norm = math.sqrt(2 * (float((x ** 2).sum()) + 1))  # d margin / d(W, b): ±x and ±1
+    grad_margin_norm = math.sqrt(2 * (float((x**2).sum()) + 1))  # d margin / d(W, b): ±x and ±1
     clean = math.log1p(math.exp(-margin))
     exact = math.log1p(math.exp(-(margin - rho * grad_margin_norm))) - clean
     assert epsilon_sharpness(model, (x, y), rho) == pytest.approx(exact, rel=1e-9)
@@ -111,4 +111,8 @@ def test_an_ascent_step_that_lowers_the_loss_counts_as_zero_sharpness():
     assert hand_sharpness(model, *batch, rho) < -0.01  # the ascent point (w + ρ: sin = 1) lowers the loss
     assert epsilon_sharpness(model, batch, rho) == 0.0
     frame = sharpness_per_domain(model, [batch], [rho])
-    assert frame.loc[0, "loss_perturbed"] == frame.loc[0, "loss"] == pytest.approx(math.log1p(math.exp(-3 * math.cos(0.5))))
+    assert (
+        frame.loc[0, "loss_perturbed"]
+        == frame.loc[0, "loss"]
+        == pytest.approx(math.log1p(math.exp(-3 * math.cos(0.5))))
+    )

@@ -34,8 +34,14 @@ def run_valley(losses, iterates_per_segment=2, **kwargs) -> LossValley:
 
 def test_the_valley_starts_at_convergence_reaches_back_and_ends_where_the_loss_stays_high():
     weights, summary = run_valley(LOSSES).final()
-    assert summary == {"converged": True, "dead_valley": True, "threshold": pytest.approx(6.35),
-                       "start_step": 3, "end_step": 14, "iterates": 12}
+    assert summary == {
+        "converged": True,
+        "dead_valley": True,
+        "threshold": pytest.approx(6.35),
+        "start_step": 3,
+        "end_step": 14,
+        "iterates": 12,
+    }
     assert weights[0].item() == pytest.approx(sum(range(3, 15)) / 12)  # s1 … s6: steps 3 … 14, each once
 
 
@@ -87,9 +93,11 @@ def test_bad_settings_are_refused():
 def swad_config(tiny_config):
     config = copy.deepcopy(tiny_config)
     config["algorithm"] = {"name": "erm", "hparams": {"lr": 1e-3}}
-    config["train"].update(steps=8, eval_every=2,
-                           swad={"enabled": True, "n_converge": 1, "n_tolerance": 2, "tolerance_ratio": 10.0,
-                                 "bn_update_steps": 3})
+    config["train"].update(
+        steps=8,
+        eval_every=2,
+        swad={"enabled": True, "n_converge": 1, "n_tolerance": 2, "tolerance_ratio": 10.0, "bn_update_steps": 3},
+    )
     return config
 
 
@@ -117,7 +125,9 @@ def test_the_trainer_keeps_evaluates_and_predicts_with_the_swad_model(swad_confi
     for key, value in trainer.model.state_dict().items():
         if "running" in key:
             torch.testing.assert_close(value, kept["model"][key], msg=key)
-    assert not torch.equal(kept["model"]["fc.weight"], model_state(load_checkpoint(run / "checkpoints" / "last.pt"))["fc.weight"])
+    assert not torch.equal(
+        kept["model"]["fc.weight"], model_state(load_checkpoint(run / "checkpoints" / "last.pt"))["fc.weight"]
+    )
 
 
 def test_swad_resumes_to_the_same_averaged_model(swad_config, tmp_path):

@@ -26,28 +26,46 @@ def base(tiny_config, tmp_path):
 def test_axes_parse_keys_values_and_algorithm_scopes():
     assert parse_axis("algorithm.hparams.rho=[0.02, 0.05]") == GridAxis("algorithm.hparams.rho", (0.02, 0.05))
     assert parse_axis("RoGA,sagm:algorithm.hparams.alpha=[0, 1e-3]") == GridAxis(
-        "algorithm.hparams.alpha", (0, 1e-3), ("roga", "sagm"))
+        "algorithm.hparams.alpha", (0, 1e-3), ("roga", "sagm")
+    )
     assert parse_axis("model.kwargs=[{drop_rate: 0.1}, {}]").values == ({"drop_rate": 0.1}, {})
-    for text, message in (("rho", "must look like"), ("a.b=0.1", "non-empty YAML list"), ("a.b=[]", "non-empty"),
-                          ("a.b=[1, 1]", "listed twice")):
+    for text, message in (
+        ("rho", "must look like"),
+        ("a.b=0.1", "non-empty YAML list"),
+        ("a.b=[]", "non-empty"),
+        ("a.b=[1, 1]", "listed twice"),
+    ):
         with pytest.raises(ConfigError, match=message):
             parse_axis(text)
 
 
 def test_the_plan_multiplies_only_the_axes_of_each_algorithm(base):
-    runs = plan_sweep(base, ["train.steps=4"], ["erm", "roga"], [0, 1],
-                      [parse_axis("roga:algorithm.hparams.rho=[0.02, 0.05]"), parse_axis("algorithm.hparams.lr=[1e-3]")])
+    runs = plan_sweep(
+        base,
+        ["train.steps=4"],
+        ["erm", "roga"],
+        [0, 1],
+        [parse_axis("roga:algorithm.hparams.rho=[0.02, 0.05]"), parse_axis("algorithm.hparams.lr=[1e-3]")],
+    )
     assert [run.name for run in runs] == [
-        "erm-lr=0.001-seed0", "erm-lr=0.001-seed1",
-        "roga-rho=0.02-lr=0.001-seed0", "roga-rho=0.02-lr=0.001-seed1",
-        "roga-rho=0.05-lr=0.001-seed0", "roga-rho=0.05-lr=0.001-seed1",
+        "erm-lr=0.001-seed0",
+        "erm-lr=0.001-seed1",
+        "roga-rho=0.02-lr=0.001-seed0",
+        "roga-rho=0.02-lr=0.001-seed1",
+        "roga-rho=0.05-lr=0.001-seed0",
+        "roga-rho=0.05-lr=0.001-seed1",
     ]
     last = runs[-1].config
     assert (last["algorithm"]["name"], last["train"]["seed"], last["train"]["steps"]) == ("roga", 1, 4)
     assert last["algorithm"]["hparams"] == {"lr": 1e-3, "rho": 0.05}
     assert runs[0].grid == {"algorithm.hparams.lr": 1e-3}
-    two = plan_sweep(base, [], ["sam"], [0], [parse_axis("algorithm.hparams.rho=[0.1]"),
-                                              parse_axis("model.kwargs=[{drop_rate: 0.1}]")])
+    two = plan_sweep(
+        base,
+        [],
+        ["sam"],
+        [0],
+        [parse_axis("algorithm.hparams.rho=[0.1]"), parse_axis("model.kwargs=[{drop_rate: 0.1}]")],
+    )
     assert two[0].name == "sam-rho=0.1-kwargs=drop_rate_0.1-seed0"
 
 
@@ -110,20 +128,38 @@ def test_a_finished_run_of_another_config_is_never_reused_and_the_table_keeps_ea
     run_sweep(plan_sweep(base, [], ["erm", "sam"], [0]), out, fake_train)
     longer = plan_sweep(base, ["train.steps=600", "train.device=cpu"], ["sam"], [0])  # device: where, not what
     status = run_sweep(longer, out, fake_train)["status"].item()
-    assert status.startswith(f"failed: {out / 'sam-seed0'}: cannot reuse this finished run: its config differs from "
-                             "the requested one in train.steps: saved ")
+    assert status.startswith(
+        f"failed: {out / 'sam-seed0'}: cannot reuse this finished run: its config differs from "
+        "the requested one in train.steps: saved "
+    )
     table = pd.read_csv(out / "sweep.csv")
     assert table["name"].tolist() == ["erm-seed0", "sam-seed0"] and table["status"].iloc[0] == "trained"
     assert run_sweep(plan_sweep(base, ["train.device=cpu"], ["sam"], [0]), out, fake_train)["status"].item() == (
-        "already done")
+        "already done"
+    )
 
 
 def test_cli_sweep_then_report_tune_on_the_tiny_dataset(base, tmp_path, capsys):
     config_file = base
     out = tmp_path / "sweep"
-    argv = ["sweep", "--config", str(config_file), "--set", "train.steps=2", "train.eval_every=2",
-            "--algorithms", "erm", "roga", "--seeds", "0", "1", "--grid", "roga:algorithm.hparams.rho=[0.02, 0.5]",
-            "--out", str(out)]
+    argv = [
+        "sweep",
+        "--config",
+        str(config_file),
+        "--set",
+        "train.steps=2",
+        "train.eval_every=2",
+        "--algorithms",
+        "erm",
+        "roga",
+        "--seeds",
+        "0",
+        "1",
+        "--grid",
+        "roga:algorithm.hparams.rho=[0.02, 0.5]",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--dry-run"]) == 0
     assert capsys.readouterr().out.splitlines()[2] == "roga-rho=0.02-seed0\tto train"
     assert main(argv) == 0
@@ -132,8 +168,22 @@ def test_cli_sweep_then_report_tune_on_the_tiny_dataset(base, tmp_path, capsys):
     assert status["status"].tolist() == ["trained"] * 6
     assert json.loads(status["grid"].iloc[-1]) == {"algorithm.hparams.rho": 0.5}
     # the documented command: the sweep folder stands for its runs
-    assert main(["report", str(out), "--tune", "--groups", "source_test", "--n-boot", "20",
-                 "--out", str(tmp_path / "report")]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(out),
+                "--tune",
+                "--groups",
+                "source_test",
+                "--n-boot",
+                "20",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     assert "Hyper-parameters of roga/test_resnet [source_val], chosen among 2 variant(s)" in capsys.readouterr().out
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert len(runs) == 6 and runs["chosen"].sum() == 4
@@ -174,7 +224,8 @@ def test_an_interrupted_sweep_still_lists_every_run_and_dry_run_says_what_would_
     other = plan_sweep(base, ["algorithm.hparams.lr=0.5"], ["sam"], [0])[0]
     assert planned_status(other, out / "sam-seed0").startswith(
         f"failed: {out / 'sam-seed0'}: cannot resume this run: its config differs from the requested one in "
-        "algorithm.hparams.lr: saved ")
+        "algorithm.hparams.lr: saved "
+    )
     longer = plan_sweep(base, ["train.steps=12"], ["sam"], [0])[0]
     assert planned_status(longer, out / "sam-seed0") == "to resume"  # a run may be extended
 
@@ -191,7 +242,9 @@ def test_the_cli_says_in_one_line_how_to_continue_an_interrupted_sweep(base, tmp
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"interrupted: {out / 'sweep.csv'} lists the runs")
 
 
-def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_sweep_goes_on(base, tmp_path, monkeypatch):
+def test_a_run_whose_weights_diverge_on_an_evaluation_step_is_recorded_and_the_sweep_goes_on(
+    base, tmp_path, monkeypatch
+):
     """The real trainer: sam's update at step 3 (an evaluation step) leaves NaN weights."""
     import math
 
@@ -262,7 +315,9 @@ def test_runs_a_killed_sweep_left_running_are_named_in_a_warning_and_trained_aga
     assert table[["status", "job"]].values.tolist() == [["trained", "sweep process"]]
     table.loc[0, ["status", "job"]] = ["running", "slurm job 77_0"]  # as a coordinator killed outright leaves it
     table.to_csv(out / "sweep.csv", index=False)
-    with pytest.warns(UserWarning, match=r"killed before it could stop them: \['erm-seed0 \(slurm job 77_0\)'\].*scancel"):
+    with pytest.warns(
+        UserWarning, match=r"killed before it could stop them: \['erm-seed0 \(slurm job 77_0\)'\].*scancel"
+    ):
         assert run_sweep(runs, out, lambda config, run_dir: None)["status"].tolist() == ["trained"]
 
 

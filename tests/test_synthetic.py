@@ -76,8 +76,15 @@ def test_counts_per_domain_and_split(bench):
 def test_fakes_come_from_a_real_video_of_their_split(bench):
     _, df = bench
     reals = df[df["label"] == 0].groupby("video").agg(split=("split", "first"), dataset=("dataset", "first"))
-    fakes = df[df["label"] == 1].groupby("video").agg(
-        split=("split", "first"), dataset=("dataset", "first"), source=("source_video", "first"), domain=("domain", "first")
+    fakes = (
+        df[df["label"] == 1]
+        .groupby("video")
+        .agg(
+            split=("split", "first"),
+            dataset=("dataset", "first"),
+            source=("source_video", "first"),
+            domain=("domain", "first"),
+        )
     )
     assert fakes["source"].isin(reals.index).all()
     assert (reals.loc[fakes["source"], "split"].values == fakes["split"].values).all()
@@ -164,7 +171,11 @@ def test_plan_splits_sixty_twenty_twenty():
 MANIPULATED = [
     VideoSpec("SYN", domain, f"{domain}_0000", "train", 1, "SYN", 0, kind, "SYN-real_0000", 0)
     for domain, kind in {**SOURCE_DOMAINS, SEAMLESS_DOMAIN: "seamless"}.items()
-] + [VideoSpec("SYN-C", COMPRESSED_DOMAIN, "SYN-COMPRESS_fake_0000", "test", 1, "SYN-C", 0, "gan", "SYN-COMPRESS_real_0000", 0)]
+] + [
+    VideoSpec(
+        "SYN-C", COMPRESSED_DOMAIN, "SYN-COMPRESS_fake_0000", "test", 1, "SYN-C", 0, "gan", "SYN-COMPRESS_real_0000", 0
+    )
+]
 
 
 @pytest.mark.parametrize("spec", MANIPULATED, ids=[s.video for s in MANIPULATED])
@@ -219,7 +230,9 @@ def test_changed_strengths_rebuild_the_fakes(tmp_path):
 def test_cli_renders_and_reports(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     synth.register(parser.add_subparsers())
-    args = parser.parse_args(["synth", "--out", str(tmp_path), "--videos-per-domain", "3", "--frames", "1", "--size", "32"])
+    args = parser.parse_args(
+        ["synth", "--out", str(tmp_path), "--videos-per-domain", "3", "--frames", "1", "--size", "32"]
+    )
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert str(tmp_path / "manifest.csv") in printed

@@ -11,10 +11,26 @@ import torch
 
 import benchmarks.throughput as throughput
 from benchmarks.reference_loops import REFERENCE_LOOPS
-from benchmarks.throughput import ALGORITHMS, BenchConfig, cpu_model, median_run, main, parse_args, run
+from benchmarks.throughput import ALGORITHMS, BenchConfig, cpu_model, main, median_run, parse_args, run
 
-TINY = ["--device", "cpu", "--backbone", "test_resnet", "--size", "32", "--batch", "8", "--domains", "4",
-        "--steps", "2", "--warmup", "0", "--precision", "fp32"]
+TINY = [
+    "--device",
+    "cpu",
+    "--backbone",
+    "test_resnet",
+    "--size",
+    "32",
+    "--batch",
+    "8",
+    "--domains",
+    "4",
+    "--steps",
+    "2",
+    "--warmup",
+    "0",
+    "--precision",
+    "fp32",
+]
 
 
 @pytest.mark.slow
@@ -76,8 +92,14 @@ def fake_measure(calls: list, failing: str | None = None):
         calls.append(("measure", name))
         if name == failing:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return {"algorithm": name, "img_s": speeds[name], "ms_per_step": 1.0, "peak_mem_gib": 0.1,
-                "ratio_to_erm": None, **asdict(config)}
+        return {
+            "algorithm": name,
+            "img_s": speeds[name],
+            "ms_per_step": 1.0,
+            "peak_mem_gib": 0.1,
+            "ratio_to_erm": None,
+            **asdict(config),
+        }
 
     return measure
 
@@ -85,12 +107,24 @@ def fake_measure(calls: list, failing: str | None = None):
 def test_each_line_is_emitted_as_soon_as_it_is_final(monkeypatch):
     calls = []
     monkeypatch.setattr(throughput, "measure", fake_measure(calls))
-    run(BenchConfig(device="cpu", batch=8), ["bare", "erm", "roga"], repeats=2,
-        emit=lambda line: calls.append(("emit", line["algorithm"])))
+    run(
+        BenchConfig(device="cpu", batch=8),
+        ["bare", "erm", "roga"],
+        repeats=2,
+        emit=lambda line: calls.append(("emit", line["algorithm"])),
+    )
     # ERM's line waits for its reference loop (bare) in the last round; roga has none measured
-    assert calls == [("measure", "erm"), ("measure", "bare"), ("measure", "roga"),
-                     ("measure", "erm"), ("measure", "bare"), ("emit", "erm"), ("emit", "bare"),
-                     ("measure", "roga"), ("emit", "roga")]
+    assert calls == [
+        ("measure", "erm"),
+        ("measure", "bare"),
+        ("measure", "roga"),
+        ("measure", "erm"),
+        ("measure", "bare"),
+        ("emit", "erm"),
+        ("emit", "bare"),
+        ("measure", "roga"),
+        ("emit", "roga"),
+    ]
 
 
 def test_a_failed_measurement_is_an_error_line_and_the_others_are_kept(monkeypatch, capsys):
@@ -126,13 +160,15 @@ def test_every_line_carries_the_environment(capsys):
 @pytest.mark.parametrize("name", sorted(REFERENCE_LOOPS))
 def test_each_reference_loop_takes_the_library_update(name):
     """The plain loops time the same update: one step of each equals the library's on a float64 network with BN."""
-    from workbench.algorithms import build_algorithm, build_optimizer, default_hparams
     from tiny_models import cnn_with_bn
+
+    from workbench.algorithms import build_algorithm, build_optimizer, default_hparams
 
     hparams = {**default_hparams(name), "optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
     gen = torch.Generator().manual_seed(3)
-    batches = [(torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3))
-               for k in range(3)]
+    batches = [
+        (torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3)) for k in range(3)
+    ]
     library, plain = cnn_with_bn(), cnn_with_bn()
     build_algorithm(name, library, hparams).update(batches)
     loop, keys = REFERENCE_LOOPS[name]

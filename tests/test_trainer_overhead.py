@@ -29,8 +29,9 @@ def test_the_bare_loop_takes_the_same_steps_as_erm(tiny_config, tmp_path):
     hparams = resolve_hparams("erm", {"precision": "fp32", "optimizer": "sgd", "lr": 0.05})
     erm = build_algorithm("erm", create_model("test_resnet", num_classes=2).double(), hparams)
     erm.model.load_state_dict(bare_model.state_dict())
-    step = bare_training_step(bare_model, build_optimizer(list(bare_model.parameters()), hparams),
-                              "fp32", channels_last=False)
+    step = bare_training_step(
+        bare_model, build_optimizer(list(bare_model.parameters()), hparams), "fp32", channels_last=False
+    )
     for x, y in batches:
         step(x.double(), y)
         half = len(y) // 2
@@ -46,7 +47,12 @@ def test_cli_prints_each_run_and_a_summary_with_the_ratio(tiny_config, tmp_path,
     assert main(["--config", str(path), "--steps", "2", "--repeats", "2"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["run"], r.get("repeat")) for r in lines] == [
-        ("trainer", 0), ("bare", 0), ("trainer", 1), ("bare", 1), ("summary", None)]
+        ("trainer", 0),
+        ("bare", 0),
+        ("trainer", 1),
+        ("bare", 1),
+        ("summary", None),
+    ]
     for r in lines[:-1]:
         assert r["img_s"] > 0
         assert r["img_s"] * r["ms_per_step"] / 1000.0 == pytest.approx(tiny_config["data"]["batch_size"])

@@ -19,7 +19,7 @@ from workbench.algorithms import ALGORITHMS
 from workbench.algorithms.execution import ExecutionPolicy
 from workbench.config import ConfigError
 from workbench.training import NonFiniteLossError, Trainer, load_checkpoint
-from workbench.training.checkpoint import model_state, save_checkpoint
+from workbench.training.checkpoint import CheckpointError, model_state, save_checkpoint
 from workbench.training.distributed import DistContext
 from workbench.training.pipeline import TrainingData, synthetic_manifest
 from workbench.training.records import RecordsError, RecordWriter
@@ -49,8 +49,14 @@ def read_records(run_dir):
 
 def test_run_directory_has_everything_the_records_doc_promises(tiny_config, tmp_path):
     run_dir = Trainer(tiny_config, tmp_path / "run").fit()
-    for name in ("config.yaml", "records.jsonl", "predictions.csv", "done",
-                 "checkpoints/last.pt", "checkpoints/best_source_val.pt"):
+    for name in (
+        "config.yaml",
+        "records.jsonl",
+        "predictions.csv",
+        "done",
+        "checkpoints/last.pt",
+        "checkpoints/best_source_val.pt",
+    ):
         assert (run_dir / name).exists(), name
     records = read_records(run_dir)
     assert [r["step"] for r in records] == [3, 6]
@@ -79,8 +85,10 @@ def test_resume_reproduces_an_uninterrupted_run_bit_for_bit(algorithm, tiny_conf
     # An interrupted stretch after the checkpoint leaves a stale record that resume must drop.
     RecordWriter(tmp_path / "split").append({"kind": "alignment", "step": 4, "alignment": {}})
     split = Trainer(config, tmp_path / "split").fit()
-    assert_same_state(load_checkpoint(full / "checkpoints" / "last.pt")["algorithm"],
-                      load_checkpoint(split / "checkpoints" / "last.pt")["algorithm"])
+    assert_same_state(
+        load_checkpoint(full / "checkpoints" / "last.pt")["algorithm"],
+        load_checkpoint(split / "checkpoints" / "last.pt")["algorithm"],
+    )
     strip = lambda recs: [{k: v for k, v in r.items() if k not in ("wall_s", "train", "callbacks_s")} for r in recs]  # noqa: E731
     assert strip(read_records(full)) == strip(read_records(split))
     assert read_records(full)[-1]["train"]["loss"] == read_records(split)[-1]["train"]["loss"]
@@ -129,9 +137,18 @@ def test_the_next_batch_is_prepared_before_the_update_is_waited_for(tiny_config,
     monkeypatch.setattr(trainer.algorithm, "launch", launched)
     monkeypatch.setattr(trainer_module, "as_floats", read_stats)
     trainer.fit(stop_at_step=3)
-    assert events == [("fetch", 1), ("launch",), ("fetch", 2), ("read",),
-                      ("launch",), ("fetch", 3), ("read",),
-                      ("launch",), ("fetch", 4), ("read",)]
+    assert events == [
+        ("fetch", 1),
+        ("launch",),
+        ("fetch", 2),
+        ("read",),
+        ("launch",),
+        ("fetch", 3),
+        ("read",),
+        ("launch",),
+        ("fetch", 4),
+        ("read",),
+    ]
 
 
 def test_finished_runs_are_not_overwritten(tiny_config, tmp_path):
@@ -240,7 +257,11 @@ def test_a_kill_before_last_pt_leaves_no_best_checkpoint_of_a_later_step(tiny_co
     run = tmp_path / "run"
     crash_at_save(tiny_config, run, monkeypatch, LAST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
-    assert load_checkpoint(checkpoints / BEST)["step"] == load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"] == 3
+    assert (
+        load_checkpoint(checkpoints / BEST)["step"]
+        == load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"]
+        == 3
+    )
     with monkeypatch.context() as patch:
         source_val_aucs(patch, 0.5)  # the redone step 6 scores lower this time (e.g. on a GPU)
         Trainer(tiny_config, run).fit()
@@ -252,7 +273,10 @@ def test_a_kill_between_last_pt_and_the_best_checkpoint_restores_the_best(tiny_c
     run = tmp_path / "run"
     crash_at_save(tiny_config, run, monkeypatch, BEST, 6, aucs=(0.6, 0.7))
     checkpoints = run / "checkpoints"
-    assert load_checkpoint(checkpoints / BEST)["step"] == 3 and load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"] == 6
+    assert (
+        load_checkpoint(checkpoints / BEST)["step"] == 3
+        and load_checkpoint(checkpoints / LAST)["best"]["source_val"]["step"] == 6
+    )
     Trainer(tiny_config, run).fit()
     best, last = load_checkpoint(checkpoints / BEST), load_checkpoint(checkpoints / LAST)
     assert best["step"] == 6
@@ -289,11 +313,15 @@ def test_each_kept_rule_checkpoints_the_model_of_the_record_it_selects(all_rules
     group_aucs(monkeypatch, ALL_RULES)
     run = Trainer(all_rules_config, tmp_path / "run").fit()
     records, checkpoints = load_records(run), run / "checkpoints"
-    steps = {rule: load_checkpoint(checkpoints / best_checkpoint(rule))["step"] for rule in ("source_val", "lodo", "oracle")}
+    steps = {
+        rule: load_checkpoint(checkpoints / best_checkpoint(rule))["step"] for rule in ("source_val", "lodo", "oracle")
+    }
     assert steps == {rule: select(records, rule)["step"] for rule in steps} == {"source_val": 3, "lodo": 6, "oracle": 9}
     oracle, last = load_checkpoint(checkpoints / "best_oracle.pt"), load_checkpoint(checkpoints / LAST)
     assert all(torch.equal(oracle["model"][k], v) for k, v in model_state(last).items())
-    assert not torch.equal(load_checkpoint(checkpoints / "best_lodo.pt")["model"]["fc.weight"], model_state(last)["fc.weight"])
+    assert not torch.equal(
+        load_checkpoint(checkpoints / "best_lodo.pt")["model"]["fc.weight"], model_state(last)["fc.weight"]
+    )
     assert set(pd.read_csv(run / "predictions.csv")["step"]) == {3}  # predictions stay source_val's
 
 
@@ -325,25 +353,29 @@ def test_the_kept_rules_cannot_change_on_resume(all_rules_config, tmp_path):
         Trainer(fewer, tmp_path / "run").fit()
 
 
-def test_a_last_pt_from_before_checkpoint_rules_resumes_with_its_source_val_best(tiny_config, tmp_path):
+def test_a_last_pt_without_the_resume_state_is_refused_naming_what_it_lacks(tiny_config, tmp_path):
     run = Trainer(tiny_config, tmp_path / "run").fit(stop_at_step=3)
     path = run / "checkpoints" / LAST
     state = load_checkpoint(path)
-    best = state.pop("best")["source_val"]
-    save_checkpoint({**state, "best_step": best["step"], "best_score": best["score"]}, path)
-    assert trainer_module._saved_best(load_checkpoint(path)) == {"source_val": best}
-    state["best_step"], state["best_score"] = -1, -math.inf
-    assert trainer_module._saved_best(state) == {"source_val": {"step": -1, "score": None}}
-    Trainer(tiny_config, run).fit()
-    assert load_checkpoint(path)["best"]["source_val"]["step"] in (3, 6)
+    del state["best"], state["algorithm"]
+    save_checkpoint(state, path)
+    with pytest.raises(CheckpointError, match=r"last.pt lacks algorithm, best, so the run cannot resume"):
+        Trainer(tiny_config, run).fit()
 
 
 def test_resume_drops_predictions_of_steps_after_the_checkpoint(tiny_config, tmp_path):
     config = copy.deepcopy(tiny_config)
     config["train"]["steps"] = 9
     run = Trainer(config, tmp_path / "run").fit(stop_at_step=3)
-    stale = pd.DataFrame({"group": ["source_val", "source_val"], "path": ["a.png", "b.png"], "label": [0, 1],
-                          "prob_fake": [0.2, 0.9], "step": [3, 6]})
+    stale = pd.DataFrame(
+        {
+            "group": ["source_val", "source_val"],
+            "path": ["a.png", "b.png"],
+            "label": [0, 1],
+            "prob_fake": [0.2, 0.9],
+            "step": [3, 6],
+        }
+    )
     stale.to_csv(run / "predictions.csv", index=False)
     Trainer(config, run).fit(stop_at_step=4)
     assert list(pd.read_csv(run / "predictions.csv")["step"]) == [3]
@@ -379,8 +411,9 @@ def test_a_run_cannot_be_shortened_on_resume(tiny_config, tmp_path):
         Trainer(shorter, tmp_path / "run").fit()
 
 
-@pytest.mark.parametrize(("key", "value"), [("steps", 0), ("steps", -3), ("eval_every", 0), ("seed", 1.5),
-                                            ("steps", "abc")])
+@pytest.mark.parametrize(
+    ("key", "value"), [("steps", 0), ("steps", -3), ("eval_every", 0), ("seed", 1.5), ("steps", "abc")]
+)
 def test_bad_numbers_are_refused_before_anything_is_written(tiny_config, tmp_path, key, value):
     config = copy.deepcopy(tiny_config)
     config["train"][key] = value
@@ -400,17 +433,23 @@ class RandomDrawingCallback:
 
 def test_callbacks_do_not_change_training_even_when_they_draw_random_numbers(tiny_config, tmp_path):
     """The trainer forks the RNG around callbacks: weights with and without the callback are identical."""
-    config = {**tiny_config, "model": {**tiny_config["model"], "kwargs": {"drop_rate": 0.3}},
-              "algorithm": {"name": "erm", "hparams": {"lr": 1e-3}}}
+    config = {
+        **tiny_config,
+        "model": {**tiny_config["model"], "kwargs": {"drop_rate": 0.3}},
+        "algorithm": {"name": "erm", "hparams": {"lr": 1e-3}},
+    }
     plain = torch.load(Trainer(config, tmp_path / "plain").fit() / "checkpoints" / "last.pt", weights_only=True)
-    logged = torch.load(Trainer(config, tmp_path / "logged", callbacks=[RandomDrawingCallback()]).fit()
-                        / "checkpoints" / "last.pt", weights_only=True)
+    logged = torch.load(
+        Trainer(config, tmp_path / "logged", callbacks=[RandomDrawingCallback()]).fit() / "checkpoints" / "last.pt",
+        weights_only=True,
+    )
     for key, value in model_state(plain).items():
         assert torch.equal(value, model_state(logged)[key]), key
 
 
 def test_shard_positions_place_each_rank_in_the_global_batch():
     """Rank r of 2 holds rows r, r+2, … of each domain's global batch (step_rows); offsets are per domain."""
+
     def positions(rank, world, sizes):
         return TrainingData.shard_positions(SimpleNamespace(dist=DistContext(rank=rank, world_size=world)), sizes)
 
@@ -423,8 +462,14 @@ def test_each_synthetic_benchmark_gets_its_own_cache_folder(monkeypatch, tmp_pat
     """Options beyond videos/frames/size/seed (here the split fractions) name a folder of their own."""
     folders = []
     monkeypatch.setattr("workbench.data.synthetic.generate_benchmark", lambda out, **_: folders.append(out) or out)
-    base = {"cache_dir": str(tmp_path), "videos_per_domain": 10, "frames_per_video": 2, "size": 32, "seed": 0,
-            "workers": 1}
+    base = {
+        "cache_dir": str(tmp_path),
+        "videos_per_domain": 10,
+        "frames_per_video": 2,
+        "size": 32,
+        "seed": 0,
+        "workers": 1,
+    }
     synthetic_manifest(base)
     synthetic_manifest({**base, "workers": 2})
     synthetic_manifest({**base, "split_fractions": [0.4, 0.3, 0.3]})
@@ -484,7 +529,9 @@ def test_weights_that_diverge_on_an_evaluation_step_stop_training_cleanly(tiny_c
 def test_non_finite_outputs_of_finite_weights_stop_training_cleanly(tiny_config, tmp_path, monkeypatch):
     trainer = Trainer(tiny_config, tmp_path / "run")
     monkeypatch.setattr(ExecutionPolicy, "predict", lambda self, model, x: torch.full((len(x), 2), math.nan))
-    with pytest.raises(NonFiniteLossError, match=r"evaluation failed: the model.s fake probability is nan for 54 of 54 "):
+    with pytest.raises(
+        NonFiniteLossError, match=r"evaluation failed: the model.s fake probability is nan for 54 of 54 "
+    ):
         trainer.fit()
 
 

@@ -78,7 +78,11 @@ NAMES = ["SWAP", "REENACT", "GAN"]
 def alignment_records(offset: float) -> list[dict]:
     lines = [{"step": 0, "eval": {"source_val": {"auc": 0.5}}}]  # evaluation lines are skipped
     for step in (100, 200):
-        stats = {"cos_clean_mean": offset + step / 1000, "cos_perturbed_mean": offset + step / 500, "conflict_rate": 0.0}
+        stats = {
+            "cos_clean_mean": offset + step / 1000,
+            "cos_perturbed_mean": offset + step / 500,
+            "conflict_rate": 0.0,
+        }
         lines.append({"kind": "alignment", "step": step, "alignment": stats})
     return lines
 
@@ -88,9 +92,17 @@ def eval_records(auc_shift: float) -> list[dict]:
     for step in (50, 100):
         records.append(
             {
-                "step": step, "algorithm": "x", "train": {"loss": 1.0 / step + auc_shift, "lr": 2e-4},
+                "step": step,
+                "algorithm": "x",
+                "train": {"loss": 1.0 / step + auc_shift, "lr": 2e-4},
                 "eval": {
-                    "source_val": {"auc": 0.8 + auc_shift + step / 1000, "eer": 0.2, "n": 40, "n_real": 20, "n_fake": 20},
+                    "source_val": {
+                        "auc": 0.8 + auc_shift + step / 1000,
+                        "eer": 0.2,
+                        "n": 40,
+                        "n_real": 20,
+                        "n_fake": 20,
+                    },
                     "target/GAN": {"auc": None, "auc_reason": "one class", "eer": 0.3},
                 },
             }
@@ -99,8 +111,25 @@ def eval_records(auc_shift: float) -> list[dict]:
     return records
 
 
-DOMAINBED = ["erm", "sam", "sagm", "roga", "asam", "gsam", "irm", "vrex", "groupdro", "coral", "mmd", "mixup",
-             "mldg", "fish", "fishr", "andmask", "sandmask"]
+DOMAINBED = [
+    "erm",
+    "sam",
+    "sagm",
+    "roga",
+    "asam",
+    "gsam",
+    "irm",
+    "vrex",
+    "groupdro",
+    "coral",
+    "mmd",
+    "mixup",
+    "mldg",
+    "fish",
+    "fishr",
+    "andmask",
+    "sandmask",
+]
 
 
 def test_colours_keep_algorithm_colours_and_fill_in_others():
@@ -141,8 +170,8 @@ def test_attribution_colour_map_is_transparent_at_zero_and_the_same_in_both_libr
     scale = attribution_colourscale(0.6)
     assert scale[0][0] == 0.0 and scale[0][1].endswith(", 0.000)") and scale[-1][1].endswith(", 0.600)")
     cmap = attribution_colourmap(0.6, steps=len(scale))
-    for (value, colour), rgba in zip(scale, cmap(np.linspace(0, 1, len(scale)))):
-        channels = [float(c) for c in colour[colour.index("(") + 1:-1].split(",")]
+    for (_, colour), rgba in zip(scale, cmap(np.linspace(0, 1, len(scale)))):
+        channels = [float(c) for c in colour[colour.index("(") + 1 : -1].split(",")]
         np.testing.assert_allclose(channels[:3], np.round(rgba[:3] * 255), atol=0.5)
         assert channels[3] == pytest.approx(rgba[3], abs=1e-3)
     with pytest.raises(ValueError, match="opacity=1.5"):
@@ -151,7 +180,13 @@ def test_attribution_colour_map_is_transparent_at_zero_and_the_same_in_both_libr
 
 def test_labels_are_words():
     assert [label(n) for n in ("auc", "target/SYN-GAN", "source_test", "energy_in_mask", "gradcam", "roga")] == [
-        "AUC", "SYN-GAN (held-out)", "source test", "energy in mask", "Grad-CAM", "RoGA"]
+        "AUC",
+        "SYN-GAN (held-out)",
+        "source test",
+        "energy in mask",
+        "Grad-CAM",
+        "RoGA",
+    ]
     assert label("source_test/SYN-GAN") == "SYN-GAN (source test)" and label("some_new_metric") == "some new metric"
     table = pd.DataFrame({"algorithm": ["erm"], "method": ["integrated_gradients"], "energy_in_mask": [0.4]})
     shown = readable(table)
@@ -161,8 +196,11 @@ def test_labels_are_words():
     by_algorithm = readable(pd.DataFrame({"lambda_max": [2.0], "trace": [9.0]}, index=["roga"]))
     assert list(by_algorithm.columns) == ["largest Hessian eigenvalue", "Hessian trace"]
     assert list(by_algorithm.index) == ["RoGA"]
-    nested = pd.DataFrame([["0.9", "0.7"]], index=pd.Index(["sam"], name="algorithm"),
-                          columns=pd.MultiIndex.from_tuples([("source", "source_test"), ("cross-dataset", "target/CDF")]))
+    nested = pd.DataFrame(
+        [["0.9", "0.7"]],
+        index=pd.Index(["sam"], name="algorithm"),
+        columns=pd.MultiIndex.from_tuples([("source", "source_test"), ("cross-dataset", "target/CDF")]),
+    )
     assert readable(nested).columns.tolist() == [("source", "source test"), ("cross-dataset", "CDF (held-out)")]
     assert list(readable(nested).index) == ["SAM"]
 
@@ -187,7 +225,6 @@ def test_cosine_heatmap_shows_the_matrix():
         cosine_heatmap(pd.DataFrame(MATRIX, index=NAMES))
 
 
-
 def test_layerwise_heatmap_one_panel_per_algorithm():
     layers = ["stem", "layer1", "head"]
     erm = pd.DataFrame([[0.1, -0.2], [0.3, 0.4], [0.5, -0.6]], index=layers, columns=["A", "B"])
@@ -201,6 +238,7 @@ def test_layerwise_heatmap_one_panel_per_algorithm():
     assert figure.data[1].xaxis == "x2" and figure.layout.height == max(360, 200 + 28 * 3)
     with pytest.raises(ValueError, match="no layer-wise tables"):
         layerwise_heatmap({})
+
 
 def test_alignment_frame_reads_records_and_run_directories(tmp_path):
     run = tmp_path / "run"
@@ -245,8 +283,13 @@ def test_eval_frame_and_training_curves():
     assert gan_auc.isna().all() and len(gan_auc) == 6
     figure = training_curves(frame, metric="auc", groups=["source_val"])
     assert [a.text for a in figure.layout.annotations] == ["training loss", "AUC"]
-    assert [t.name for t in figure.data] == ["ERM", "ERM · source validation", "RoGA", "RoGA · source validation",
-                                             "source validation"]
+    assert [t.name for t in figure.data] == [
+        "ERM",
+        "ERM · source validation",
+        "RoGA",
+        "RoGA · source validation",
+        "source validation",
+    ]
     legend = [t.name for t in figure.data if t.showlegend is not False]
     assert legend == ["ERM", "RoGA", "source validation"]  # colour per algorithm, dash per group
     np.testing.assert_allclose(figure.data[3].y, [0.85 + 0.05, 0.9 + 0.05])
@@ -341,8 +384,9 @@ def test_gradcam_gallery_puts_each_face_beside_its_maps_with_the_mask_outlined()
 def test_frame_gallery_inputs_score_each_face_and_check_titles():
     masks = np.zeros((2, 8, 8))
     masks[0, :, :4] = 1.0  # B: a real face, no mask
-    frames = Frames(pd.DataFrame({"domain": ["A", "B"], "label": [1, 0]}),
-                    torch.zeros(2, 3, 8, 8, dtype=torch.uint8), masks)
+    frames = Frames(
+        pd.DataFrame({"domain": ["A", "B"], "label": [1, 0]}), torch.zeros(2, 3, 8, 8, dtype=torch.uint8), masks
+    )
     left = np.zeros((8, 8))
     left[:, :2] = 1.0
     inputs = frame_gallery_inputs(frames, {"erm": np.stack([left, np.full((8, 8), 2.0)])})
@@ -354,13 +398,15 @@ def test_frame_gallery_inputs_score_each_face_and_check_titles():
         frame_gallery_inputs(frames, {"erm": np.zeros((2, 8, 8))}, titles=["x", "x"])
 
 
-LOCALISATION = pd.DataFrame({
-    "algorithm": ["erm", "erm", "roga", "roga", "roga"],
-    "domain": ["A", "B", "A", "B", "C"],
-    "energy_in_mask": [0.2, 0.4, 0.6, 0.8, np.nan],  # C: no mask, dropped
-    "pointing_game": [0.0, 1.0, 1.0, 1.0, np.nan],
-    "mask_fraction": [0.1, 0.3, 0.1, 0.3, 0.0],
-})
+LOCALISATION = pd.DataFrame(
+    {
+        "algorithm": ["erm", "erm", "roga", "roga", "roga"],
+        "domain": ["A", "B", "A", "B", "C"],
+        "energy_in_mask": [0.2, 0.4, 0.6, 0.8, np.nan],  # C: no mask, dropped
+        "pointing_game": [0.0, 1.0, 1.0, 1.0, np.nan],
+        "mask_fraction": [0.1, 0.3, 0.1, 0.3, 0.0],
+    }
+)
 
 
 def test_localisation_figure_bars_with_the_chance_level():
@@ -384,10 +430,37 @@ def depth_table() -> pd.DataFrame:
     for algorithm, shift in (("erm", 0.0), ("roga", 0.1)):
         for depth, (layer, side) in enumerate((("act1", 32), ("layer1", 16), ("layer2", 8))):
             for domain, fraction in (("A", 0.1), ("B", 0.3)):
-                rows.append((algorithm, layer, depth, side, side, domain, 0.2 + shift + 0.1 * depth,
-                             0.5 + shift, fraction, 4, 0))
-    return pd.DataFrame(rows, columns=["algorithm", "layer", "depth", "height", "width", "domain", "energy_in_mask",
-                                       "pointing_game", "mask_fraction", "n", "n_undefined"])
+                rows.append(
+                    (
+                        algorithm,
+                        layer,
+                        depth,
+                        side,
+                        side,
+                        domain,
+                        0.2 + shift + 0.1 * depth,
+                        0.5 + shift,
+                        fraction,
+                        4,
+                        0,
+                    )
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "algorithm",
+            "layer",
+            "depth",
+            "height",
+            "width",
+            "domain",
+            "energy_in_mask",
+            "pointing_game",
+            "mask_fraction",
+            "n",
+            "n_undefined",
+        ],
+    )
 
 
 def test_localisation_depth_figure_one_line_per_algorithm_and_the_chance_level():
@@ -406,10 +479,26 @@ def test_localisation_depth_figure_one_line_per_algorithm_and_the_chance_level()
 
 
 def method_table() -> pd.DataFrame:
-    rows = [(a, m, d, e, p, 0.2, 2, 0, 0.01) for a, base in (("erm", 0.3), ("roga", 0.4))
-            for m, e, p in (("gradcam", base, 0.5), ("occlusion", base + 0.1, 0.75)) for d in ("A", "B")]
-    return pd.DataFrame(rows, columns=["algorithm", "method", "domain", "energy_in_mask", "pointing_game",
-                                       "mask_fraction", "n", "n_undefined", "seconds_per_image"])
+    rows = [
+        (a, m, d, e, p, 0.2, 2, 0, 0.01)
+        for a, base in (("erm", 0.3), ("roga", 0.4))
+        for m, e, p in (("gradcam", base, 0.5), ("occlusion", base + 0.1, 0.75))
+        for d in ("A", "B")
+    ]
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "algorithm",
+            "method",
+            "domain",
+            "energy_in_mask",
+            "pointing_game",
+            "mask_fraction",
+            "n",
+            "n_undefined",
+            "seconds_per_image",
+        ],
+    )
 
 
 def test_method_comparison_figure_bars_per_method():
@@ -504,7 +593,9 @@ def test_static_variants_draw_the_same_data():
     np.testing.assert_allclose(aligned.axes[1].lines[1].get_ydata(), [0.3, 0.5])
     assert [t.get_text() for t in aligned.legends[0].get_texts()] == ["ERM", "RoGA"]  # one legend, below the axes
 
-    table = pd.DataFrame({"algorithm": "sam", "domain": ["A", "A", "B", "B"], "rho": [0.0, 0.1] * 2, "sharpness": [0, 1, 0, 2.0]})
+    table = pd.DataFrame(
+        {"algorithm": "sam", "domain": ["A", "A", "B", "B"], "rho": [0.0, 0.1] * 2, "sharpness": [0, 1, 0, 2.0]}
+    )
     sharp = sharpness_vs_rho_static(table)
     assert [ax.get_title() for ax in sharp.axes] == ["A", "B"] and sharp.axes[0].get_ylabel() == "ε-sharpness"
     np.testing.assert_allclose(sharp.axes[1].lines[0].get_ydata(), [0.0, 2.0])
@@ -537,7 +628,9 @@ def test_static_variants_draw_the_same_data():
     roga_segments = errorbars[1].lines[2][0].get_segments()
     np.testing.assert_allclose([[seg[0][1], seg[1][1]] for seg in roga_segments], [[0.94, 0.98], [0.74, 0.81]])
     assert [tuple(line.get_ydata()) for line in bars.axes[0].lines if line.get_label() == "chance"] == [(0.5, 0.5)]
-    assert not [line for line in results_bars_static(SUMMARY, metric="EER").axes[0].lines if line.get_label() == "chance"]
+    assert not [
+        line for line in results_bars_static(SUMMARY, metric="EER").axes[0].lines if line.get_label() == "chance"
+    ]
     assert [t.get_text() for t in bars.axes[0].get_xticklabels()] == ["source test", "GAN\n(held-out)"]
 
     curves = training_curves_static(eval_frame({"erm": eval_records(0.0)}), groups=["source_val"])
@@ -546,15 +639,22 @@ def test_static_variants_draw_the_same_data():
 
 
 def test_counts_figure_stacks_splits_per_label():
-    manifest = pd.DataFrame({
-        "domain": ["R"] * 5 + ["F"] * 3,
-        "label": [0] * 5 + [1] * 3,
-        "split": ["train", "train", "train", "val", "test", "train", "test", "test"],
-    })
+    manifest = pd.DataFrame(
+        {
+            "domain": ["R"] * 5 + ["F"] * 3,
+            "label": [0] * 5 + [1] * 3,
+            "split": ["train", "train", "train", "val", "test", "train", "test", "test"],
+        }
+    )
     figure = counts_figure(manifest, title="counts")
     bars = {(t.name, t.xaxis, x): y for t in figure.data for x, y in zip(t.x, t.y)}
-    assert bars == {("train", "x", "R"): 3, ("val", "x", "R"): 1, ("test", "x", "R"): 1,
-                    ("train", "x2", "F"): 1, ("test", "x2", "F"): 2}  # panel 1: real, panel 2: fake
+    assert bars == {
+        ("train", "x", "R"): 3,
+        ("val", "x", "R"): 1,
+        ("test", "x", "R"): 1,
+        ("train", "x2", "F"): 1,
+        ("test", "x2", "F"): 2,
+    }  # panel 1: real, panel 2: fake
     assert list(dict.fromkeys(t.name for t in figure.data)) == ["train", "val", "test"]
     assert figure.layout.title.text == "counts"
 
@@ -594,8 +694,9 @@ def test_frame_gallery_titles_frames_and_their_masks():
 def test_frame_gallery_starts_every_domain_on_a_new_row():
     domains = ["A"] * 3 + ["B"] + ["C"] * 3
     images = torch.stack([torch.full((3, 4, 4), 10 * i, dtype=torch.uint8) for i in range(len(domains))])
-    frames = Frames(pd.DataFrame({"domain": domains, "label": [1] * len(domains)}), images,
-                    np.zeros((len(domains), 4, 4)))
+    frames = Frames(
+        pd.DataFrame({"domain": domains, "label": [1] * len(domains)}), images, np.zeros((len(domains), 4, 4))
+    )
     figure = frame_gallery(frames, masks=False)
     assert [t.xaxis for t in figure.data] == ["x", "x2", "x3", "x4", "x7", "x8", "x9"]
 
@@ -615,22 +716,37 @@ def test_static_attribution_figures_draw_the_same_data():
 
 
 # ----------------------------------------------------------------------- every figure builder
-NOT_BUILDERS = {"AttributionExplorer", "RhoExplorer", "alignment_frame", "eval_frame", "frame_gallery_inputs",
-                "kaleido_session", "save_figure", "label", "readable"}
+NOT_BUILDERS = {
+    "AttributionExplorer",
+    "RhoExplorer",
+    "alignment_frame",
+    "eval_frame",
+    "frame_gallery_inputs",
+    "kaleido_session",
+    "save_figure",
+    "label",
+    "readable",
+}
 # snake_case words (a column or key, not a label); a one-letter subscript such as g_k is notation
 VARIABLE_NAME = re.compile(r"\b(?:[a-z][a-z0-9]+_[a-z0-9_]+|[a-z]_[a-z]{2,}[a-z0-9_]*)\b")
 
 
 def builders() -> dict[str, Any]:
     """One call of every figure builder in ``workbench.viz`` on small data."""
-    frames = Frames(pd.DataFrame({"domain": ["A", "A", "B"], "label": [1, 0, 1]}),
-                    torch.randint(0, 255, (3, 3, 8, 8), dtype=torch.uint8), np.zeros((3, 8, 8)))
+    frames = Frames(
+        pd.DataFrame({"domain": ["A", "A", "B"], "label": [1, 0, 1]}),
+        torch.randint(0, 255, (3, 3, 8, 8), dtype=torch.uint8),
+        np.zeros((3, 8, 8)),
+    )
     manifest = pd.DataFrame({"domain": ["R", "F", "F"], "label": [0, 1, 1], "split": ["train", "train", "test"]})
     images, cams, scores, masks = gallery_inputs()
-    alignment = alignment_frame({"erm": alignment_records(0.0), "roga": [alignment_records(0.1), alignment_records(0.3)]})
+    alignment = alignment_frame(
+        {"erm": alignment_records(0.0), "roga": [alignment_records(0.1), alignment_records(0.3)]}
+    )
     evaluations = eval_frame({"erm": eval_records(0.0), "roga": eval_records(0.1)})
-    sharpness = pd.DataFrame({"algorithm": ["erm", "erm", "roga", "roga"], "domain": "A", "rho": [0.0, 0.1] * 2,
-                              "sharpness": [0, 1, 0, 0.5]})
+    sharpness = pd.DataFrame(
+        {"algorithm": ["erm", "erm", "roga", "roga"], "domain": "A", "rho": [0.0, 0.1] * 2, "sharpness": [0, 1, 0, 0.5]}
+    )
     alphas = np.linspace(-1, 1, 5)
     slice_2d = (alphas, alphas, np.add.outer(alphas**2, alphas**2))
     layers = {"erm": pd.DataFrame([[0.1, -0.2], [0.3, 0.4]], index=["stem", "head"], columns=["A", "B"])}
@@ -659,10 +775,21 @@ def builders() -> dict[str, Any]:
         "method_comparison_static": lambda: method_comparison_static(method_table()),
         "results_bars": lambda: results_bars(SUMMARY),
         "results_bars_static": lambda: results_bars_static(SUMMARY),
-        "robustness_figure": lambda: robustness_figure(pd.DataFrame({
-            "algorithm": ["erm"] * 3 + ["roga"] * 3, "group": "source_test",
-            "perturbation": ["none", "jpeg", "jpeg"] * 2, "level": [0, 1, 5] * 2, "auc": [0.9, 0.8, 0.6] * 2,
-            "auc_low": 0.5, "auc_high": 0.95, "ci_level": 0.95, "n_boot": 100})),
+        "robustness_figure": lambda: robustness_figure(
+            pd.DataFrame(
+                {
+                    "algorithm": ["erm"] * 3 + ["roga"] * 3,
+                    "group": "source_test",
+                    "perturbation": ["none", "jpeg", "jpeg"] * 2,
+                    "level": [0, 1, 5] * 2,
+                    "auc": [0.9, 0.8, 0.6] * 2,
+                    "auc_low": 0.5,
+                    "auc_high": 0.95,
+                    "ci_level": 0.95,
+                    "n_boot": 100,
+                }
+            )
+        ),
         "sharpness_vs_rho": lambda: sharpness_vs_rho(sharpness),
         "sharpness_vs_rho_static": lambda: sharpness_vs_rho_static(sharpness),
         "training_curves": lambda: training_curves(evaluations),
@@ -685,7 +812,12 @@ def visible_text(figure: Any) -> list[str]:
         if name.startswith(("xaxis", "yaxis")) and getattr(layout, name) is not None:
             texts.append(getattr(layout, name).title.text or "")
     for trace in figure.data:
-        if getattr(trace, "showlegend", None) is not False and trace.type not in ("image", "heatmap", "contour", "surface"):
+        if getattr(trace, "showlegend", None) is not False and trace.type not in (
+            "image",
+            "heatmap",
+            "contour",
+            "surface",
+        ):
             texts.append(trace.name or "")
         for axis in ("x", "y"):
             values = getattr(trace, axis, None)
@@ -718,20 +850,34 @@ def test_every_figure_builder_renders_to_png(tmp_path):
 
 
 def test_error_bars_say_what_they_are():
-    assert error_bar_caption(SUMMARY) == "error bars: the summary's confidence intervals (level and method not recorded)"
-    summary = SUMMARY.assign(ci_level=0.95, ci_method=["video bootstrap (1 seed(s) pooled)", "seed bootstrap",
-                                                       "video bootstrap (3 seed(s) pooled)",
-                                                       "none: 1 seed and no predictions"])
+    assert (
+        error_bar_caption(SUMMARY) == "error bars: the summary's confidence intervals (level and method not recorded)"
+    )
+    summary = SUMMARY.assign(
+        ci_level=0.95,
+        ci_method=[
+            "video bootstrap (1 seed(s) pooled)",
+            "seed bootstrap",
+            "video bootstrap (3 seed(s) pooled)",
+            "none: 1 seed and no predictions",
+        ],
+    )
     caption = "error bars: 95% CI, seed bootstrap or video bootstrap; none where 1 seed and no predictions"
     assert error_bar_caption(summary) == caption
     assert error_bar_caption(summary.assign(ci_method="none: metric undefined")) == (
-        "no error bars; none where metric undefined")
+        "no error bars; none where metric undefined"
+    )
     assert results_bars(summary).layout.xaxis.title.text == caption
     assert results_bars_static(summary).axes[0].get_xlabel() == caption
 
 
 def test_static_results_legend_never_covers_a_bar():
-    summary = pd.concat([SUMMARY[SUMMARY["algorithm"] == "erm"].assign(algorithm=name) for name in ("erm", "sam", "sagm", "roga", "irm", "fish")])
+    summary = pd.concat(
+        [
+            SUMMARY[SUMMARY["algorithm"] == "erm"].assign(algorithm=name)
+            for name in ("erm", "sam", "sagm", "roga", "irm", "fish")
+        ]
+    )
     figure = results_bars_static(summary.assign(mean=0.99, ci_low=0.98, ci_high=1.0))  # bars up to the top
     canvas = FigureCanvasAgg(figure)
     canvas.draw()

@@ -7,8 +7,14 @@ import pytest
 from workbench.analysis.media_scores import MediaScores
 from workbench.viz.media import frame_name, score_timeline, suspicious_frames_figure
 
-FRAMES = pd.DataFrame({"media": ["v/a.mp4"] * 4 + ["b.png"], "frame": [0, 3, 6, 9, 0],
-                       "status": ["ok", "no_face", "ok", "ok", "ok"], "prob_fake": [0.2, np.nan, 0.9, 0.4, 0.7]})
+FRAMES = pd.DataFrame(
+    {
+        "media": ["v/a.mp4"] * 4 + ["b.png"],
+        "frame": [0, 3, 6, 9, 0],
+        "status": ["ok", "no_face", "ok", "ok", "ok"],
+        "prob_fake": [0.2, np.nan, 0.9, 0.4, 0.7],
+    }
+)
 
 
 def test_timeline_draws_scored_frames_faceless_crosses_and_the_current_frame():

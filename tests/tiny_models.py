@@ -16,6 +16,10 @@ def cnn_with_bn(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
     """A one-conv network with BatchNorm, for running-statistics and mode/weight restore checks."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     ).to(dtype)

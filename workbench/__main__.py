@@ -7,8 +7,22 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("synth", "train", "adopt", "sweep", "eval", "demo", "report", "analyse", "algorithms", "weights",
-            "preprocess", "manifest", "predict", "lab")
+COMMANDS = (
+    "synth",
+    "train",
+    "adopt",
+    "sweep",
+    "eval",
+    "demo",
+    "report",
+    "analyse",
+    "algorithms",
+    "weights",
+    "preprocess",
+    "manifest",
+    "predict",
+    "lab",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

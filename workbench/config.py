@@ -32,8 +32,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
         # when ``manifest`` is null the embedded synthetic benchmark is used.
         "manifest": None,
         "root": None,
-        "synthetic": {"cache_dir": ".cache/synthetic", "videos_per_domain": 60, "frames_per_video": 8,
-                      "size": 64, "seed": 0, "workers": 2},
+        "synthetic": {
+            "cache_dir": ".cache/synthetic",
+            "videos_per_domain": 60,
+            "frames_per_video": 8,
+            "size": 64,
+            "seed": 0,
+            "workers": 2,
+        },
         "source_domains": SYNTHETIC_SOURCE_DOMAINS,
         "target_domains": SYNTHETIC_TARGET_DOMAINS,
         "lodo_domain": None,
@@ -79,10 +85,21 @@ FREE_FORM_KEYS = ("model.kwargs", "algorithm.hparams", "data.synthetic")
 
 # Keys that say where and how a run executes, never what it computes. They may differ between the
 # seeds of one experiment (reports pool such runs) and when an interrupted run is resumed.
-RUN_SPECIFIC_KEYS: frozenset[str] = frozenset({
-    "run.dir", "run.name", "data.root", "data.synthetic.cache_dir", "data.synthetic.workers", "data.workers",
-    "data.eval_batch_size", "train.device", "train.progress", "train.cpu_threads", "train.checkpoint_rules",
-})
+RUN_SPECIFIC_KEYS: frozenset[str] = frozenset(
+    {
+        "run.dir",
+        "run.name",
+        "data.root",
+        "data.synthetic.cache_dir",
+        "data.synthetic.workers",
+        "data.workers",
+        "data.eval_batch_size",
+        "train.device",
+        "train.progress",
+        "train.cpu_threads",
+        "train.checkpoint_rules",
+    }
+)
 
 # The trainer's integer keys: dotted path -> (smallest allowed value, whether null is allowed).
 INTEGER_KEYS: dict[str, tuple[int, bool]] = {
@@ -102,12 +119,15 @@ INTEGER_KEYS: dict[str, tuple[int, bool]] = {
 
 
 # Floats as YAML 1.2 writes them: PyYAML (YAML 1.1) reads ``1e-3`` as text and wants ``1.0e-3``.
-_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                     |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
                     |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
                     |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X)
+                    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -135,7 +155,11 @@ def dump_yaml(data: Any) -> str:
 # Keys whose values are names or paths: dotted path -> whether null is allowed. A name that YAML reads as
 # a number (run.name=1e3) must be quoted, and is refused naming the key rather than failing later.
 TEXT_KEYS: dict[str, bool] = {
-    "run.name": True, "run.dir": False, "model.name": False, "algorithm.name": False, "data.lodo_domain": True,
+    "run.name": True,
+    "run.dir": False,
+    "model.name": False,
+    "algorithm.name": False,
+    "data.lodo_domain": True,
 }
 TEXT_LIST_KEYS: tuple[str, ...] = ("data.source_domains", "data.target_domains")
 
@@ -185,8 +209,9 @@ def config_differences(
         defaults = default if isinstance(default, dict) else {}
         out = []
         for key in sorted(set(saved) | set(requested), key=str):
-            out += config_differences(saved.get(key, _MISSING), requested.get(key), defaults.get(key),
-                                      prefix + (str(key),))
+            out += config_differences(
+                saved.get(key, _MISSING), requested.get(key), defaults.get(key), prefix + (str(key),)
+            )
         return out
     return [] if saved == requested else [(prefix, saved, requested)]
 
@@ -204,7 +229,9 @@ def with_resolved_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
         return config
     name = algorithm["name"]
     spec = hparam_spec(name)
-    algorithm["hparams"] = resolve_hparams(name, {k: v for k, v in (algorithm.get("hparams") or {}).items() if k in spec})
+    algorithm["hparams"] = resolve_hparams(
+        name, {k: v for k, v in (algorithm.get("hparams") or {}).items() if k in spec}
+    )
     return config
 
 
@@ -220,11 +247,16 @@ def run_config_changes(
     algorithm differs, the hyper-parameters only one of the two algorithms has are not listed besides it.
     """
     as_saved = with_resolved_hparams(load_yaml(dump_yaml(dict(requested))))
-    differences = [(".".join(p), o, n) for p, o, n in config_differences(with_resolved_hparams(saved), as_saved,
-                                                                          DEFAULT_CONFIG)]
+    differences = [
+        (".".join(p), o, n) for p, o, n in config_differences(with_resolved_hparams(saved), as_saved, DEFAULT_CONFIG)
+    ]
     renamed = any(name == "algorithm.name" for name, _, _ in differences)
-    return [(name, old, new) for name, old, new in differences if name not in ignored
-            and not (renamed and name.startswith("algorithm.hparams.") and (old is None or new is None))]
+    return [
+        (name, old, new)
+        for name, old, new in differences
+        if name not in ignored
+        and not (renamed and name.startswith("algorithm.hparams.") and (old is None or new is None))
+    ]
 
 
 def parse_override(item: str) -> dict[str, Any]:
@@ -273,7 +305,8 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``, SWAD's), the kept checkpoints and the algorithm.
+    """Check the trainer's numeric keys (:data:`INTEGER_KEYS`, ``data.real_fraction``, SWAD's), the kept
+    checkpoints and the algorithm.
 
     The algorithm must be known and its ``hparams`` valid for it (:func:`workbench.algorithms.resolve_hparams`);
     an adopted run (``train.adopted``) has ``train.steps`` 0. Run before anything is written, so a bad value never
@@ -289,7 +322,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             allowed = f"an integer >= {least}" + (" or null" if nullable else "")
-            hint = f" (write {int(value)})" if isinstance(value, float) and value.is_integer() and value >= least else ""
+            hint = (
+                f" (write {int(value)})" if isinstance(value, float) and value.is_integer() and value >= least else ""
+            )
             raise ConfigError(f"config key {dotted!r} must be {allowed}, got {value!r}{hint}")
     for dotted, nullable in TEXT_KEYS.items():
         _check_text(dotted, _lookup(config, dotted), nullable)
@@ -304,14 +339,17 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"config key 'data.real_fraction' must be a number in [0, 1), got {fraction!r}")
     _validate_checkpoint_rules(config)
     if not isinstance(_lookup(config, "train.swad.enabled"), bool):
-        raise ConfigError(f"config key 'train.swad.enabled' must be true or false, got {_lookup(config, 'train.swad.enabled')!r}")
+        raise ConfigError(
+            f"config key 'train.swad.enabled' must be true or false, got {_lookup(config, 'train.swad.enabled')!r}"
+        )
     ratio = _lookup(config, "train.swad.tolerance_ratio")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < float("inf"):
         raise ConfigError(f"config key 'train.swad.tolerance_ratio' must be a finite number >= 0, got {ratio!r}")
     pretrained = _lookup(config, "model.pretrained")
     if not isinstance(pretrained, (bool, str)):
-        raise ConfigError(f"config key 'model.pretrained' must be false, true (timm's weights) or a weights file, "
-                          f"got {pretrained!r}")
+        raise ConfigError(
+            f"config key 'model.pretrained' must be false, true (timm's weights) or a weights file, got {pretrained!r}"
+        )
     _check_model(_lookup(config, "model.name"), _lookup(config, "model.kwargs"))
     _check_device(_lookup(config, "train.device"))
     name = _lookup(config, "algorithm.name")
@@ -336,14 +374,18 @@ def _check_adopted(adopted: Any, steps: Any) -> None:
         return
     key = "config key 'train.adopted'"
     if not isinstance(adopted, Mapping) or sorted(adopted) != sorted(ADOPTED_KEYS):
-        raise ConfigError(f"{key} must be null or a mapping with exactly the keys {list(ADOPTED_KEYS)}, got {adopted!r}")
+        raise ConfigError(
+            f"{key} must be null or a mapping with exactly the keys {list(ADOPTED_KEYS)}, got {adopted!r}"
+        )
     if not isinstance(adopted["weights"], str):
         raise ConfigError(f"{key}: 'weights' must be the adopted weights file's path, got {adopted['weights']!r}")
     if not isinstance(adopted["sha256"], str) or not _SHA256.match(adopted["sha256"]):
         raise ConfigError(f"{key}: 'sha256' must be 64 lower-case hexadecimal digits, got {adopted['sha256']!r}")
     if isinstance(steps, bool) or steps != 0:
-        raise ConfigError(f"config key 'train.steps' must be 0 for an adopted run (train.adopted is set: it was "
-                          f"trained elsewhere), got {steps!r}")
+        raise ConfigError(
+            f"config key 'train.steps' must be 0 for an adopted run (train.adopted is set: it was "
+            f"trained elsewhere), got {steps!r}"
+        )
 
 
 def _check_model(name: str, kwargs: Mapping[str, Any]) -> None:
@@ -355,8 +397,10 @@ def _check_model(name: str, kwargs: Mapping[str, Any]) -> None:
     try:
         _build_on_meta(name, json.dumps(kwargs, sort_keys=True, default=str))
     except (TypeError, ValueError, AssertionError) as exc:
-        raise ConfigError(f"config key 'model.kwargs': timm model {name!r} does not accept {dict(kwargs)!r} "
-                          f"({type(exc).__name__}: {exc})") from exc
+        raise ConfigError(
+            f"config key 'model.kwargs': timm model {name!r} does not accept {dict(kwargs)!r} "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=64)
@@ -367,20 +411,24 @@ def _build_on_meta(name: str, kwargs_json: str) -> None:
 
 
 def _check_device(value: Any) -> None:
-    """``train.device``: ``auto`` or a device name torch understands (whether it exists is checked when training starts)."""
+    """``train.device``: ``auto`` or a device name torch understands (its existence is checked at training)."""
     if value == "auto":
         return
     try:
         torch.device(value)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"config key 'train.device': {value!r} is not a device (use auto, cpu, cuda or cuda:N)") from exc
+        raise ConfigError(
+            f"config key 'train.device': {value!r} is not a device (use auto, cpu, cuda or cuda:N)"
+        ) from exc
 
 
 def _check_text(dotted: str, value: Any, nullable: bool) -> None:
     if (value is None and nullable) or isinstance(value, str):
         return
-    raise ConfigError(f"config key {dotted!r} must be text{' or null' if nullable else ''}, got {value!r}; "
-                      f"quote a name that YAML reads as a number or true/false, e.g. {dotted}=\"'1e3'\"")
+    raise ConfigError(
+        f"config key {dotted!r} must be text{' or null' if nullable else ''}, got {value!r}; "
+        f"quote a name that YAML reads as a number or true/false, e.g. {dotted}=\"'1e3'\""
+    )
 
 
 def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
@@ -393,8 +441,10 @@ def _validate_checkpoint_rules(config: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"{key}: unknown rule(s) {unknown}; choose from {list(CHECKPOINT_RULES)}")
     if len(set(rules)) != len(rules) or "source_val" not in rules:
-        raise ConfigError(f"{key} must name each rule once and include 'source_val' "
-                          f"(the selection behind predictions.csv), got {rules!r}")
+        raise ConfigError(
+            f"{key} must name each rule once and include 'source_val' "
+            f"(the selection behind predictions.csv), got {rules!r}"
+        )
 
 
 def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
@@ -422,6 +472,7 @@ def resolve_device(name: str) -> torch.device:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0 or (device.index or 0) >= count:
             have = f"{count} CUDA device(s)" if count else "no CUDA device"
-            raise ConfigError(f"config key 'train.device': {name!r} does not exist on this machine ({have}); "
-                              "use auto or cpu")
+            raise ConfigError(
+                f"config key 'train.device': {name!r} does not exist on this machine ({have}); use auto or cpu"
+            )
     return device

@@ -4,7 +4,8 @@ Everything comes from the library (trainer, selection, report tables, analysis, 
 only orchestrates the runs and writes ``report.md``: the results table of
 :func:`workbench.training.table_text.to_markdown` (source-test and held-out AUC with bootstrap CIs), each
 algorithm's held-out mean and gap and their differences to ERM with paired video-bootstrap intervals
-(:func:`workbench.training.comparison.baseline_differences`; two numbers without one say nothing), the bars of :func:`workbench.viz.results_bars_static` as a PNG, and
+(:func:`workbench.training.comparison.baseline_differences`; two numbers without one say nothing), the bars
+of :func:`workbench.viz.results_bars_static` as a PNG, and
 where the detectors look: a Grad-CAM gallery at the default layer
 (:func:`workbench.analysis.attribution.default_layer_name`), localisation against depth, and a table
 of energy in the mask and pointing game against chance on the source and held-out domains.
@@ -51,8 +52,9 @@ DEMO_ALGORITHMS = ("erm", "roga")
 DEMO_BASELINE = "erm"
 
 
-def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence[str],
-                     fresh: bool = False) -> dict[str, Path]:
+def train_algorithms(
+    config: dict[str, Any], out_dir: Path, algorithms: Sequence[str], fresh: bool = False
+) -> dict[str, Path]:
     """Each algorithm with the same config (seed, data, budget), as the sweep runner runs it
     (:func:`workbench.training.sweep.ensure_runs`: ``out_dir/<algorithm>-seed<seed>``, a finished run with
     the same config reused, an interrupted one resumed); ``fresh`` deletes those run directories first."""
@@ -66,8 +68,9 @@ def train_algorithms(config: dict[str, Any], out_dir: Path, algorithms: Sequence
 def comparison_table(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """Per algorithm: selected step, source-val/test and per-target ``metric``, held-out mean and gap.
 
-    ``runs`` is a :func:`~workbench.training.collect.collect` table with one run per algorithm. Adds ``held_out_mean`` (mean over the ``target/*`` groups that have a value) and ``gap`` =
-    source-test − held-out mean.
+    ``runs`` is a :func:`~workbench.training.collect.collect` table with one run per algorithm. Adds
+    ``held_out_mean`` (mean over the ``target/*`` groups that have a value) and ``gap`` = source-test − held-out
+    mean.
     """
     groups = [c.split(":", 1)[0] for c in runs.columns if c.endswith(f":{metric}")]
     columns = {f"{g}:{metric}": g for g in groups if g in ("source_val", "source_test") or g.startswith("target/")}
@@ -88,7 +91,8 @@ def gap_lines(table: pd.DataFrame, differences: pd.DataFrame | None = None) -> l
     differences to the baseline with their paired intervals (bold when an interval excludes 0)."""
     lines = []
     for name, row in table.iterrows():
-        line = f"- {name} (step {row['step']:.0f}): held-out mean {_number(row['held_out_mean'])}, gap {_number(row['gap'])}"
+        held_out, gap = _number(row["held_out_mean"]), _number(row["gap"])
+        line = f"- {name} (step {row['step']:.0f}): held-out mean {held_out}, gap {gap}"
         own = differences[differences["algorithm"] == name] if differences is not None else pd.DataFrame()
         if len(own):
             baseline = own["baseline"].iloc[0]
@@ -97,14 +101,16 @@ def gap_lines(table: pd.DataFrame, differences: pd.DataFrame | None = None) -> l
                 match = own[own["group"] == group]
                 if len(match):
                     r = match.iloc[0]
-                    parts.append(f"{group.replace('_', ' ')} {format_difference(r.difference, r.ci_low, r.ci_high, r.excludes_zero)}")
+                    difference = format_difference(r.difference, r.ci_low, r.ci_high, r.excludes_zero)
+                    parts.append(f"{group.replace('_', ' ')} {difference}")
             line += f"; minus {baseline}: " + ", ".join(parts)
         lines.append(line)
     return lines
 
 
-def demo_differences(per_run: pd.DataFrame, summary: pd.DataFrame, predictions: RunPredictions,
-                     baseline: str = DEMO_BASELINE) -> pd.DataFrame | None:
+def demo_differences(
+    per_run: pd.DataFrame, summary: pd.DataFrame, predictions: RunPredictions, baseline: str = DEMO_BASELINE
+) -> pd.DataFrame | None:
     """Each other algorithm's differences to ``baseline`` on every group of ``summary``, held-out mean and gap,
     with paired video-bootstrap intervals; None when ``baseline`` was not trained or nothing else was."""
     if baseline not in set(per_run["algorithm"]) or per_run["algorithm"].nunique() < 2:
@@ -113,7 +119,7 @@ def demo_differences(per_run: pd.DataFrame, summary: pd.DataFrame, predictions: 
 
 
 def localisation_section(runs: dict[str, Path], config: dict[str, Any], out_dir: Path, per_domain: int = 16) -> str:
-    """Markdown on where the selected models look, with ``gradcam.png`` and ``gradcam_depth.png`` written to ``out_dir``.
+    """Markdown on where the selected models look; writes ``gradcam.png`` and ``gradcam_depth.png`` to ``out_dir``.
 
     Grad-CAM of the fake logit on ``per_domain`` masked test fakes of every domain, at the default
     layer (and at every stage for the depth figure), for each model and for the same network with
@@ -134,14 +140,19 @@ def localisation_section(runs: dict[str, Path], config: dict[str, Any], out_dir:
     depth = localisation_by_depth(models, frames)
     default = layers["layer"].iloc[0] if layers["layer"].nunique() == 1 else None
     save_figure(localisation_depth_static(depth, default_layer=default), out_dir / "gradcam_depth.png")
-    lines = ["| algorithm | layer (map) | energy in mask, source / held-out | pointing game, source / held-out | "
-             "chance, source / held-out |", "|---|---|---|---|---|"]
+    lines = [
+        "| algorithm | layer (map) | energy in mask, source / held-out | pointing game, source / held-out | "
+        "chance, source / held-out |",
+        "|---|---|---|---|---|",
+    ]
     for name, layer in layers.iterrows():
         at_layer = depth[(depth["algorithm"] == name) & (depth["layer"] == layer["layer"])]
         cells = []
         for column in ("energy_in_mask", "pointing_game", "mask_fraction"):
-            means = [mean_over_domains(at_layer[at_layer["domain"].isin(group)], ["algorithm"])[column]
-                     for group in (sources, targets)]
+            means = [
+                mean_over_domains(at_layer[at_layer["domain"].isin(group)], ["algorithm"])[column]
+                for group in (sources, targets)
+            ]
             cells.append(" / ".join(_number(m.iloc[0]) if len(m) else "n/a" for m in means))
         lines.append(f"| {name} | {layer['layer']} ({layer['height']}×{layer['width']}) | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
@@ -164,8 +175,13 @@ Localisation at every stage (averaged over all domains):
 
 
 def write_report(
-    table: pd.DataFrame, summary: pd.DataFrame, config: dict[str, Any], out_dir: Path, wall_s: float,
-    localisation: str = "", differences: pd.DataFrame | None = None,
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    config: dict[str, Any],
+    out_dir: Path,
+    wall_s: float,
+    localisation: str = "",
+    differences: pd.DataFrame | None = None,
 ) -> Path:
     """``report.md``: the summary's results table, the gaps of ``table`` with ``differences`` (see
     :func:`gap_lines`), the figure, ``localisation`` (a markdown section, e.g. :func:`localisation_section`)
@@ -173,20 +189,27 @@ def write_report(
 
     ``summary`` is :func:`workbench.training.report.summarise` of the runs (source-val selection).
     """
-    save_figure(results_bars_static(summary, metric="AUC", title="Frame AUC: source test vs held-out forgery domains"),
-                out_dir / "comparison.png")
+    save_figure(
+        results_bars_static(summary, metric="AUC", title="Frame AUC: source test vs held-out forgery domains"),
+        out_dir / "comparison.png",
+    )
     gaps = "\n".join(gap_lines(table, differences))
-    paired = "" if differences is None else (
-        f"\nBracketed: the {100 * differences['ci_level'].iloc[0]:g}% paired video bootstrap of the difference to "
-        f"{differences['baseline'].iloc[0]} (both detectors scored on the same resampled test videos), rounded "
-        "outward; **bold** when it excludes 0. It covers which test videos were drawn, not seed-to-seed variance "
-        "(one seed each here).\n")
+    paired = (
+        ""
+        if differences is None
+        else (
+            f"\nBracketed: the {100 * differences['ci_level'].iloc[0]:g}% paired video bootstrap of the difference to "
+            f"{differences['baseline'].iloc[0]} (both detectors scored on the same resampled test videos), rounded "
+            "outward; **bold** when it excludes 0. It covers which test videos were drawn, not seed-to-seed variance "
+            "(one seed each here).\n"
+        )
+    )
     text = f"""# Demo: ERM vs RoGA on the embedded forgery benchmark
 
-Backbone `{config['model']['name']}` (random init), {config['train']['steps']} steps, batch
-{config['data']['batch_size']} ({len(config['data']['source_domains'])} source domains:
-{', '.join(config['data']['source_domains'])}), seed {config['train']['seed']}, same data and budget for
-every algorithm. Held-out forgery domains: {', '.join(config['data']['target_domains'])}.
+Backbone `{config["model"]["name"]}` (random init), {config["train"]["steps"]} steps, batch
+{config["data"]["batch_size"]} ({len(config["data"]["source_domains"])} source domains:
+{", ".join(config["data"]["source_domains"])}), seed {config["train"]["seed"]}, same data and budget for
+every algorithm. Held-out forgery domains: {", ".join(config["data"]["target_domains"])}.
 Checkpoints selected by source-domain validation AUC (no target data used for selection).
 
 {to_markdown(summary)}
@@ -204,9 +227,12 @@ Total wall time {wall_s:.0f} s.
     return path
 
 
-def run_demo(config: dict[str, Any], out_dir: str | Path = "runs/demo",
-             algorithms: Sequence[str] = DEMO_ALGORITHMS, fresh: bool = False,
-             ) -> tuple[pd.DataFrame, pd.DataFrame | None, Path]:
+def run_demo(
+    config: dict[str, Any],
+    out_dir: str | Path = "runs/demo",
+    algorithms: Sequence[str] = DEMO_ALGORITHMS,
+    fresh: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame | None, Path]:
     """Train (see :func:`train_algorithms`), compare, and write the report; return the :func:`comparison_table`,
     the differences to :data:`DEMO_BASELINE` (:func:`demo_differences`) and the report path."""
     started = time.perf_counter()

@@ -34,8 +34,8 @@ from workbench.project import (
     resolve_project_paths,
 )
 from workbench.training.pipeline import steps_for_epochs
-from workbench.training.sweep import ensure_runs, plan_sweep
 from workbench.training.run_dir import RunMismatchError
+from workbench.training.sweep import ensure_runs, plan_sweep
 from workbench.viz import kaleido_session, save_figure
 from workbench.viz.export import show_static
 from workbench.viz.live_training import LiveTraining, replace_figure
@@ -43,16 +43,38 @@ from workbench.viz.sharpness_slider import SharpnessSlider
 
 # What notebooks import from here: the functions of this module and, from the library, the names they use most.
 __all__ = [
-    "CPU_TINY_OVERRIDES", "DEFAULT_CONFIG_FILE", "FRAME_KEY", "PROJECT_ROOT", "LiveTraining", "RunMismatchError",
-    "SharpnessSlider", "check_reusable", "export_figures", "manifest_counts", "merge_overrides", "misclassified",
-    "notebook_config", "prediction_titles", "project_path", "replace_figure", "resolve_project_paths",
-    "run_dir_for", "show_static", "steps_for_epochs", "train_runs", "training_config",
+    "CPU_TINY_OVERRIDES",
+    "DEFAULT_CONFIG_FILE",
+    "FRAME_KEY",
+    "PROJECT_ROOT",
+    "LiveTraining",
+    "RunMismatchError",
+    "SharpnessSlider",
+    "check_reusable",
+    "export_figures",
+    "manifest_counts",
+    "merge_overrides",
+    "misclassified",
+    "notebook_config",
+    "prediction_titles",
+    "project_path",
+    "replace_figure",
+    "resolve_project_paths",
+    "run_dir_for",
+    "show_static",
+    "steps_for_epochs",
+    "train_runs",
+    "training_config",
 ]
 
 # The configuration 02_train falls back to on a CPU: small benchmark, small backbone, minutes not hours.
 CPU_TINY_OVERRIDES: dict[str, Any] = {
-    "data": {"synthetic": {"videos_per_domain": 12, "frames_per_video": 4, "size": 64},
-             "image_size": 64, "batch_size": 32, "eval_batch_size": 256},
+    "data": {
+        "synthetic": {"videos_per_domain": 12, "frames_per_video": 4, "size": 64},
+        "image_size": 64,
+        "batch_size": 32,
+        "eval_batch_size": 256,
+    },
     "model": {"name": "resnet10t", "pretrained": False, "kwargs": {}},
     "train": {"steps": 60, "eval_every": 20},
 }
@@ -87,11 +109,14 @@ def training_config(
     settings = {
         "model": {"name": backbone, "pretrained": pretrained},
         "algorithm": {"name": algorithm, "hparams": dict(hparams or {})},
-        "data": {"manifest": None if manifest is None else str(manifest),
-                 "root": None if data_root is None else str(data_root),
-                 "source_domains": None if source_domains is None else list(source_domains),
-                 "target_domains": None if target_domains is None else list(target_domains),
-                 "image_size": image_size, "batch_size": batch_size},
+        "data": {
+            "manifest": None if manifest is None else str(manifest),
+            "root": None if data_root is None else str(data_root),
+            "source_domains": None if source_domains is None else list(source_domains),
+            "target_domains": None if target_domains is None else list(target_domains),
+            "image_size": image_size,
+            "batch_size": batch_size,
+        },
         "train": {"eval_every": eval_every, "alignment_every": alignment_every, "device": device},
     }
     chosen = {section: {k: v for k, v in values.items() if v is not None} for section, values in settings.items()}

@@ -16,7 +16,11 @@ DEFAULT_CONFIG_FILE = "configs/demo.yaml"
 # Config paths taken from the project root; each holds a path, a list of paths (one per manifest), or
 # (model.pretrained) false.
 PATH_KEYS: tuple[tuple[str, ...], ...] = (
-    ("run", "dir"), ("data", "manifest"), ("data", "root"), ("data", "synthetic", "cache_dir"), ("model", "pretrained"),
+    ("run", "dir"),
+    ("data", "manifest"),
+    ("data", "root"),
+    ("data", "synthetic", "cache_dir"),
+    ("model", "pretrained"),
 )
 
 

@@ -51,8 +51,13 @@ class Card:
 CARDS: dict[str, Card] = {}
 
 
-def card(name: str, hparams: dict | None = None, stat_inputs=None, optimizer_steps=lambda k: 1,
-         learns_with: dict | None = None):
+def card(
+    name: str,
+    hparams: dict | None = None,
+    stat_inputs=None,
+    optimizer_steps=lambda k: 1,
+    learns_with: dict | None = None,
+):
     """Register the decorated step function as algorithm ``name``'s card."""
 
     def register(step: Step) -> Step:
@@ -87,7 +92,7 @@ def flatten(params: Params) -> torch.Tensor:
 def unflatten(params: Params, flat: torch.Tensor) -> Params:
     out, offset = {}, 0
     for name, value in params.items():
-        out[name] = flat[offset: offset + value.numel()].view_as(value)
+        out[name] = flat[offset : offset + value.numel()].view_as(value)
         offset += value.numel()
     return out
 

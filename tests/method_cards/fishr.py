@@ -15,19 +15,19 @@ def fishr(model, params, batches, hp, state):
     free = leaves(params)
     prefix = f"{len(model) - 1}."
     body = {name: value for name, value in free.items() if not name.startswith(prefix)}
-    head = {name[len(prefix):]: value for name, value in free.items() if name.startswith(prefix)}
+    head = {name[len(prefix) :]: value for name, value in free.items() if name.startswith(prefix)}
     x, y = pooled(batches)
     z = functional_call(model[:-1], body, (x,))
     nll = F.cross_entropy(functional_call(model[-1], head, (z,)), y)
     rows = []
     for i in range(len(y)):
-        loss_i = F.cross_entropy(functional_call(model[-1], head, (z[i:i + 1],)), y[i:i + 1], reduction="sum")
+        loss_i = F.cross_entropy(functional_call(model[-1], head, (z[i : i + 1],)), y[i : i + 1], reduction="sum")
         grads = torch.autograd.grad(loss_i, list(head.values()), create_graph=True)
         rows.append(torch.cat([g.reshape(-1) for g in grads]))
     per_sample = torch.stack(rows)
     variances, start = [], 0
     for xk, _ in batches:
-        g = per_sample[start:start + len(xk)]
+        g = per_sample[start : start + len(xk)]
         start += len(xk)
         variances.append(((g - g.mean(0)) ** 2).mean(0))
     ema = hp["ema"]

@@ -12,7 +12,7 @@ def split(batches, n_meta_test):
     """The domain permutation's last ``n_meta_test`` are meta-test, the rest meta-train; cut pairs to equal size."""
     perm = torch.randperm(len(batches)).tolist()
     pairs = []
-    for i, j in zip(perm[:len(batches) - n_meta_test], cycle(perm[-n_meta_test:])):
+    for i, j in zip(perm[: len(batches) - n_meta_test], cycle(perm[-n_meta_test:])):
         n = min(len(batches[i][0]), len(batches[j][0]))
         pairs.append(((batches[i][0][:n], batches[i][1][:n]), (batches[j][0][:n], batches[j][1][:n])))
     return pairs

@@ -16,6 +16,7 @@ BANDWIDTHS = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]
 
 def mmd(a, b):
     """Biased squared MMD under Σ_γ exp(−γ d²), with d² from pairwise differences clamped below at 1e-30."""
+
     def kernel_mean(u, v):
         d2 = (u[:, None, :] - v[None, :, :]).pow(2).sum(-1).clamp_min(1e-30)
         return sum(torch.exp(-gamma * d2) for gamma in BANDWIDTHS).mean()
@@ -25,11 +26,12 @@ def mmd(a, b):
 
 def feature_matching_step(discrepancy):
     """The card step for a pairwise feature discrepancy ``discrepancy(a, b)``."""
+
     def step(model, params, batches, hp, state):
         free = leaves(params)
         head = str(len(model) - 1)
         body = {k: v for k, v in free.items() if not k.startswith(head + ".")}
-        last = {k[len(head) + 1:]: v for k, v in free.items() if k.startswith(head + ".")}
+        last = {k[len(head) + 1 :]: v for k, v in free.items() if k.startswith(head + ".")}
         features = [functional_call(model[:-1], body, (x,)) for x, _ in batches]
         risks = [F.cross_entropy(functional_call(model[-1], last, (f,)), y) for f, (_, y) in zip(features, batches)]
         pairs = list(itertools.combinations(features, 2))

@@ -14,8 +14,15 @@ import pkgutil
 from workbench.algorithms.base import Algorithm, as_floats, build_optimizer
 from workbench.algorithms.batches import DomainBatches, check_domain_batches
 from workbench.algorithms.hparams import COMMON_HPARAMS, HParam
-from workbench.algorithms.registry import (ALGORITHMS, algorithm_class, build_algorithm, default_hparams,
-                                           hparam_spec, register_algorithm, resolve_hparams)
+from workbench.algorithms.registry import (
+    ALGORITHMS,
+    algorithm_class,
+    build_algorithm,
+    default_hparams,
+    hparam_spec,
+    register_algorithm,
+    resolve_hparams,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

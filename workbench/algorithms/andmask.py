@@ -26,8 +26,9 @@ def sign_agreement(grads: torch.Tensor) -> torch.Tensor:
     return torch.sign(grads).mean(dim=0).abs()
 
 
-def masked_mean_gradient(grads: torch.Tensor, mask: torch.Tensor, numels: list[int] | torch.Tensor,
-                         out: torch.Tensor | None = None) -> torch.Tensor:
+def masked_mean_gradient(
+    grads: torch.Tensor, mask: torch.Tensor, numels: list[int] | torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """mask·ḡ / (1e-10 + mean(mask)) for stacked gradients ``[K, D]``, the mask's mean taken per tensor.
 
     ``numels``: the sizes of the parameter tensors that make up the flat dimension D, in order (a list,

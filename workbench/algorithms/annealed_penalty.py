@@ -34,8 +34,9 @@ class AnnealedPenalty(Algorithm):
     LAMBDA: ClassVar[str]
     ANNEAL_ITERS: ClassVar[str]
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         super().__init__(model, hparams, num_domains)
         self.update_count = 0
 

@@ -28,7 +28,9 @@ class ASAM(SAM):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        unscaled = [torch.full((p.numel(),), "weight" not in name) for name, p in zip(self.vector.names, self.vector.params)]
+        unscaled = [
+            torch.full((p.numel(),), "weight" not in name) for name, p in zip(self.vector.names, self.vector.params)
+        ]
         self.register_buffer("_unscaled", torch.cat(unscaled).to(self.vector.params[0].device), persistent=False)
 
     def perturbation(self, g: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:

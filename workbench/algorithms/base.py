@@ -45,9 +45,7 @@ def build_optimizer(params: list[nn.Parameter], hparams: Mapping[str, Any]) -> t
     """The base optimizer; weight decay lives here, never in a perturbation."""
     if hparams["optimizer"] == "adam":
         return torch.optim.Adam(params, lr=hparams["lr"], weight_decay=hparams["weight_decay"])
-    return torch.optim.SGD(
-        params, lr=hparams["lr"], momentum=hparams["momentum"], weight_decay=hparams["weight_decay"]
-    )
+    return torch.optim.SGD(params, lr=hparams["lr"], momentum=hparams["momentum"], weight_decay=hparams["weight_decay"])
 
 
 class Algorithm(nn.Module):
@@ -59,12 +57,14 @@ class Algorithm(nn.Module):
     HPARAMS: ClassVar[Mapping[str, HParam]] = {}
     capturable: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         super().__init__()
         self.hparams = resolve(self.hparam_spec(), hparams, self.name or type(self).__name__)
-        if num_domains is not None and (isinstance(num_domains, bool) or not isinstance(num_domains, int)
-                                        or num_domains < 1):
+        if num_domains is not None and (
+            isinstance(num_domains, bool) or not isinstance(num_domains, int) or num_domains < 1
+        ):
             raise ValueError(f"num_domains={num_domains!r} must be a positive integer")
         self.num_domains = num_domains
         self.execution = ExecutionPolicy(self.hparams)

@@ -9,8 +9,9 @@ import torch
 DomainBatches = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
-def check_domain_batches(batches: DomainBatches, minimum: int = 1, expected: int | None = None,
-                         owner: str = "update()") -> None:
+def check_domain_batches(
+    batches: DomainBatches, minimum: int = 1, expected: int | None = None, owner: str = "update()"
+) -> None:
     """Refuse fewer than ``minimum`` domains, another count than ``expected``, or a malformed or empty pair.
 
     Errors name ``owner`` (who was called) and the domain index at fault.

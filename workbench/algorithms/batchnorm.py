@@ -70,12 +70,14 @@ class RunningStats:
 
     def __init__(self, model: nn.Module) -> None:
         self.layers = [
-            (name, m) for name, m in model.named_modules()
+            (name, m)
+            for name, m in model.named_modules()
             if isinstance(m, _NormBase) and m.track_running_stats and m.training and m.running_mean is not None
         ]
         known = set(self.buffers())
         self._foreign = [
-            name for name, _ in model.named_buffers()
+            name
+            for name, _ in model.named_buffers()
             if is_running_stat(name) and name not in known and model.get_submodule(name.rpartition(".")[0]).training
         ]
 

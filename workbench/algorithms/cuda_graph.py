@@ -73,7 +73,9 @@ class GraphedStep:
         warmup_steps: int = 2,
     ) -> None:
         if warmup_steps < 1:
-            raise ValueError(f"warmup_steps={warmup_steps} must be at least 1 (lazy CUDA state must exist before capture)")
+            raise ValueError(
+                f"warmup_steps={warmup_steps} must be at least 1 (lazy CUDA state must exist before capture)"
+            )
         self.step_fn = step_fn
         self.model = model
         self.optimizer = optimizer
@@ -150,8 +152,10 @@ class GraphedStep:
         self.release()
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
         self.static_inputs = [
-            (torch.empty_like(x, memory_format=layout if x.dim() == 4 else torch.contiguous_format),
-             torch.empty_like(y))
+            (
+                torch.empty_like(x, memory_format=layout if x.dim() == 4 else torch.contiguous_format),
+                torch.empty_like(y),
+            )
             for x, y in minibatches
         ]
         self._load(minibatches)
@@ -163,8 +167,11 @@ class GraphedStep:
             # The inputs' device must be current: capture begins on the current device's current stream and
             # allocates from its pool. torch.cuda.graph's default capture stream is one per process, created
             # on whichever device was current first, hence this device's own stream.
-            with torch.cuda.device(device), capturable(self.optimizer), \
-                    torch.cuda.graph(graph, stream=self._capture_stream):
+            with (
+                torch.cuda.device(device),
+                capturable(self.optimizer),
+                torch.cuda.graph(graph, stream=self._capture_stream),
+            ):
                 stats = self.step_fn(self.static_inputs)
         except Exception as error:  # noqa: BLE001 - any capture failure falls back to eager steps
             self.failure = f"{type(error).__name__}: {error}"

@@ -92,8 +92,7 @@ class ExecutionPolicy:
 
     def graphs(self, minibatches: Sequence[tuple[torch.Tensor, torch.Tensor]], reducer: Reducer | None) -> bool:
         """Whether an update on these batches may be captured (switch on, CUDA inputs, graph-safe reducer)."""
-        return (self.cuda_graph and all(x.is_cuda for x, _ in minibatches)
-                and (reducer is None or reducer.graph_safe))
+        return self.cuda_graph and all(x.is_cuda for x, _ in minibatches) and (reducer is None or reducer.graph_safe)
 
 
 def reduce_gradients_(params: Sequence[nn.Parameter], reducer: Reducer) -> None:
@@ -106,4 +105,6 @@ def reduce_gradients_(params: Sequence[nn.Parameter], reducer: Reducer) -> None:
         return
     flat = torch.cat([g.reshape(-1) for g in grads])
     reducer.all_reduce_mean_(flat)
-    torch._foreach_copy_(grads, [chunk.view(g.shape) for chunk, g in zip(flat.split([g.numel() for g in grads]), grads)])
+    torch._foreach_copy_(
+        grads, [chunk.view(g.shape) for chunk, g in zip(flat.split([g.numel() for g in grads]), grads)]
+    )

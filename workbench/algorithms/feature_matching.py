@@ -43,9 +43,9 @@ class FeatureMatching(Algorithm):
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         features = [self.features(x) for x, _ in minibatches]
         classifier = self.classifier
-        objective = torch.stack([
-            self.loss(phi, y, forward=classifier) for phi, (_, y) in zip(features, minibatches)
-        ]).mean()
+        objective = torch.stack(
+            [self.loss(phi, y, forward=classifier) for phi, (_, y) in zip(features, minibatches)]
+        ).mean()
         pairs = [self.discrepancy(a, b) for a, b in itertools.combinations(features, 2)]
         penalty = torch.stack(pairs).mean() if pairs else torch.zeros_like(objective)
         self.descend(objective + self.hparams["mmd_gamma"] * penalty)

@@ -78,8 +78,9 @@ class Fishr(Algorithm):
         "ema": number(0.95, "decay of each domain's moving average of gradient variances", high=1.0, high_open=True),
     }
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         if num_domains is None:
             raise ValueError("fishr keeps a moving average per source domain: build it with num_domains=K")
         super().__init__(model, hparams, num_domains)

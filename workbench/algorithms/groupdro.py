@@ -38,8 +38,9 @@ class GroupDRO(Algorithm):
     capturable = True
     HPARAMS = {"groupdro_eta": number(1e-2, "step size η of the exponentiated-gradient ascent on the domain weights")}
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         if num_domains is None:
             raise ValueError("groupdro keeps one weight per source domain: build it with num_domains=K")
         super().__init__(model, hparams, num_domains)

@@ -57,7 +57,8 @@ class HParam:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"hyper-parameter {key}={value!r} must be a finite number{self._range()}")
         if (self.low is not None and value < self.low) or (
-                self.high is not None and (value >= self.high if self.high_open else value > self.high)):
+            self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        ):
             raise ValueError(f"hyper-parameter {key}={value!r} must be a number{self._range()}")
         return float(value)
 
@@ -120,6 +121,7 @@ def resolve(spec: Mapping[str, HParam], hparams: Mapping[str, Any] | None, owner
     given = dict(hparams or {})
     unknown = [key for key in given if key not in spec]
     if unknown:
-        raise KeyError(f"unknown hyper-parameter {unknown[0]!r} for algorithm {owner!r}; "
-                       f"its hyper-parameters: {sorted(spec)}")
+        raise KeyError(
+            f"unknown hyper-parameter {unknown[0]!r} for algorithm {owner!r}; its hyper-parameters: {sorted(spec)}"
+        )
     return {key: param.check(key, given.get(key, param.default)) for key, param in spec.items()}

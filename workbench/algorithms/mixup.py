@@ -48,8 +48,9 @@ class Mixup(Algorithm):
     family = "invariance"
     HPARAMS = {"mixup_alpha": number(0.2, "concentration α of the Beta(α, α) mixing weight (> 0)")}
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         super().__init__(model, hparams, num_domains)
         if self.hparams["mixup_alpha"] <= 0:
             raise ValueError(f"hyper-parameter mixup_alpha={self.hparams['mixup_alpha']!r} must be > 0")

@@ -54,7 +54,7 @@ def meta_pairs(minibatches: DomainBatches, n_meta_test: int) -> list[tuple[Batch
     """
     k = len(minibatches)
     order = torch.randperm(k).tolist()
-    meta_train, meta_test = order[:k - n_meta_test], order[k - n_meta_test:]
+    meta_train, meta_test = order[: k - n_meta_test], order[k - n_meta_test :]
     pairs = []
     for i, j in zip(meta_train, itertools.cycle(meta_test)):
         (xi, yi), (xj, yj) = minibatches[i], minibatches[j]
@@ -73,8 +73,9 @@ class MLDG(Algorithm):
         "n_meta_test": integer(2, "meta-test domains per update (fewer than the source domains)", low=1),
     }
 
-    def __init__(self, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         super().__init__(model, hparams, num_domains)
         if num_domains is not None:
             self.check_split(num_domains)
@@ -83,8 +84,10 @@ class MLDG(Algorithm):
         """Refuse a split that leaves no meta-train domain (``n_meta_test`` must be below K)."""
         n_meta_test = self.hparams["n_meta_test"]
         if n_meta_test >= num_domains:
-            raise ValueError(f"mldg: n_meta_test={n_meta_test} leaves no meta-train domain among {num_domains} "
-                             "source domains; n_meta_test must be smaller than the number of source domains")
+            raise ValueError(
+                f"mldg: n_meta_test={n_meta_test} leaves no meta-train domain among {num_domains} "
+                "source domains; n_meta_test must be smaller than the number of source domains"
+            )
 
     def inner_point(self, grads: list[torch.Tensor | None]) -> list[torch.Tensor]:
         """θ': one step of a fresh base optimizer from θ with ``grads``, in new leaf tensors (θ untouched).
@@ -108,7 +111,9 @@ class MLDG(Algorithm):
             point = self.inner_point(list(grads_i))
             overrides = dict(zip(self.vector.names, point))
             with frozen_running_stats(self.model):
-                loss_j = self.loss(xj, yj, lambda inputs: functional_call(self.model, overrides, (inputs,)))
+                loss_j = self.loss(
+                    xj, yj, lambda inputs, weights=overrides: functional_call(self.model, weights, (inputs,))
+                )
                 self.vector.accumulate_(total, torch.autograd.grad(loss_j, point, allow_unused=True), alpha=beta)
             pair_objective = loss_i.detach() + beta * loss_j.detach()
             objective = pair_objective if objective is None else objective + pair_objective

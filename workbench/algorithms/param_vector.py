@@ -44,8 +44,7 @@ class ParamVector:
             for shape, order in zip(self.shapes, self.orders)
         ]
         self._inverse_orders = [
-            None if order is None else tuple(sorted(range(len(order)), key=order.__getitem__))
-            for order in self.orders
+            None if order is None else tuple(sorted(range(len(order)), key=order.__getitem__)) for order in self.orders
         ]
         self._unreached: list[bool] | None = None
         self._buffers: dict[str, torch.Tensor] = {}
@@ -61,9 +60,9 @@ class ParamVector:
 
     def flatten(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         """Concatenate parameter-shaped tensors into one flat vector (inverse of :meth:`views`)."""
-        return torch.cat([
-            (t if order is None else t.permute(order)).reshape(-1) for t, order in zip(tensors, self.orders)
-        ])
+        return torch.cat(
+            [(t if order is None else t.permute(order)).reshape(-1) for t, order in zip(tensors, self.orders)]
+        )
 
     def buffer(self, key: str, rows: int | None = None) -> torch.Tensor:
         """A flat vector (or ``rows`` of them, ``[rows, size]``) kept under ``key`` for reuse: allocated once, on

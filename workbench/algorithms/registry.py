@@ -28,7 +28,9 @@ def register_algorithm(name: str) -> Callable[[A], A]:
 
     def decorate(cls: A) -> A:
         if name in ALGORITHMS and ALGORITHMS[name] is not cls:
-            raise ValueError(f"algorithm {name!r} is registered twice ({ALGORITHMS[name].__module__}, {cls.__module__})")
+            raise ValueError(
+                f"algorithm {name!r} is registered twice ({ALGORITHMS[name].__module__}, {cls.__module__})"
+            )
         clashes = sorted(set(cls.HPARAMS) & set(COMMON_HPARAMS))
         if clashes:
             raise ValueError(f"algorithm {name!r} redefines the shared hyper-parameter(s) {clashes}")
@@ -66,8 +68,9 @@ def resolve_hparams(name: str, hparams: Mapping[str, Any] | None = None) -> dict
     return resolve(hparam_spec(name), hparams, algorithm_class(name).name)
 
 
-def build_algorithm(name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None,
-                    num_domains: int | None = None) -> Algorithm:
+def build_algorithm(
+    name: str, model: nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+) -> Algorithm:
     """Instantiate the registered algorithm ``name`` around ``model``.
 
     Args:

@@ -47,7 +47,11 @@ def ascent_perturbations(
 
 
 def iter_perturbations(
-    domain_grads: Sequence[torch.Tensor], g: torch.Tensor, rho: float, alpha: float, ascent: str = "per_domain",
+    domain_grads: Sequence[torch.Tensor],
+    g: torch.Tensor,
+    rho: float,
+    alpha: float,
+    ascent: str = "per_domain",
     out: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """The ε_k of :func:`ascent_perturbations` one at a time, each written into ``out`` when given (valid until
@@ -80,21 +84,37 @@ class RoGA(Algorithm):
         "rho": number(0.05, "radius ρ of each domain's ascent"),
         "alpha": number(0.001, "step α against the ERM gradient in every ascent"),
         "ascent": choice("per_domain", "one ascending point per domain, or one shared", *ASCENTS),
-        "combine": choice("with_erm", "G = ½ (g + mean perturbed gradient), or the mean perturbed gradient alone",
-                          "with_erm", "perturbed_only"),
-        "domain_passes": choice("sequential", "per-domain passes one after the other on the module, or as "
-                                "concurrent functional passes (one CUDA stream per domain)", "sequential", "concurrent"),
+        "combine": choice(
+            "with_erm",
+            "G = ½ (g + mean perturbed gradient), or the mean perturbed gradient alone",
+            "with_erm",
+            "perturbed_only",
+        ),
+        "domain_passes": choice(
+            "sequential",
+            "per-domain passes one after the other on the module, or as "
+            "concurrent functional passes (one CUDA stream per domain)",
+            "sequential",
+            "concurrent",
+        ),
     }
 
-    def __init__(self, model: torch.nn.Module, hparams: Mapping[str, Any] | None = None,
-                 num_domains: int | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, hparams: Mapping[str, Any] | None = None, num_domains: int | None = None
+    ) -> None:
         super().__init__(model, hparams, num_domains)
         self._lanes = Lanes()
 
     def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> Iterator[torch.Tensor]:
         """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch, one at a time in a reused buffer."""
-        return iter_perturbations(domain_grads, g, self.hparams["rho"], self.hparams["alpha"], self.hparams["ascent"],
-                                  out=self.vector.buffer("eps"))
+        return iter_perturbations(
+            domain_grads,
+            g,
+            self.hparams["rho"],
+            self.hparams["alpha"],
+            self.hparams["ascent"],
+            out=self.vector.buffer("eps"),
+        )
 
     def concurrent(self) -> bool:
         """Whether this step runs the functional, stream-overlapped passes (``domain_passes``)."""
@@ -117,7 +137,9 @@ class RoGA(Algorithm):
             perturbed_sum = torch.stack(perturbed_grads).sum(0)
             cos_perturbed = [cosine(g_p, g) for g_p in perturbed_grads]
         else:
-            losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed = self._passes_sequential(minibatches)
+            losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed = self._passes_sequential(
+                minibatches
+            )
         cos_clean = [cosine(g_k, g) for g_k in domain_grads]
         grad_norm = torch.linalg.vector_norm(g)
         k = len(minibatches)

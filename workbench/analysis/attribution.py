@@ -101,9 +101,7 @@ def feature_stages(model: nn.Module) -> list[str]:
     """
     info = getattr(model, "feature_info", None)
     if info is None:
-        raise ValueError(
-            f"{type(model).__name__} has no timm feature_info; pass the layer to attribute to explicitly"
-        )
+        raise ValueError(f"{type(model).__name__} has no timm feature_info; pass the layer to attribute to explicitly")
     names = [entry["module"] for entry in info] if isinstance(info, list) else list(info.module_name())
     if not names:
         raise ValueError(f"{type(model).__name__}.feature_info is empty; pass the layer to attribute to explicitly")
@@ -156,12 +154,18 @@ def stage_sizes(model: nn.Module, input_size: int | Sequence[int], layers: Seque
     def record(name: str):
         def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
             shapes.setdefault(name, tuple(output.shape))
+
         return hook
 
     handles = [modules[name].register_forward_hook(record(name)) for name in layers]
     first = next(model.parameters(), None)
-    blank = torch.zeros(1, 3, *size, device=_device(model, torch.device("cpu")),
-                        dtype=first.dtype if first is not None else torch.float32)
+    blank = torch.zeros(
+        1,
+        3,
+        *size,
+        device=_device(model, torch.device("cpu")),
+        dtype=first.dtype if first is not None else torch.float32,
+    )
     try:
         with _eval_mode(model), torch.no_grad():
             model(blank)
@@ -226,8 +230,10 @@ def unknown_layer_message(model: nn.Module, layer: str) -> str:
         stages = ", ".join(feature_stages(model))
     except ValueError:
         stages = ", ".join(name for name, _ in model.named_children())
-    return (f"{type(model).__name__} has no submodule named {layer!r}; its feature stages are {stages} "
-            "(any name from model.named_modules() works)")
+    return (
+        f"{type(model).__name__} has no submodule named {layer!r}; its feature stages are {stages} "
+        "(any name from model.named_modules() works)"
+    )
 
 
 def resolve_layer(
@@ -283,7 +289,8 @@ class GradCAM:
     ) -> None:
         if getattr(model, "output_fmt", "NCHW") != "NCHW":
             raise ValueError(
-                f"{type(model).__name__} emits {model.output_fmt} feature maps; GradCAM handles NCHW maps and ViT tokens"
+                f"{type(model).__name__} emits {model.output_fmt} feature maps; "
+                "GradCAM handles NCHW maps and ViT tokens"
             )
         self.model = model
         self.guided = guided
@@ -339,8 +346,9 @@ class GradCAM:
             if self.guided:
                 with warnings.catch_warnings():  # captum's notice that it hooks (and then unhooks) the ReLUs
                     warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-                    maps = GuidedGradCam(self.model, layer).attribute(inputs, target=target,
-                                                                      interpolate_mode="bilinear")
+                    maps = GuidedGradCam(self.model, layer).attribute(
+                        inputs, target=target, interpolate_mode="bilinear"
+                    )
                 maps = maps.detach().abs().sum(dim=1, keepdim=True)
             else:
                 maps = LayerGradCam(self.model, layer).attribute(inputs, target=target, relu_attributions=True)
@@ -397,7 +405,9 @@ def attribute(
     if method in LAYER_METHODS:
         return GradCAM(model, layer, size, guided=method == "guided_gradcam").attribute(x, target, normalize)
     if layer is not None:
-        raise ValueError(f"method {method!r} attributes to the input pixels; layer={layer!r} applies to {list(LAYER_METHODS)}")
+        raise ValueError(
+            f"method {method!r} attributes to the input pixels; layer={layer!r} applies to {list(LAYER_METHODS)}"
+        )
     device = _device(model, x.device)
     inputs = x.detach().to(device).requires_grad_(True)
     target = _target(target, device)
@@ -405,16 +415,33 @@ def attribute(
         if method == "saliency":
             maps = Saliency(model).attribute(inputs, target=target, abs=True).sum(dim=1, keepdim=True)
         elif method == "integrated_gradients":
-            maps = IntegratedGradients(model).attribute(
-                inputs, baselines=0.0, target=target, n_steps=options.ig_steps,
-                internal_batch_size=max(options.internal_batch_size, len(inputs)),  # captum needs >= N
-            ).abs().sum(dim=1, keepdim=True)
+            maps = (
+                IntegratedGradients(model)
+                .attribute(
+                    inputs,
+                    baselines=0.0,
+                    target=target,
+                    n_steps=options.ig_steps,
+                    internal_batch_size=max(options.internal_batch_size, len(inputs)),  # captum needs >= N
+                )
+                .abs()
+                .sum(dim=1, keepdim=True)
+            )
         else:
             side, stride = options.window(size)
-            maps = Occlusion(model).attribute(
-                inputs, sliding_window_shapes=(x.shape[1], side, side), strides=(x.shape[1], stride, stride),
-                baselines=0.0, target=target, perturbations_per_eval=options.internal_batch_size,
-            ).mean(dim=1, keepdim=True).clamp(min=0)
+            maps = (
+                Occlusion(model)
+                .attribute(
+                    inputs,
+                    sliding_window_shapes=(x.shape[1], side, side),
+                    strides=(x.shape[1], stride, stride),
+                    baselines=0.0,
+                    target=target,
+                    perturbations_per_eval=options.internal_batch_size,
+                )
+                .mean(dim=1, keepdim=True)
+                .clamp(min=0)
+            )
     maps = maps.detach()
     return _normalise_peak(maps) if normalize else maps
 
@@ -483,7 +510,10 @@ def localisation_by_domain(
         {
             "energy_in_mask": grouped["energy_in_mask"].mean(),
             "pointing_game": grouped["pointing_hit"].mean(),
-            "mask_fraction": scores["mask_fraction"].where(scores["reason"].isna()).groupby(scores["domain"], sort=False).mean(),
+            "mask_fraction": scores["mask_fraction"]
+            .where(scores["reason"].isna())
+            .groupby(scores["domain"], sort=False)
+            .mean(),
             "n": grouped.size(),
             "n_undefined": grouped["reason"].count(),
         }
@@ -504,9 +534,14 @@ def attribution_maps(
     each map is scaled by its maximum. ``layer`` None: each model's :func:`default_layer_name` at
     the frames' size.
     """
-    return {name: attribute(model, frames.inputs(*input_normalization(model)), method, target, layer, normalize=True,
-                            options=options)[:, 0].cpu().numpy()
-            for name, model in models.items()}
+    return {
+        name: attribute(
+            model, frames.inputs(*input_normalization(model)), method, target, layer, normalize=True, options=options
+        )[:, 0]
+        .cpu()
+        .numpy()
+        for name, model in models.items()
+    }
 
 
 def gradcam_maps(
@@ -518,8 +553,10 @@ def gradcam_maps(
 
 def localisation_table(cams: Mapping[str, np.ndarray], frames: Frames, threshold: float = 0.5) -> pd.DataFrame:
     """Per model and domain: map energy inside the manipulation mask, pointing game and mask area."""
-    tables = [localisation_by_domain(maps, frames.masks, frames.domains, threshold).assign(algorithm=name)
-              for name, maps in cams.items()]
+    tables = [
+        localisation_by_domain(maps, frames.masks, frames.domains, threshold).assign(algorithm=name)
+        for name, maps in cams.items()
+    ]
     table = pd.concat(tables).reset_index().rename(columns={"index": "domain"})
     return table[["algorithm", "domain", *SCORE_COLUMNS, "n", "n_undefined"]]
 
@@ -545,9 +582,17 @@ def localisation_by_depth(
         for layer, stage in sizes.iterrows():
             maps = GradCAM(model, layer).attribute(x, target)[:, 0].cpu().numpy()
             scores = localisation_by_domain(maps, frames.masks, frames.domains, threshold)
-            tables.append(scores.rename_axis("domain").reset_index().assign(
-                algorithm=name, layer=layer, depth=int(stage["depth"]), height=int(stage["height"]),
-                width=int(stage["width"])))
+            tables.append(
+                scores.rename_axis("domain")
+                .reset_index()
+                .assign(
+                    algorithm=name,
+                    layer=layer,
+                    depth=int(stage["depth"]),
+                    height=int(stage["height"]),
+                    width=int(stage["width"]),
+                )
+            )
     table = pd.concat(tables, ignore_index=True)
     return table[["algorithm", "layer", "depth", "height", "width", "domain", *SCORE_COLUMNS, "n", "n_undefined"]]
 
@@ -587,16 +632,31 @@ def compare_methods(
         x = frames.inputs(*input_normalization(model))
         for method in methods:
             started = time.perf_counter()
-            values = attribute(model, x, method, target, layer if method in LAYER_METHODS else None,
-                               normalize=True, options=options)[:, 0].cpu().numpy()
+            values = (
+                attribute(
+                    model,
+                    x,
+                    method,
+                    target,
+                    layer if method in LAYER_METHODS else None,
+                    normalize=True,
+                    options=options,
+                )[:, 0]
+                .cpu()
+                .numpy()
+            )
             seconds = (time.perf_counter() - started) / len(x)
             maps[method][name] = values
             scores = localisation_by_domain(values, frames.masks, frames.domains, threshold)
-            tables.append(scores.rename_axis("domain").reset_index().assign(
-                algorithm=name, method=method, seconds_per_image=seconds))
+            tables.append(
+                scores.rename_axis("domain")
+                .reset_index()
+                .assign(algorithm=name, method=method, seconds_per_image=seconds)
+            )
     table = pd.concat(tables, ignore_index=True)
-    return MethodComparison(maps, table[["algorithm", "method", "domain", *SCORE_COLUMNS, "n", "n_undefined",
-                                         "seconds_per_image"]])
+    return MethodComparison(
+        maps, table[["algorithm", "method", "domain", *SCORE_COLUMNS, "n", "n_undefined", "seconds_per_image"]]
+    )
 
 
 def mean_over_domains(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
@@ -611,6 +671,10 @@ def mean_over_domains(table: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     grouped = table.groupby(list(by), sort=False)
     means = grouped[list(SCORE_COLUMNS)].mean()
     means["domains"] = grouped["energy_in_mask"].count()
-    constant = [c for c in table.columns if c not in (*by, "domain", *SCORE_COLUMNS, "n", "n_undefined")
-                and (grouped[c].nunique(dropna=False) <= 1).all()]
+    constant = [
+        c
+        for c in table.columns
+        if c not in (*by, "domain", *SCORE_COLUMNS, "n", "n_undefined")
+        and (grouped[c].nunique(dropna=False) <= 1).all()
+    ]
     return means.join(grouped[constant].first()).reset_index()

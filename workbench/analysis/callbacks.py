@@ -59,13 +59,13 @@ class AlignmentCallback:
 
     def __call__(self, model: nn.Module, domain_batches: DomainBatches, step: int) -> dict[str, float]:
         """Alignment summary of ``model`` on this step's domain batches (``step`` is not used in the numbers)."""
-        return alignment_summary(
-            model, domain_batches, self.rho, self.alpha, self.ascent, self.mode, self.domain_names
-        )
+        return alignment_summary(model, domain_batches, self.rho, self.alpha, self.ascent, self.mode, self.domain_names)
 
     def __repr__(self) -> str:
-        return (f"AlignmentCallback(every={self.every}, rho={self.rho}, alpha={self.alpha}, name={self.name!r}, "
-                f"ascent={self.ascent!r}, mode={self.mode!r})")
+        return (
+            f"AlignmentCallback(every={self.every}, rho={self.rho}, alpha={self.alpha}, name={self.name!r}, "
+            f"ascent={self.ascent!r}, mode={self.mode!r})"
+        )
 
 
 def callbacks_from_config(config: Mapping[str, Any]) -> list[AlignmentCallback]:
@@ -79,9 +79,14 @@ def callbacks_from_config(config: Mapping[str, Any]) -> list[AlignmentCallback]:
     if every <= 0:
         return []
     name = config["algorithm"]["name"]
-    hparams = resolve_hparams("roga", config["algorithm"]["hparams"]) if name.lower() == "roga" else default_hparams("roga")
-    return [AlignmentCallback(every=every, rho=hparams["rho"], alpha=hparams["alpha"],
-                              domain_names=list(config["data"]["source_domains"]))]
+    hparams = (
+        resolve_hparams("roga", config["algorithm"]["hparams"]) if name.lower() == "roga" else default_hparams("roga")
+    )
+    return [
+        AlignmentCallback(
+            every=every, rho=hparams["rho"], alpha=hparams["alpha"], domain_names=list(config["data"]["source_domains"])
+        )
+    ]
 
 
 def train_with_callbacks(config: dict[str, Any], run_dir: Path) -> Path:

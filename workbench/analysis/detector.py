@@ -84,8 +84,10 @@ def load_detector(
         source = f"{path} ({name})"
     elif path.is_file():
         if architecture is None:
-            raise ValueError(f"{str(path)!r} is a weights file: name its backbone with --arch (e.g. efficientnet_b4, "
-                             "deepfakebench_xception)")
+            raise ValueError(
+                f"{str(path)!r} is a weights file: name its backbone with --arch (e.g. efficientnet_b4, "
+                "deepfakebench_xception)"
+            )
         network = create_model(architecture, pretrained=path).to(device).eval()
         size = image_size or int(network.pretrained_cfg["input_size"][-1])
         source = f"{path} ({architecture})"

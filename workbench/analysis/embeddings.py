@@ -34,8 +34,10 @@ def _split_item(item: Any, index: int, domain_names: Sequence[str] | None) -> tu
         image_key = next((k for k in IMAGE_KEYS if k in item), None)
         label_key = next((k for k in LABEL_KEYS if k in item), None)
         if image_key is None or label_key is None:
-            raise ValueError(f"batch {index}: a dict batch needs an image key {IMAGE_KEYS} and a label key "
-                             f"{LABEL_KEYS}, got keys {sorted(item)}")
+            raise ValueError(
+                f"batch {index}: a dict batch needs an image key {IMAGE_KEYS} and a label key "
+                f"{LABEL_KEYS}, got keys {sorted(item)}"
+            )
         x = item[image_key]
         columns = {"label": item[label_key]}
         columns.update({k: v for k, v in item.items() if k not in (image_key, label_key)})

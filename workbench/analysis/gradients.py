@@ -28,9 +28,9 @@ from torch import nn
 
 from workbench.algorithms.batches import DomainBatches, check_domain_batches
 from workbench.algorithms.execution import full_precision
+from workbench.algorithms.param_vector import ParamVector, cosine
 from workbench.algorithms.roga import ascent_perturbations as roga_perturbations
 from workbench.algorithms.roga import check_ascent
-from workbench.algorithms.param_vector import ParamVector, cosine
 
 Mode = Literal["eval", "train"]
 Ascent = Literal["per_domain", "shared"]

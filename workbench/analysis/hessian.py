@@ -17,7 +17,6 @@ from torch import nn
 from workbench.algorithms.param_vector import ParamVector
 from workbench.analysis.gradients import batch_loss, check_batches, preserved_state
 
-
 HVP = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -42,7 +41,9 @@ def _with_hvp(
     with preserved_state(model, "eval"), _unfused_attention(model), torch.enable_grad():
         vector = ParamVector(model)
         loss = batch_loss(model, *batch)
-        grads = vector.flatten(list(torch.autograd.grad(loss, vector.params, create_graph=True, materialize_grads=True)))
+        grads = vector.flatten(
+            list(torch.autograd.grad(loss, vector.params, create_graph=True, materialize_grads=True))
+        )
 
         def hvp(v: torch.Tensor) -> torch.Tensor:
             parts = torch.autograd.grad(grads, vector.params, grad_outputs=v, retain_graph=True, allow_unused=True)

@@ -15,8 +15,8 @@ are converted to ``channels_last``, which makes oneDNN/cuDNN convolutions marked
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 

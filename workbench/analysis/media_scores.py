@@ -21,10 +21,28 @@ from workbench.data.face_cropper import FaceCrop, FaceCropper
 from workbench.data.media import MediaError, MediaFile, media_frames
 from workbench.data.video import VideoError
 
-FRAME_COLUMNS: tuple[str, ...] = ("media", "kind", "frame", "status", "faces", "prob_fake",
-                                  "box_x", "box_y", "box_w", "box_h")
-MEDIA_COLUMNS: tuple[str, ...] = ("media", "kind", "status", "frames", "frames_scored", "frames_without_face",
-                                  "score", "error")
+FRAME_COLUMNS: tuple[str, ...] = (
+    "media",
+    "kind",
+    "frame",
+    "status",
+    "faces",
+    "prob_fake",
+    "box_x",
+    "box_y",
+    "box_w",
+    "box_h",
+)
+MEDIA_COLUMNS: tuple[str, ...] = (
+    "media",
+    "kind",
+    "status",
+    "frames",
+    "frames_scored",
+    "frames_without_face",
+    "score",
+    "error",
+)
 
 
 @dataclass
@@ -53,8 +71,15 @@ def _frame_row(media: MediaFile, index: int, faces: Sequence[FaceCrop], probs: n
         return {**row, "status": "no_face", "prob_fake": np.nan}
     best = int(np.argmax(probs))
     box = faces[best].box
-    return {**row, "status": "ok", "prob_fake": float(probs[best]),
-            "box_x": box.x, "box_y": box.y, "box_w": box.w, "box_h": box.h}
+    return {
+        **row,
+        "status": "ok",
+        "prob_fake": float(probs[best]),
+        "box_x": box.x,
+        "box_y": box.y,
+        "box_w": box.w,
+        "box_h": box.h,
+    }
 
 
 def _media_row(media: MediaFile, rows: list[dict[str, object]], error: str | None) -> dict[str, object]:
@@ -63,9 +88,16 @@ def _media_row(media: MediaFile, rows: list[dict[str, object]], error: str | Non
         status = "error"
     else:
         status = "ok" if scores else "no_face"
-    return {"media": str(media.path), "kind": media.kind, "status": status, "frames": len(rows),
-            "frames_scored": len(scores), "frames_without_face": len(rows) - len(scores),
-            "score": float(np.mean(scores)) if scores else np.nan, "error": error}
+    return {
+        "media": str(media.path),
+        "kind": media.kind,
+        "status": status,
+        "frames": len(rows),
+        "frames_scored": len(scores),
+        "frames_without_face": len(rows) - len(scores),
+        "score": float(np.mean(scores)) if scores else np.nan,
+        "error": error,
+    }
 
 
 def score_media(
@@ -80,6 +112,7 @@ def score_media(
     media_rows: list[dict[str, object]] = []
     crops: dict[tuple[str, int], np.ndarray] = {}
     for media in tqdm(files, desc="predict", unit="file", disable=not progress):
+
         def score_frame(index: int, frame: np.ndarray, media: MediaFile = media) -> dict[str, object]:
             faces = cropper.faces(frame)
             probs = detector.prob_fake([face.image for face in faces])

@@ -45,5 +45,7 @@ def misclassified(
 
 def prediction_titles(rows: pd.DataFrame) -> list[str]:
     """``"i. domain<br>real/fake · p=0.87"`` per prediction row (``p`` = predicted probability of fake)."""
-    return [f"{i + 1}. {row.domain}<br>{'fake' if row.label == 1 else 'real'} · p={row.prob_fake:.2f}"
-            for i, row in enumerate(rows.itertuples())]
+    return [
+        f"{i + 1}. {row.domain}<br>{'fake' if row.label == 1 else 'real'} · p={row.prob_fake:.2f}"
+        for i, row in enumerate(rows.itertuples())
+    ]

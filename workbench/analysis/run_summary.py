@@ -42,9 +42,18 @@ from workbench.data.frames import load_frames, pick_frames
 from workbench.training.collect import config_variants, expand_sweeps, read_config, run_complete
 from workbench.training.runs import CHECKPOINT_SELECTIONS, load_run_model, run_manifest, selected_checkpoint
 
-SUMMARY_COLUMNS = ("cos_clean_mean", "cos_perturbed_mean", "conflict_rate", "sharpness_mean",
-                   "energy_in_mask_source", "energy_in_mask_target", "pointing_game_source",
-                   "pointing_game_target", "mask_fraction_source", "mask_fraction_target")
+SUMMARY_COLUMNS = (
+    "cos_clean_mean",
+    "cos_perturbed_mean",
+    "conflict_rate",
+    "sharpness_mean",
+    "energy_in_mask_source",
+    "energy_in_mask_target",
+    "pointing_game_source",
+    "pointing_game_target",
+    "mask_fraction_source",
+    "mask_fraction_target",
+)
 # Runs are pooled over seeds only: one summary row per algorithm, backbone and config variant.
 SUMMARY_KEYS: tuple[str, ...] = ("algorithm", "backbone", "variant")
 
@@ -69,14 +78,21 @@ class AnalysisSettings:
         if self.selection not in CHECKPOINT_SELECTIONS:
             raise ValueError(f"selection={self.selection!r} must be one of {list(CHECKPOINT_SELECTIONS)}")
         if self.per_domain < 2 or self.localisation_per_domain < 1:
-            raise ValueError(f"per_domain={self.per_domain} must be >= 2 and localisation_per_domain="
-                             f"{self.localisation_per_domain} >= 1")
+            raise ValueError(
+                f"per_domain={self.per_domain} must be >= 2 and localisation_per_domain="
+                f"{self.localisation_per_domain} >= 1"
+            )
         if self.rho <= 0:
             raise ValueError(f"rho={self.rho} must be positive")
 
 
-def localisation(model: torch.nn.Module, config: dict[str, Any], manifest: pd.DataFrame, roots: list[Path],
-                 settings: AnalysisSettings) -> tuple[pd.DataFrame, list[str]]:
+def localisation(
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    manifest: pd.DataFrame,
+    roots: list[Path],
+    settings: AnalysisSettings,
+) -> tuple[pd.DataFrame, list[str]]:
     """Grad-CAM localisation per domain with masks (index: domain) and the domains that have none,
     on the run's ``manifest`` (and its dataset ``roots``)."""
     data = config["data"]
@@ -98,8 +114,9 @@ def _mean_over(table: pd.DataFrame, domains: Sequence[str], column: str) -> floa
     return float(values.mean()) if values.notna().any() else float("nan")
 
 
-def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettings(),
-                config: dict[str, Any] | None = None) -> dict[str, Any]:
+def analyse_run(
+    run_dir: str | Path, settings: AnalysisSettings = AnalysisSettings(), config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One row of measurements for the selected model of ``run_dir`` (see the module docstring).
 
     ``config``: the run's ``config.yaml`` when the caller has read it already.
@@ -109,19 +126,25 @@ def analyse_run(run_dir: str | Path, settings: AnalysisSettings = AnalysisSettin
     model = load_run_model(run_dir, checkpoint, device=settings.device)
     config = config if config is not None else read_config(run_dir)
     manifest, roots = run_manifest(config)  # read and validated once for both measurements
-    batches, domains = analysis_batches(config, settings.split, settings.per_domain, settings.seed, settings.device,
-                                        manifest=(manifest, roots))
+    batches, domains = analysis_batches(
+        config, settings.split, settings.per_domain, settings.seed, settings.device, manifest=(manifest, roots)
+    )
     alignment = alignment_summary(model, batches, settings.rho, settings.alpha, domain_names=domains)
     sharpness = sharpness_per_domain(model, batches, [settings.rho], domain_names=domains)
     located, no_masks = localisation(model, config, manifest, roots, settings)
     targets = list(config["data"]["target_domains"] or ())
     layer = chosen_layers({"model": model}, int(config["data"]["image_size"]), settings.gradcam_layer).loc["model"]
     row: dict[str, Any] = {
-        "run": str(run_dir), "algorithm": config["algorithm"]["name"], "seed": config["train"]["seed"],
-        "backbone": config["model"]["name"], "gradcam_layer": layer["layer"],
+        "run": str(run_dir),
+        "algorithm": config["algorithm"]["name"],
+        "seed": config["train"]["seed"],
+        "backbone": config["model"]["name"],
+        "gradcam_layer": layer["layer"],
         "gradcam_map": f"{layer['height']}×{layer['width']}",
-        "cos_clean_mean": alignment["cos_clean_mean"], "cos_perturbed_mean": alignment["cos_perturbed_mean"],
-        "conflict_rate": alignment["conflict_rate"], "sharpness_mean": float(sharpness["sharpness"].mean()),
+        "cos_clean_mean": alignment["cos_clean_mean"],
+        "cos_perturbed_mean": alignment["cos_perturbed_mean"],
+        "conflict_rate": alignment["conflict_rate"],
+        "sharpness_mean": float(sharpness["sharpness"].mean()),
     }
     for column in ("energy_in_mask", "pointing_game", "mask_fraction"):
         row[f"{column}_source"] = _mean_over(located, domains, column)
@@ -174,5 +197,9 @@ def summary_markdown(table: pd.DataFrame) -> str:
         means, stds = summary[(column, "mean")], summary[(column, "std")]
         cells[column] = [f"{m:.3f}" if np.isnan(s) else f"{m:.3f} ± {s:.3f}" for m, s in zip(means, stds)]
     cells["runs"] = summary[("runs", "n")]
-    return (per_run.to_markdown(index=False) + "\n\nMean ± std over runs:\n\n"
-            + cells.reset_index().to_markdown(index=False) + "\n")
+    return (
+        per_run.to_markdown(index=False)
+        + "\n\nMean ± std over runs:\n\n"
+        + cells.reset_index().to_markdown(index=False)
+        + "\n"
+    )

@@ -3,7 +3,8 @@
 ``epsilon_sharpness`` = L(θ + ε*) − L(θ) with ε* the (approximate) maximiser of the loss over
 ‖ε‖ ≤ ρ. One step tries SAM's first-order ascent ε = ρ g/‖g‖; more steps run projected,
 normalised gradient ascent. The highest loss seen is kept, θ itself (ε = 0) included, so the estimate
-is never negative and never decreases with the number of steps. Losses are evaluated in eval mode; weights and modes are restored exactly.
+is never negative and never decreases with the number of steps. Losses are evaluated in eval mode;
+weights and modes are restored exactly.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def sharpness_per_domain(
     """ε-sharpness of every domain's loss on a ρ grid.
 
     Columns: ``domain``, ``rho``, ``sharpness``, ``loss`` (L_k(θ)) and ``loss_perturbed`` (the
-    highest L_k found in the ρ-ball, = ``loss`` + ``sharpness``); the clean gradient is computed once per domain and reused for all ρ.
+    highest L_k found in the ρ-ball, = ``loss`` + ``sharpness``); the clean gradient is computed once per
+    domain and reused for all ρ.
     """
     _check_rhos(rhos, steps)
     check_batches(domain_batches)

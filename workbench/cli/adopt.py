@@ -32,9 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("weights", type=Path, help="the detector's weights file (.pth, .safetensors, .bin)")
     parser.add_argument("--config", help="YAML config of the data it is evaluated on (default: the built-in defaults)")
     add_overrides_argument(parser, "overrides such as model.name=deepfakebench_xception data.image_size=256")
-    parser.add_argument("--algorithm", default="erm",
-                        help="algorithm name the run is filed under (notebooks find "
-                             "<runs_dir>/<algorithm>-seed<seed>); default erm")
+    parser.add_argument(
+        "--algorithm",
+        default="erm",
+        help="algorithm name the run is filed under (notebooks find <runs_dir>/<algorithm>-seed<seed>); default erm",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the new run directory (must not exist or be empty)")
     parser.set_defaults(func=run)
 
@@ -48,6 +50,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     record = RunDir(run_dir).load_records()[0]
-    print(json.dumps({"run_dir": str(run_dir), "input": input_convention(run_dir),
-                      "auc": {group: metrics.get("auc") for group, metrics in record["eval"].items()}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(run_dir),
+                "input": input_convention(run_dir),
+                "auc": {group: metrics.get("auc") for group, metrics in record["eval"].items()},
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -15,9 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "algorithms",
         help="list the training algorithms (or describe one) with their hyper-parameters and defaults",
-        description=("Without a name: one line per registered algorithm (name, family, paper). With names: each "
-                     "one's update as implemented and every hyper-parameter it accepts, its default and its "
-                     "allowed values. Set them with --set algorithm.hparams.KEY=VALUE."),
+        description=(
+            "Without a name: one line per registered algorithm (name, family, paper). With names: each "
+            "one's update as implemented and every hyper-parameter it accepts, its default and its "
+            "allowed values. Set them with --set algorithm.hparams.KEY=VALUE."
+        ),
     )
     parser.add_argument("names", nargs="*", help="algorithms to describe (any case)")
     parser.set_defaults(func=run)

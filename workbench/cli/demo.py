@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("\n".join(line.removeprefix("- ").replace("**", "") for line in gap_lines(table, differences)))
     if differences is not None:
-        print(f"[low, high]: {100 * differences['ci_level'].iloc[0]:g}% paired video-bootstrap interval of the "
-              f"difference to {differences['baseline'].iloc[0]}; see the report")
+        print(
+            f"[low, high]: {100 * differences['ci_level'].iloc[0]:g}% paired video-bootstrap interval of the "
+            f"difference to {differences['baseline'].iloc[0]}; see the report"
+        )
     print(f"\nreport: {report}")
     print(f"demo wall time: {time.perf_counter() - started:.1f} s")
     return 0

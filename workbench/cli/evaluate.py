@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a run's checkpoint (optionally on another manifest)",
         description=(
-            "Load a checkpoint of a run (default: the source_val-selected best_source_val.pt) and compute AUC, EER, AP, "
-            "ACC and video AUC on the run's evaluation groups, or on the domains of another manifest given "
+            "Load a checkpoint of a run (default: the source_val-selected best_source_val.pt) and compute AUC, "
+            "EER, AP, ACC and video AUC on the run's evaluation groups, or on the domains of another manifest given "
             "with --set data.manifest=... data.target_domains=[...]. Prints JSON; --out writes it and the "
             "per-frame predictions. --perturb also scores the frames under DeeperForensics-1.0's perturbations "
             "at the chosen severity levels and reports AUC with video-bootstrap intervals (robustness.csv)."
@@ -32,19 +32,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", help="run directory written by `train`")
     chosen = parser.add_mutually_exclusive_group()
-    chosen.add_argument("--selection", choices=CHECKPOINT_SELECTIONS, default="source_val",
-                        help="the model-selection rule whose kept model is evaluated (best_<rule>.pt, or last.pt "
-                             "for 'last'; lodo and oracle need train.checkpoint_rules); default source_val")
+    chosen.add_argument(
+        "--selection",
+        choices=CHECKPOINT_SELECTIONS,
+        default="source_val",
+        help="the model-selection rule whose kept model is evaluated (best_<rule>.pt, or last.pt "
+        "for 'last'; lodo and oracle need train.checkpoint_rules); default source_val",
+    )
     chosen.add_argument("--checkpoint", help="a file name under checkpoints/ instead of --selection")
     add_overrides_argument(parser, "config overrides (e.g. another manifest and target domains)")
     parser.add_argument("--out", help="directory for metrics.json, predictions.csv (and robustness.csv)")
-    parser.add_argument("--perturb", nargs="+", choices=["all", *PERTURBATIONS], metavar="PERTURBATION",
-                        help="DeeperForensics-1.0 perturbations to score under: all, or some of "
-                             + ", ".join(PERTURBATIONS))
-    parser.add_argument("--levels", nargs="+", type=int, choices=LEVELS, metavar="LEVEL",
-                        help="severity levels 1-5 of --perturb (default: all five)")
-    parser.add_argument("--n-boot", type=int,
-                        help=f"video-bootstrap resamples of each --perturb AUC interval (95%%; default {N_BOOT})")
+    parser.add_argument(
+        "--perturb",
+        nargs="+",
+        choices=["all", *PERTURBATIONS],
+        metavar="PERTURBATION",
+        help="DeeperForensics-1.0 perturbations to score under: all, or some of " + ", ".join(PERTURBATIONS),
+    )
+    parser.add_argument(
+        "--levels",
+        nargs="+",
+        type=int,
+        choices=LEVELS,
+        metavar="LEVEL",
+        help="severity levels 1-5 of --perturb (default: all five)",
+    )
+    parser.add_argument(
+        "--n-boot", type=int, help=f"video-bootstrap resamples of each --perturb AUC interval (95%%; default {N_BOOT})"
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,18 +74,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --n-boot must be at least 1, got {n_boot}", file=sys.stderr)
         return 1
     try:
-        state, model, config, device, data = load_checkpoint_model(Path(args.run_dir), args.overrides,
-                                                                   args.checkpoint, args.selection)
+        state, model, config, device, data = load_checkpoint_model(
+            Path(args.run_dir), args.overrides, args.checkpoint, args.selection
+        )
         results, predictions = score_model(model, config, device, data)
-        robustness = None if not args.perturb else robustness_table(
-            model, config, device, data, args.perturb, args.levels or LEVELS, clean=(results, predictions),
-            n_boot=n_boot)
+        robustness = (
+            None
+            if not args.perturb
+            else robustness_table(
+                model,
+                config,
+                device,
+                data,
+                args.perturb,
+                args.levels or LEVELS,
+                clean=(results, predictions),
+                n_boot=n_boot,
+            )
+        )
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     metrics = {"step": int(state["step"]), "eval": results}
-    shown = metrics if robustness is None else {  # NaN (undefined AUC, the clean rows' parameter) as null
-        **metrics, "robustness": robustness.astype(object).where(robustness.notna(), None).to_dict("records")}
+    shown = (
+        metrics
+        if robustness is None
+        else {  # NaN (undefined AUC, the clean rows' parameter) as null
+            **metrics,
+            "robustness": robustness.astype(object).where(robustness.notna(), None).to_dict("records"),
+        }
+    )
     print(json.dumps(shown, indent=2))
     if args.out:
         out = Path(args.out)

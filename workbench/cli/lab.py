@@ -20,21 +20,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "lab",
         help="open JupyterLab on 127.0.0.1 with the notebooks; prints the URL to open",
-        description=("Starts JupyterLab on 127.0.0.1 (no browser) in the notebooks folder and prints the URL with "
-                     "its access token. The token is $JUPYTER_TOKEN if set, else a new random one; it is passed in "
-                     "the environment, not on the command line. Stop the server with Ctrl-C."),
+        description=(
+            "Starts JupyterLab on 127.0.0.1 (no browser) in the notebooks folder and prints the URL with "
+            "its access token. The token is $JUPYTER_TOKEN if set, else a new random one; it is passed in "
+            "the environment, not on the command line. Stop the server with Ctrl-C."
+        ),
     )
-    parser.add_argument("--port", type=int, default=int(os.environ.get("JUPYTER_PORT", "8888")),
-                        help="port on 127.0.0.1 (default $JUPYTER_PORT or 8888; a busy port is an error, not "
-                             "silently another one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("JUPYTER_PORT", "8888")),
+        help="port on 127.0.0.1 (default $JUPYTER_PORT or 8888; a busy port is an error, not silently another one)",
+    )
     parser.add_argument("--notebook-dir", default=str(NOTEBOOKS), help="folder JupyterLab opens (default: notebooks/)")
     parser.set_defaults(func=run)
 
 
 def lab_command(port: int, notebook_dir: str) -> list[str]:
     """JupyterLab's command line: loopback only, a fixed port, no browser, and no token on it."""
-    command = [sys.executable, "-m", "jupyter", "lab", "--ip=127.0.0.1", f"--port={port}",
-               "--ServerApp.port_retries=0", "--no-browser", f"--notebook-dir={notebook_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--no-browser",
+        f"--notebook-dir={notebook_dir}",
+    ]
     return command + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
 
 

@@ -34,19 +34,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, videos, or folders of either")
     parser.add_argument("--out", required=True, help="output folder")
     chosen = parser.add_mutually_exclusive_group()
-    chosen.add_argument("--selection", choices=CHECKPOINT_SELECTIONS, default="source_val",
-                        help="for a run folder: the selection rule whose kept model scores (default source_val)")
+    chosen.add_argument(
+        "--selection",
+        choices=CHECKPOINT_SELECTIONS,
+        default="source_val",
+        help="for a run folder: the selection rule whose kept model scores (default source_val)",
+    )
     chosen.add_argument("--checkpoint", help="for a run folder: a file name under checkpoints/ instead")
     parser.add_argument("--arch", help="for a weights file: its backbone (a timm or deepfakebench_* name)")
     parser.add_argument("--image-size", type=int, help="model input size (default: the run's, or the backbone's)")
-    parser.add_argument("--frames", type=int, default=DEFAULTS.frames,
-                        help=f"evenly spaced frames scored per video (default {DEFAULTS.frames}, as preprocess)")
-    parser.add_argument("--size", type=int, default=DEFAULTS.size,
-                        help=f"face crop size in pixels, as given to preprocess (default {DEFAULTS.size})")
-    parser.add_argument("--margin", type=float, default=DEFAULTS.margin,
-                        help=f"crop side ÷ face box side, as given to preprocess (default {DEFAULTS.margin})")
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default=DEFAULTS.detector,
-                        help=f"face detector, as given to preprocess (default {DEFAULTS.detector})")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=DEFAULTS.frames,
+        help=f"evenly spaced frames scored per video (default {DEFAULTS.frames}, as preprocess)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULTS.size,
+        help=f"face crop size in pixels, as given to preprocess (default {DEFAULTS.size})",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=DEFAULTS.margin,
+        help=f"crop side ÷ face box side, as given to preprocess (default {DEFAULTS.margin})",
+    )
+    parser.add_argument(
+        "--detector",
+        choices=sorted(DETECTORS),
+        default=DEFAULTS.detector,
+        help=f"face detector, as given to preprocess (default {DEFAULTS.detector})",
+    )
     parser.add_argument("--top", type=int, default=6, help="suspicious frames shown with Grad-CAM (default 6)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -62,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         files = find_media(args.inputs)
         cropper = FaceCropper(args.detector, args.margin, args.size)
-        detector = load_detector(args.model, checkpoint=args.checkpoint, selection=args.selection,
-                                 architecture=args.arch, image_size=args.image_size, device=args.device)
+        detector = load_detector(
+            args.model,
+            checkpoint=args.checkpoint,
+            selection=args.selection,
+            architecture=args.arch,
+            image_size=args.image_size,
+            device=args.device,
+        )
     except (*USER_ERRORS, MediaError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -24,13 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Select one evaluation per run from its records.jsonl (model selection as post-processing), "
             "then report the mean over seeds (± std with two or more) with a bootstrap CI per "
             "algorithm/backbone and evaluation group, and each group's test-set size; the notes say what "
-            "each interval resamples. Prints the markdown table and writes report.md, report.csv (summary) and runs.csv "
-            "(one row per run, with the selected step) to --out. Runs without a 'done' marker are "
+            "each interval resamples. Prints the markdown table and writes report.md, report.csv (summary) and "
+            "runs.csv (one row per run, with the selected step) to --out. Runs without a 'done' marker are "
             "included and flagged."
         ),
     )
-    parser.add_argument("runs", nargs="+", type=Path,
-                        help="run directories (each with records.jsonl), or sweep folders (their finished runs)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        help="run directories (each with records.jsonl), or sweep folders (their finished runs)",
+    )
     parser.add_argument(
         "--rule",
         choices=list(SELECTION_RULES),
@@ -38,10 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model-selection rule: source_val (training-domain validation, default), lodo "
         "(leave-one-domain-out), oracle (selects on target test data: diagnostic only), last",
     )
-    parser.add_argument("--metric", choices=list(SCORE_METRICS), default="auc",
-                        help="metric to report, and to select records on unless --selection-metric says otherwise")
-    parser.add_argument("--selection-metric", choices=list(SCORE_METRICS), default=None,
-                        help="metric the selection rule compares records by (default: --metric); the notes say which")
+    parser.add_argument(
+        "--metric",
+        choices=list(SCORE_METRICS),
+        default="auc",
+        help="metric to report, and to select records on unless --selection-metric says otherwise",
+    )
+    parser.add_argument(
+        "--selection-metric",
+        choices=list(SCORE_METRICS),
+        default=None,
+        help="metric the selection rule compares records by (default: --metric); the notes say which",
+    )
     parser.add_argument(
         "--groups", nargs="+", default=None, help="evaluation groups to show (default: source_test and every target/*)"
     )
@@ -49,13 +61,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--with-oracle", action="store_true", help="add oracle-selected columns, labelled [oracle], for comparison"
     )
     parser.add_argument(
-        "--tune", action="store_true",
+        "--tune",
+        action="store_true",
         help="hyper-parameter selection (after DomainBed): per algorithm and backbone, report only the config "
         "variant with the best mean selection score over its seeds (the rule's validation metric), and list "
         "the candidates in the notes",
     )
     parser.add_argument(
-        "--baseline", default=None, metavar="ALGORITHM",
+        "--baseline",
+        default=None,
+        metavar="ALGORITHM",
         help="also tabulate every other algorithm's difference to this one (e.g. erm) per group, held-out mean and "
         "gap, with a paired video-bootstrap CI (the same resampled test videos for both, seeds averaged); "
         "differences whose CI excludes 0 are in bold; written to differences.csv too",
@@ -89,9 +104,16 @@ def run(args: argparse.Namespace) -> int:
             differences = None
             if args.baseline is not None:
                 compared = runs[runs["chosen"]] if args.tune else runs
-                differences = baseline_differences(compared, args.baseline, list(dict.fromkeys(summary["group"])),
-                                                   args.metric, n_boot=args.n_boot, ci=args.ci, seed=args.seed,
-                                                   predictions=predictions)
+                differences = baseline_differences(
+                    compared,
+                    args.baseline,
+                    list(dict.fromkeys(summary["group"])),
+                    args.metric,
+                    n_boot=args.n_boot,
+                    ci=args.ci,
+                    seed=args.seed,
+                    predictions=predictions,
+                )
             text = report_markdown(summary, differences)
         except (ReportError, ConfigError, RecordsError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)

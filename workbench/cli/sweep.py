@@ -11,18 +11,33 @@ from workbench.cli import add_overrides_argument
 from workbench.cli.train import INTERRUPTED_HINT, USER_ERRORS
 from workbench.config import ConfigError
 from workbench.training.checkpoint import CheckpointError
-from workbench.training.launchers import (Launcher, LocalPoolLauncher, SerialLauncher, SlurmLauncher, available_cpus,
-                                          read_slurm_config, slurm_executor, slurm_parameters, usable_gpus,
-                                          worker_slots)
 from workbench.training.collect import SWEEP_FILE
+from workbench.training.launchers import (
+    Launcher,
+    LocalPoolLauncher,
+    SerialLauncher,
+    SlurmLauncher,
+    available_cpus,
+    read_slurm_config,
+    slurm_executor,
+    slurm_parameters,
+    usable_gpus,
+    worker_slots,
+)
 from workbench.training.sweep import SweepRun, parse_axis, plan_sweep, planned_status, run_sweep
 from workbench.training.trainer import NonFiniteLossError
 
 # failures of one run that leave the rest of the sweep meaningful
 RUN_FAILURES: tuple[type[Exception], ...] = (NonFiniteLossError, CheckpointError, RuntimeError)
 # flag -> key of slurm_parameters (and of a --slurm-config file)
-SLURM_FLAGS: dict[str, str] = {"partition": "partition", "time": "time", "gpus_per_run": "gpus",
-                               "cpus_per_run": "cpus", "mem_gb": "mem_gb", "account": "account"}
+SLURM_FLAGS: dict[str, str] = {
+    "partition": "partition",
+    "time": "time",
+    "gpus_per_run": "gpus",
+    "cpus_per_run": "cpus",
+    "mem_gb": "mem_gb",
+    "account": "account",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,23 +60,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overrides_argument(parser, "overrides for every run")
     parser.add_argument("--algorithms", nargs="+", required=True, help="algorithms to train, e.g. erm sam sagm roga")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds (default: 0)")
-    parser.add_argument("--grid", nargs="*", action="extend", default=[], metavar="[ALGS:]KEY=[V1, V2]",
-                        help="a swept key and its values as a YAML list, e.g. 'roga,sagm:algorithm.hparams.rho=[0.02, "
-                        "0.05]' (the optional prefix limits it to those algorithms); --grid may be repeated")
+    parser.add_argument(
+        "--grid",
+        nargs="*",
+        action="extend",
+        default=[],
+        metavar="[ALGS:]KEY=[V1, V2]",
+        help="a swept key and its values as a YAML list, e.g. 'roga,sagm:algorithm.hparams.rho=[0.02, "
+        "0.05]' (the optional prefix limits it to those algorithms); --grid may be repeated",
+    )
     parser.add_argument("--out", type=Path, required=True, help="sweep folder: one run directory per run")
     parser.add_argument("--dry-run", action="store_true", help="list the planned runs and their status; train nothing")
-    parser.add_argument("--launcher", choices=("local", "slurm"), default="local",
-                        help="where runs execute: this machine (default) or SLURM jobs submitted through submitit")
-    parser.add_argument("--jobs", type=int, help="local: runs at once (default 1: one after another in this process; "
-                        "at most one per GPU); slurm: array tasks running at once (default: no limit)")
-    parser.add_argument("--max-timeouts", type=int, default=3,
-                        help="times a run that reaches its time limit is requeued (preemptions always are; default 3)")
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="where runs execute: this machine (default) or SLURM jobs submitted through submitit",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="local: runs at once (default 1: one after another in this process; "
+        "at most one per GPU); slurm: array tasks running at once (default: no limit)",
+    )
+    parser.add_argument(
+        "--max-timeouts",
+        type=int,
+        default=3,
+        help="times a run that reaches its time limit is requeued (preemptions always are; default 3)",
+    )
     slurm = parser.add_argument_group("SLURM (--launcher slurm; flags override --slurm-config)")
-    slurm.add_argument("--slurm-config", type=Path, help="YAML file with partition, time, gpus, cpus, mem_gb, account, "
-                       "qos, constraint, setup (shell lines before the run), additional (more #SBATCH flags)")
+    slurm.add_argument(
+        "--slurm-config",
+        type=Path,
+        help="YAML file with partition, time, gpus, cpus, mem_gb, account, "
+        "qos, constraint, setup (shell lines before the run), additional (more #SBATCH flags)",
+    )
     slurm.add_argument("--partition", help="SLURM partition")
-    slurm.add_argument("--time", type=int, help="time limit of each job in minutes (a run that needs longer is "
-                       "requeued and resumes from its checkpoint)")
+    slurm.add_argument(
+        "--time",
+        type=int,
+        help="time limit of each job in minutes (a run that needs longer is requeued and resumes from its checkpoint)",
+    )
     slurm.add_argument("--gpus-per-run", type=int, help="GPUs of each job")
     slurm.add_argument("--cpus-per-run", type=int, help="CPUs of each job (the run's CPU threads)")
     slurm.add_argument("--mem-gb", type=float, help="memory of each job in GB")
@@ -93,8 +133,9 @@ def make_launcher(args: argparse.Namespace, runs: list[SweepRun]) -> Launcher:
 def run(args: argparse.Namespace) -> int:
     """Plan, then train (or list) the sweep; returns 1 on an unusable plan or when a run failed."""
     try:
-        runs = plan_sweep(args.config, args.overrides, args.algorithms, args.seeds,
-                          [parse_axis(text) for text in args.grid])
+        runs = plan_sweep(
+            args.config, args.overrides, args.algorithms, args.seeds, [parse_axis(text) for text in args.grid]
+        )
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -109,13 +150,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        table = run_sweep(runs, args.out, train_with_callbacks, errors=USER_ERRORS + RUN_FAILURES,
-                          on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr),
-                          launcher=launcher)
+        table = run_sweep(
+            runs,
+            args.out,
+            train_with_callbacks,
+            errors=USER_ERRORS + RUN_FAILURES,
+            on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr),
+            launcher=launcher,
+        )
     except KeyboardInterrupt:
         print(f"interrupted: {args.out / SWEEP_FILE} lists the runs still pending; {INTERRUPTED_HINT}", file=sys.stderr)
         return 130
     failed = table[table["status"].str.startswith("failed")]
-    print(f"wrote {args.out / SWEEP_FILE}: {len(table) - len(failed)} of {len(table)} runs done"
-          + (f"; {len(failed)} failed: {list(failed['name'])}" if len(failed) else ""), file=sys.stderr)
+    print(
+        f"wrote {args.out / SWEEP_FILE}: {len(table) - len(failed)} of {len(table)} runs done"
+        + (f"; {len(failed)} failed: {list(failed['name'])}" if len(failed) else ""),
+        file=sys.stderr,
+    )
     return 1 if len(failed) else 0

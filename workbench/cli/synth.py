@@ -21,9 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", required=True, help="output folder (the dataset root of the manifest)")
-    parser.add_argument("--videos-per-domain", type=int, default=100, help="real SYN videos, and fakes per source domain")
-    parser.add_argument("--target-videos", type=int, default=None,
-                        help="videos of SYN-SEAMLESS and real + fake videos each of SYN-COMPRESS (default: --videos-per-domain)")
+    parser.add_argument(
+        "--videos-per-domain", type=int, default=100, help="real SYN videos, and fakes per source domain"
+    )
+    parser.add_argument(
+        "--target-videos",
+        type=int,
+        default=None,
+        help="videos of SYN-SEAMLESS and real + fake videos each of SYN-COMPRESS (default: --videos-per-domain)",
+    )
     parser.add_argument("--frames", type=int, default=8, help="frames per video")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)

@@ -18,8 +18,15 @@ from workbench.training.trainer import NonFiniteLossError, train
 INTERRUPTED_HINT = "run the same command again to resume from the last checkpoint (checkpoints/last.pt)"
 # The library's errors about its inputs (and a diverged run): printed as one line (no traceback), exit status 1.
 USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError, ManifestError, RecordsError, CheckpointError, FileExistsError, FileNotFoundError, NonFiniteLossError,
-    NonFiniteOutputError, PretrainedWeightsError,
+    ConfigError,
+    ManifestError,
+    RecordsError,
+    CheckpointError,
+    FileExistsError,
+    FileNotFoundError,
+    NonFiniteLossError,
+    NonFiniteOutputError,
+    PretrainedWeightsError,
 )
 
 

@@ -12,11 +12,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "weights",
         help="fill timm's weight cache ahead of time (model.pretrained: true on offline machines)",
-        description=("model.pretrained: true loads timm's own ImageNet weights from its cache (the Hugging Face "
-                     "cache $HF_HOME/hub, or torch's $TORCH_HOME/hub for weights kept at a URL), downloading them "
-                     "unless HF_HUB_OFFLINE is set. `fetch` downloads them now, on a machine with internet (e.g. "
-                     "a login node sharing the cache with offline compute nodes); `import` files a checkpoint you "
-                     "already have where the offline loading looks."),
+        description=(
+            "model.pretrained: true loads timm's own ImageNet weights from its cache (the Hugging Face "
+            "cache $HF_HOME/hub, or torch's $TORCH_HOME/hub for weights kept at a URL), downloading them "
+            "unless HF_HUB_OFFLINE is set. `fetch` downloads them now, on a machine with internet (e.g. "
+            "a login node sharing the cache with offline compute nodes); `import` files a checkpoint you "
+            "already have where the offline loading looks."
+        ),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     fetching = actions.add_parser("fetch", help="download timm's pretrained weights of each model into the cache")
@@ -24,8 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetching.set_defaults(func=run_fetch)
     importing = actions.add_parser("import", help="put a downloaded checkpoint where timm's offline loading finds it")
     importing.add_argument("name", help="timm model name")
-    importing.add_argument("file", help="the checkpoint timm would download (model.safetensors, pytorch_model.bin, "
-                                        "or the file at the model's URL)")
+    importing.add_argument(
+        "file",
+        help="the checkpoint timm would download (model.safetensors, pytorch_model.bin, "
+        "or the file at the model's URL)",
+    )
     importing.set_defaults(func=run_import)
 
 
@@ -35,8 +40,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         try:
             print(f"{name}: {fetch(name)}")
         except (OSError, RuntimeError, ValueError) as exc:  # unknown model, no network, HF_HUB_OFFLINE set
-            print(f"error: {name}: cannot fetch its weights ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
-                  "this needs internet and HF_HUB_OFFLINE unset", file=sys.stderr)
+            print(
+                f"error: {name}: cannot fetch its weights ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                "this needs internet and HF_HUB_OFFLINE unset",
+                file=sys.stderr,
+            )
             failed = 1
     return failed
 

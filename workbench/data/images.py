@@ -13,7 +13,6 @@ from torch.utils.data import Dataset
 
 from workbench.data.manifest import ManifestError, row_origin
 
-
 # Pillow modes of 16-bit (and 32-bit integer) greyscale files: converting them to "L"/"RGB" would clip
 # every value above 255 to white instead of scaling.
 HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -25,14 +24,16 @@ def eight_bit(img: Image.Image, path: str | Path) -> Image.Image:
     Float images ("F") have no agreed range and are refused, naming the file.
     """
     if img.mode == "F":
-        raise ManifestError(f"cannot read image {str(path)!r}: 32-bit float images are not supported; "
-                            "store frames as 8- or 16-bit")
+        raise ManifestError(
+            f"cannot read image {str(path)!r}: 32-bit float images are not supported; store frames as 8- or 16-bit"
+        )
     if img.mode not in HIGH_DEPTH_MODES:
         return img
     values = np.asarray(img, dtype=np.float64)
     if values.min() < 0 or values.max() > 65535:
-        raise ManifestError(f"cannot read image {str(path)!r}: {img.mode} values in [{values.min():g}, "
-                            f"{values.max():g}] are not 16-bit")
+        raise ManifestError(
+            f"cannot read image {str(path)!r}: {img.mode} values in [{values.min():g}, {values.max():g}] are not 16-bit"
+        )
     return Image.fromarray(np.round(values / 257.0).astype(np.uint8))
 
 
@@ -63,8 +64,10 @@ def row_roots(rows: pd.DataFrame, roots: str | Path | Sequence[str | Path]) -> l
     roots = [Path(root) for root in roots]
     if "root_index" not in rows.columns:
         if len(roots) != 1:
-            raise ValueError(f"{len(roots)} dataset roots but the rows have no 'root_index' column to choose one "
-                             "(see read_manifests)")
+            raise ValueError(
+                f"{len(roots)} dataset roots but the rows have no 'root_index' column to choose one "
+                "(see read_manifests)"
+            )
         return roots * len(rows)
     return [roots[int(index)] for index in rows["root_index"]]
 
@@ -79,8 +82,9 @@ class FrameDataset(Dataset):
     small embedded benchmark; leave it off for real datasets and use DataLoader workers instead).
     """
 
-    def __init__(self, manifest: pd.DataFrame, root: str | Path | Sequence[str | Path], image_size: int,
-                 cache: bool = False) -> None:
+    def __init__(
+        self, manifest: pd.DataFrame, root: str | Path | Sequence[str | Path], image_size: int, cache: bool = False
+    ) -> None:
         self.manifest = manifest.reset_index(drop=True)
         self.image_size = image_size
         self.paths = [root / path for root, path in zip(row_roots(self.manifest, root), self.manifest["path"])]
@@ -96,7 +100,9 @@ class FrameDataset(Dataset):
         try:
             image = load_image(self.paths[index], self.image_size)
         except ManifestError as exc:
-            raise ManifestError(f"{row_origin(self.manifest, index)} ({self.manifest.at[index, 'path']!r}): {exc}") from exc
+            raise ManifestError(
+                f"{row_origin(self.manifest, index)} ({self.manifest.at[index, 'path']!r}): {exc}"
+            ) from exc
         if self._cache is not None:
             self._cache[index] = image
         return image
@@ -110,7 +116,9 @@ class FrameDataset(Dataset):
         return torch.stack([self.image(i) for i in indices]), self.labels[indices]
 
 
-def collate_frames(items: list[tuple[torch.Tensor, torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def collate_frames(
+    items: list[tuple[torch.Tensor, torch.Tensor, int]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """DataLoader collate: ``(images uint8 [N,3,H,W], labels [N], row indices [N])``."""
     images, labels, rows = zip(*items)
     return torch.stack(images), torch.stack(labels), torch.as_tensor(rows)

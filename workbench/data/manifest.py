@@ -23,7 +23,14 @@ LABELS: tuple[int, ...] = (0, 1)
 ROOT_ENV_VAR = "WORKBENCH_DATA_ROOT"
 # read as text: an id such as "000" must not become the number 0
 TEXT_COLUMNS: tuple[str, ...] = (
-    "path", "domain", "video", "split", "dataset", "mask_path", "compression", "source_video"
+    "path",
+    "domain",
+    "video",
+    "split",
+    "dataset",
+    "mask_path",
+    "compression",
+    "source_video",
 )
 
 
@@ -271,8 +278,10 @@ def video_keys(frames: pd.DataFrame) -> pd.Series:
     and domains, and each is a different video. ``frames`` is a manifest or a predictions table."""
     missing = [c for c in VIDEO_KEY_COLUMNS if c not in frames.columns]
     if missing:
-        raise ValueError(f"frames lack column(s) {missing} of the video key {'/'.join(VIDEO_KEY_COLUMNS)}; "
-                         f"have {list(frames.columns)}")
+        raise ValueError(
+            f"frames lack column(s) {missing} of the video key {'/'.join(VIDEO_KEY_COLUMNS)}; "
+            f"have {list(frames.columns)}"
+        )
     return frames["dataset"].astype(str) + "/" + frames["domain"].astype(str) + "/" + frames["video"].astype(str)
 
 

@@ -52,17 +52,24 @@ def find_media(inputs: Iterable[str | Path]) -> list[MediaFile]:
     found: list[MediaFile] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            inside = [MediaFile(path, kind) for path in sorted(item.rglob("*"))
-                      if path.is_file() and (kind := media_kind(path)) is not None]
+            inside = [
+                MediaFile(path, kind)
+                for path in sorted(item.rglob("*"))
+                if path.is_file() and (kind := media_kind(path)) is not None
+            ]
             if not inside:
-                raise MediaError(f"folder {str(item)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
-                                 f"or videos ({', '.join(VIDEO_EXTENSIONS)})")
+                raise MediaError(
+                    f"folder {str(item)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}) "
+                    f"or videos ({', '.join(VIDEO_EXTENSIONS)})"
+                )
             found += inside
         elif item.is_file():
             kind = media_kind(item)
             if kind is None:
-                raise MediaError(f"{str(item)!r} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) "
-                                 f"nor a video ({', '.join(VIDEO_EXTENSIONS)})")
+                raise MediaError(
+                    f"{str(item)!r} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) "
+                    f"nor a video ({', '.join(VIDEO_EXTENSIONS)})"
+                )
             found.append(MediaFile(item, kind))
         else:
             raise MediaError(f"input {str(item)!r} does not exist")

@@ -57,7 +57,7 @@ def block_wise(image: np.ndarray, blocks: int, rng: np.random.Generator) -> np.n
     for _ in range(block_count(height, width, blocks)):
         left = int(rng.integers(0, width - BLOCK_WIDTH))
         top = int(rng.integers(0, height - BLOCK_WIDTH))
-        out[top:top + BLOCK_WIDTH, left:left + BLOCK_WIDTH] = BLOCK_GREY
+        out[top : top + BLOCK_WIDTH, left : left + BLOCK_WIDTH] = BLOCK_GREY
     return out
 
 
@@ -124,22 +124,45 @@ class Perturbation:
     operation: Operation
 
 
-PERTURBATIONS: dict[str, Perturbation] = {p.name: p for p in (
-    Perturbation("color_saturation", "CS", "Colour saturation", "chroma factor",
-                 (0.4, 0.3, 0.2, 0.1, 0.0), color_saturation),
-    Perturbation("color_contrast", "CC", "Colour contrast", "pixel-value factor",
-                 (0.85, 0.725, 0.6, 0.475, 0.35), color_contrast),
-    Perturbation("block_wise", "BW", "Block-wise distortion", "8-px grey blocks per 256 px",
-                 (16, 32, 48, 64, 80), block_wise),
-    Perturbation("gaussian_noise", "GNC", "Gaussian noise", "variance (YCbCr in [0, 1])",
-                 (0.001, 0.002, 0.005, 0.01, 0.05), gaussian_noise),
-    Perturbation("gaussian_blur", "GB", "Gaussian blur", "kernel size (px), sigma = size / 6",
-                 (7, 9, 13, 17, 21), gaussian_blur),
-    Perturbation("jpeg", "JPEG", "JPEG (down/up-sampling)", "resampling factor",
-                 (2, 3, 4, 5, 6), jpeg_resampling),
-    Perturbation("video_compression", "VC", "Video compression (H.264)", "x264 CRF",
-                 (30, 32, 35, 38, 40), video_compression),
-)}
+PERTURBATIONS: dict[str, Perturbation] = {
+    p.name: p
+    for p in (
+        Perturbation(
+            "color_saturation", "CS", "Colour saturation", "chroma factor", (0.4, 0.3, 0.2, 0.1, 0.0), color_saturation
+        ),
+        Perturbation(
+            "color_contrast",
+            "CC",
+            "Colour contrast",
+            "pixel-value factor",
+            (0.85, 0.725, 0.6, 0.475, 0.35),
+            color_contrast,
+        ),
+        Perturbation(
+            "block_wise", "BW", "Block-wise distortion", "8-px grey blocks per 256 px", (16, 32, 48, 64, 80), block_wise
+        ),
+        Perturbation(
+            "gaussian_noise",
+            "GNC",
+            "Gaussian noise",
+            "variance (YCbCr in [0, 1])",
+            (0.001, 0.002, 0.005, 0.01, 0.05),
+            gaussian_noise,
+        ),
+        Perturbation(
+            "gaussian_blur",
+            "GB",
+            "Gaussian blur",
+            "kernel size (px), sigma = size / 6",
+            (7, 9, 13, 17, 21),
+            gaussian_blur,
+        ),
+        Perturbation("jpeg", "JPEG", "JPEG (down/up-sampling)", "resampling factor", (2, 3, 4, 5, 6), jpeg_resampling),
+        Perturbation(
+            "video_compression", "VC", "Video compression (H.264)", "x264 CRF", (30, 32, 35, 38, 40), video_compression
+        ),
+    )
+}
 
 
 def parse_perturbations(names: Sequence[str]) -> list[str]:

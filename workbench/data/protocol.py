@@ -35,7 +35,8 @@ class Protocol:
         for domain in self.source_domains:
             if roles[domain] != "fake":
                 raise ManifestError(
-                    f"source domain {domain!r} must hold only fakes (its reals belong in a real domain); it is {roles[domain]!r}"
+                    f"source domain {domain!r} must hold only fakes (its reals belong in a real domain); "
+                    f"it is {roles[domain]!r}"
                 )
         overlap = set(self.source_domains) & set(self.target_domains)
         if overlap:
@@ -43,8 +44,10 @@ class Protocol:
         if self.lodo_domain in self.source_domains:
             raise ManifestError(f"lodo_domain {self.lodo_domain!r} must not also be a training source domain")
         if self.lodo_domain in self.target_domains:
-            raise ManifestError(f"lodo_domain {self.lodo_domain!r} must not also be a target domain: selecting on "
-                                "its validation split would tune the model on a tested domain")
+            raise ManifestError(
+                f"lodo_domain {self.lodo_domain!r} must not also be a target domain: selecting on "
+                "its validation split would tune the model on a tested domain"
+            )
 
     def training_domains(self) -> list[str]:
         return list(self.source_domains)
@@ -88,16 +91,28 @@ def evaluation_groups(manifest: pd.DataFrame, protocol: Protocol) -> dict[str, n
             groups[f"source_{split}/{domain}"] = np.concatenate([domain_fakes, reals])
     for domain in protocol.target_domains:
         in_split = (manifest["domain"] == domain) & (manifest["split"] == protocol.target_split)
-        rows = _require(np.flatnonzero(in_split.to_numpy()), f"target domain {domain!r} in split {protocol.target_split!r}")
+        rows = _require(
+            np.flatnonzero(in_split.to_numpy()), f"target domain {domain!r} in split {protocol.target_split!r}"
+        )
         if roles[domain] == "fake":
             own = source_datasets(manifest, [domain])
-            rows = np.concatenate([rows, _require(real_rows(manifest, own, protocol.target_split),
-                                                  f"real pool of {own} for target {domain!r}")])
+            rows = np.concatenate(
+                [
+                    rows,
+                    _require(
+                        real_rows(manifest, own, protocol.target_split), f"real pool of {own} for target {domain!r}"
+                    ),
+                ]
+            )
         groups[f"target/{domain}"] = rows
     if protocol.lodo_domain:
         own = source_datasets(manifest, [protocol.lodo_domain])
-        fakes = _require(_fake_rows(manifest, [protocol.lodo_domain], "val"), f"lodo domain {protocol.lodo_domain!r} in split 'val'")
-        groups["lodo_val"] = np.concatenate([fakes, _require(real_rows(manifest, own, "val"), f"real pool of {own} in split 'val'")])
+        fakes = _require(
+            _fake_rows(manifest, [protocol.lodo_domain], "val"), f"lodo domain {protocol.lodo_domain!r} in split 'val'"
+        )
+        groups["lodo_val"] = np.concatenate(
+            [fakes, _require(real_rows(manifest, own, "val"), f"real pool of {own} in split 'val'")]
+        )
     return groups
 
 

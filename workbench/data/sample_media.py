@@ -32,7 +32,7 @@ def write_sample_clip(path: str | Path, frames: int = 12, fps: int = 10) -> Path
             scaled = cv2.resize(photo, None, fx=0.3 + 0.15 * t, fy=0.3 + 0.15 * t, interpolation=cv2.INTER_AREA)
             ox, oy = round(10 + 110 * t), round(5 + 35 * t)
             h, w = min(scaled.shape[0], height - oy), min(scaled.shape[1], width - ox)
-            frame[oy:oy + h, ox:ox + w] = scaled[:h, :w]
+            frame[oy : oy + h, ox : ox + w] = scaled[:h, :w]
         writer.write(frame)
     writer.release()
     return path

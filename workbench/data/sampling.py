@@ -76,7 +76,9 @@ class DomainBatchSampler:
         if "source_video" not in manifest.columns:
             raise ManifestError("paired real sampling needs a 'source_video' column in the manifest")
         reals = manifest.iloc[self.real_pool.numpy()]
-        frames_by_video = {video: torch.as_tensor(rows.index.to_numpy().copy()) for video, rows in reals.groupby("video")}
+        frames_by_video = {
+            video: torch.as_tensor(rows.index.to_numpy().copy()) for video, rows in reals.groupby("video")
+        }
         self.paired_frames = []
         for domain, pool in zip(self.source_domains, self.fake_pools):
             per_fake = []

@@ -44,8 +44,8 @@ from workbench.data.synthetic_faces import (
     sample_camera,
     sample_identity,
     sample_poses,
-    transplant_inner_face,
     to_uint8,
+    transplant_inner_face,
 )
 from workbench.data.synthetic_forgeries import (
     ForgeryStrengths,
@@ -60,7 +60,12 @@ GENERATOR_VERSION = 1
 SOURCE_DATASET = "SYN"
 COMPRESSED_DATASET = "SYN-C"
 REAL_DOMAIN = "SYN-real"
-SOURCE_DOMAINS: dict[str, str] = {"SYN-SWAP": "swap", "SYN-REENACT": "reenact", "SYN-GAN": "gan", "SYN-NT": "neural_texture"}
+SOURCE_DOMAINS: dict[str, str] = {
+    "SYN-SWAP": "swap",
+    "SYN-REENACT": "reenact",
+    "SYN-GAN": "gan",
+    "SYN-NT": "neural_texture",
+}
 SEAMLESS_DOMAIN = "SYN-SEAMLESS"
 COMPRESSED_DOMAIN = "SYN-COMPRESS"
 TARGET_DOMAINS: tuple[str, ...] = (SEAMLESS_DOMAIN, COMPRESSED_DOMAIN)
@@ -133,20 +138,55 @@ def plan_videos(
     ]
     for domain, manipulation in SOURCE_DOMAINS.items():
         specs += [
-            VideoSpec(SOURCE_DATASET, domain, f"{domain}_{i:04d}", split_of[i], 1, SOURCE_DATASET, i, manipulation, real_id(i), i)
+            VideoSpec(
+                SOURCE_DATASET,
+                domain,
+                f"{domain}_{i:04d}",
+                split_of[i],
+                1,
+                SOURCE_DATASET,
+                i,
+                manipulation,
+                real_id(i),
+                i,
+            )
             for i in range(n_videos_per_domain)
         ]
     test_reals = [i for i in range(n_videos_per_domain) if split_of[i] == "test"]
     for j in range(n_target):
         i = test_reals[j % len(test_reals)]
-        specs.append(VideoSpec(SOURCE_DATASET, SEAMLESS_DOMAIN, f"{SEAMLESS_DOMAIN}_{j:04d}", "test", 1,
-                               SOURCE_DATASET, i, "seamless", real_id(i), j))
+        specs.append(
+            VideoSpec(
+                SOURCE_DATASET,
+                SEAMLESS_DOMAIN,
+                f"{SEAMLESS_DOMAIN}_{j:04d}",
+                "test",
+                1,
+                SOURCE_DATASET,
+                i,
+                "seamless",
+                real_id(i),
+                j,
+            )
+        )
     manipulations = list(SOURCE_DOMAINS.values())
     for j in range(n_target):
         real = f"{COMPRESSED_DOMAIN}_real_{j:04d}"
         specs.append(VideoSpec(COMPRESSED_DATASET, COMPRESSED_DOMAIN, real, "test", 0, COMPRESSED_DATASET, j))
-        specs.append(VideoSpec(COMPRESSED_DATASET, COMPRESSED_DOMAIN, f"{COMPRESSED_DOMAIN}_fake_{j:04d}", "test", 1,
-                               COMPRESSED_DATASET, j, manipulations[j % len(manipulations)], real, j))
+        specs.append(
+            VideoSpec(
+                COMPRESSED_DATASET,
+                COMPRESSED_DOMAIN,
+                f"{COMPRESSED_DOMAIN}_fake_{j:04d}",
+                "test",
+                1,
+                COMPRESSED_DATASET,
+                j,
+                manipulations[j % len(manipulations)],
+                real,
+                j,
+            )
+        )
     return specs
 
 
@@ -169,7 +209,9 @@ def prepare_video(spec: VideoSpec, n_frames: int, *, seed: int, strengths: Forge
     pool, index = spec.pool, spec.identity_index
     compressed = pool == COMPRESSED_DATASET
     identity = sample_identity(_rng(seed, pool, index, "identity"))
-    camera = sample_camera(_rng(seed, pool, index, "camera"), COMPRESSED_JPEG_QUALITY if compressed else SOURCE_JPEG_QUALITY)
+    camera = sample_camera(
+        _rng(seed, pool, index, "camera"), COMPRESSED_JPEG_QUALITY if compressed else SOURCE_JPEG_QUALITY
+    )
     degrade_blur = float(_rng(seed, pool, index, "degrade").uniform(*COMPRESSED_BLUR_SIGMA)) if compressed else 0.0
     donor = donor_camera = None
     seam = 0.0
@@ -194,8 +236,9 @@ def prepare_video(spec: VideoSpec, n_frames: int, *, seed: int, strengths: Forge
     )
 
 
-def _manipulate(video: VideoDraws, frame: int, scene: RenderedFace, image: np.ndarray, seed: int,
-                strengths: ForgeryStrengths) -> tuple[np.ndarray, np.ndarray]:
+def _manipulate(
+    video: VideoDraws, frame: int, scene: RenderedFace, image: np.ndarray, seed: int, strengths: ForgeryStrengths
+) -> tuple[np.ndarray, np.ndarray]:
     spec = video.spec
     size = image.shape[0]
     # One generator per video, re-created for every frame: manipulation parameters stay fixed within a video.
@@ -203,18 +246,27 @@ def _manipulate(video: VideoDraws, frame: int, scene: RenderedFace, image: np.nd
     kind = spec.manipulation
     if kind in ("swap", "seamless"):
         donor_scene = render_face(transplant_inner_face(video.identity, video.donor), video.poses[frame], size)
-        donor = capture(donor_scene.image, video.donor_camera, _rng(seed, spec.domain, spec.fake_index, "donor-noise", frame))
+        donor = capture(
+            donor_scene.image, video.donor_camera, _rng(seed, spec.domain, spec.fake_index, "donor-noise", frame)
+        )
         seamless = kind == "seamless"
         fake, mask = identity_swap(
-            image, donor, scene.inner_face, rng,
+            image,
+            donor,
+            scene.inner_face,
+            rng,
             edge_sigma=strengths.seamless_edge_sigma if seamless else strengths.swap_edge_sigma,
-            colour_shift=strengths.swap_colour_shift, colour_match=seamless,
+            colour_shift=strengths.swap_colour_shift,
+            colour_match=seamless,
         )
     elif kind == "reenact":
-        fake, mask = expression_reenactment(image, scene, rng, displacement=strengths.reenact_displacement,
-                                            blur=strengths.reenact_blur)
+        fake, mask = expression_reenactment(
+            image, scene, rng, displacement=strengths.reenact_displacement, blur=strengths.reenact_blur
+        )
     elif kind == "gan":
-        fake, mask = gan_resynthesis(image, scene, rng, checkerboard=strengths.gan_checkerboard, factor=strengths.gan_factor)
+        fake, mask = gan_resynthesis(
+            image, scene, rng, checkerboard=strengths.gan_checkerboard, factor=strengths.gan_factor
+        )
     elif kind == "neural_texture":
         fake, mask = neural_texture(image, scene, rng, amplitude=strengths.nt_texture, period=strengths.nt_period)
     else:
@@ -266,12 +318,21 @@ def _render_video(job: _Job) -> list[dict]:
         _write_png(Path(job.out_dir) / path, image)
         if mask is not None:
             _write_png(Path(job.out_dir) / mask_path, to_uint8(mask))
-        rows.append(dict(
-            path=path, label=spec.label, domain=spec.domain, video=spec.video, split=spec.split,
-            dataset=spec.dataset, mask_path=mask_path if mask is not None else None, frame=frame,
-            compression=f"jpeg{video.camera.jpeg_quality}", source_video=spec.source_video,
-            manipulation=spec.manipulation,
-        ))
+        rows.append(
+            dict(
+                path=path,
+                label=spec.label,
+                domain=spec.domain,
+                video=spec.video,
+                split=spec.split,
+                dataset=spec.dataset,
+                mask_path=mask_path if mask is not None else None,
+                frame=frame,
+                compression=f"jpeg{video.camera.jpeg_quality}",
+                source_video=spec.source_video,
+                manipulation=spec.manipulation,
+            )
+        )
     return rows
 
 
@@ -347,13 +408,20 @@ def generate_benchmark(
     manifest_path = out_dir / MANIFEST_NAME
     state_path = out_dir / STATE_NAME
     parameters = dict(
-        generator_version=GENERATOR_VERSION, n_videos_per_domain=n_videos_per_domain, frames_per_video=frames_per_video,
-        size=size, seed=seed, split_fractions=list(split_fractions), n_target_videos=n_target_videos,
+        generator_version=GENERATOR_VERSION,
+        n_videos_per_domain=n_videos_per_domain,
+        frames_per_video=frames_per_video,
+        size=size,
+        seed=seed,
+        split_fractions=list(split_fractions),
+        n_target_videos=n_target_videos,
         strengths=strengths.as_dict(),
     )
     if _is_finished(state_path, parameters) and manifest_path.is_file():
         return manifest_path
-    specs = plan_videos(n_videos_per_domain, seed=seed, split_fractions=split_fractions, n_target_videos=n_target_videos)
+    specs = plan_videos(
+        n_videos_per_domain, seed=seed, split_fractions=split_fractions, n_target_videos=n_target_videos
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     _clear_previous(out_dir)
     state_path.write_text(json.dumps({"parameters": parameters, "complete": False}, indent=2))

@@ -19,12 +19,28 @@ _SCALE = float(1 << _SHIFT)
 
 # BGR palettes (float, [0, 1]); sampled with jitter so identities vary continuously.
 _SKIN_TONES = np.array(
-    [[0.74, 0.82, 0.95], [0.62, 0.74, 0.89], [0.50, 0.63, 0.80], [0.36, 0.48, 0.66], [0.24, 0.33, 0.47], [0.56, 0.71, 0.86]]
+    [
+        [0.74, 0.82, 0.95],
+        [0.62, 0.74, 0.89],
+        [0.50, 0.63, 0.80],
+        [0.36, 0.48, 0.66],
+        [0.24, 0.33, 0.47],
+        [0.56, 0.71, 0.86],
+    ]
 )
 _HAIR_COLOURS = np.array(
-    [[0.08, 0.08, 0.09], [0.12, 0.20, 0.30], [0.20, 0.35, 0.55], [0.45, 0.65, 0.85], [0.55, 0.55, 0.57], [0.10, 0.15, 0.45]]
+    [
+        [0.08, 0.08, 0.09],
+        [0.12, 0.20, 0.30],
+        [0.20, 0.35, 0.55],
+        [0.45, 0.65, 0.85],
+        [0.55, 0.55, 0.57],
+        [0.10, 0.15, 0.45],
+    ]
 )
-_IRIS_COLOURS = np.array([[0.10, 0.20, 0.35], [0.60, 0.45, 0.30], [0.35, 0.50, 0.30], [0.45, 0.45, 0.45], [0.08, 0.12, 0.20]])
+_IRIS_COLOURS = np.array(
+    [[0.10, 0.20, 0.35], [0.60, 0.45, 0.30], [0.35, 0.50, 0.30], [0.45, 0.45, 0.45], [0.08, 0.12, 0.20]]
+)
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,9 @@ def _pick(rng: np.random.Generator, palette: np.ndarray, jitter: float) -> tuple
 def sample_identity(rng: np.random.Generator) -> Identity:
     """Draw a random identity (face geometry, colours, hair, background, lighting)."""
     skin = _pick(rng, _SKIN_TONES, 0.08)
-    lip = tuple(float(c) for c in np.clip(np.array(skin) * np.array([0.70, 0.62, 1.02]) + rng.uniform(-0.04, 0.04, 3), 0, 1))
+    lip = tuple(
+        float(c) for c in np.clip(np.array(skin) * np.array([0.70, 0.62, 1.02]) + rng.uniform(-0.04, 0.04, 3), 0, 1)
+    )
     background = tuple(tuple(float(c) for c in rng.uniform(0.15, 0.9, 3)) for _ in range(2))
     return Identity(
         face_width=rng.uniform(0.20, 0.25),
@@ -152,8 +170,20 @@ def sample_identity(rng: np.random.Generator) -> Identity:
 def transplant_inner_face(target: Identity, donor: Identity) -> Identity:
     """The target's head, hair and scene with the donor's inner face and skin (what a face swap pastes)."""
     inner = (
-        "skin", "lip", "eye_spacing", "eye_height", "eye_width", "eye_open", "iris", "brow_gap",
-        "brow_thickness", "nose_length", "nose_width", "mouth_height", "mouth_width", "lip_thickness",
+        "skin",
+        "lip",
+        "eye_spacing",
+        "eye_height",
+        "eye_width",
+        "eye_open",
+        "iris",
+        "brow_gap",
+        "brow_thickness",
+        "nose_length",
+        "nose_width",
+        "mouth_height",
+        "mouth_width",
+        "lip_thickness",
     )
     return replace(target, **{name: getattr(donor, name) for name in inner})
 
@@ -163,8 +193,11 @@ def sample_poses(rng: np.random.Generator, n_frames: int) -> list[Pose]:
     phase = rng.uniform(0, 2 * np.pi, 10)
     speed = rng.uniform(0.3, 0.9, 10)
     base = dict(
-        yaw=rng.uniform(-0.25, 0.25), pitch=rng.uniform(-0.1, 0.1), roll=rng.uniform(-0.12, 0.12),
-        mouth_open=rng.uniform(0.0, 0.4), smile=rng.uniform(-0.2, 0.6),
+        yaw=rng.uniform(-0.25, 0.25),
+        pitch=rng.uniform(-0.1, 0.1),
+        roll=rng.uniform(-0.12, 0.12),
+        mouth_open=rng.uniform(0.0, 0.4),
+        smile=rng.uniform(-0.2, 0.6),
     )
     poses = []
     for t in range(n_frames):
@@ -226,7 +259,15 @@ class _Canvas:
         return canvas.astype(np.float32) / 255.0
 
     def ellipse(
-        self, u: float, v: float, half_u: float, half_v: float, *, start: float = 0, end: float = 360, thickness: int = -1
+        self,
+        u: float,
+        v: float,
+        half_u: float,
+        half_v: float,
+        *,
+        start: float = 0,
+        end: float = 360,
+        thickness: int = -1,
     ) -> np.ndarray:
         x, y = self.px(u, v)
         centre = (int(round(float(x) * _SCALE)), int(round(float(y) * _SCALE)))
@@ -279,8 +320,18 @@ def render_face(identity: Identity, pose: Pose, size: int) -> RenderedFace:
     image = _background(identity, size).copy()  # cached per identity: constant over a video
 
     clothing = np.zeros((size, size), np.uint8)
-    cv2.ellipse(clothing, (int(centre[0] * _SCALE), int(size * 1.12 * _SCALE)),
-                (int(size * 0.42 * _SCALE), int(size * 0.28 * _SCALE)), 0, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(
+        clothing,
+        (int(centre[0] * _SCALE), int(size * 1.12 * _SCALE)),
+        (int(size * 0.42 * _SCALE), int(size * 0.28 * _SCALE)),
+        0,
+        0,
+        360,
+        255,
+        -1,
+        cv2.LINE_AA,
+        _SHIFT,
+    )
     _paint(image, clothing.astype(np.float32) / 255.0, identity.clothing)
 
     hair = identity.hair
@@ -317,8 +368,15 @@ def render_face(identity: Identity, pose: Pose, size: int) -> RenderedFace:
     for side in (-1, 1):
         eu, ev = side * identity.eye_spacing + du, identity.eye_height + dv
         width = identity.eye_width * (1 + 0.35 * side * pose.yaw)
-        brow = cv_.ellipse(eu, ev - identity.brow_gap * 0.35, width * 1.25, identity.brow_gap,
-                           start=205, end=335, thickness=max(1, int(round(identity.brow_thickness * size / 64))))
+        brow = cv_.ellipse(
+            eu,
+            ev - identity.brow_gap * 0.35,
+            width * 1.25,
+            identity.brow_gap,
+            start=205,
+            end=335,
+            thickness=max(1, int(round(identity.brow_thickness * size / 64))),
+        )
         _paint(image, brow * 0.85, np.asarray(hair) * 0.85)
         sclera = cv_.ellipse(eu, ev, width, eye_half_h)
         _paint(image, sclera, (0.86, 0.9, 0.93))
@@ -332,8 +390,10 @@ def render_face(identity: Identity, pose: Pose, size: int) -> RenderedFace:
 
     nose_u = 1.4 * du
     nose_tip = identity.eye_height + 0.12 + identity.nose_length + dv
-    bridge = cv_.polygon(np.array([nose_u - 0.03, nose_u + 0.03, nose_u + 0.05, nose_u - 0.05]),
-                         np.array([identity.eye_height + dv + 0.08, identity.eye_height + dv + 0.08, nose_tip, nose_tip]))
+    bridge = cv_.polygon(
+        np.array([nose_u - 0.03, nose_u + 0.03, nose_u + 0.05, nose_u - 0.05]),
+        np.array([identity.eye_height + dv + 0.08, identity.eye_height + dv + 0.08, nose_tip, nose_tip]),
+    )
     _paint(image, bridge * 0.25, skin * (0.75 if np.cos(identity.light_angle) > 0 else 1.15))
     for side in (-1, 1):
         nostril = cv_.ellipse(nose_u + side * identity.nose_width, nose_tip, 0.055, 0.03)
@@ -352,11 +412,15 @@ def render_face(identity: Identity, pose: Pose, size: int) -> RenderedFace:
     if opening > 0.015:
         gap_top = mv + corners - 0.3 * opening * bulge
         gap_bottom = mv + corners + opening * bulge
-        inner = cv_.polygon(np.concatenate([lip_u * 0.85 + mu * 0.15, (lip_u * 0.85 + mu * 0.15)[::-1]]),
-                            np.concatenate([gap_top, gap_bottom[::-1]]))
+        inner = cv_.polygon(
+            np.concatenate([lip_u * 0.85 + mu * 0.15, (lip_u * 0.85 + mu * 0.15)[::-1]]),
+            np.concatenate([gap_top, gap_bottom[::-1]]),
+        )
         _paint(image, inner, (0.12, 0.1, 0.25))
     else:
-        seam = cv_.polygon(np.concatenate([lip_u, lip_u[::-1]]), np.concatenate([mv + corners - 0.01, (mv + corners + 0.01)[::-1]]))
+        seam = cv_.polygon(
+            np.concatenate([lip_u, lip_u[::-1]]), np.concatenate([mv + corners - 0.01, (mv + corners + 0.01)[::-1]])
+        )
         _paint(image, seam * 0.6, np.asarray(identity.lip) * 0.5)
 
     # Key light: Lambertian shading of the head as a half-ellipsoid, plus global gain and tint.

@@ -124,7 +124,5 @@ def read_frames_at(path: Path, indices: Iterable[int]) -> dict[int, np.ndarray]:
     decoded = _decode(path, wanted, lambda _, frame: frame, results)
     missing = sorted(wanted - results.keys())
     if missing:
-        raise VideoError(
-            f"{str(path)!r} has {decoded.frame_count} decodable frames; frame(s) {missing} are missing"
-        )
+        raise VideoError(f"{str(path)!r} has {decoded.frame_count} decodable frames; frame(s) {missing} are missing")
     return results

@@ -16,7 +16,16 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score, roc_curve
 
 METRIC_KEYS: tuple[str, ...] = (
-    "auc", "eer", "eer_vertex", "ap", "acc", "video_auc", "log_loss", "n", "n_real", "n_fake",
+    "auc",
+    "eer",
+    "eer_vertex",
+    "ap",
+    "acc",
+    "video_auc",
+    "log_loss",
+    "n",
+    "n_real",
+    "n_fake",
 )
 SCORE_METRICS: tuple[str, ...] = ("auc", "eer", "eer_vertex", "ap", "acc", "video_auc", "log_loss")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"eer", "eer_vertex", "log_loss"})
@@ -135,7 +144,10 @@ def video_scores(labels: np.ndarray, prob_fake: np.ndarray, videos: np.ndarray) 
 
 
 FRAME_METRICS = {
-    "auc": roc_auc, "eer": equal_error_rate, "eer_vertex": vertex_equal_error_rate, "ap": average_precision,
+    "auc": roc_auc,
+    "eer": equal_error_rate,
+    "eer_vertex": vertex_equal_error_rate,
+    "ap": average_precision,
 }
 
 
@@ -150,9 +162,9 @@ def compute_metrics(
     Returns ``auc``, ``eer`` (interpolated), ``eer_vertex`` (:func:`vertex_equal_error_rate`), ``ap``,
     ``acc`` (``prob_fake > threshold`` is fake), ``video_auc``
     (AUC of the per-video mean ``prob_fake``; every video must have one label), ``log_loss``
-    (:func:`cross_entropy`), ``n``, ``n_real`` and ``n_fake``. A metric that is undefined here (one class only, no samples, no video ids) is
-    ``None`` and a ``<metric>_reason`` key says why. Video ids should be unique across the domains
-    passed together (e.g. prefix them with the domain), since equal ids are pooled as one video.
+    (:func:`cross_entropy`), ``n``, ``n_real`` and ``n_fake``. A metric that is undefined here (one class only,
+    no samples, no video ids) is ``None`` and a ``<metric>_reason`` key says why. Video ids should be unique
+    across the domains passed together (e.g. prefix them with the domain), since equal ids are pooled as one video.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold {threshold!r} is not in [0, 1]")

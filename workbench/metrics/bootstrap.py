@@ -108,10 +108,15 @@ def video_bootstrap_statistics(
     if n_boot < 1:
         raise ValueError(f"need n_boot >= 1, got n_boot={n_boot}")
     single = len(sample_sets) == 1
-    names = [[f"sample {s}" if single else f"set {k} sample {s}" for s in range(len(samples))]
-             for k, samples in enumerate(sample_sets)]
-    checked = [_check_sample(sample, name) for samples, set_names in zip(sample_sets, names)
-               for sample, name in zip(samples, set_names)]
+    names = [
+        [f"sample {s}" if single else f"set {k} sample {s}" for s in range(len(samples))]
+        for k, samples in enumerate(sample_sets)
+    ]
+    checked = [
+        _check_sample(sample, name)
+        for samples, set_names in zip(sample_sets, names)
+        for sample, name in zip(samples, set_names)
+    ]
 
     video_ids, codes = np.unique(np.concatenate([v for _, _, v in checked]), return_inverse=True)
     all_labels = np.concatenate([y for y, _, _ in checked])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 
 from workbench.data.manifest import video_keys
-
 from workbench.metrics.binary import (
     METRIC_KEYS,
     SCORE_METRICS,
@@ -32,12 +31,12 @@ def per_domain_metrics(
 ) -> pd.DataFrame:
     """One row of metrics per (evaluation group, domain).
 
-    ``reals="pooled"`` scores a domain that holds only fakes against all reals of the same
-    evaluation group (the shared real pool, as for ``source_val/<domain>`` in the records); a domain
-    with reals of its own is scored alone. ``reals="own"`` scores every domain alone. The ``reals``
-    column says which was used. Without ``group_col`` (``None``) the whole table is one group named
-    ``"all"``. Video ids are qualified by dataset and domain (:func:`workbench.data.manifest.video_keys`), so
-equal ids in two domains or datasets stay two videos; ``dataset_col=None`` for a table of one dataset.
+        ``reals="pooled"`` scores a domain that holds only fakes against all reals of the same
+        evaluation group (the shared real pool, as for ``source_val/<domain>`` in the records); a domain
+        with reals of its own is scored alone. ``reals="own"`` scores every domain alone. The ``reals``
+        column says which was used. Without ``group_col`` (``None``) the whole table is one group named
+        ``"all"``. Video ids are qualified by dataset and domain (:func:`workbench.data.manifest.video_keys`), so
+    equal ids in two domains or datasets stay two videos; ``dataset_col=None`` for a table of one dataset.
     """
     if reals not in REALS_MODES:
         raise ValueError(f"reals={reals!r} is not one of {list(REALS_MODES)}")

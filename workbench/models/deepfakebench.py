@@ -48,8 +48,18 @@ class FixedPadConv2d(nn.Conv2d):
     """
 
     def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
-                         conv.groups, conv.bias is not None, device=conv.weight.device, dtype=conv.weight.dtype)
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            0,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
+        )
         self.weight = conv.weight
         self.bias = conv.bias
         self.pads = pads
@@ -70,14 +80,24 @@ def same_pads(size: int, conv: nn.Conv2d) -> tuple[int, int, int, int]:
 
 def _deepfakebench_cfg(model: nn.Module, architecture: str) -> dict[str, Any]:
     cfg = {key: value for key, value in model.pretrained_cfg.items() if key not in ("url", "hf_hub_id", "tag")}
-    return {**cfg, "architecture": architecture, "tag": "deepfakebench", "mean": MEAN, "std": STD,
-            "input_size": (3, INPUT_SIZE, INPUT_SIZE), "num_classes": 2, "license": "see DeepfakeBench"}
+    return {
+        **cfg,
+        "architecture": architecture,
+        "tag": "deepfakebench",
+        "mean": MEAN,
+        "std": STD,
+        "input_size": (3, INPUT_SIZE, INPUT_SIZE),
+        "num_classes": 2,
+        "license": "see DeepfakeBench",
+    }
 
 
 def _build(base: str, architecture: str, pretrained: bool, kwargs: dict[str, Any]) -> nn.Module:
     if pretrained:
-        raise ValueError(f"{architecture} has no weights hosted by timm: give DeepfakeBench's checkpoint file as "
-                         "the model's pretrained weights")
+        raise ValueError(
+            f"{architecture} has no weights hosted by timm: give DeepfakeBench's checkpoint file as "
+            "the model's pretrained weights"
+        )
     for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
         kwargs.pop(key, None)
     kwargs.setdefault("num_classes", 2)
@@ -114,17 +134,30 @@ def _xception_key(key: str) -> str | None:
         return None
     for head in ("last_linear.1.", "last_linear."):  # with and without DeepfakeBench's dropout wrapper
         if key.startswith(head):
-            return "fc." + key[len(head):]
+            return "fc." + key[len(head) :]
     return key
 
 
 # efficientnet_pytorch block parts -> timm parts, for blocks without (DepthwiseSeparableConv) and with
 # (InvertedResidual) an expansion convolution
-_DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se_reduce": "se.conv_reduce",
-                        "_se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_INVERTED_RESIDUAL = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-                      "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
-                      "_bn2": "bn3"}
+_DEPTHWISE_SEPARABLE = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_INVERTED_RESIDUAL = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _EFFICIENTNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
 
 
@@ -133,10 +166,10 @@ def _efficientnet_key_map(model: nn.Module) -> Callable[[str], str | None]:
 
     def rename(key: str) -> str | None:
         if key.startswith("last_layer."):
-            return "classifier." + key[len("last_layer."):]
+            return "classifier." + key[len("last_layer.") :]
         if not key.startswith("efficientnet."):
             return key
-        parts = key[len("efficientnet."):].split(".")
+        parts = key[len("efficientnet.") :].split(".")
         if parts[0] == "_blocks" and len(parts) > 3 and parts[1].isdigit() and int(parts[1]) < len(blocks):
             stage, index, block = blocks[int(parts[1])]
             table = _INVERTED_RESIDUAL if hasattr(block, "conv_pwl") else _DEPTHWISE_SEPARABLE
@@ -170,7 +203,7 @@ def convert_checkpoint(state: Mapping[str, Any], model: nn.Module) -> dict[str, 
     rename = _xception_key if architecture == XCEPTION else _efficientnet_key_map(model)
     converted = {}
     for key, value in state.items():
-        new = rename(key[len(BACKBONE_PREFIX):]) if key.startswith(BACKBONE_PREFIX) else key
+        new = rename(key[len(BACKBONE_PREFIX) :]) if key.startswith(BACKBONE_PREFIX) else key
         if new is not None:
             converted[new] = value
     return converted

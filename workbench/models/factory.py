@@ -81,25 +81,42 @@ def load_weights(model: nn.Module, path: Path) -> None:
     architecture = model.pretrained_cfg.get("architecture", "?")
     layout = detector_layout(state)
     if layout is not None and layout != architecture:
-        raise ValueError(f"weights file {str(path)!r} is a DeepfakeBench detector checkpoint of the {layout} layout; "
-                         f"set the model name to {layout!r} (not {architecture!r}) to load it as DeepfakeBench "
-                         "computes it")
+        raise ValueError(
+            f"weights file {str(path)!r} is a DeepfakeBench detector checkpoint of the {layout} layout; "
+            f"set the model name to {layout!r} (not {architecture!r}) to load it as DeepfakeBench "
+            "computes it"
+        )
     filter_fn = CHECKPOINT_CONVERTERS.get(architecture) or getattr(
-        sys.modules[type(model).__module__], "checkpoint_filter_fn", None)
+        sys.modules[type(model).__module__], "checkpoint_filter_fn", None
+    )
     if filter_fn is not None:
         state = filter_fn(state, model)
     own = model.state_dict()
     # a classifier for another number of classes (ImageNet's 1000) is left fresh; a detector's head never is
-    resized = set() if layout is not None else {
-        k for k in _classifier_keys(model)
-        if k in state and k in own and state[k].shape[0] != own[k].shape[0] and state[k].shape[1:] == own[k].shape[1:]}
+    resized = (
+        set()
+        if layout is not None
+        else {
+            k
+            for k in _classifier_keys(model)
+            if k in state
+            and k in own
+            and state[k].shape[0] != own[k].shape[0]
+            and state[k].shape[1:] == own[k].shape[1:]
+        }
+    )
     for key in resized:
         del state[key]
-    reshaped = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items()
-                if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    reshaped = [
+        f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     if reshaped:
-        raise ValueError(f"weights file {str(path)!r} does not match timm model {architecture}: "
-                         f"shapes differ for {_listing(reshaped)}")
+        raise ValueError(
+            f"weights file {str(path)!r} does not match timm model {architecture}: "
+            f"shapes differ for {_listing(reshaped)}"
+        )
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if k not in resized]
     if missing or result.unexpected_keys:
@@ -127,8 +144,10 @@ def classifier_split(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.T
         return (lambda x: penultimate_features(model, x)), model.get_classifier()
     if isinstance(model, nn.Sequential) and len(model) >= 2:
         return model[:-1], model[-1]
-    raise TypeError(f"cannot split {type(model).__name__} into features and classifier: it is neither a timm "
-                    "model (forward_features/get_classifier) nor an nn.Sequential")
+    raise TypeError(
+        f"cannot split {type(model).__name__} into features and classifier: it is neither a timm "
+        "model (forward_features/get_classifier) nor an nn.Sequential"
+    )
 
 
 def input_normalization(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:

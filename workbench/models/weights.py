@@ -33,8 +33,10 @@ def pretrained_source(name: str) -> tuple[str, str]:
         return "hf", cfg["hf_hub_id"]
     if cfg.get("url"):
         return "url", cfg["url"]
-    raise PretrainedWeightsError(f"timm model {name!r} has no pretrained weights (its pretrained_cfg names no "
-                                 "Hugging Face repository or URL); set model.pretrained to a local weights file")
+    raise PretrainedWeightsError(
+        f"timm model {name!r} has no pretrained weights (its pretrained_cfg names no "
+        "Hugging Face repository or URL); set model.pretrained to a local weights file"
+    )
 
 
 def load_pretrained(name: str, num_classes: int = 2, **kwargs: Any) -> nn.Module:
@@ -49,7 +51,8 @@ def load_pretrained(name: str, num_classes: int = 2, **kwargs: Any) -> nn.Module
             f"model.pretrained: cannot load timm's weights of {name!r} ({where}) from {cache}: the hub is offline "
             f"or unreachable and there is no cached copy ({type(exc).__name__}); run `python -m workbench weights "
             f"fetch {name}` where there is internet, or `weights import {name} FILE` with a copy you have, or set "
-            "model.pretrained to a local weights file") from None
+            "model.pretrained to a local weights file"
+        ) from None
 
 
 def fetch(name: str) -> Path:
@@ -93,8 +96,9 @@ def import_file(name: str, file: str | Path) -> Path:
         why = str(exc).strip().splitlines()[-1].strip()
         raise PretrainedWeightsError(f"{file} is not a checkpoint of timm model {name!r} ({why})") from None
     if missing or unexpected:
-        raise PretrainedWeightsError(f"{file} is not a checkpoint of timm model {name!r}: missing {missing[:5]}, "
-                                     f"unexpected {unexpected[:5]}")
+        raise PretrainedWeightsError(
+            f"{file} is not a checkpoint of timm model {name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     kind, where = pretrained_source(name)
     if kind == "url":
         target = Path(torch.hub.get_dir()) / "checkpoints" / Path(where).name

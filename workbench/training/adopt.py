@@ -69,9 +69,13 @@ def check_input_size(model: nn.Module, image_size: int) -> None:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     recorded = cfg.get("input_size")
     if cfg.get("num_classes") == 2 and recorded and int(recorded[-1]) != int(image_size):
-        warnings.warn(f"data.image_size is {image_size} but {cfg.get('architecture', 'the model')} records an input "
-                      f"size of {int(recorded[-1])} px; set data.image_size={int(recorded[-1])} to evaluate it as it "
-                      "was trained", InputSizeWarning, stacklevel=3)
+        warnings.warn(
+            f"data.image_size is {image_size} but {cfg.get('architecture', 'the model')} records an input "
+            f"size of {int(recorded[-1])} px; set data.image_size={int(recorded[-1])} to evaluate it as it "
+            "was trained",
+            InputSizeWarning,
+            stacklevel=3,
+        )
 
 
 def refuse_used(run_dir: RunDir) -> None:
@@ -98,9 +102,16 @@ def adopt_run(weights: str | Path, config: dict[str, Any], run_dir: str | Path) 
     device = resolve_device(config["train"]["device"])
     started = time.perf_counter()
     results, predictions = score_model(model, config, device, evaluation_data(config))
-    record = {"step": ADOPTED_STEP, "epoch": 0.0, "wall_s": time.perf_counter() - started,
-              "algorithm": config["algorithm"]["name"], "seed": config["train"]["seed"], "train": {},
-              "eval": results, "callbacks_s": 0.0}
+    record = {
+        "step": ADOPTED_STEP,
+        "epoch": 0.0,
+        "wall_s": time.perf_counter() - started,
+        "algorithm": config["algorithm"]["name"],
+        "seed": config["train"]["seed"],
+        "train": {},
+        "eval": results,
+        "callbacks_s": 0.0,
+    }
     predictions["step"] = ADOPTED_STEP
     predictions["model"] = SELECTED_MODEL
     directory.path.mkdir(parents=True, exist_ok=True)
@@ -127,7 +138,9 @@ def refuse_adopted(config: dict[str, Any]) -> None:
     elsewhere, and nothing here may train or resume it as if it had been trained here."""
     adopted = config["train"]["adopted"]
     if adopted is not None:
-        raise ConfigError(f"config key 'train.adopted': this is the config of a detector adopted from "
-                          f"{adopted['weights']} (sha256 {adopted['sha256']}), trained elsewhere; it is evaluated and "
-                          "analysed, never trained here. To fine-tune those weights, train a new run with "
-                          "train.adopted=null, train.steps >= 1 and model.pretrained set to the weights file")
+        raise ConfigError(
+            f"config key 'train.adopted': this is the config of a detector adopted from "
+            f"{adopted['weights']} (sha256 {adopted['sha256']}), trained elsewhere; it is evaluated and "
+            "analysed, never trained here. To fine-tune those weights, train a new run with "
+            "train.adopted=null, train.steps >= 1 and model.pretrained set to the weights file"
+        )

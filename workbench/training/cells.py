@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workbench.metrics import compute_metrics
 from workbench.data.manifest import VIDEO_KEY_COLUMNS, video_keys
+from workbench.metrics import compute_metrics
 from workbench.training.records import RECORDS_FILE
 from workbench.training.run_dir import PREDICTIONS_FILE, RunDir
 from workbench.training.selection import SWAD_KIND

@@ -37,8 +37,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower():
-            raise CheckpointError(f"{path} holds objects other than tensors and plain containers, so it will not "
-                                  f"be loaded (it may not be a workbench checkpoint); {_others(path)}") from None
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain containers, so it will not "
+                f"be loaded (it may not be a workbench checkpoint); {_others(path)}"
+            ) from None
         raise CheckpointError(f"{path} is damaged or not a checkpoint ({_first_line(exc)}); {_others(path)}") from None
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways, all of which mean the same
         raise CheckpointError(f"{path} is damaged or not a checkpoint ({_first_line(exc)}); {_others(path)}") from None
@@ -58,8 +60,10 @@ def _others(path: Path) -> str:
     others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
     if not others:
         return "no other checkpoint is beside it; train the run again in a new directory"
-    return (f"other checkpoints beside it: {others} (evaluate one with `eval RUN --checkpoint NAME`; to train "
-            "again, delete the damaged file and the run starts over, or use a new directory)")
+    return (
+        f"other checkpoints beside it: {others} (evaluate one with `eval RUN --checkpoint NAME`; to train "
+        "again, delete the damaged file and the run starts over, or use a new directory)"
+    )
 
 
 def model_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -69,5 +73,5 @@ def model_state(checkpoint: dict[str, Any]) -> dict[str, Any]:
         return checkpoint["model"]
     if "algorithm" in checkpoint:
         prefix = "model."
-        return {key[len(prefix):]: value for key, value in checkpoint["algorithm"].items() if key.startswith(prefix)}
+        return {key[len(prefix) :]: value for key, value in checkpoint["algorithm"].items() if key.startswith(prefix)}
     raise CheckpointError(f"checkpoint holds neither 'model' nor 'algorithm' (keys: {sorted(checkpoint)})")

@@ -46,8 +46,11 @@ def run_complete(run_dir: str | Path, stacklevel: int = 2) -> bool:
     path = Path(run_dir)
     if RunDir(path).done:
         return True
-    warnings.warn(f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
-                  IncompleteRunWarning, stacklevel=stacklevel + 1)
+    warnings.warn(
+        f"{path}: no '{DONE_MARKER}' marker (training did not finish); included with complete=False",
+        IncompleteRunWarning,
+        stacklevel=stacklevel + 1,
+    )
     return False
 
 
@@ -153,7 +156,9 @@ def expand_sweeps(paths: Iterable[str | Path]) -> list[Path]:
         finished = table["status"].isin(SWEEP_RUN_STATUSES)
         if not finished.all():
             left_out = [f"{r.name} ({r.status})" for r in table[~finished].itertuples()]
-            warnings.warn(f"{path}: left out {len(left_out)} sweep run(s) that did not finish: {left_out}", stacklevel=2)
+            warnings.warn(
+                f"{path}: left out {len(left_out)} sweep run(s) that did not finish: {left_out}", stacklevel=2
+            )
         expanded += [path / name for name in table.loc[finished, "name"]]
     return expanded
 

@@ -28,8 +28,21 @@ HELD_OUT_MEAN, GAP = "held_out_mean", "gap"
 PAIRED_BOOTSTRAP = "paired video bootstrap"
 NO_PREDICTIONS = "no predictions of the selected step"
 DIFFERENCE_COLUMNS: tuple[str, ...] = (
-    "selection", "backbone", "algorithm", "variant", "baseline", "group", "metric", "difference",
-    "ci_low", "ci_high", "ci_level", "ci_method", "excludes_zero", "n_seeds", "n_baseline_seeds",
+    "selection",
+    "backbone",
+    "algorithm",
+    "variant",
+    "baseline",
+    "group",
+    "metric",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "ci_method",
+    "excludes_zero",
+    "n_seeds",
+    "n_baseline_seeds",
 )
 
 
@@ -44,14 +57,22 @@ def _baseline_cell(members: pd.DataFrame, baseline: str, where: str) -> pd.DataF
         raise ReportError(f"no runs of the baseline {baseline!r} {where}; algorithms there: {have}")
     variants = sorted(cell["variant"].fillna("").unique())
     if len(variants) > 1:
-        raise ReportError(f"the baseline {baseline!r} has {len(variants)} config variants {where} ({variants}); "
-                          "choose one with --tune or by listing only its runs")
+        raise ReportError(
+            f"the baseline {baseline!r} has {len(variants)} config variants {where} ({variants}); "
+            "choose one with --tune or by listing only its runs"
+        )
     return cell
 
 
 def _group_statistics(
-    base: pd.DataFrame, other: pd.DataFrame, group: str, metric: str, n_boot: int, seed: int,
-    predictions: RunPredictions, where: str,
+    base: pd.DataFrame,
+    other: pd.DataFrame,
+    group: str,
+    metric: str,
+    n_boot: int,
+    seed: int,
+    predictions: RunPredictions,
+    where: str,
 ) -> np.ndarray | None:
     """Per resample, (other − baseline) seed-mean metric on ``group``; None without predictions for both."""
     other_rows = other.loc[_values(other, group, metric).index]
@@ -68,13 +89,31 @@ def _group_statistics(
     return statistics[1] - statistics[0]
 
 
-def _row(keys: dict, group: str, metric: str, difference: float, draws: np.ndarray | None, ci: float,
-         reason: str, n_seeds: int, n_baseline_seeds: int) -> dict:
+def _row(
+    keys: dict,
+    group: str,
+    metric: str,
+    difference: float,
+    draws: np.ndarray | None,
+    ci: float,
+    reason: str,
+    n_seeds: int,
+    n_baseline_seeds: int,
+) -> dict:
     low, high = percentile_interval(draws, ci) if draws is not None else (math.nan, math.nan)
-    return {**keys, "group": group, "metric": metric, "difference": difference, "ci_low": low, "ci_high": high,
-            "ci_level": ci, "ci_method": PAIRED_BOOTSTRAP if draws is not None else f"{NO_INTERVAL}: {reason}",
-            "excludes_zero": bool(draws is not None and (low > 0 or high < 0)),
-            "n_seeds": n_seeds, "n_baseline_seeds": n_baseline_seeds}
+    return {
+        **keys,
+        "group": group,
+        "metric": metric,
+        "difference": difference,
+        "ci_low": low,
+        "ci_high": high,
+        "ci_level": ci,
+        "ci_method": PAIRED_BOOTSTRAP if draws is not None else f"{NO_INTERVAL}: {reason}",
+        "excludes_zero": bool(draws is not None and (low > 0 or high < 0)),
+        "n_seeds": n_seeds,
+        "n_baseline_seeds": n_baseline_seeds,
+    }
 
 
 def baseline_differences(
@@ -105,31 +144,73 @@ def baseline_differences(
         base = _baseline_cell(members, baseline, where)
         others = members[members["algorithm"] != baseline].assign(variant=lambda m: m["variant"].fillna(""))
         for (algorithm, variant), other in others.groupby(["algorithm", "variant"], sort=False):
-            keys = {"selection": selection, "backbone": backbone, "algorithm": algorithm, "variant": variant,
-                    "baseline": baseline}
+            keys = {
+                "selection": selection,
+                "backbone": backbone,
+                "algorithm": algorithm,
+                "variant": variant,
+                "baseline": baseline,
+            }
             differences, draws = {}, {}
             for index, group in enumerate(groups):
                 base_values, other_values = _values(base, group, metric), _values(other, group, metric)
                 if base_values.empty or other_values.empty:
-                    rows.append(_row(keys, group, metric, math.nan, None, ci, "metric undefined", len(other_values),
-                                     len(base_values)))
+                    rows.append(
+                        _row(
+                            keys,
+                            group,
+                            metric,
+                            math.nan,
+                            None,
+                            ci,
+                            "metric undefined",
+                            len(other_values),
+                            len(base_values),
+                        )
+                    )
                     continue
                 differences[group] = other_values.mean() - base_values.mean()
-                draws[group] = _group_statistics(base, other, group, metric, n_boot, seed + index, predictions,
-                                                 f"{algorithm} vs {baseline} {where}")
-                rows.append(_row(keys, group, metric, differences[group], draws[group], ci, NO_PREDICTIONS,
-                                 len(other_values), len(base_values)))
+                draws[group] = _group_statistics(
+                    base, other, group, metric, n_boot, seed + index, predictions, f"{algorithm} vs {baseline} {where}"
+                )
+                rows.append(
+                    _row(
+                        keys,
+                        group,
+                        metric,
+                        differences[group],
+                        draws[group],
+                        ci,
+                        NO_PREDICTIONS,
+                        len(other_values),
+                        len(base_values),
+                    )
+                )
             seeds = (len(other), len(base))
             if targets and all(t in differences for t in targets):
                 held_out = float(np.mean([differences[t] for t in targets]))
-                held_out_draws = (np.mean([draws[t] for t in targets], axis=0)
-                                  if all(draws[t] is not None for t in targets) else None)
+                held_out_draws = (
+                    np.mean([draws[t] for t in targets], axis=0) if all(draws[t] is not None for t in targets) else None
+                )
                 rows.append(_row(keys, HELD_OUT_MEAN, metric, held_out, held_out_draws, ci, NO_PREDICTIONS, *seeds))
                 if "source_test" in differences:
-                    gap_draws = (draws["source_test"] - held_out_draws
-                                 if held_out_draws is not None and draws["source_test"] is not None else None)
-                    rows.append(_row(keys, GAP, metric, differences["source_test"] - held_out, gap_draws, ci,
-                                     NO_PREDICTIONS, *seeds))
+                    gap_draws = (
+                        draws["source_test"] - held_out_draws
+                        if held_out_draws is not None and draws["source_test"] is not None
+                        else None
+                    )
+                    rows.append(
+                        _row(
+                            keys,
+                            GAP,
+                            metric,
+                            differences["source_test"] - held_out,
+                            gap_draws,
+                            ci,
+                            NO_PREDICTIONS,
+                            *seeds,
+                        )
+                    )
     return pd.DataFrame(rows, columns=list(DIFFERENCE_COLUMNS))
 
 
@@ -150,15 +231,19 @@ def differences_markdown(differences: pd.DataFrame) -> str:
     baseline, metric = differences["baseline"].iloc[0], differences["metric"].iloc[0]
     selections = list(dict.fromkeys(differences["selection"]))
     show_variant = bool(differences["variant"].astype(str).str.len().gt(0).any())
-    row_keys = ["algorithm", "backbone"] + (["variant"] if show_variant else []) + (
-        ["selection"] if len(selections) > 1 else [])
+    row_keys = (
+        ["algorithm", "backbone"]
+        + (["variant"] if show_variant else [])
+        + (["selection"] if len(selections) > 1 else [])
+    )
     groups = list(dict.fromkeys(differences["group"]))
     header = [*row_keys, *(f"Δ {g}" for g in groups)]
     lines = ["| " + " | ".join(escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for keys, rows in differences.groupby(row_keys, sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        cells = {r.group: format_difference(r.difference, r.ci_low, r.ci_high, r.excludes_zero)
-                 for r in rows.itertuples()}
+        cells = {
+            r.group: format_difference(r.difference, r.ci_low, r.ci_high, r.excludes_zero) for r in rows.itertuples()
+        }
         lines.append("| " + " | ".join([*(escape(k) for k in keys), *(cells.get(g, "") for g in groups)]) + " |")
     level = f"{100 * differences['ci_level'].iloc[0]:g}%"
     better = "lower" if metric in LOWER_IS_BETTER else "higher"
@@ -170,10 +255,13 @@ def differences_markdown(differences: pd.DataFrame) -> str:
         "variance. **Bold**: the interval excludes 0.",
     ]
     if {HELD_OUT_MEAN, GAP} & set(groups):
-        notes.append(f"Δ {HELD_OUT_MEAN}: of the mean over the target groups; Δ {GAP}: of source_test − that mean "
-                     "(a negative Δ gap is a smaller generalisation gap).")
-    missing = sorted({m.removeprefix(f"{NO_INTERVAL}: ") for m in differences["ci_method"]
-                      if m.startswith(NO_INTERVAL)})
+        notes.append(
+            f"Δ {HELD_OUT_MEAN}: of the mean over the target groups; Δ {GAP}: of source_test − that mean "
+            "(a negative Δ gap is a smaller generalisation gap)."
+        )
+    missing = sorted(
+        {m.removeprefix(f"{NO_INTERVAL}: ") for m in differences["ci_method"] if m.startswith(NO_INTERVAL)}
+    )
     if missing:
         notes.append(f"Cells without an interval: {'; '.join(missing)}.")
     return "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"

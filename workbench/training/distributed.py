@@ -46,7 +46,6 @@ from torch import nn
 from workbench.algorithms.batches import DomainBatches
 
 
-
 @dataclass
 class DistContext:
     """This process's place in the job, and the few collectives training needs."""
@@ -109,7 +108,7 @@ class DistContext:
 
         The one sharding rule: the trainer's rows, their augmentation draws and :meth:`shard` all use it.
         """
-        return batch[self.rank::self.world_size]
+        return batch[self.rank :: self.world_size]
 
     def shard(self, minibatches: DomainBatches) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's interleaved share of every domain batch: rows ``rank, rank + world_size, ...``.
@@ -159,7 +158,9 @@ def init_distributed(backend: str | None = None) -> DistContext:
         return DistContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         if name not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={world_size} but environment variable {name} is not set; launch with torchrun")
+            raise RuntimeError(
+                f"WORLD_SIZE={world_size} but environment variable {name} is not set; launch with torchrun"
+            )
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)

@@ -40,8 +40,13 @@ def predict_rows(
     mean, std = input_normalization(model)
     was_training = model.training
     model.eval()
-    loader = DataLoader(Subset(dataset, rows.tolist()), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=collate_frames)
+    loader = DataLoader(
+        Subset(dataset, rows.tolist()),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_frames,
+    )
     probs = []
     try:
         for images, _, _ in loader:
@@ -52,8 +57,10 @@ def predict_rows(
     result = torch.cat(probs).numpy() if probs else np.zeros(0)
     bad = ~np.isfinite(result)
     if bad.any():
-        raise NonFiniteOutputError(f"the model's fake probability is {result[bad][0]} for {int(bad.sum())} of "
-                                   f"{len(result)} frames: its outputs are not finite")
+        raise NonFiniteOutputError(
+            f"the model's fake probability is {result[bad][0]} for {int(bad.sum())} of "
+            f"{len(result)} frames: its outputs are not finite"
+        )
     return result
 
 

@@ -34,8 +34,15 @@ JOBS_FOLDER = "jobs"
 LOCAL_TIME_LIMIT_MIN = 60 * 24 * 365
 # the sweep flags (and keys of a --slurm-config file) -> SlurmExecutor parameters
 SLURM_KEYS: dict[str, str] = {
-    "partition": "partition", "time": "time", "gpus": "gpus_per_node", "cpus": "cpus_per_task",
-    "mem_gb": "mem", "account": "account", "qos": "qos", "constraint": "constraint", "setup": "setup",
+    "partition": "partition",
+    "time": "time",
+    "gpus": "gpus_per_node",
+    "cpus": "cpus_per_task",
+    "mem_gb": "mem",
+    "account": "account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "setup": "setup",
 }
 
 
@@ -76,7 +83,9 @@ class Launcher(Protocol):
 
 
 class SerialLauncher:
-    """The default: each run in this process, one after another; an error outside the job's ``errors`` stops the sweep."""
+    """The default: each run in this process, one after another.
+
+    An error outside the job's ``errors`` stops the sweep."""
 
     def launch(self, jobs: Sequence[RunJob]) -> Launched:
         for job in jobs:
@@ -101,8 +110,10 @@ def worker_slots(jobs: int, gpus: Sequence[int], cpus: int) -> list[WorkerSlot]:
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: at least one run must execute at a time")
     if gpus and jobs > len(gpus):
-        raise ConfigError(f"--jobs {jobs} but only {len(gpus)} GPU(s) are visible: each run needs a GPU of its own; "
-                          f"use --jobs {len(gpus)} or fewer (or set train.device=cpu to run on the CPU)")
+        raise ConfigError(
+            f"--jobs {jobs} but only {len(gpus)} GPU(s) are visible: each run needs a GPU of its own; "
+            f"use --jobs {len(gpus)} or fewer (or set train.device=cpu to run on the CPU)"
+        )
     threads = max(1, cpus // jobs)
     return [WorkerSlot(gpus[index] if gpus else None, threads) for index in range(jobs)]
 
@@ -129,8 +140,10 @@ def usable_gpus(config: Mapping[str, Any]) -> list[int]:
     try:
         return [int(gpu) for gpu in visible.split(",") if gpu.strip()]
     except ValueError:
-        raise ConfigError(f"CUDA_VISIBLE_DEVICES={visible!r}: parallel runs need GPU indices (e.g. 0,1), "
-                          "not UUIDs, to give each run its own GPU") from None
+        raise ConfigError(
+            f"CUDA_VISIBLE_DEVICES={visible!r}: parallel runs need GPU indices (e.g. 0,1), "
+            "not UUIDs, to give each run its own GPU"
+        ) from None
 
 
 def available_cpus() -> int:
@@ -158,8 +171,9 @@ class LocalPoolLauncher:
     """N runs at once on this machine, each in its own process through a submitit :class:`LocalExecutor`
     per slot (so the slot's GPU is the only one the run sees and it holds one run at a time)."""
 
-    def __init__(self, folder: str | Path, slots: Sequence[WorkerSlot], poll_s: float = 0.5,
-                 max_timeouts: int = 3) -> None:
+    def __init__(
+        self, folder: str | Path, slots: Sequence[WorkerSlot], poll_s: float = 0.5, max_timeouts: int = 3
+    ) -> None:
         self.slots = list(slots)
         self.poll_s = poll_s
         self.executors = []
@@ -175,7 +189,7 @@ class LocalPoolLauncher:
         running: dict[int, tuple[RunJob, Job[Any]]] = {}
         try:
             while pending or running:
-                for index in [i for i in range(len(self.slots)) if i not in running][:len(pending)]:
+                for index in [i for i in range(len(self.slots)) if i not in running][: len(pending)]:
                     job = pending.pop(0)
                     job = dataclasses.replace(job, config=slot_config(job.config, self.slots[index]))
                     running[index] = (job, self.executors[index].submit(job))
@@ -206,8 +220,10 @@ class SlurmLauncher:
         self._ids: dict[str, str] = {}
 
     def launch(self, jobs: Sequence[RunJob]) -> Launched:
-        slot = WorkerSlot(0 if self.executor.parameters.get("gpus_per_node") else None,
-                          self.executor.parameters.get("cpus_per_task") or 1)
+        slot = WorkerSlot(
+            0 if self.executor.parameters.get("gpus_per_node") else None,
+            self.executor.parameters.get("cpus_per_task") or 1,
+        )
         jobs = [dataclasses.replace(job, config=slot_config(job.config, slot)) for job in jobs]
         if not jobs:
             return

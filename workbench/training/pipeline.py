@@ -48,19 +48,25 @@ def synthetic_manifest(settings: dict[str, Any]) -> Path:
     return generate_benchmark(cache_dir / tag, n_videos_per_domain=videos, frames_per_video=frames, **options)
 
 
-def training_protocol(config: dict[str, Any], manifest: pd.DataFrame,
-                      world_size: int = 1) -> tuple[Protocol, dict[str, Any]]:
+def training_protocol(
+    config: dict[str, Any], manifest: pd.DataFrame, world_size: int = 1
+) -> tuple[Protocol, dict[str, Any]]:
     """The protocol and evaluation groups a config trains (or evaluates) with on ``manifest``, after the
     checks that need no model: domain names and roles, non-empty groups, and a batch the source domains
     (and processes) divide. Raises naming what is wrong."""
     data = config["data"]
-    protocol = Protocol(source_domains=tuple(data["source_domains"]), target_domains=tuple(data["target_domains"] or ()),
-                        lodo_domain=data["lodo_domain"])
+    protocol = Protocol(
+        source_domains=tuple(data["source_domains"]),
+        target_domains=tuple(data["target_domains"] or ()),
+        lodo_domain=data["lodo_domain"],
+    )
     groups = evaluation_groups(manifest, protocol)
     k = len(protocol.source_domains)
     if data["batch_size"] % (k * world_size):
-        raise ConfigError(f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
-                          f"times the {world_size} process(es)")
+        raise ConfigError(
+            f"data.batch_size={data['batch_size']} must be divisible by the {k} source domains "
+            f"times the {world_size} process(es)"
+        )
     return protocol, groups
 
 
@@ -71,13 +77,15 @@ class TrainingData:
     ``normalization`` is the model's input mean and std; ``dist`` shards each step's rows between processes.
     """
 
-    def __init__(self, config: dict[str, Any], device: torch.device, dist: DistContext,
-                 normalization: tuple[Any, Any]) -> None:
+    def __init__(
+        self, config: dict[str, Any], device: torch.device, dist: DistContext, normalization: tuple[Any, Any]
+    ) -> None:
         data = config["data"]
         self.device, self.dist, self.normalization = device, dist, normalization
         self.seed, self.workers = int(config["train"]["seed"]), int(data["workers"])
-        self.manifest, self.roots = read_manifests(data["manifest"] or synthetic_manifest(data["synthetic"]),
-                                                   data["root"])
+        self.manifest, self.roots = read_manifests(
+            data["manifest"] or synthetic_manifest(data["synthetic"]), data["root"]
+        )
         self.protocol, self.groups = training_protocol(config, self.manifest, dist.world_size)
         self.dataset = FrameDataset(self.manifest, self.roots, data["image_size"], cache=data["cache_images"])
         k = len(self.protocol.source_domains)
@@ -100,8 +108,9 @@ class TrainingData:
         """
         return [self.dist.share(rows) for rows in self.sampler.indices(step)]
 
-    def prepare_batches(self, images: torch.Tensor, labels: torch.Tensor, step: int,
-                        sizes: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def prepare_batches(
+        self, images: torch.Tensor, labels: torch.Tensor, step: int, sizes: list[int]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """uint8 images of one step → augmented, normalised per-domain ``(x_k, y_k)`` on the device.
 
         On CUDA the images are copied from pinned memory: a copy from pageable memory would first wait
@@ -147,9 +156,14 @@ class TrainingData:
                 yield step, self.domain_batches(step)
             return
         sizes = [len(r) for r in self.step_rows(first)]
-        loader = DataLoader(self.dataset, batch_sampler=StepRows(self, first, last), num_workers=self.workers,
-                            collate_fn=collate_frames, pin_memory=self.device.type == "cuda",
-                            prefetch_factor=4)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=StepRows(self, first, last),
+            num_workers=self.workers,
+            collate_fn=collate_frames,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=4,
+        )
         for step, (images, labels, _) in zip(range(first, last + 1), loader):
             yield step, self.prepare_batches(images, labels, step, sizes)
 

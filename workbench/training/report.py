@@ -34,6 +34,7 @@ from workbench.training.comparison import differences_markdown
 from workbench.training.table_text import format_cell, to_markdown
 from workbench.training.tuning import tune_variants, tuning_notes
 
+
 def _numeric(cell: pd.DataFrame, column: str) -> pd.Series:
     values = pd.to_numeric(cell[column], errors="coerce")
     bad = values.isna() & cell[column].notna()
@@ -49,7 +50,13 @@ def _undefined(cell: pd.DataFrame, group: str, metric: str) -> str:
 
 
 def _interval(
-    runs: pd.DataFrame, group: str, metric: str, values: np.ndarray, n_boot: int, ci: float, seed: int,
+    runs: pd.DataFrame,
+    group: str,
+    metric: str,
+    values: np.ndarray,
+    n_boot: int,
+    ci: float,
+    seed: int,
     predictions: RunPredictions,
 ) -> tuple[float, float, str]:
     """CI of the seed mean: video bootstrap when every run has predictions for the group, else seed bootstrap."""
@@ -194,19 +201,35 @@ def report_tables(
     if tune:
         runs = [tune_variants(table) for table in runs]
     predictions = predictions if predictions is not None else RunPredictions()
-    summaries = [summarise(table[table["chosen"]] if tune else table, groups, metric, n_boot=n_boot, ci=ci, seed=seed,
-                           predictions=predictions) for table in runs]
+    summaries = [
+        summarise(
+            table[table["chosen"]] if tune else table,
+            groups,
+            metric,
+            n_boot=n_boot,
+            ci=ci,
+            seed=seed,
+            predictions=predictions,
+        )
+        for table in runs
+    ]
     if tune:
         notes = pd.concat([tuning_notes(table) for table in runs], ignore_index=True)
-        summaries = [summary.merge(notes, on=["selection", "algorithm", "backbone"], how="left")
-                     for summary in summaries]
+        summaries = [
+            summary.merge(notes, on=["selection", "algorithm", "backbone"], how="left") for summary in summaries
+        ]
     return pd.concat(runs, ignore_index=True), pd.concat(summaries, ignore_index=True)
 
 
-def write_report(summary: pd.DataFrame, out_dir: str | Path, runs: pd.DataFrame | None = None,
-                 differences: pd.DataFrame | None = None) -> dict[str, Path]:
+def write_report(
+    summary: pd.DataFrame,
+    out_dir: str | Path,
+    runs: pd.DataFrame | None = None,
+    differences: pd.DataFrame | None = None,
+) -> dict[str, Path]:
     """Write ``report.md`` and ``report.csv`` (the summary), ``runs.csv`` when given the per-run table, and
-    ``differences.csv`` (and its table in ``report.md``) when given :func:`~workbench.training.comparison.baseline_differences`."""
+    ``differences.csv`` (and its table in ``report.md``) when given
+    :func:`~workbench.training.comparison.baseline_differences`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out / "report.md", "csv": out / "report.csv"}

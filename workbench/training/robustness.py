@@ -30,8 +30,22 @@ from workbench.metrics import video_bootstrap_ci
 from workbench.training.scoring import EvaluationData, load_checkpoint_model, score_model
 
 TEST_GROUP_PREFIXES = ("source_test", "target/")
-COLUMNS = ["algorithm", "group", "perturbation", "level", "parameter", "auc", "auc_low", "auc_high", "ci_level",
-           "n_boot", "n_real", "n_fake", "videos", "note"]
+COLUMNS = [
+    "algorithm",
+    "group",
+    "perturbation",
+    "level",
+    "parameter",
+    "auc",
+    "auc_low",
+    "auc_high",
+    "ci_level",
+    "n_boot",
+    "n_real",
+    "n_fake",
+    "videos",
+    "note",
+]
 
 
 def robustness_groups(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -39,8 +53,17 @@ def robustness_groups(groups: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {name: rows for name, rows in groups.items() if name.startswith(TEST_GROUP_PREFIXES)}
 
 
-def group_rows(data: EvaluationData, results: dict[str, dict], predictions: pd.DataFrame, *, perturbation: str,
-               level: int, n_boot: int, ci: float, seed: int) -> list[dict[str, Any]]:
+def group_rows(
+    data: EvaluationData,
+    results: dict[str, dict],
+    predictions: pd.DataFrame,
+    *,
+    perturbation: str,
+    level: int,
+    n_boot: int,
+    ci: float,
+    seed: int,
+) -> list[dict[str, Any]]:
     """One table row per evaluation group: its AUC (as ``eval`` reports it) and video-bootstrap interval.
 
     A group whose AUC is undefined (one class) keeps its row, with the reason in ``note``.
@@ -51,23 +74,44 @@ def group_rows(data: EvaluationData, results: dict[str, dict], predictions: pd.D
     rows = []
     for name, indices in groups.items():
         metrics = results[name]
-        row = {"group": name, "perturbation": perturbation, "level": level, "parameter": parameter,
-               "auc": np.nan, "auc_low": np.nan, "auc_high": np.nan, "ci_level": ci, "n_boot": n_boot,
-               "n_real": metrics["n_real"], "n_fake": metrics["n_fake"], "videos": len(set(videos[indices])),
-               "note": metrics.get("auc_reason", "")}
+        row = {
+            "group": name,
+            "perturbation": perturbation,
+            "level": level,
+            "parameter": parameter,
+            "auc": np.nan,
+            "auc_low": np.nan,
+            "auc_high": np.nan,
+            "ci_level": ci,
+            "n_boot": n_boot,
+            "n_real": metrics["n_real"],
+            "n_fake": metrics["n_fake"],
+            "videos": len(set(videos[indices])),
+            "note": metrics.get("auc_reason", ""),
+        }
         if metrics["auc"] is not None:
             probs = predictions.loc[predictions["group"] == name, "prob_fake"].to_numpy()
-            low, high = video_bootstrap_ci([(labels[indices], probs, videos[indices])], "auc", n_boot=n_boot,
-                                           ci=ci, seed=seed)
+            low, high = video_bootstrap_ci(
+                [(labels[indices], probs, videos[indices])], "auc", n_boot=n_boot, ci=ci, seed=seed
+            )
             row.update(auc=metrics["auc"], auc_low=low, auc_high=high)
         rows.append(row)
     return rows
 
 
-def robustness_table(model: torch.nn.Module, config: dict[str, Any], device: torch.device,
-                     data: EvaluationData, perturbations: Sequence[str],
-                     levels: Sequence[int], *, clean: tuple[dict[str, dict], pd.DataFrame] | None = None,
-                     n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def robustness_table(
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    device: torch.device,
+    data: EvaluationData,
+    perturbations: Sequence[str],
+    levels: Sequence[int],
+    *,
+    clean: tuple[dict[str, dict], pd.DataFrame] | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """AUC of ``model`` on every test group of ``config``: clean (perturbation ``none``, level 0), then
     under each of ``perturbations`` (names, or ``all``) at each of ``levels`` (1–5), with ``ci`` intervals
     from ``n_boot`` video-bootstrap resamples. Columns: :data:`COLUMNS`.
@@ -90,9 +134,15 @@ def robustness_table(model: torch.nn.Module, config: dict[str, Any], device: tor
     return table[COLUMNS]
 
 
-def checkpoint_robustness(run_dir: str | Path, perturbations: Sequence[str], levels: Sequence[int],
-                          overrides: Iterable[str] = (), checkpoint: str | None = None,
-                          selection: str = "source_val", **options: Any) -> tuple[dict[str, Any], pd.DataFrame]:
+def checkpoint_robustness(
+    run_dir: str | Path,
+    perturbations: Sequence[str],
+    levels: Sequence[int],
+    overrides: Iterable[str] = (),
+    checkpoint: str | None = None,
+    selection: str = "source_val",
+    **options: Any,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """A run's checkpoint (:func:`~workbench.training.scoring.load_checkpoint_model`) and its
     :func:`robustness_table`; ``options`` are ``n_boot``, ``ci`` and ``seed``."""
     parse_perturbations(perturbations)  # both are checked before anything is loaded

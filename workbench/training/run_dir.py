@@ -68,7 +68,7 @@ def default_run_name(config: Mapping[str, Any]) -> str:
 
 
 def run_directory(config: Mapping[str, Any], run_dir: str | Path | None = None) -> Path:
-    """Where a run is written: ``run_dir`` when given, else ``run.dir/run.name`` (default name: algorithm-model-seed)."""
+    """Where a run is written: ``run_dir`` when given, else ``run.dir/run.name`` (default: algorithm-model-seed)."""
     if run_dir is not None:
         return Path(run_dir)
     return Path(config["run"]["dir"]) / (config["run"]["name"] or default_run_name(config))
@@ -152,7 +152,9 @@ class RunDir:
         if config is None:
             return {}
         if not isinstance(config, dict):
-            raise RunConfigError(f"{self.config_file}: expected a mapping at the top level, got {type(config).__name__}")
+            raise RunConfigError(
+                f"{self.config_file}: expected a mapping at the top level, got {type(config).__name__}"
+            )
         try:
             return with_resolved_hparams(config)
         except (KeyError, ValueError) as exc:
@@ -162,8 +164,12 @@ class RunDir:
         """Save ``config`` as ``config.yaml``, with every hyper-parameter of its algorithm spelled out."""
         dump_config(config, self.config_file)
 
-    def check_config(self, config: Mapping[str, Any], require_saved: bool = False,
-                     normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    def check_config(
+        self,
+        config: Mapping[str, Any],
+        require_saved: bool = False,
+        normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         """The one rule for taking this run as the run of ``config``; :class:`RunMismatchError` when it may not.
 
         A finished run is reused only if the saved config equals ``config`` apart from where and how it ran
@@ -182,9 +188,11 @@ class RunDir:
         if changed:
             details = "; ".join(f"{name}: saved {old!r}, requested {new!r}" for name, old, new in changed)
             what = "reuse this finished run" if self.done else "resume this run"
-            raise RunMismatchError(f"{self.path}: cannot {what}: its config differs from the requested one in "
-                                   f"{details}; choose another run name or directory, or delete the run to train "
-                                   "it again")
+            raise RunMismatchError(
+                f"{self.path}: cannot {what}: its config differs from the requested one in "
+                f"{details}; choose another run name or directory, or delete the run to train "
+                "it again"
+            )
 
     # ---------------------------------------------------------------- records
     @property
@@ -204,8 +212,9 @@ class RunDir:
         """``predictions.csv`` with identifiers read as strings; a missing file says the run has not finished."""
         if not self.predictions_file.is_file():
             raise FileNotFoundError(f"{self.predictions_file} does not exist; the run has not finished")
-        return pd.read_csv(self.predictions_file,
-                           dtype={"video": str, "path": str, "domain": str, "group": str, "dataset": str})
+        return pd.read_csv(
+            self.predictions_file, dtype={"video": str, "path": str, "domain": str, "group": str, "dataset": str}
+        )
 
     # ------------------------------------------------------------ checkpoints
     def save(self, name: str, state: dict[str, Any]) -> Path:

@@ -17,8 +17,8 @@ from workbench.data.protocol import source_datasets
 from workbench.models import create_model
 from workbench.training.checkpoint import model_state
 from workbench.training.collect import expand_sweeps, read_config
-from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
 from workbench.training.pipeline import synthetic_manifest
+from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint
 
 # what ``eval --selection`` and ``analyse --selection`` accept: a kept rule's best model, the last one, or SWAD's
 CHECKPOINT_SELECTIONS: tuple[str, ...] = (*CHECKPOINT_RULES, "last", "swad")
@@ -45,7 +45,8 @@ def target_kinds(config: Mapping[str, Any]) -> dict[str, str]:
     sources = set(source_datasets(manifest, config["data"]["source_domains"]))
     return {
         f"target/{domain}": "held-out manipulation"
-        if set(source_datasets(manifest, [domain])) <= sources else "cross-dataset"
+        if set(source_datasets(manifest, [domain])) <= sources
+        else "cross-dataset"
         for domain in config["data"]["target_domains"] or ()
     }
 
@@ -82,17 +83,22 @@ def selected_checkpoint(run_dir: str | Path, selection: str = "source_val") -> s
         return LAST
     if selection == "swad":
         if not RunDir(run_dir).swad.is_file():
-            raise FileNotFoundError(f"{run_dir} has no checkpoints/{SWAD_CHECKPOINT}: the SWAD model exists only for "
-                                    "finished runs trained with train.swad.enabled=true")
+            raise FileNotFoundError(
+                f"{run_dir} has no checkpoints/{SWAD_CHECKPOINT}: the SWAD model exists only for "
+                "finished runs trained with train.swad.enabled=true"
+            )
         return SWAD_CHECKPOINT
     name = best_checkpoint(selection)
     if not RunDir(run_dir).checkpoint(name).is_file():
         kept = run_config(run_dir)["train"].get("checkpoint_rules", DEFAULT_CONFIG["train"]["checkpoint_rules"])
         if selection not in kept:
-            raise FileNotFoundError(f"{run_dir} kept the best models of {kept} only, not {selection!r}; train with "
-                                    f"train.checkpoint_rules including {selection!r} to keep it")
-        raise FileNotFoundError(f"{RunDir(run_dir).checkpoint(name)} does not exist: no evaluation of the run "
-                                f"has scored {selection!r} yet")
+            raise FileNotFoundError(
+                f"{run_dir} kept the best models of {kept} only, not {selection!r}; train with "
+                f"train.checkpoint_rules including {selection!r} to keep it"
+            )
+        raise FileNotFoundError(
+            f"{RunDir(run_dir).checkpoint(name)} does not exist: no evaluation of the run has scored {selection!r} yet"
+        )
     return name
 
 

@@ -35,20 +35,34 @@ def evaluation_data(config: dict[str, Any]) -> tuple[FrameDataset, dict[str, np.
     return FrameDataset(manifest, roots, data["image_size"], cache=data["cache_images"]), groups
 
 
-def score_model(model: torch.nn.Module, config: dict[str, Any], device: torch.device,
-                data: tuple[FrameDataset, dict[str, np.ndarray]] | None = None) -> tuple[dict[str, dict], pd.DataFrame]:
+def score_model(
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    device: torch.device,
+    data: tuple[FrameDataset, dict[str, np.ndarray]] | None = None,
+) -> tuple[dict[str, dict], pd.DataFrame]:
     """Metrics of ``model`` on every evaluation group of ``config`` and the per-frame predictions behind them,
     computed as training evaluates (the algorithm's precision and layout; docs/records.md)."""
     algorithm = config["algorithm"]
     policy = ExecutionPolicy(resolve_hparams(algorithm["name"], algorithm["hparams"]))
     dataset, groups = evaluation_data(config) if data is None else data
     model = policy.prepare(model.to(device))
-    return evaluate_groups(model, partial(policy.predict, model), dataset, groups, device,
-                           batch_size=config["data"]["eval_batch_size"], workers=config["data"]["workers"])
+    return evaluate_groups(
+        model,
+        partial(policy.predict, model),
+        dataset,
+        groups,
+        device,
+        batch_size=config["data"]["eval_batch_size"],
+        workers=config["data"]["workers"],
+    )
 
 
 def load_checkpoint_model(
-    run_dir: str | Path, overrides: Iterable[str] = (), checkpoint: str | None = None, selection: str = "source_val",
+    run_dir: str | Path,
+    overrides: Iterable[str] = (),
+    checkpoint: str | None = None,
+    selection: str = "source_val",
 ) -> tuple[dict[str, Any], torch.nn.Module, dict[str, Any], torch.device, EvaluationData]:
     """A run's checkpoint (the file ``checkpoint`` under ``checkpoints/``, else the model ``selection`` picked),
     its model with those weights, the run's config with ``overrides``, the device, and the evaluation data.
@@ -66,8 +80,9 @@ def load_checkpoint_model(
     return state, model, config, device, data
 
 
-def score_checkpoint(run_dir: str | Path, overrides: Iterable[str] = (), checkpoint: str | None = None,
-                     selection: str = "source_val") -> tuple[dict[str, Any], dict[str, dict], pd.DataFrame]:
+def score_checkpoint(
+    run_dir: str | Path, overrides: Iterable[str] = (), checkpoint: str | None = None, selection: str = "source_val"
+) -> tuple[dict[str, Any], dict[str, dict], pd.DataFrame]:
     """A run's checkpoint (:func:`load_checkpoint_model`), its metrics on every evaluation group of the run's
     config with ``overrides`` (e.g. another manifest and target domains), and the predictions behind them."""
     state, model, config, device, data = load_checkpoint_model(run_dir, overrides, checkpoint, selection)

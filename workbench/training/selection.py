@@ -81,8 +81,11 @@ def _best(scored: list[tuple[int, float]], records: Sequence[dict], metric: str)
 
 def _select_group(records: Sequence[dict], metric: str, group: str, rule: str) -> tuple[int, float]:
     if not any(group in r.get("eval", {}) for r in records):
-        hint = (" (set data.lodo_domain to a fake domain that is neither a source nor a target, and train, to log it)"
-                if group == "lodo_val" else "")
+        hint = (
+            " (set data.lodo_domain to a fake domain that is neither a source nor a target, and train, to log it)"
+            if group == "lodo_val"
+            else ""
+        )
         raise SelectionError(f"rule {rule!r} needs the {group!r} evaluation group, which no record has{hint}")
     values = [_metric_value(r.get("eval", {}).get(group), metric) for r in records]
     scored = [(i, v) for i, v in enumerate(values) if v is not None]
@@ -106,8 +109,11 @@ def select_lodo(records: Sequence[dict], metric: str) -> tuple[int, float | None
 
 def _oracle_score(record: dict, metric: str) -> float | None:
     """Mean of ``metric`` over a record's non-null ``target/*`` groups; None when there is none."""
-    values = [v for k, g in record.get("eval", {}).items()
-              if k.startswith(TARGET_PREFIX) and (v := _metric_value(g, metric)) is not None]
+    values = [
+        v
+        for k, g in record.get("eval", {}).items()
+        if k.startswith(TARGET_PREFIX) and (v := _metric_value(g, metric)) is not None
+    ]
     return sum(values) / len(values) if values else None
 
 
@@ -134,8 +140,9 @@ def select_swad(records: Sequence[dict], metric: str) -> tuple[int, float | None
     ``metric`` (what ``report --tune`` compares)."""
     found = [i for i, record in enumerate(records) if record.get("kind") == SWAD_KIND]
     if not found:
-        raise SelectionError("rule 'swad' needs the SWAD model's evaluation, which only runs trained with "
-                             "train.swad.enabled=true have")
+        raise SelectionError(
+            "rule 'swad' needs the SWAD model's evaluation, which only runs trained with train.swad.enabled=true have"
+        )
     return found[-1], _metric_value(records[found[-1]].get("eval", {}).get(RULE_GROUPS["source_val"]), metric)
 
 
@@ -181,7 +188,9 @@ RULE_DESCRIPTIONS: dict[str, str] = {
 
 
 def select(records: Sequence[dict], rule: str = "source_val", metric: str = "auc") -> dict[str, Any]:
-    """The evaluation record chosen by ``rule``, with a ``selection`` entry: rule, metric, score, oracle flag, description.
+    """The evaluation record chosen by ``rule``, with a ``selection`` entry.
+
+    The entry holds the rule, metric, score, oracle flag and description.
 
     Only lines with ``"eval"`` are candidates; analysis lines of training callbacks are not.
     """

@@ -32,6 +32,8 @@ class StepWindow:
         """``img_s`` of the training loop, and milliseconds per step: all of it and the data part."""
         if not self.steps:
             return {"img_s": None, "step_ms": None, "data_ms": None}
-        return {"img_s": self.images / self.seconds if self.seconds else None,
-                "step_ms": 1000.0 * self.seconds / self.steps,
-                "data_ms": 1000.0 * self.data_seconds / self.steps}
+        return {
+            "img_s": self.images / self.seconds if self.seconds else None,
+            "step_ms": 1000.0 * self.seconds / self.steps,
+            "data_ms": 1000.0 * self.data_seconds / self.steps,
+        }

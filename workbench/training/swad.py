@@ -41,8 +41,13 @@ class Segment:
     loss: float | None = None
 
     def state(self) -> dict[str, Any]:
-        return {"mean": self.mean, "count": self.count, "start_step": self.start_step, "end_step": self.end_step,
-                "loss": self.loss}
+        return {
+            "mean": self.mean,
+            "count": self.count,
+            "start_step": self.start_step,
+            "end_step": self.end_step,
+            "loss": self.loss,
+        }
 
 
 class LossValley:
@@ -50,8 +55,10 @@ class LossValley:
 
     def __init__(self, n_converge: int = 3, n_tolerance: int = 6, tolerance_ratio: float = 0.3) -> None:
         if n_converge < 1 or n_tolerance < 1 or tolerance_ratio < 0:
-            raise ValueError(f"SWAD needs n_converge >= 1, n_tolerance >= 1 and tolerance_ratio >= 0 "
-                             f"(got {n_converge}, {n_tolerance}, {tolerance_ratio})")
+            raise ValueError(
+                f"SWAD needs n_converge >= 1, n_tolerance >= 1 and tolerance_ratio >= 0 "
+                f"(got {n_converge}, {n_tolerance}, {tolerance_ratio})"
+            )
         self.n_converge, self.n_tolerance, self.tolerance_ratio = n_converge, n_tolerance, tolerance_ratio
         self.segment: Segment | None = None
         self.closed: list[Segment] = []  # every segment not yet decided, oldest first
@@ -72,8 +79,9 @@ class LossValley:
             self.segment = Segment([v.clone() for v in values], 1, step, step)
             return
         self.segment.count += 1
-        torch._foreach_add_(self.segment.mean, torch._foreach_sub(values, self.segment.mean),
-                            alpha=1.0 / self.segment.count)
+        torch._foreach_add_(
+            self.segment.mean, torch._foreach_sub(values, self.segment.mean), alpha=1.0 / self.segment.count
+        )
         self.segment.end_step = step
 
     def close(self, loss: float) -> None:
@@ -94,23 +102,26 @@ class LossValley:
     def _try_to_converge(self) -> None:
         if len(self.closed) < self.n_converge:
             return
-        window = self.closed[-self.n_converge:]
+        window = self.closed[-self.n_converge :]
         losses = [s.loss for s in window]
         if losses.index(min(losses)) != 0:
             return
         self.threshold = (1.0 + self.tolerance_ratio) * sum(losses) / len(losses)
         first = len(self.closed) - self.n_converge
         start = first
-        while start > max(0, first - (self.n_tolerance - self.n_converge)) and self.closed[start - 1].loss <= self.threshold:
+        while (
+            start > max(0, first - (self.n_tolerance - self.n_converge))
+            and self.closed[start - 1].loss <= self.threshold
+        ):
             start -= 1
-        for segment in self.closed[start:first + 1]:
+        for segment in self.closed[start : first + 1]:
             self._keep(segment)
-        self.closed = self.closed[first + 1:]
+        self.closed = self.closed[first + 1 :]
 
     def _decide(self, final: bool) -> None:
         """Keep or end at each undecided segment whose tolerance window is complete (any window when ``final``)."""
         while self.converged and not self.dead and self.closed:
-            window = self.closed[:self.n_tolerance]
+            window = self.closed[: self.n_tolerance]
             if len(window) < self.n_tolerance and not final:
                 return
             if min(s.loss for s in window) > self.threshold:
@@ -122,13 +133,12 @@ class LossValley:
     def _forget(self) -> None:
         """Before convergence, keep only the segments a later convergence can still reach back to."""
         if not self.converged:
-            self.closed = self.closed[-max(self.n_converge, self.n_tolerance):]
+            self.closed = self.closed[-max(self.n_converge, self.n_tolerance) :]
 
     @torch.no_grad()
     def _keep(self, segment: Segment) -> None:
         if self.kept is None:
-            self.kept = Segment([m.clone() for m in segment.mean], segment.count, segment.start_step,
-                                segment.end_step)
+            self.kept = Segment([m.clone() for m in segment.mean], segment.count, segment.start_step, segment.end_step)
             return
         total = self.kept.count + segment.count
         torch._foreach_mul_(self.kept.mean, self.kept.count / total)
@@ -144,15 +154,22 @@ class LossValley:
         chosen = self.kept if self.kept is not None else self.last
         if chosen is None:
             return None
-        summary = {"converged": self.converged, "dead_valley": self.dead, "threshold": self.threshold,
-                   "start_step": chosen.start_step, "end_step": chosen.end_step, "iterates": chosen.count}
+        summary = {
+            "converged": self.converged,
+            "dead_valley": self.dead,
+            "threshold": self.threshold,
+            "start_step": chosen.start_step,
+            "end_step": chosen.end_step,
+            "iterates": chosen.count,
+        }
         return chosen.mean, summary
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "segment": None if self.segment is None else self.segment.state(),
             "closed": [s.state() for s in self.closed],
-            "threshold": self.threshold, "dead": self.dead,
+            "threshold": self.threshold,
+            "dead": self.dead,
             "kept": None if self.kept is None else self.kept.state(),
             "last": None if self.last is None else self.last.state(),
         }

@@ -28,15 +28,21 @@ import pandas as pd
 
 from workbench.algorithms import ALGORITHMS, hparam_spec
 from workbench.atomic import atomic_path
-from workbench.config import (RUN_SPECIFIC_KEYS, ConfigError, check_checkpoint_rules_usable, load_config, load_yaml,
-                              parse_override)
+from workbench.config import (
+    RUN_SPECIFIC_KEYS,
+    ConfigError,
+    check_checkpoint_rules_usable,
+    load_config,
+    load_yaml,
+    parse_override,
+)
 from workbench.data.manifest import ManifestError
 from workbench.project import merge_overrides, resolve_project_paths
-from workbench.training.launchers import Launcher, RunJob, SerialLauncher
 from workbench.training.collect import SWEEP_ALREADY_DONE, SWEEP_FILE
+from workbench.training.launchers import Launcher, RunJob, SerialLauncher
+from workbench.training.pipeline import training_protocol
 from workbench.training.run_dir import RunConfigError, RunDir
 from workbench.training.runs import run_manifest
-from workbench.training.pipeline import training_protocol
 
 # sweep.csv's status of a run executing in another process or on another machine
 SWEEP_RUNNING = "running"
@@ -114,8 +120,10 @@ def plan_sweep(
         raise ConfigError(f"grid keys {keys} must each be swept once")
     unswept = [key for key in keys if key in UNSWEPT_KEYS]
     if unswept:
-        raise ConfigError(f"grid keys {unswept} cannot be swept: algorithms and seeds are set with --algorithms "
-                          "and --seeds, and where or how a run executes does not change what it computes")
+        raise ConfigError(
+            f"grid keys {unswept} cannot be swept: algorithms and seeds are set with --algorithms "
+            "and --seeds, and where or how a run executes does not change what it computes"
+        )
     for axis in axes:
         unknown = set(axis.algorithms or ()) - {a.lower() for a in algorithms}
         if unknown:
@@ -129,8 +137,11 @@ def plan_sweep(
         for combination in itertools.product(*(axis.values for axis in own)):
             grid = {axis.key: value for axis, value in zip(own, combination)}
             for seed in seeds:
-                assigned = [f"algorithm.name={algorithm}", f"train.seed={seed}",
-                            *(f"{key}={json.dumps(value)}" for key, value in grid.items())]
+                assigned = [
+                    f"algorithm.name={algorithm}",
+                    f"train.seed={seed}",
+                    *(f"{key}={json.dumps(value)}" for key, value in grid.items()),
+                ]
                 try:
                     run_config = _run_config(config, [*overrides, *assigned])
                     check_trainable(run_config, manifests)
@@ -152,18 +163,22 @@ def _run_config(config: str | Path | Mapping[str, Any] | None, overrides: Sequen
 
 
 def _check_hparam_axes(algorithm: str, axes: Sequence[GridAxis], algorithms: Sequence[str]) -> None:
-    """Refuse a hyper-parameter axis applied to an algorithm that has no such hyper-parameter, saying how to scope it."""
+    """Refuse a hyper-parameter axis for an algorithm that has no such hyper-parameter, saying how to scope it."""
     prefix = "algorithm.hparams."
     if algorithm.lower() not in ALGORITHMS:
         return  # loading its config names the unknown algorithm
     spec = hparam_spec(algorithm)
     for axis in axes:
-        leaf = axis.key[len(prefix):]
+        leaf = axis.key[len(prefix) :]
         if axis.key.startswith(prefix) and leaf not in spec:
             takers = [a.lower() for a in algorithms if a.lower() in ALGORITHMS and leaf in hparam_spec(a)]
-            scope = f"; limit it to the algorithms that have it: '{','.join(takers)}:{axis.key}=[...]'" if takers else ""
-            raise ConfigError(f"grid {axis.key!r}: algorithm {algorithm!r} has no hyper-parameter {leaf!r} "
-                              f"(its hyper-parameters: {sorted(spec)}){scope}")
+            scope = (
+                f"; limit it to the algorithms that have it: '{','.join(takers)}:{axis.key}=[...]'" if takers else ""
+            )
+            raise ConfigError(
+                f"grid {axis.key!r}: algorithm {algorithm!r} has no hyper-parameter {leaf!r} "
+                f"(its hyper-parameters: {sorted(spec)}){scope}"
+            )
 
 
 def check_existing(run: SweepRun, run_dir: Path) -> None:
@@ -176,8 +191,9 @@ def check_existing(run: SweepRun, run_dir: Path) -> None:
     from the command line is reused from a notebook and the other way round.
     """
     directory = RunDir(run_dir)
-    directory.check_config(resolve_project_paths(copy.deepcopy(run.config)), require_saved=directory.done,
-                           normalise=resolve_project_paths)
+    directory.check_config(
+        resolve_project_paths(copy.deepcopy(run.config)), require_saved=directory.done, normalise=resolve_project_paths
+    )
 
 
 def existing_status(run: SweepRun, run_dir: Path) -> str | None:
@@ -202,8 +218,9 @@ def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) 
     """The checks training makes before its first step (:func:`workbench.training.pipeline.training_protocol`,
     kept checkpoint rules), on the config's manifest; ``manifests`` caches the tables read so far."""
     data = config["data"]
-    key = json.dumps([data["manifest"], data["root"], None if data["manifest"] else data["synthetic"]],
-                     sort_keys=True, default=str)
+    key = json.dumps(
+        [data["manifest"], data["root"], None if data["manifest"] else data["synthetic"]], sort_keys=True, default=str
+    )
     if key not in manifests:
         manifests[key] = run_manifest(config, check_files=False)[0]
     training_protocol(config, manifests[key])
@@ -211,9 +228,15 @@ def check_trainable(config: dict[str, Any], manifests: dict[str, pd.DataFrame]) 
 
 
 def _status_row(run: SweepRun, run_dir: Path, status: str, job: str = "") -> dict[str, Any]:
-    return {"name": run.name, "run_dir": str(run_dir), "algorithm": run.config["algorithm"]["name"],
-            "seed": run.config["train"]["seed"], "grid": json.dumps(run.grid, sort_keys=True), "status": status,
-            "job": job}
+    return {
+        "name": run.name,
+        "run_dir": str(run_dir),
+        "algorithm": run.config["algorithm"]["name"],
+        "seed": run.config["train"]["seed"],
+        "grid": json.dumps(run.grid, sort_keys=True),
+        "status": status,
+        "job": job,
+    }
 
 
 def _write_table(table: dict[str, dict[str, Any]], path: Path) -> None:
@@ -262,9 +285,12 @@ def run_sweep(
         table.setdefault(run.name, _status_row(run, out / run.name, "pending"))
     stale = [f"{row['name']} ({row['job']})" for row in table.values() if row["status"] == SWEEP_RUNNING]
     if stale:
-        warnings.warn(f"{table_path} lists runs as running: the sweep that started them was killed before it could "
-                      f"stop them: {stale}; if such a job still runs (e.g. on SLURM), cancel it (scancel) so that it "
-                      "does not train beside this sweep", stacklevel=2)
+        warnings.warn(
+            f"{table_path} lists runs as running: the sweep that started them was killed before it could "
+            f"stop them: {stale}; if such a job still runs (e.g. on SLURM), cancel it (scancel) so that it "
+            "does not train beside this sweep",
+            stacklevel=2,
+        )
     _mark_pending(table, table_path)
     launcher = launcher or SerialLauncher()
     by_name = {run.name: run for run in runs}
@@ -296,8 +322,9 @@ def run_sweep(
     return pd.DataFrame([rows[run.name] for run in runs])
 
 
-def ensure_runs(runs: Sequence[SweepRun], out_dir: str | Path,
-                train_run: Callable[[dict[str, Any], Path], Any]) -> list[Path]:
+def ensure_runs(
+    runs: Sequence[SweepRun], out_dir: str | Path, train_run: Callable[[dict[str, Any], Path], Any]
+) -> list[Path]:
     """The runner as the demo and the notebooks use it: every planned run finished in ``out_dir/<name>``.
 
     Each run is reused when it finished with the same config, resumed when it was interrupted and trained

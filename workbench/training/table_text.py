@@ -80,15 +80,19 @@ def _interval_notes(summary: pd.DataFrame, level: str, marks: dict[str, bool]) -
         return ["No cell has a confidence interval" + (f" ({'; '.join(reasons)})" if reasons else "") + "."]
     notes = [f"[low, high]: {level} percentile bootstrap interval of the cell's mean, rounded outward."]
     if methods.str.startswith(VIDEO_BOOTSTRAP).any():
-        notes.append("Video bootstrap: resamples the test videos (real and fake separately, each video with all its "
-                     "frames) with the selected models fixed, all seeds under the same draws; it says how much the "
-                     "result depends on which test videos were drawn, not how much it varies between training "
-                     "seeds (± std shows that, given two or more seeds).")
+        notes.append(
+            "Video bootstrap: resamples the test videos (real and fake separately, each video with all its "
+            "frames) with the selected models fixed, all seeds under the same draws; it says how much the "
+            "result depends on which test videos were drawn, not how much it varies between training "
+            "seeds (± std shows that, given two or more seeds)."
+        )
     if (methods == SEED_BOOTSTRAP).any():
-        notes.append(("†: " if marks["seed"] else "") + "seed bootstrap: resamples the seeds' values (no predictions "
-                     "of the selected step were saved, e.g. for oracle-selected steps); it covers seed-to-seed "
-                     "variance only, with the test set fixed, so its width is not comparable with a video "
-                     "bootstrap's.")
+        notes.append(
+            ("†: " if marks["seed"] else "") + "seed bootstrap: resamples the seeds' values (no predictions "
+            "of the selected step were saved, e.g. for oracle-selected steps); it covers seed-to-seed "
+            "variance only, with the test set fixed, so its width is not comparable with a video "
+            "bootstrap's."
+        )
     if marks["none"]:
         notes.append(f"{NO_INTERVAL_MARK}: no interval ({'; '.join(reasons)}).")
     return notes
@@ -97,13 +101,22 @@ def _interval_notes(summary: pd.DataFrame, level: str, marks: dict[str, bool]) -
 def _seed_notes(summary: pd.DataFrame, partial: bool) -> list[str]:
     most = int(summary["n_seeds"].max())
     if most < 2:
-        notes = ["Cells: one seed each, so no ± std, and no interval covers seed-to-seed variance (that needs "
-                 "two or more seeds)."]
+        notes = [
+            "Cells: one seed each, so no ± std, and no interval covers seed-to-seed variance (that needs "
+            "two or more seeds)."
+        ]
     else:
         notes = ["Cells: mean over seeds ± std over seeds (ddof=1, where a cell has two or more)."]
-    notes.append("seeds: the seeds behind the row's cells" + (
-        "; a cell followed by (k seeds) rests on fewer, because the metric is undefined or missing in the row's "
-        "other runs" if partial else "") + ".")
+    notes.append(
+        "seeds: the seeds behind the row's cells"
+        + (
+            "; a cell followed by (k seeds) rests on fewer, because the metric is undefined or missing in the row's "
+            "other runs"
+            if partial
+            else ""
+        )
+        + "."
+    )
     return notes
 
 
@@ -117,8 +130,10 @@ def _count(values: pd.Series) -> str:
 
 def sizes_markdown(summary: pd.DataFrame) -> str:
     """Per evaluation group, the test set behind the table: videos and frames per class and the fake share."""
-    lines = ["| group | real videos | fake videos | real frames | fake frames | fake share (AP of a random score) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| group | real videos | fake videos | real frames | fake frames | fake share (AP of a random score) |",
+        "|---|---|---|---|---|---|",
+    ]
     for group, rows in summary.groupby("group", sort=False):
         counts = [_count(rows[column]) for column in ("real_videos", "fake_videos", "real_frames", "fake_frames")]
         real, fake = rows["real_frames"].max(), rows["fake_frames"].max()
@@ -146,8 +161,10 @@ def to_markdown(summary: pd.DataFrame) -> str:
     has_interval = [_has_interval(r) for r in defined.itertuples()]
     marks = {
         # seed-bootstrap cells are marked where other intervals are over test videos
-        "seed": bool(summary["ci_method"].str.startswith(VIDEO_BOOTSTRAP).any()
-                     and (summary["ci_method"] == SEED_BOOTSTRAP).any()),
+        "seed": bool(
+            summary["ci_method"].str.startswith(VIDEO_BOOTSTRAP).any()
+            and (summary["ci_method"] == SEED_BOOTSTRAP).any()
+        ),
         # cells without an interval are marked where other cells have one
         "none": any(has_interval) and not all(has_interval),
     }
@@ -181,8 +198,10 @@ def to_markdown(summary: pd.DataFrame) -> str:
             notes.append(f"[{selection}]: {RULE_DESCRIPTIONS.get(selection, selection)}.")
     if "tuning" in summary.columns:
         tuned = summary.drop_duplicates(["selection", "algorithm", "backbone"])
-        notes += [f"Hyper-parameters of {r.algorithm}/{r.backbone} [{r.selection}], chosen among {r.tuning}."
-                  for r in tuned.itertuples()]
+        notes += [
+            f"Hyper-parameters of {r.algorithm}/{r.backbone} [{r.selection}], chosen among {r.tuning}."
+            for r in tuned.itertuples()
+        ]
     if summary["n_incomplete"].gt(0).any():
         notes.append("Incomplete: runs without a 'done' marker (training did not finish) are included.")
     text = "\n".join([*lines, "", *(f"- {note}" for note in notes)]) + "\n"

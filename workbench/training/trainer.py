@@ -46,6 +46,8 @@ from workbench.training.swad import LossValley, set_parameters
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
 
+RESUME_KEYS = ("algorithm", "step", "rng_cpu", "best")  # what ``last.pt`` must hold to resume a run
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the last good checkpoint is kept on disk."""
@@ -61,8 +63,9 @@ class TrainingCallback(TypingProtocol):
     name: str
     every: int
 
-    def __call__(self, model: torch.nn.Module, domain_batches: list[tuple[torch.Tensor, torch.Tensor]],
-                 step: int) -> dict[str, float]: ...
+    def __call__(
+        self, model: torch.nn.Module, domain_batches: list[tuple[torch.Tensor, torch.Tensor]], step: int
+    ) -> dict[str, float]: ...
 
 
 class Trainer:
@@ -89,12 +92,19 @@ class Trainer:
         model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
         self.data = TrainingData(config, self.device, self.dist, input_normalization(model))
         model = self.dist.prepare_model(model.to(self.device), sync_batchnorm=config["train"]["sync_batchnorm"])
-        self.algorithm: Algorithm = build_algorithm(config["algorithm"]["name"], model, config["algorithm"]["hparams"],
-                                                    num_domains=len(self.data.protocol.source_domains))
+        self.algorithm: Algorithm = build_algorithm(
+            config["algorithm"]["name"],
+            model,
+            config["algorithm"]["hparams"],
+            num_domains=len(self.data.protocol.source_domains),
+        )
         self.dist.attach(self.algorithm)
         swad = config["train"]["swad"]
-        self.swad = (LossValley(swad["n_converge"], swad["n_tolerance"], swad["tolerance_ratio"])
-                     if swad["enabled"] and self.dist.is_main else None)
+        self.swad = (
+            LossValley(swad["n_converge"], swad["n_tolerance"], swad["tolerance_ratio"])
+            if swad["enabled"] and self.dist.is_main
+            else None
+        )
 
     # ----------------------------------------------------------------- setup
     @property
@@ -134,29 +144,24 @@ class Trainer:
         if not last.exists():
             return 0, {rule: {"step": -1, "score": None} for rule in self.checkpoint_rules}
         state = self.directory.load(LAST, map_location=self.device)
+        missing = [key for key in RESUME_KEYS if key not in state]
+        if missing:
+            raise CheckpointError(
+                f"{last} lacks {', '.join(missing)}, so the run cannot resume from it; train it again in a new run"
+            )
         step, total = int(state["step"]), int(self.config["train"]["steps"])
         if step > total:
-            raise ConfigError(f"config key 'train.steps' is {total}, below the step {step} of {last}: "
-                              f"a run can be extended but not shortened; set train.steps >= {step}")
-        self._load_algorithm_state(state, last)
+            raise ConfigError(
+                f"config key 'train.steps' is {total}, below the step {step} of {last}: "
+                f"a run can be extended but not shortened; set train.steps >= {step}"
+            )
+        self.algorithm.load_state_dict(state["algorithm"])
         if self.swad is not None:
             self.swad.load_state_dict(state["swad"])
         torch.set_rng_state(state["rng_cpu"])
         if "rng_cuda" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
-        return step, _saved_best(state)
-
-    def _load_algorithm_state(self, state: dict[str, Any], path: Path) -> None:
-        """Restore the algorithm from ``last.pt``. Files written before algorithms kept their own state hold
-        ``model`` and ``optimizer`` instead: the whole state of the four algorithms that existed then."""
-        if "algorithm" in state:
-            self.algorithm.load_state_dict(state["algorithm"])
-            return
-        if self.algorithm.name not in ("erm", "sam", "sagm", "roga"):
-            raise CheckpointError(f"{path} holds no algorithm state, so {self.algorithm.name} cannot resume from it; "
-                                  "train it again in a new run")
-        self.model.load_state_dict(state["model"])
-        self.algorithm.optimizer.load_state_dict(state["optimizer"])
+        return step, {rule: {"step": int(kept["step"]), "score": kept["score"]} for rule, kept in state["best"].items()}
 
     def _prepare_outputs(self, start: int, best: dict[str, dict[str, Any]]) -> None:
         """Make the run directory describe exactly the steps up to ``start``, then save the config.
@@ -176,9 +181,11 @@ class Trainer:
         """Remove the records, best checkpoints and predictions of an attempt that never reached ``last.pt``."""
         stale = self.directory.discard_attempt()
         if stale:
-            warnings.warn(f"{self.run_dir}: no checkpoints/{LAST} to resume from; starting at step 0 and removing "
-                          f"{stale} of the interrupted attempt",
-                          stacklevel=4)
+            warnings.warn(
+                f"{self.run_dir}: no checkpoints/{LAST} to resume from; starting at step 0 and removing "
+                f"{stale} of the interrupted attempt",
+                stacklevel=4,
+            )
 
     def _restore_best(self, rule: str, best_step: int, step: int) -> None:
         """Make ``best_<rule>.pt`` hold the model of ``best_step``, the best step ``last.pt`` (at ``step``) names.
@@ -195,8 +202,10 @@ class Trainer:
             return
         if best_step != step:
             found = "is missing" if held is None else f"holds step {held}"
-            raise CheckpointError(f"{path} {found} but {self.directory.last} selected step "
-                                  f"{best_step}, whose model is lost; delete {self.run_dir} to train it again")
+            raise CheckpointError(
+                f"{path} {found} but {self.directory.last} selected step "
+                f"{best_step}, whose model is lost; delete {self.run_dir} to train it again"
+            )
         self.directory.save(best_checkpoint(rule), self._best_state(step))
 
     # ---------------------------------------------------------------- loop
@@ -224,8 +233,13 @@ class Trainer:
         total, eval_every = int(train["steps"]), int(train["eval_every"])
         saved_step, window, callbacks_s = start, StepWindow(), 0.0
         started = time.perf_counter()
-        progress = tqdm(total=total, initial=start, desc=self.run_dir.name,
-                        disable=not (train["progress"] and main), dynamic_ncols=True)
+        progress = tqdm(
+            total=total,
+            initial=start,
+            desc=self.run_dir.name,
+            disable=not (train["progress"] and main),
+            dynamic_ncols=True,
+        )
         steps = self.data.iterate_steps(start + 1, total)
         try:
             tick = time.perf_counter()
@@ -249,15 +263,18 @@ class Trainer:
                 if step % eval_every == 0 or step == total:
                     self._check_finite_weights(step, saved_step)
                     if main:
-                        record = self._evaluation_record(step, window, time.perf_counter() - started, callbacks_s,
-                                                         saved_step)
+                        record = self._evaluation_record(
+                            step, window, time.perf_counter() - started, callbacks_s, saved_step
+                        )
                         writer.append(record)
                         if self.swad is not None:
                             loss = record["eval"][SELECTION_GROUP].get("log_loss")
                             self.swad.close(math.inf if loss is None else loss)
                         best = self._save(step, record, best)
-                        progress.set_postfix(loss=f"{record['train']['loss']:.3f}",
-                                             src_auc=_number(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)))
+                        progress.set_postfix(
+                            loss=f"{record['train']['loss']:.3f}",
+                            src_auc=_number(record["eval"][SELECTION_GROUP].get(SELECTION_METRIC)),
+                        )
                     saved_step, window = step, StepWindow()
                     self.dist.barrier()
                 if stop_at_step is not None and step >= stop_at_step:
@@ -271,21 +288,34 @@ class Trainer:
         return self.run_dir
 
     def _non_finite_message(self, what: str, step: int, saved_step: int) -> str:
-        where = (f"is {self.directory.last} (step {saved_step})" if saved_step
-                 else "does not exist yet (no evaluation step was reached)")
-        return (f"{what} at step {step}; training stopped. The last good checkpoint {where}; "
-                "lower the learning rate or ρ and train again in a new run directory (or delete this one).")
+        where = (
+            f"is {self.directory.last} (step {saved_step})"
+            if saved_step
+            else "does not exist yet (no evaluation step was reached)"
+        )
+        return (
+            f"{what} at step {step}; training stopped. The last good checkpoint {where}; "
+            "lower the learning rate or ρ and train again in a new run directory (or delete this one)."
+        )
 
     def _check_finite_weights(self, step: int, saved_step: int) -> None:
         """Stop with :class:`NonFiniteLossError` before evaluating or checkpointing weights that diverged."""
-        bad = next((name for name, value in self.model.state_dict().items()
-                    if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        bad = next(
+            (
+                name
+                for name, value in self.model.state_dict().items()
+                if value.is_floating_point() and not torch.isfinite(value).all()
+            ),
+            None,
+        )
         if bad is not None:
-            raise NonFiniteLossError(self._non_finite_message(f"the model's weights became non-finite ({bad})",
-                                                              step, saved_step))
+            raise NonFiniteLossError(
+                self._non_finite_message(f"the model's weights became non-finite ({bad})", step, saved_step)
+            )
 
-    def _run_callbacks(self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int,
-                       writer: RecordWriter | None) -> float:
+    def _run_callbacks(
+        self, batches: list[tuple[torch.Tensor, torch.Tensor]], step: int, writer: RecordWriter | None
+    ) -> float:
         """Run the callbacks due at ``step``, log their results, and return the seconds they took.
 
         Every process runs them, so layers that communicate in train-mode passes (SyncBatchNorm) stay in
@@ -302,15 +332,19 @@ class Trainer:
                     writer.append({"kind": callback.name, "step": step, callback.name: result})
         return spent
 
-    def _evaluation_record(self, step: int, window: StepWindow, wall_s: float, callbacks_s: float,
-                           saved_step: int) -> dict[str, Any]:
+    def _evaluation_record(
+        self, step: int, window: StepWindow, wall_s: float, callbacks_s: float, saved_step: int
+    ) -> dict[str, Any]:
         try:
             results, _ = self.evaluate()
         except NonFiniteOutputError as exc:
             raise NonFiniteLossError(self._non_finite_message(f"evaluation failed: {exc}", step, saved_step)) from exc
         return {
             "step": step,
-            "epoch": step * self.data.sampler.n_fake * len(self.data.sampler.fake_pools) / self.data.sampler.fakes_per_epoch(),
+            "epoch": step
+            * self.data.sampler.n_fake
+            * len(self.data.sampler.fake_pools)
+            / self.data.sampler.fakes_per_epoch(),
             "wall_s": wall_s,
             "algorithm": self.config["algorithm"]["name"],
             "seed": self.config["train"]["seed"],
@@ -366,8 +400,16 @@ class Trainer:
         set_parameters(self.model, weights)
         self._recompute_batchnorm(step)
         results, predictions = self.evaluate()
-        writer.append({"kind": SWAD_KIND, "step": step, "algorithm": self.config["algorithm"]["name"],
-                       "seed": self.config["train"]["seed"], "eval": results, "swad": summary})
+        writer.append(
+            {
+                "kind": SWAD_KIND,
+                "step": step,
+                "algorithm": self.config["algorithm"]["name"],
+                "seed": self.config["train"]["seed"],
+                "eval": results,
+                "swad": summary,
+            }
+        )
         self.directory.save(SWAD_CHECKPOINT, {"model": self.model.state_dict(), "step": step, "swad": summary})
         predictions["step"] = step
         predictions["model"] = SWAD_KIND
@@ -380,25 +422,20 @@ class Trainer:
         if count == 0 or not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules()):
             return
         inputs = (torch.cat([x for x, _ in self.data.domain_batches(step + i)]) for i in range(1, count + 1))
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
-                self.algorithm.execution.autocast(self.device):
+        with (
+            torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []),
+            self.algorithm.execution.autocast(self.device),
+        ):
             update_bn(inputs, self.model)
-
-
-def _saved_best(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The per-rule bests a ``last.pt`` holds; files written before ``train.checkpoint_rules`` existed held source_val's."""
-    if "best" in state:
-        return {rule: {"step": int(kept["step"]), "score": kept["score"]} for rule, kept in state["best"].items()}
-    score = float(state["best_score"])
-    return {"source_val": {"step": int(state["best_step"]), "score": score if math.isfinite(score) else None}}
 
 
 def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def train(config: dict[str, Any], run_dir: str | Path | None = None,
-          callbacks: Sequence[TrainingCallback] = ()) -> Path:
+def train(
+    config: dict[str, Any], run_dir: str | Path | None = None, callbacks: Sequence[TrainingCallback] = ()
+) -> Path:
     """Build a :class:`Trainer` from a resolved config and run it to the end (a finished run is refused first)."""
     RunDir(run_directory(config, run_dir)).refuse_finished()
     return Trainer(config, run_dir, callbacks).fit()

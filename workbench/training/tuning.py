@@ -9,6 +9,7 @@ from workbench.metrics import LOWER_IS_BETTER
 from workbench.training.cells import ReportError
 from workbench.training.collect import CELL_KEYS
 
+
 def tune_variants(runs: pd.DataFrame) -> pd.DataFrame:
     """Hyper-parameter selection after DomainBed: per rule, algorithm and backbone, the best config variant.
 
@@ -27,14 +28,18 @@ def tune_variants(runs: pd.DataFrame) -> pd.DataFrame:
     variant_of = [runs[k] for k in CELL_KEYS]
     by_variant = scores.groupby(variant_of, sort=False)
     incomplete = (~runs["complete"].astype(bool)).groupby(variant_of, sort=False).transform("sum")
-    runs = runs.assign(tuning_score=by_variant.transform("mean"), tuning_seeds=by_variant.transform("count"),
-                       tuning_incomplete=incomplete.astype(int))
+    runs = runs.assign(
+        tuning_score=by_variant.transform("mean"),
+        tuning_seeds=by_variant.transform("count"),
+        tuning_incomplete=incomplete.astype(int),
+    )
     chosen = pd.Series(False, index=runs.index)
     for cell, members in runs.groupby(["selection", "algorithm", "backbone"], sort=False):
         scored = members.dropna(subset=["tuning_score"])
         if scored.empty:
-            raise ReportError(f"{dict(zip(['selection', 'algorithm', 'backbone'], cell))}: no run has a selection "
-                              "score to tune on")
+            raise ReportError(
+                f"{dict(zip(['selection', 'algorithm', 'backbone'], cell))}: no run has a selection score to tune on"
+            )
         lower = scored["selection_metric"].iloc[0] in LOWER_IS_BETTER
         best = scored["tuning_score"].idxmin() if lower else scored["tuning_score"].idxmax()
         chosen[members.index[members["variant"] == scored.at[best, "variant"]]] = True
@@ -52,6 +57,12 @@ def tuning_notes(runs: pd.DataFrame) -> pd.DataFrame:
             f"{f', {v.tuning_incomplete} incomplete' if v.tuning_incomplete else ''}){'**' if v.chosen else ''}"
             for v in variants.itertuples()
         )
-        rows.append({"selection": selection, "algorithm": algorithm, "backbone": backbone,
-                     "tuning": f"{len(variants)} variant(s) by mean {selection} {metric}: {candidates}"})
+        rows.append(
+            {
+                "selection": selection,
+                "algorithm": algorithm,
+                "backbone": backbone,
+                "tuning": f"{len(variants)} variant(s) by mean {selection} {metric}: {candidates}",
+            }
+        )
     return pd.DataFrame(rows)

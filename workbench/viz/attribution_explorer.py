@@ -55,7 +55,7 @@ class AttributionExplorer:
         layer: str | None = None,
         opacity: float = 0.7,
         mask_threshold: float = 0.5,
-        options: AttributionOptions = AttributionOptions(),
+        options: AttributionOptions | None = None,
     ) -> None:
         if not models:
             raise ValueError("no models to explore")
@@ -66,22 +66,25 @@ class AttributionExplorer:
         self.frames = frames.subset(frames.first_per_domain())
         self.size = tuple(int(s) for s in self.frames.images.shape[-2:])
         self.mask_threshold = mask_threshold
-        self.options = options
+        self.options = options or AttributionOptions()
         self._maps: dict[tuple[str, str, str | None, int], np.ndarray] = {}
         self.scores: dict[str, float] = {}
 
         first = next(iter(self.models))
-        self.algorithm = widgets.Dropdown(options=[(label(a), a) for a in self.models], value=first,
-                                          description="algorithm")
+        self.algorithm = widgets.Dropdown(
+            options=[(label(a), a) for a in self.models], value=first, description="algorithm"
+        )
         self.method = widgets.Dropdown(options=[(label(m), m) for m in methods], value=methods[0], description="method")
         self.layer = widgets.Dropdown(options=self._layer_options(first), description="layer")
         self.layer.value = layer if layer is not None else default_layer_name(self.models[first], self.size)
         self.domain = widgets.Dropdown(options=self.frames.domains, value=self.frames.domains[0], description="domain")
-        self.opacity = widgets.FloatSlider(value=opacity, min=0.0, max=1.0, step=0.05, description="opacity",
-                                           readout_format=".2f")
+        self.opacity = widgets.FloatSlider(
+            value=opacity, min=0.0, max=1.0, step=0.05, description="opacity", readout_format=".2f"
+        )
         self.figure = go.FigureWidget(self._layout(opacity))
-        controls = widgets.HBox([widgets.VBox([self.algorithm, self.method]), widgets.VBox([self.layer, self.domain]),
-                                 self.opacity])
+        controls = widgets.HBox(
+            [widgets.VBox([self.algorithm, self.method]), widgets.VBox([self.layer, self.domain]), self.opacity]
+        )
         self.widget = widgets.VBox([controls, self.figure])
         self.algorithm.observe(self._on_algorithm, names="value")
         for control in (self.method, self.layer, self.domain):
@@ -94,20 +97,40 @@ class AttributionExplorer:
         return [(f"{name} · {int(row.height)}×{int(row.width)}", name) for name, row in sizes.iterrows()]
 
     def _layout(self, opacity: float) -> go.Figure:
-        figure = make_subplots(rows=1, cols=2, subplot_titles=["input and mask", "map over the input"],
-                               horizontal_spacing=0.04)
+        figure = make_subplots(
+            rows=1, cols=2, subplot_titles=["input and mask", "map over the input"], horizontal_spacing=0.04
+        )
         blank = np.zeros((*self.size, 3), dtype=np.uint8)
         zeros = np.zeros(self.size)
         for column in (1, 2):
             figure.add_trace(go.Image(z=blank, hoverinfo="skip", name="input"), row=1, col=column)
-        figure.add_trace(go.Heatmap(z=zeros, zmin=0, zmax=1, colorscale=attribution_colourscale(opacity),
-                                    colorbar=dict(title="map ÷ its maximum", thickness=12), name="map",
-                                    hovertemplate="map %{z:.2f}<extra></extra>"), row=1, col=2)
+        figure.add_trace(
+            go.Heatmap(
+                z=zeros,
+                zmin=0,
+                zmax=1,
+                colorscale=attribution_colourscale(opacity),
+                colorbar=dict(title="map ÷ its maximum", thickness=12),
+                name="map",
+                hovertemplate="map %{z:.2f}<extra></extra>",
+            ),
+            row=1,
+            col=2,
+        )
         for column in (1, 2):
-            figure.add_trace(go.Contour(z=zeros, contours=dict(start=self.mask_threshold, end=self.mask_threshold,
-                                                               size=1, coloring="none"),
-                                        line=dict(color=OUTLINE, width=2), showscale=False, hoverinfo="skip",
-                                        name="mask outline", showlegend=False), row=1, col=column)
+            figure.add_trace(
+                go.Contour(
+                    z=zeros,
+                    contours=dict(start=self.mask_threshold, end=self.mask_threshold, size=1, coloring="none"),
+                    line=dict(color=OUTLINE, width=2),
+                    showscale=False,
+                    hoverinfo="skip",
+                    name="mask outline",
+                    showlegend=False,
+                ),
+                row=1,
+                col=column,
+            )
         figure.update_xaxes(visible=False)
         figure.update_yaxes(visible=False, autorange="reversed")
         return paper_layout(figure, height=430, width=760, margin=dict(t=110, l=20, r=20, b=20))
@@ -115,8 +138,11 @@ class AttributionExplorer:
     def _on_algorithm(self, change: dict) -> None:
         options = self._layer_options(self.algorithm.value)
         names = [name for _, name in options]
-        keep = self.layer.value if self.layer.value in names else default_layer_name(
-            self.models[self.algorithm.value], self.size)
+        keep = (
+            self.layer.value
+            if self.layer.value in names
+            else default_layer_name(self.models[self.algorithm.value], self.size)
+        )
         with self.layer.hold_trait_notifications():
             self.layer.options = options
             self.layer.value = keep
@@ -134,7 +160,9 @@ class AttributionExplorer:
         if key not in self._maps:
             model = self.models[algorithm]
             x = self.frames.subset([index]).inputs(*input_normalization(model))
-            self._maps[key] = attribute(model, x, method, layer=layer, normalize=True, options=self.options)[0, 0].numpy()
+            self._maps[key] = attribute(model, x, method, layer=layer, normalize=True, options=self.options)[
+                0, 0
+            ].numpy()
         return self._maps[key]
 
     def refresh(self) -> None:
@@ -159,7 +187,11 @@ class AttributionExplorer:
             verdict = "no score (" + str(scores["reason"]) + ")"
         else:
             peak = "in" if self.scores["pointing_hit"] >= 0.5 else "outside"
-            verdict = (f"{self.scores['energy_in_mask']:.2f} of the map in the mask (chance "
-                       f"{self.scores['mask_fraction']:.2f}); peak {peak} the mask")
-        self.figure.layout.title.text = (f"{TITLE_PREFIX}: {label(self.algorithm.value)} · {label(method)}{where} · "
-                                         f"{self.domain.value}<br><sup>{verdict}</sup>")
+            verdict = (
+                f"{self.scores['energy_in_mask']:.2f} of the map in the mask (chance "
+                f"{self.scores['mask_fraction']:.2f}); peak {peak} the mask"
+            )
+        self.figure.layout.title.text = (
+            f"{TITLE_PREFIX}: {label(self.algorithm.value)} · {label(method)}{where} · "
+            f"{self.domain.value}<br><sup>{verdict}</sup>"
+        )

@@ -39,8 +39,10 @@ def square_matrix(matrix: Any, names: Sequence[str] | None = None) -> tuple[np.n
     """
     if isinstance(matrix, pd.DataFrame):
         if set(matrix.columns) != set(matrix.index) or len(matrix.columns) != len(matrix.index):
-            raise ValueError(f"a K×K DataFrame needs the same labels on both axes; index {list(matrix.index)}, "
-                             f"columns {list(matrix.columns)}")
+            raise ValueError(
+                f"a K×K DataFrame needs the same labels on both axes; index {list(matrix.index)}, "
+                f"columns {list(matrix.columns)}"
+            )
         matrix = matrix.loc[:, list(matrix.index)]
         names = [str(name) for name in matrix.index] if names is None else names
     values = _to_numpy(matrix).astype(np.float64)
@@ -82,7 +84,9 @@ def alignment_frame(runs: Mapping[str, RunSource | Sequence[RunSource]], kind: s
                     continue
                 stats = record.get(kind)
                 if not isinstance(stats, Mapping) or "step" not in record:
-                    raise ValueError(f"{label!r} run {run} record {line}: a {kind!r} line needs 'step' and a {kind!r} dict")
+                    raise ValueError(
+                        f"{label!r} run {run} record {line}: a {kind!r} line needs 'step' and a {kind!r} dict"
+                    )
                 rows.append({"algorithm": label, "run": run, "step": record["step"], **stats})
     if not rows:
         raise ValueError(f"no {kind!r} lines in the records of {list(runs)}")
@@ -116,7 +120,8 @@ def eval_frame(runs: Mapping[str, RunSource | Sequence[RunSource]]) -> pd.DataFr
 def split_eval_frame(
     frame: pd.DataFrame, metric: str, groups: Sequence[str] | None, loss: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """From an :func:`eval_frame`: the training-loss rows, the ``metric`` rows of ``groups`` (default all), the groups."""
+    """From an :func:`eval_frame`: the training-loss rows, the ``metric`` rows of ``groups`` (default all), and
+    the groups."""
     require_columns(frame, ["algorithm", "step", "group", "metric", "value"], "training curves")
     evaluated = frame[(frame["group"] != "train") & (frame["metric"] == metric)]
     available = list(dict.fromkeys(evaluated["group"]))
@@ -168,20 +173,25 @@ def curves(data: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             coords, loss = curve
         coords, loss = _to_numpy(coords).astype(np.float64), _to_numpy(loss).astype(np.float64)
         if coords.ndim != 1 or coords.shape != loss.shape:
-            raise ValueError(f"curve {label!r}: coords {coords.shape} and loss {loss.shape} must be equal-length vectors")
+            raise ValueError(
+                f"curve {label!r}: coords {coords.shape} and loss {loss.shape} must be equal-length vectors"
+            )
         result[str(label)] = (coords, loss)
     return result
 
 
 def surface(data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(alphas, betas, loss)`` of a 2-D slice (``LossSurface`` or a triple), ``loss[i, j]`` at ``(alphas[i], betas[j])``."""
+    """``(alphas, betas, loss)`` of a 2-D slice (``LossSurface`` or a triple); ``loss[i, j]`` is at
+    ``(alphas[i], betas[j])``."""
     if hasattr(data, "alphas"):
         alphas, betas, loss = data.alphas, data.betas, data.loss
     else:
         alphas, betas, loss = data
     alphas, betas, loss = (_to_numpy(v).astype(np.float64) for v in (alphas, betas, loss))
     if loss.shape != (len(alphas), len(betas)):
-        raise ValueError(f"loss has shape {loss.shape}, expected (len(alphas), len(betas)) = {(len(alphas), len(betas))}")
+        raise ValueError(
+            f"loss has shape {loss.shape}, expected (len(alphas), len(betas)) = {(len(alphas), len(betas))}"
+        )
     return alphas, betas, loss
 
 
@@ -194,7 +204,9 @@ def rgb_uint8(image: Any) -> np.ndarray:
         raise ValueError(f"expected an RGB image H×W×3 or 3×H×W, got shape {array.shape}")
     if np.issubdtype(array.dtype, np.floating):
         if array.min() < 0 or array.max() > 1:
-            raise ValueError(f"float images must lie in [0, 1] (undo input normalisation), got [{array.min()}, {array.max()}]")
+            raise ValueError(
+                f"float images must lie in [0, 1] (undo input normalisation), got [{array.min()}, {array.max()}]"
+            )
         return np.round(array * 255).astype(np.uint8)
     if array.min() < 0 or array.max() > 255:
         raise ValueError(f"integer images must lie in 0..255, got [{array.min()}, {array.max()}]")
@@ -215,8 +227,8 @@ def check_summary(summary: pd.DataFrame, metric: str | None = None) -> str:
 
     Needs ``algorithm``, ``group``, ``mean``, ``ci_low``, ``ci_high``, one row per (algorithm, group)
     and ordered intervals. The metric is ``metric``, else the label of the summary's ``metric`` column
-    (as ``training.report.summarise`` writes it; ``"eer"`` → ``"EER"``), else "AUC"; a ``metric`` that contradicts that column
-    is an error, so an EER summary is never drawn as AUC.
+    (as ``training.report.summarise`` writes it; ``"eer"`` → ``"EER"``), else "AUC"; a ``metric`` that
+    contradicts that column is an error, so an EER summary is never drawn as AUC.
     """
     require_columns(summary, ["algorithm", "group", "mean", "ci_low", "ci_high"], "a results summary")
     duplicated = summary.duplicated(["algorithm", "group"])

@@ -22,8 +22,15 @@ def counts_figure(manifest: pd.DataFrame, title: str = "Frames per domain") -> g
     """Bars of frames per domain, stacked by split, one panel per label (real / fake)."""
     frame = manifest.assign(label=manifest["label"].map({0: "real", 1: "fake"}))
     counts = frame.groupby(["label", "domain", "split"]).size().rename("frames").reset_index()
-    figure = px.bar(counts, x="domain", y="frames", color="split", facet_col="label", title=title,
-                    category_orders={"split": ["train", "val", "test"], "label": ["real", "fake"]})
+    figure = px.bar(
+        counts,
+        x="domain",
+        y="frames",
+        color="split",
+        facet_col="label",
+        title=title,
+        category_orders={"split": ["train", "val", "test"], "label": ["real", "fake"]},
+    )
     figure.update_xaxes(matches=None)
     figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))  # "label=fake" → "fake"
     return paper_layout(figure)
@@ -41,8 +48,9 @@ def image_grid(
     if all(image is None for image in images) or columns < 1:
         raise ValueError("need at least one image and one column")
     rows = math.ceil(len(images) / columns)
-    figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles),
-                           horizontal_spacing=0.01, vertical_spacing=0.3 / rows)
+    figure = make_subplots(
+        rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.01, vertical_spacing=0.3 / rows
+    )
     for i, image in enumerate(images):
         if image is None:
             continue
@@ -55,8 +63,9 @@ def image_grid(
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.update_annotations(font_size=10)
-    figure.update_layout(title=title, width=cell_size * columns + 60, height=cell_size * rows + 100,
-                         margin=dict(l=20, r=20, t=80, b=20))
+    figure.update_layout(
+        title=title, width=cell_size * columns + 60, height=cell_size * rows + 100, margin=dict(l=20, r=20, t=80, b=20)
+    )
     return figure
 
 

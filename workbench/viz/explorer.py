@@ -83,8 +83,13 @@ class RhoExplorer:
         self.slice = np.empty(0)
 
         self.slider = widgets.FloatSlider(
-            value=rho, min=low, max=high, step=(high - low) / steps, continuous_update=False,
-            description="ρ", readout_format=".3f",
+            value=rho,
+            min=low,
+            max=high,
+            step=(high - low) / steps,
+            continuous_update=False,
+            description="ρ",
+            readout_format=".3f",
         )
         self.domain = widgets.Dropdown(options=self.names, value=self.names[0], description="domain")
         self.chosen = widgets.Dropdown(options=list(self.models), value=start, description="model")
@@ -110,7 +115,9 @@ class RhoExplorer:
 
     def _layout(self) -> go.Figure:
         figure = make_subplots(
-            rows=1, cols=3, horizontal_spacing=0.09,
+            rows=1,
+            cols=3,
+            horizontal_spacing=0.09,
             subplot_titles=["loss", "cos with ERM grad.", "loss along ĝ_k"],
         )
         figure.add_trace(go.Bar(x=self.names, name="L_k(θ)", marker_color=OTHER, opacity=0.5), row=1, col=1)
@@ -120,7 +127,8 @@ class RhoExplorer:
         figure.add_trace(go.Scatter(x=self.offsets, mode="lines", name="L_k(θ + t·ĝ_k)"), row=1, col=3)
         figure.add_trace(
             go.Scatter(mode="markers", name="t = ρ", marker=dict(size=12, color=SELECTED, symbol="diamond")),
-            row=1, col=3,
+            row=1,
+            col=3,
         )
         figure.update_xaxes(type="category", row=1, col=1)
         figure.update_xaxes(type="category", row=1, col=2)
@@ -135,7 +143,9 @@ class RhoExplorer:
     def _domain_slice(self, k: int) -> np.ndarray:
         key = (self.chosen.value, k)
         if key not in self._slices:
-            self._slices[key] = loss_along_direction(self.model, self.domain_batches[k], self.directions[k], self.offsets)
+            self._slices[key] = loss_along_direction(
+                self.model, self.domain_batches[k], self.directions[k], self.offsets
+            )
         return self._slices[key]
 
     def refresh(self) -> None:

@@ -46,7 +46,11 @@ def kaleido_session() -> Iterator[None]:
 
 
 def save_figure(
-    figure: BaseFigure | Figure, path: str | Path, width: int | None = None, height: int | None = None, scale: float = 2.0
+    figure: BaseFigure | Figure,
+    path: str | Path,
+    width: int | None = None,
+    height: int | None = None,
+    scale: float = 2.0,
 ) -> Path:
     """Save ``figure`` to ``path`` (.png/.pdf/.svg, or .html for plotly) and return the path.
 
@@ -57,7 +61,9 @@ def save_figure(
     suffix = path.suffix.lower()
     if isinstance(figure, BaseFigure):  # go.Figure and go.FigureWidget
         if suffix not in PLOTLY_SUFFIXES:
-            raise ValueError(f"{path}: plotly figures are saved as {', '.join(PLOTLY_SUFFIXES)}, not {suffix or 'no suffix'!r}")
+            raise ValueError(
+                f"{path}: plotly figures are saved as {', '.join(PLOTLY_SUFFIXES)}, not {suffix or 'no suffix'!r}"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".html":
             figure.write_html(path, include_plotlyjs=True)
@@ -70,7 +76,8 @@ def save_figure(
     if isinstance(figure, Figure):
         if suffix not in MATPLOTLIB_SUFFIXES:
             raise ValueError(
-                f"{path}: matplotlib figures are saved as {', '.join(MATPLOTLIB_SUFFIXES)}, not {suffix or 'no suffix'!r}"
+                f"{path}: matplotlib figures are saved as {', '.join(MATPLOTLIB_SUFFIXES)}, "
+                f"not {suffix or 'no suffix'!r}"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, format=suffix[1:], dpi=100 * scale, bbox_inches="tight")

@@ -109,9 +109,12 @@ def frame_gallery_inputs(
     for name, values in maps.items():
         energy = localisation_scores(values, frames.masks, threshold)["energy_in_mask"]
         scores[name] = {title: float(e) for title, e in zip(titles, energy) if not np.isnan(e)}
-    return {"images": {title: frames.images[i] for i, title in enumerate(titles)},
-            "cams": {name: {title: values[i] for i, title in enumerate(titles)} for name, values in maps.items()},
-            "masks": {title: frames.masks[i] for i, title in enumerate(titles)}, "scores": scores}
+    return {
+        "images": {title: frames.images[i] for i, title in enumerate(titles)},
+        "cams": {name: {title: values[i] for i, title in enumerate(titles)} for name, values in maps.items()},
+        "masks": {title: frames.masks[i] for i, title in enumerate(titles)},
+        "scores": scores,
+    }
 
 
 def score_text(scores: Mapping[str, Mapping[str, float]] | None, column: str, row: str, score_label: str) -> str:
@@ -122,8 +125,13 @@ def score_text(scores: Mapping[str, Mapping[str, float]] | None, column: str, ro
 
 def _outline(mask: np.ndarray, threshold: float) -> go.Contour:
     return go.Contour(
-        z=mask, contours=dict(start=threshold, end=threshold, size=1, coloring="none"), line=dict(color=OUTLINE, width=2),
-        showscale=False, hoverinfo="skip", showlegend=False, name="mask outline",
+        z=mask,
+        contours=dict(start=threshold, end=threshold, size=1, coloring="none"),
+        line=dict(color=OUTLINE, width=2),
+        showscale=False,
+        hoverinfo="skip",
+        showlegend=False,
+        name="mask outline",
     )
 
 
@@ -152,8 +160,13 @@ def gradcam_gallery(
     gallery = gallery_layout(images, cams, normalize, masks)
     columns = ["input", *gallery.columns]
     n_rows, gap = len(gallery.rows), 34  # px under each row for the scores
-    figure = make_subplots(rows=n_rows, cols=len(columns), subplot_titles=[label(c) for c in columns],
-                           horizontal_spacing=0.012, vertical_spacing=gap / ((cell_size + gap) * n_rows))
+    figure = make_subplots(
+        rows=n_rows,
+        cols=len(columns),
+        subplot_titles=[label(c) for c in columns],
+        horizontal_spacing=0.012,
+        vertical_spacing=gap / ((cell_size + gap) * n_rows),
+    )
     scale = attribution_colourscale(opacity)
     traces, rows, cols, axes = [], [], [], {}
     plain = dict(showticklabels=False, ticks="", showline=False, showgrid=False, zeroline=False, title_font_size=12)
@@ -162,12 +175,22 @@ def gradcam_gallery(
         for column, key in enumerate(columns, start=1):
             cell = [go.Image(z=gallery.pictures[name], name=name, hoverinfo="skip")]
             if column > 1:
-                cell.append(go.Heatmap(
-                    z=gallery.maps[(key, name)], zmin=0, zmax=gallery.peak, colorscale=scale, name=f"{key} · {name}",
-                    showscale=row == 1 and column == len(columns), hovertemplate="map %{z:.2f}<extra></extra>",
-                    colorbar=dict(title=dict(text="map ÷ its maximum" if normalize else "map", side="right"),
-                                  thickness=12, len=min(1.0, 2.0 / n_rows)),
-                ))
+                cell.append(
+                    go.Heatmap(
+                        z=gallery.maps[(key, name)],
+                        zmin=0,
+                        zmax=gallery.peak,
+                        colorscale=scale,
+                        name=f"{key} · {name}",
+                        showscale=row == 1 and column == len(columns),
+                        hovertemplate="map %{z:.2f}<extra></extra>",
+                        colorbar=dict(
+                            title=dict(text="map ÷ its maximum" if normalize else "map", side="right"),
+                            thickness=12,
+                            len=min(1.0, 2.0 / n_rows),
+                        ),
+                    )
+                )
             if mask is not None:
                 cell.append(_outline(mask, mask_threshold))
             traces += cell
@@ -177,12 +200,22 @@ def gradcam_gallery(
             suffix = "" if index == 1 else str(index)
             text = score_text(scores, key, name, score_label) if column > 1 else ""
             axes[f"xaxis{suffix}"] = dict(plain, title=dict(text=text, standoff=2))
-            axes[f"yaxis{suffix}"] = dict(plain, autorange="reversed", scaleanchor=f"x{suffix}", constrain="domain",
-                                          title=dict(text=name if column == 1 else "", standoff=2))
+            axes[f"yaxis{suffix}"] = dict(
+                plain,
+                autorange="reversed",
+                scaleanchor=f"x{suffix}",
+                constrain="domain",
+                title=dict(text=name if column == 1 else "", standoff=2),
+            )
             axes[f"xaxis{suffix}"]["constrain"] = "domain"
     figure.add_traces(traces, rows=rows, cols=cols)
-    paper_layout(figure, title=title, width=cell_size * len(columns) + 190,
-                 height=(cell_size + gap) * n_rows + 100, margin=dict(l=50, r=20, t=80, b=10))
+    paper_layout(
+        figure,
+        title=title,
+        width=cell_size * len(columns) + 190,
+        height=(cell_size + gap) * n_rows + 100,
+        margin=dict(l=50, r=20, t=80, b=10),
+    )
     figure.update_layout(axes)
     return figure
 
@@ -210,19 +243,36 @@ def localisation_figure(
     figure = go.Figure()
     for algorithm, style in styles_for(defined["algorithm"]).items():
         rows = defined[defined["algorithm"] == algorithm]
-        figure.add_trace(go.Bar(
-            x=[names[d] for d in rows["domain"]], y=rows[value], name=label(algorithm), marker_color=style.colour,
-            marker_pattern_shape=style.hatch, hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
-        ))
+        figure.add_trace(
+            go.Bar(
+                x=[names[d] for d in rows["domain"]],
+                y=rows[value],
+                name=label(algorithm),
+                marker_color=style.colour,
+                marker_pattern_shape=style.hatch,
+                hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
+            )
+        )
     reference = defined.groupby("domain", sort=False)["mask_fraction"].mean()
-    figure.add_trace(go.Scatter(
-        x=[names[d] for d in reference.index], y=list(reference.values), mode="markers", name=CHANCE,
-        marker=dict(symbol="line-ew-open", size=34, color=REFERENCE, line=dict(width=3)),
-        hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
-    ))
+    figure.add_trace(
+        go.Scatter(
+            x=[names[d] for d in reference.index],
+            y=list(reference.values),
+            mode="markers",
+            name=CHANCE,
+            marker=dict(symbol="line-ew-open", size=34, color=REFERENCE, line=dict(width=3)),
+            hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
+        )
+    )
     top = max(float(defined[value].max()), float(reference.max()))
-    paper_layout(figure, barmode="group", yaxis=dict(title=label(value), range=[0, min(1.0, top * 1.15 + 0.02)]),
-                 title=title or f"Localisation per domain: {label(value)}", width=900, height=480)
+    paper_layout(
+        figure,
+        barmode="group",
+        yaxis=dict(title=label(value), range=[0, min(1.0, top * 1.15 + 0.02)]),
+        title=title or f"Localisation per domain: {label(value)}",
+        width=900,
+        height=480,
+    )
     return legend_outside(figure)
 
 
@@ -237,7 +287,9 @@ def _depth_ticks(stats: pd.DataFrame, default_layer: str | None) -> tuple[list[s
 
 
 def localisation_depth_figure(
-    table: pd.DataFrame, domains: Sequence[str] | None = None, default_layer: str | None = None,
+    table: pd.DataFrame,
+    domains: Sequence[str] | None = None,
+    default_layer: str | None = None,
     title: str = "Grad-CAM localisation against depth",
 ) -> go.Figure:
     """Energy in the mask and pointing game (panels) at every layer (x, shallow to deep), one line per algorithm.
@@ -249,27 +301,48 @@ def localisation_depth_figure(
     require_columns(table, ["algorithm", "layer", "depth", "domain", *SCORE_COLUMNS], "localisation_depth_figure")
     rows = table if domains is None else table[table["domain"].isin(list(domains))]
     if rows.empty:
-        raise ValueError(f"no rows for domains {list(domains or [])}; the table has {list(dict.fromkeys(table['domain']))}")
+        raise ValueError(
+            f"no rows for domains {list(domains or [])}; the table has {list(dict.fromkeys(table['domain']))}"
+        )
     stats = mean_over_domains(rows, ["algorithm", "layer"])
     layers, ticks = _depth_ticks(stats, default_layer)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=[label(v) for v in SCORES], shared_yaxes=True,
-                           horizontal_spacing=0.06)
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=[label(v) for v in SCORES], shared_yaxes=True, horizontal_spacing=0.06
+    )
     for algorithm, style in styles_for(stats["algorithm"]).items():
         line = stats[stats["algorithm"] == algorithm].set_index("layer").reindex(layers)
         for column, value in enumerate(SCORES, start=1):
-            figure.add_trace(go.Scatter(
-                x=[ticks[layer] for layer in layers], y=line[value], mode="lines+markers", name=label(algorithm),
-                legendgroup=algorithm, showlegend=column == 1,
-                line=dict(color=style.colour, dash=style.dash, width=2.5), marker=dict(symbol=style.marker, size=9),
-                hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
-            ), row=1, col=column)
+            figure.add_trace(
+                go.Scatter(
+                    x=[ticks[layer] for layer in layers],
+                    y=line[value],
+                    mode="lines+markers",
+                    name=label(algorithm),
+                    legendgroup=algorithm,
+                    showlegend=column == 1,
+                    line=dict(color=style.colour, dash=style.dash, width=2.5),
+                    marker=dict(symbol=style.marker, size=9),
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
+                ),
+                row=1,
+                col=column,
+            )
     chance = stats.groupby("layer", sort=False)["mask_fraction"].mean().reindex(layers)
     for column in (1, 2):
-        figure.add_trace(go.Scatter(
-            x=[ticks[layer] for layer in layers], y=chance, mode="lines", name=CHANCE, legendgroup="chance",
-            showlegend=column == 1, line=dict(color=REFERENCE, dash="dot", width=2),
-            hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
-        ), row=1, col=column)
+        figure.add_trace(
+            go.Scatter(
+                x=[ticks[layer] for layer in layers],
+                y=chance,
+                mode="lines",
+                name=CHANCE,
+                legendgroup="chance",
+                showlegend=column == 1,
+                line=dict(color=REFERENCE, dash="dot", width=2),
+                hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=column,
+        )
     top = max(float(stats[list(SCORES)].max().max()), float(chance.max()))
     figure.update_yaxes(range=[0, min(1.0, top * 1.15 + 0.02)])
     figure.update_xaxes(title_text="layer (map size at the input size)")
@@ -290,23 +363,42 @@ def method_comparison_figure(
     stats = mean_over_domains(rows, ["algorithm", "method"])
     methods = list(dict.fromkeys(stats["method"]))
     names = [tick_text(label(m)) for m in methods]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=[label(v) for v in SCORES], shared_yaxes=True,
-                           horizontal_spacing=0.06)
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=[label(v) for v in SCORES], shared_yaxes=True, horizontal_spacing=0.06
+    )
     for algorithm, style in styles_for(stats["algorithm"]).items():
         bars = stats[stats["algorithm"] == algorithm].set_index("method").reindex(methods)
         for column, value in enumerate(SCORES, start=1):
-            figure.add_trace(go.Bar(
-                x=names, y=bars[value], name=label(algorithm), legendgroup=algorithm, showlegend=column == 1,
-                marker_color=style.colour, marker_pattern_shape=style.hatch,
-                hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
-            ), row=1, col=column)
+            figure.add_trace(
+                go.Bar(
+                    x=names,
+                    y=bars[value],
+                    name=label(algorithm),
+                    legendgroup=algorithm,
+                    showlegend=column == 1,
+                    marker_color=style.colour,
+                    marker_pattern_shape=style.hatch,
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + label(algorithm) + "</extra>",
+                ),
+                row=1,
+                col=column,
+            )
     chance = stats.groupby("method", sort=False)["mask_fraction"].mean().reindex(methods)
     for column in (1, 2):
-        figure.add_trace(go.Scatter(
-            x=names, y=chance, mode="markers", name=CHANCE, legendgroup="chance", showlegend=column == 1,
-            marker=dict(symbol="line-ew-open", size=40, color=REFERENCE, line=dict(width=3)),
-            hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
-        ), row=1, col=column)
+        figure.add_trace(
+            go.Scatter(
+                x=names,
+                y=chance,
+                mode="markers",
+                name=CHANCE,
+                legendgroup="chance",
+                showlegend=column == 1,
+                marker=dict(symbol="line-ew-open", size=40, color=REFERENCE, line=dict(width=3)),
+                hovertemplate="%{x}: chance %{y:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=column,
+        )
     top = max(float(stats[list(SCORES)].max().max()), float(chance.max()))
     figure.update_yaxes(range=[0, min(1.0, top * 1.15 + 0.02)])
     paper_layout(figure, barmode="group", title=title, width=1000, height=480)

@@ -32,11 +32,17 @@ def sharpness_vs_rho(data: pd.DataFrame | Mapping[str, pd.DataFrame], value: str
             rows = stats[(stats["algorithm"] == algorithm) & (stats["domain"] == domain)]
             figure.add_trace(
                 go.Scatter(
-                    x=rows["rho"], y=rows["mean"], mode="lines+markers", name=label(algorithm), legendgroup=algorithm,
-                    line=dict(color=style.colour, dash=style.dash), marker=dict(symbol=style.marker),
+                    x=rows["rho"],
+                    y=rows["mean"],
+                    mode="lines+markers",
+                    name=label(algorithm),
+                    legendgroup=algorithm,
+                    line=dict(color=style.colour, dash=style.dash),
+                    marker=dict(symbol=style.marker),
                     showlegend=column == 1,
                 ),
-                row=1, col=column,
+                row=1,
+                col=column,
             )
         figure.update_xaxes(title_text="ρ", row=1, col=column)
     figure.update_yaxes(title_text=label(value), row=1, col=1)
@@ -50,8 +56,15 @@ def landscape_line(data: Any, title: str = "Loss along a direction", xlabel: str
     styles = styles_for(lines)
     figure = go.Figure()
     for name, (coords, loss) in lines.items():
-        figure.add_trace(go.Scatter(x=coords, y=loss, mode="lines", name=label(name),
-                                    line=dict(color=styles[name].colour, dash=styles[name].dash, width=2.5)))
+        figure.add_trace(
+            go.Scatter(
+                x=coords,
+                y=loss,
+                mode="lines",
+                name=label(name),
+                line=dict(color=styles[name].colour, dash=styles[name].dash, width=2.5),
+            )
+        )
     paper_layout(figure, title=title, xaxis_title=xlabel, yaxis_title="loss", width=700, height=440)
     return legend_outside(figure)
 
@@ -60,12 +73,22 @@ def landscape_contour(data: Any, title: str = "Loss landscape") -> go.Figure:
     """Contour of a 2-D slice (``LossSurface`` or ``(alphas, betas, loss)``); θ itself is marked at (0, 0)."""
     alphas, betas, loss = surface(data)
     figure = go.Figure(
-        go.Contour(x=betas, y=alphas, z=loss, colorscale="Viridis", colorbar=dict(title="loss"),
-                   contours=dict(showlabels=True), name="loss")
+        go.Contour(
+            x=betas,
+            y=alphas,
+            z=loss,
+            colorscale="Viridis",
+            colorbar=dict(title="loss"),
+            contours=dict(showlabels=True),
+            name="loss",
+        )
     )
-    figure.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", marker=dict(symbol="x", color="white", size=10), name="θ"))
-    paper_layout(figure, title=title, xaxis_title="β (direction 2)", yaxis_title="α (direction 1)", width=640,
-                 height=540)
+    figure.add_trace(
+        go.Scatter(x=[0.0], y=[0.0], mode="markers", marker=dict(symbol="x", color="white", size=10), name="θ")
+    )
+    paper_layout(
+        figure, title=title, xaxis_title="β (direction 2)", yaxis_title="α (direction 1)", width=640, height=540
+    )
     return legend_outside(figure)
 
 
@@ -73,7 +96,18 @@ def landscape_surface(data: Any, title: str = "Loss landscape") -> go.Figure:
     """3-D surface of a 2-D slice (``LossSurface`` or ``(alphas, betas, loss)``)."""
     alphas, betas, loss = surface(data)
     figure = go.Figure(go.Surface(x=betas, y=alphas, z=loss, colorscale="Viridis", colorbar=dict(title="loss")))
-    paper_layout(figure, title=title, width=760, height=640, margin=dict(l=10, r=10, b=10, t=60),
-                 scene=dict(xaxis_title="β (direction 2)", yaxis_title="α (direction 1)", zaxis_title="loss",
-                            camera=dict(eye=dict(x=1.7, y=1.7, z=1.0)), domain=dict(x=[0.0, 0.9])))
+    paper_layout(
+        figure,
+        title=title,
+        width=760,
+        height=640,
+        margin=dict(l=10, r=10, b=10, t=60),
+        scene=dict(
+            xaxis_title="β (direction 2)",
+            yaxis_title="α (direction 1)",
+            zaxis_title="loss",
+            camera=dict(eye=dict(x=1.7, y=1.7, z=1.0)),
+            domain=dict(x=[0.0, 0.9]),
+        ),
+    )
     return figure

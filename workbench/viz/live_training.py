@@ -112,6 +112,10 @@ class LiveTraining:
         if any("eval" in r for r in records):
             evaluated = next(r for r in records if "eval" in r)["eval"]
             groups = [g for g in evaluated if g == "source_val" or g.startswith("target/")]
-            replace_figure(self.figure, training_curves(eval_frame({self.config["algorithm"]["name"]: records}),
-                                                        metric=self.metric, groups=groups))
+            replace_figure(
+                self.figure,
+                training_curves(
+                    eval_frame({self.config["algorithm"]["name"]: records}), metric=self.metric, groups=groups
+                ),
+            )
         self.figure.layout.title.text = self.status()

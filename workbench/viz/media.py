@@ -36,8 +36,15 @@ def score_timeline(frames: pd.DataFrame, media: str, current: int | None = None)
         ax = figure.subplots()
         ax.plot(scored["frame"], scored["prob_fake"], marker="o", markersize=3, label="P(fake)")
         if not faceless.empty:
-            ax.plot(faceless["frame"], np.zeros(len(faceless)), linestyle="none", marker="x", color="0.4",
-                    label="no face (not scored)", clip_on=False)
+            ax.plot(
+                faceless["frame"],
+                np.zeros(len(faceless)),
+                linestyle="none",
+                marker="x",
+                color="0.4",
+                label="no face (not scored)",
+                clip_on=False,
+            )
         ax.axhline(THRESHOLD, color="0.6", linewidth=0.8, linestyle="--")
         if current is not None:
             ax.axvline(current, color="C3", linewidth=1.2, label=f"frame {current}")
@@ -49,8 +56,9 @@ def score_timeline(frames: pd.DataFrame, media: str, current: int | None = None)
     return figure
 
 
-def suspicious_frames_figure(scores: MediaScores, detector: Detector, count: int = 6,
-                             layer: str | None = None) -> Figure:
+def suspicious_frames_figure(
+    scores: MediaScores, detector: Detector, count: int = 6, layer: str | None = None
+) -> Figure:
     """The ``count`` frames with the highest fake probability, each with its Grad-CAM (fake class) overlay."""
     top = scores.most_suspicious(count)
     if top.empty:

@@ -32,24 +32,52 @@ class MediaInspector:
         self.scores, self.detector, self.media, self.layer = scores, detector, media, layer
         self._maps: dict[int, np.ndarray] = {}
         frames = [int(frame) for frame in self.rows.index]
-        self.slider = widgets.SelectionSlider(options=[(str(f), f) for f in frames], value=frames[0],
-                                              description="frame", continuous_update=False)
-        figure = make_subplots(rows=1, cols=3, column_widths=[0.22, 0.22, 0.56],
-                               subplot_titles=["face crop", "Grad-CAM (fake)", "P(fake) per frame"])
+        self.slider = widgets.SelectionSlider(
+            options=[(str(f), f) for f in frames], value=frames[0], description="frame", continuous_update=False
+        )
+        figure = make_subplots(
+            rows=1,
+            cols=3,
+            column_widths=[0.22, 0.22, 0.56],
+            subplot_titles=["face crop", "Grad-CAM (fake)", "P(fake) per frame"],
+        )
         size = detector.image_size
         blank = np.zeros((size, size, 3), np.uint8)
         figure.add_trace(go.Image(z=blank, name="crop"), row=1, col=1)
         figure.add_trace(go.Image(z=blank, name="crop under the map"), row=1, col=2)
-        figure.add_trace(go.Heatmap(z=np.zeros((size, size)), zmin=0, zmax=1, colorscale=attribution_colourscale(),
-                                    showscale=False, name="Grad-CAM"), row=1, col=2)
+        figure.add_trace(
+            go.Heatmap(
+                z=np.zeros((size, size)),
+                zmin=0,
+                zmax=1,
+                colorscale=attribution_colourscale(),
+                showscale=False,
+                name="Grad-CAM",
+            ),
+            row=1,
+            col=2,
+        )
         scored = self.rows[self.rows["status"] == "ok"]
         faceless = self.rows[self.rows["status"] == "no_face"]
-        figure.add_trace(go.Scatter(x=scored.index, y=scored["prob_fake"], mode="lines+markers", name="P(fake)"),
-                         row=1, col=3)
-        figure.add_trace(go.Scatter(x=faceless.index, y=np.zeros(len(faceless)), mode="markers", name="no face",
-                                    marker={"symbol": "x", "color": "grey"}), row=1, col=3)
-        figure.add_trace(go.Scatter(x=[frames[0]] * 2, y=[0, 1], mode="lines", name="this frame",
-                                    line={"color": "firebrick"}), row=1, col=3)
+        figure.add_trace(
+            go.Scatter(x=scored.index, y=scored["prob_fake"], mode="lines+markers", name="P(fake)"), row=1, col=3
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=faceless.index,
+                y=np.zeros(len(faceless)),
+                mode="markers",
+                name="no face",
+                marker={"symbol": "x", "color": "grey"},
+            ),
+            row=1,
+            col=3,
+        )
+        figure.add_trace(
+            go.Scatter(x=[frames[0]] * 2, y=[0, 1], mode="lines", name="this frame", line={"color": "firebrick"}),
+            row=1,
+            col=3,
+        )
         figure.add_hline(y=THRESHOLD, line_dash="dash", line_color="grey", row=1, col=3)
         for col in (1, 2):
             figure.update_xaxes(visible=False, row=1, col=col)

@@ -30,18 +30,22 @@ def write_summary(scores: MediaScores, detector: Detector, out_dir: str | Path, 
     scores.media.to_csv(out / MEDIA_CSV, index=False)
     document = {"model": detector.source, "media": _records(scores.media), "frames": _records(scores.frames)}
     (out / SCORES_JSON).write_text(json.dumps(document, indent=2) + "\n")
-    sections = [f"<h1>Deepfake scores</h1><p>model: {html.escape(detector.source)}</p>",
-                scores.media.to_html(index=False, na_rep="—", float_format="{:.3f}".format)]
+    sections = [
+        f"<h1>Deepfake scores</h1><p>model: {html.escape(detector.source)}</p>",
+        scores.media.to_html(index=False, na_rep="—", float_format="{:.3f}".format),
+    ]
     if scores.frames["status"].eq("ok").any():
         suspicious_frames_figure(scores, detector, count).savefig(out / SUSPICIOUS_PNG, dpi=150)
-        sections.append(f"<h2>The {count} most suspicious frames (Grad-CAM, fake class)</h2>"
-                        f'<img src="{SUSPICIOUS_PNG}">')
+        sections.append(
+            f'<h2>The {count} most suspicious frames (Grad-CAM, fake class)</h2><img src="{SUSPICIOUS_PNG}">'
+        )
     videos = scores.media[(scores.media["kind"] == "video") & (scores.media["status"] != "error")]
     for number, media in enumerate(videos["media"]):
         name = f"timelines/{number:03d}_{Path(media).stem}.png"
         score_timeline(scores.frames, media).savefig(out / name, dpi=150)
-        sections.append(f"<h2>{html.escape(media)}</h2><img src=\"{html.escape(name)}\">")
+        sections.append(f'<h2>{html.escape(media)}</h2><img src="{html.escape(name)}">')
     page = out / SUMMARY_HTML
-    page.write_text("<!doctype html><meta charset=\"utf-8\"><title>Deepfake scores</title>\n"
-                    + "\n".join(sections) + "\n")
+    page.write_text(
+        '<!doctype html><meta charset="utf-8"><title>Deepfake scores</title>\n' + "\n".join(sections) + "\n"
+    )
     return page

@@ -31,21 +31,41 @@ def results_bars(summary: pd.DataFrame, metric: str | None = None, title: str | 
         name = label(algorithm)
         figure.add_trace(
             go.Bar(
-                x=[tick_text(label(g)) for g in groups], y=rows["mean"], name=name, marker_color=style.colour,
+                x=[tick_text(label(g)) for g in groups],
+                y=rows["mean"],
+                name=name,
+                marker_color=style.colour,
                 marker_pattern_shape=style.hatch,
-                error_y=dict(type="data", symmetric=False, array=rows["ci_high"] - rows["mean"],
-                             arrayminus=rows["mean"] - rows["ci_low"]),
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=rows["ci_high"] - rows["mean"],
+                    arrayminus=rows["mean"] - rows["ci_low"],
+                ),
                 customdata=rows[["ci_low", "ci_high"]].to_numpy(),
                 hovertemplate="%{x}: %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra>" + name + "</extra>",
             )
         )
     if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
         figure.add_hline(y=0.5, line_dash="dot", line_color=REFERENCE, line_width=2, layer="above")
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="chance",  # its legend entry
-                                    line=dict(color=REFERENCE, dash="dot", width=2)))
-    paper_layout(figure, barmode="group", title=title or f"{metric} with confidence intervals", yaxis_title=metric,
-                 xaxis_title=error_bar_caption(summary),
-                 width=max(600, 130 * len(groups) + 200), height=480)
+        figure.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name="chance",  # its legend entry
+                line=dict(color=REFERENCE, dash="dot", width=2),
+            )
+        )
+    paper_layout(
+        figure,
+        barmode="group",
+        title=title or f"{metric} with confidence intervals",
+        yaxis_title=metric,
+        xaxis_title=error_bar_caption(summary),
+        width=max(600, 130 * len(groups) + 200),
+        height=480,
+    )
     return legend_outside(figure)
 
 
@@ -67,22 +87,46 @@ def training_curves(
         name = label(algorithm)
         rows = train_stats[train_stats["algorithm"] == algorithm]
         figure.add_trace(  # the legend: colour = algorithm (one entry each), dash = group (entries below)
-            go.Scatter(x=rows["step"], y=rows["mean"], mode="lines", name=name, legendgroup=algorithm,
-                       line=dict(color=style.colour)),
-            row=1, col=1,
+            go.Scatter(
+                x=rows["step"],
+                y=rows["mean"],
+                mode="lines",
+                name=name,
+                legendgroup=algorithm,
+                line=dict(color=style.colour),
+            ),
+            row=1,
+            col=1,
         )
         for index, group in enumerate(groups):
             rows = eval_stats[(eval_stats["algorithm"] == algorithm) & (eval_stats["group"] == group)]
             figure.add_trace(
-                go.Scatter(x=rows["step"], y=rows["mean"], mode="lines+markers", name=f"{name} · {label(group)}",
-                           legendgroup=algorithm, showlegend=False,
-                           line=dict(color=style.colour, dash=DASHES[index % len(DASHES)]),
-                           marker=dict(symbol=style.marker)),
-                row=1, col=2,
+                go.Scatter(
+                    x=rows["step"],
+                    y=rows["mean"],
+                    mode="lines+markers",
+                    name=f"{name} · {label(group)}",
+                    legendgroup=algorithm,
+                    showlegend=False,
+                    line=dict(color=style.colour, dash=DASHES[index % len(DASHES)]),
+                    marker=dict(symbol=style.marker),
+                ),
+                row=1,
+                col=2,
             )
     for index, group in enumerate(groups):
-        figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label(group), legendgroup=f"group {index}",
-                                    line=dict(color="#555555", dash=DASHES[index % len(DASHES)])), row=1, col=2)
+        figure.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=label(group),
+                legendgroup=f"group {index}",
+                line=dict(color="#555555", dash=DASHES[index % len(DASHES)]),
+            ),
+            row=1,
+            col=2,
+        )
     figure.update_xaxes(title_text="training step")
     paper_layout(figure, title="Training curves", width=1000, height=460)
     return legend_outside(figure)

@@ -34,8 +34,10 @@ def check_robustness_table(table: pd.DataFrame, group: str | None) -> tuple[pd.D
     repeated = rows[rows.duplicated(["algorithm", "perturbation", "level"], keep=False)]
     if len(repeated):
         first = repeated.iloc[0]
-        raise ValueError(f"{first['algorithm']} has several rows for {first['perturbation']} level {first['level']} "
-                         f"in group {group!r}; pass one run per algorithm")
+        raise ValueError(
+            f"{first['algorithm']} has several rows for {first['perturbation']} level {first['level']} "
+            f"in group {group!r}; pass one run per algorithm"
+        )
     without_clean = sorted(set(rows["algorithm"]) - set(rows.loc[rows["perturbation"] == CLEAN, "algorithm"]))
     if without_clean:
         raise ValueError(f"no clean (level 0) rows for {without_clean} in group {group!r}")
@@ -63,8 +65,14 @@ def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str 
         raise ValueError(f"the table has no perturbed rows for group {group!r}")
     columns = min(PANELS_PER_ROW, len(names))
     grid_rows = -(-len(names) // columns)
-    figure = make_subplots(rows=grid_rows, cols=columns, shared_yaxes=True, horizontal_spacing=0.04,
-                           vertical_spacing=0.18, subplot_titles=[PERTURBATIONS[n].title for n in names])
+    figure = make_subplots(
+        rows=grid_rows,
+        cols=columns,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.18,
+        subplot_titles=[PERTURBATIONS[n].title for n in names],
+    )
     styles = styles_for(rows["algorithm"])
     for index, name in enumerate(names):
         position = dict(row=index // columns + 1, col=index % columns + 1)
@@ -73,23 +81,50 @@ def robustness_figure(table: pd.DataFrame, group: str | None = None, title: str 
             line = pd.concat([mine[mine["perturbation"] == CLEAN], mine[mine["perturbation"] == name]])
             line = line.sort_values("level")
             shift = (rank - (len(styles) - 1) / 2) * DODGE
-            figure.add_trace(go.Scatter(
-                x=line["level"] + shift, y=line["auc"], customdata=line["level"], mode="lines+markers",
-                name=label(algorithm), legendgroup=algorithm, showlegend=index == 0,
-                line=dict(color=style.colour, dash=style.dash),
-                error_y=dict(type="data", symmetric=False, array=line["auc_high"] - line["auc"],
-                             arrayminus=line["auc"] - line["auc_low"]),
-                hovertemplate="level %{customdata}: AUC %{y:.3f}<extra>" + label(algorithm) + "</extra>"), **position)
+            figure.add_trace(
+                go.Scatter(
+                    x=line["level"] + shift,
+                    y=line["auc"],
+                    customdata=line["level"],
+                    mode="lines+markers",
+                    name=label(algorithm),
+                    legendgroup=algorithm,
+                    showlegend=index == 0,
+                    line=dict(color=style.colour, dash=style.dash),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=line["auc_high"] - line["auc"],
+                        arrayminus=line["auc"] - line["auc_low"],
+                    ),
+                    hovertemplate="level %{customdata}: AUC %{y:.3f}<extra>" + label(algorithm) + "</extra>",
+                ),
+                **position,
+            )
         figure.add_hline(y=0.5, line_dash="dot", line_color=REFERENCE, line_width=1.5, **position)
-    figure.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="chance",
-                                line=dict(color=REFERENCE, dash="dot", width=1.5)))
+    figure.add_trace(
+        go.Scatter(x=[None], y=[None], mode="lines", name="chance", line=dict(color=REFERENCE, dash="dot", width=1.5))
+    )
     figure.update_xaxes(tickvals=[0, 1, 2, 3, 4, 5], range=[-0.3, 5.3])
     for column in range(1, columns + 1):
         figure.update_xaxes(title_text="severity (0 = clean)", row=grid_rows, col=column)
     figure.update_yaxes(title_text="AUC", col=1)
-    paper_layout(figure, title=title or f"AUC under perturbations: {label(group)}",
-                 width=max(640, 260 * columns + 120), height=300 * grid_rows + 220)
-    figure.add_annotation(text=error_bar_text(rows), xref="paper", yref="paper", x=0, y=0, yshift=-70,
-                          showarrow=False, xanchor="left", yanchor="top")
+    paper_layout(
+        figure,
+        title=title or f"AUC under perturbations: {label(group)}",
+        width=max(640, 260 * columns + 120),
+        height=300 * grid_rows + 220,
+    )
+    figure.add_annotation(
+        text=error_bar_text(rows),
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        yshift=-70,
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
+    )
     figure.update_layout(margin=dict(b=120))
     return legend_outside(figure)

@@ -35,14 +35,18 @@ class SharpnessSlider:
         start = self.rhos[len(self.rhos) // 2] if rho is None else rho
         if start not in self.rhos:
             raise ValueError(f"rho={rho} is not on the table's grid {self.rhos}")
-        self.slider = widgets.SelectionSlider(options=[(f"{r:g}", r) for r in self.rhos], value=start,
-                                              description="ρ", continuous_update=False)
+        self.slider = widgets.SelectionSlider(
+            options=[(f"{r:g}", r) for r in self.rhos], value=start, description="ρ", continuous_update=False
+        )
         figure = go.Figure()
         styles = styles_for(table["algorithm"])
         self.algorithms = list(styles)
         for algorithm, style in styles.items():
-            figure.add_trace(go.Bar(x=self.domains, name=label(algorithm), marker_color=style.colour,
-                                    marker_pattern_shape=style.hatch))
+            figure.add_trace(
+                go.Bar(
+                    x=self.domains, name=label(algorithm), marker_color=style.colour, marker_pattern_shape=style.hatch
+                )
+            )
         low, top = min(0.0, float(table[value].min())), float(table[value].max())
         figure.update_layout(barmode="group", yaxis=dict(title=label(value), range=[low, top * 1.1 or 1.0]))
         self.figure = go.FigureWidget(figure)

@@ -23,8 +23,8 @@ from matplotlib.lines import Line2D
 from workbench.analysis.attribution import SCORE_COLUMNS, mean_over_domains
 from workbench.viz.data import (
     check_summary,
-    error_bar_caption,
     curves,
+    error_bar_caption,
     label_names,
     labelled,
     mean_over_runs,
@@ -48,8 +48,12 @@ from workbench.viz.style import (
 )
 
 
-def _legend_below(figure: Figure, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
-                  where: str = "lower center") -> None:
+def _legend_below(
+    figure: Figure,
+    handles: Sequence[Any] | None = None,
+    labels: Sequence[str] | None = None,
+    where: str = "lower center",
+) -> None:
     """One legend for the figure outside its axes (never over data): below them, or ``where`` (e.g. "right upper")."""
     if handles is None:
         handles, labels = figure.axes[0].get_legend_handles_labels()
@@ -63,16 +67,28 @@ def _legend_below(figure: Figure, handles: Sequence[Any] | None = None, labels: 
         figure.legend(handles, labels, loc=f"outside {where}", ncols=columns)
 
 
-def cosine_heatmap_static(matrix: Any, names: Sequence[str] | None = None,
-                          title: str = "Cosine between domain gradients") -> Figure:
+def cosine_heatmap_static(
+    matrix: Any, names: Sequence[str] | None = None, title: str = "Cosine between domain gradients"
+) -> Figure:
     """Annotated K×K cosine heatmap on a fixed [-1, 1] scale."""
     values, names = square_matrix(matrix, names)
     with print_style():
         side = min(PAGE_WIDTH_IN, max(COLUMN_WIDTH_IN, 1.1 + 0.6 * len(names)))
         figure = Figure(figsize=(side, side * 0.85), layout="constrained")
         ax = figure.subplots()
-        sns.heatmap(values, annot=True, fmt=".2f", vmin=-1, vmax=1, cmap="RdBu", square=True,
-                    xticklabels=names, yticklabels=names, cbar_kws=dict(label="cos(g_i, g_j)"), ax=ax)
+        sns.heatmap(
+            values,
+            annot=True,
+            fmt=".2f",
+            vmin=-1,
+            vmax=1,
+            cmap="RdBu",
+            square=True,
+            xticklabels=names,
+            yticklabels=names,
+            cbar_kws=dict(label="cos(g_i, g_j)"),
+            ax=ax,
+        )
         ax.tick_params(axis="x", labelrotation=30)
         ax.set_title(title)
     return figure
@@ -88,10 +104,18 @@ def alignment_over_training_static(
     with print_style():
         figure = Figure(figsize=(PAGE_WIDTH_IN if len(metrics) > 1 else COLUMN_WIDTH_IN, 2.6), layout="constrained")
         for ax, metric in zip(np.atleast_1d(figure.subplots(1, len(metrics), sharex=True)), metrics):
-            sns.lineplot(shown, x="step", y=metric, hue="algorithm", style="algorithm",
-                         palette={label(a): s.colour for a, s in styles.items()},
-                         dashes={label(a): s.seaborn_dash for a, s in styles.items()},
-                         markers={label(a): s.mpl_marker for a, s in styles.items()}, errorbar="sd", ax=ax)
+            sns.lineplot(
+                shown,
+                x="step",
+                y=metric,
+                hue="algorithm",
+                style="algorithm",
+                palette={label(a): s.colour for a, s in styles.items()},
+                dashes={label(a): s.seaborn_dash for a, s in styles.items()},
+                markers={label(a): s.mpl_marker for a, s in styles.items()},
+                errorbar="sd",
+                ax=ax,
+            )
             ax.set_title(label(metric))
             ax.set_xlabel("training step")
             ax.set_ylabel("")
@@ -110,18 +134,25 @@ def sharpness_vs_rho_static(data: pd.DataFrame | Mapping[str, pd.DataFrame], val
     with print_style():
         columns = min(len(domains), 4)
         rows = -(-len(domains) // columns)
-        figure = Figure(figsize=(PAGE_WIDTH_IN if columns > 1 else COLUMN_WIDTH_IN, 1.9 * rows + 0.6),
-                        layout="constrained")
+        figure = Figure(
+            figsize=(PAGE_WIDTH_IN if columns > 1 else COLUMN_WIDTH_IN, 1.9 * rows + 0.6), layout="constrained"
+        )
         axes = np.atleast_1d(figure.subplots(rows, columns, sharey=True, squeeze=False)).ravel()
         for ax, domain in zip(axes, domains):
             part = stats[stats["domain"] == domain]
             for algorithm, style in styles.items():
                 line = part[part["algorithm"] == algorithm]
-                ax.plot(line["rho"], line["mean"], color=style.colour, linestyle=style.mpl_dash,
-                        marker=style.mpl_marker, label=label(algorithm))
+                ax.plot(
+                    line["rho"],
+                    line["mean"],
+                    color=style.colour,
+                    linestyle=style.mpl_dash,
+                    marker=style.mpl_marker,
+                    label=label(algorithm),
+                )
             ax.set_title(domain)
             ax.set_xlabel("ρ")
-        for ax in axes[len(domains):]:
+        for ax in axes[len(domains) :]:
             ax.set_visible(False)
         for ax in axes[::columns]:
             ax.set_ylabel(label(value))
@@ -180,8 +211,9 @@ def gradcam_gallery_static(
     columns = ["input", *gallery.columns]
     cmap = attribution_colourmap(opacity)
     with print_style():
-        figure = Figure(figsize=(cell_in * len(columns) + 0.9, (cell_in + 0.22) * len(gallery.rows) + 0.35),
-                        layout="constrained")
+        figure = Figure(
+            figsize=(cell_in * len(columns) + 0.9, (cell_in + 0.22) * len(gallery.rows) + 0.35), layout="constrained"
+        )
         axes = figure.subplots(len(gallery.rows), len(columns), squeeze=False)
         for row, name in enumerate(gallery.rows):
             mask = gallery.masks.get(name)
@@ -201,8 +233,13 @@ def gradcam_gallery_static(
                 if column:
                     ax.set_xlabel(score_text(scores, key, name, score_label), fontsize=7, labelpad=1)
             axes[row, 0].set_ylabel(name, fontsize=7)
-        bar = figure.colorbar(ScalarMappable(Normalize(0, gallery.peak), attribution_colourmap(1.0)), ax=axes,
-                              shrink=min(1.0, 2.5 / len(gallery.rows)), aspect=15, pad=0.01)
+        bar = figure.colorbar(
+            ScalarMappable(Normalize(0, gallery.peak), attribution_colourmap(1.0)),
+            ax=axes,
+            shrink=min(1.0, 2.5 / len(gallery.rows)),
+            aspect=15,
+            pad=0.01,
+        )
         bar.set_label("map ÷ its maximum" if normalize else "map")
     return figure
 
@@ -216,9 +253,19 @@ def embedding_scatter_static(
     with print_style():
         figure = Figure(figsize=(COLUMN_WIDTH_IN, 3.3), layout="constrained")
         ax = figure.subplots()
-        sns.scatterplot(shown, x=x, y=y, hue=color, style=symbol, s=12, alpha=0.8,
-                        palette=list(CATEGORY_PALETTE[: shown[color].nunique()]) if shown[color].nunique() <= len(CATEGORY_PALETTE)
-                        else None, ax=ax)
+        sns.scatterplot(
+            shown,
+            x=x,
+            y=y,
+            hue=color,
+            style=symbol,
+            s=12,
+            alpha=0.8,
+            palette=list(CATEGORY_PALETTE[: shown[color].nunique()])
+            if shown[color].nunique() <= len(CATEGORY_PALETTE)
+            else None,
+            ax=ax,
+        )
         ax.set_xlabel("embedding dimension 1")
         ax.set_ylabel("embedding dimension 2")
         _legend_below(figure, where="right upper")
@@ -234,16 +281,27 @@ def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title:
     styles = styles_for(summary["algorithm"])
     width = 0.8 / len(styles)
     with print_style():
-        figure = Figure(figsize=(min(PAGE_WIDTH_IN, max(COLUMN_WIDTH_IN, 0.8 + 0.75 * len(groups))), 2.8),
-                        layout="constrained")
+        figure = Figure(
+            figsize=(min(PAGE_WIDTH_IN, max(COLUMN_WIDTH_IN, 0.8 + 0.75 * len(groups))), 2.8), layout="constrained"
+        )
         ax = figure.subplots()
         for index, (algorithm, style) in enumerate(styles.items()):
             rows = summary[summary["algorithm"] == algorithm].set_index("group").reindex(groups)
             positions = np.arange(len(groups)) + (index - (len(styles) - 1) / 2) * width
             errors = np.vstack([rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]])
-            ax.bar(positions, rows["mean"], width, yerr=errors, capsize=2, color=style.colour, hatch=style.mpl_hatch,
-                   edgecolor="white" if not style.mpl_hatch else "black", linewidth=0.3, label=label(algorithm),
-                   error_kw=dict(elinewidth=0.8))
+            ax.bar(
+                positions,
+                rows["mean"],
+                width,
+                yerr=errors,
+                capsize=2,
+                color=style.colour,
+                hatch=style.mpl_hatch,
+                edgecolor="white" if not style.mpl_hatch else "black",
+                linewidth=0.3,
+                label=label(algorithm),
+                error_kw=dict(elinewidth=0.8),
+            )
         if metric.lower().endswith("auc"):  # frame or video AUC: chance is 0.5
             ax.axhline(0.5, color=REFERENCE, linestyle=":", linewidth=1, label="chance")
         ax.set_xticks(np.arange(len(groups)), [tick_text(label(g)).replace("<br>", "\n") for g in groups])
@@ -273,11 +331,17 @@ def training_curves_static(
             left.plot(line["step"], line["mean"], color=style.colour)
             for index, group in enumerate(groups):
                 line = eval_stats[(eval_stats["algorithm"] == algorithm) & (eval_stats["group"] == group)]
-                right.plot(line["step"], line["mean"], color=style.colour, linestyle=dashes[index % len(dashes)],
-                           marker=style.mpl_marker)
+                right.plot(
+                    line["step"],
+                    line["mean"],
+                    color=style.colour,
+                    linestyle=dashes[index % len(dashes)],
+                    marker=style.mpl_marker,
+                )
             handles.append(Line2D([], [], color=style.colour, marker=style.mpl_marker, label=label(algorithm)))
-        handles += [Line2D([], [], color="0.3", linestyle=dashes[i % len(dashes)], label=label(g))
-                    for i, g in enumerate(groups)]
+        handles += [
+            Line2D([], [], color="0.3", linestyle=dashes[i % len(dashes)], label=label(g)) for i, g in enumerate(groups)
+        ]
         left.set_title(f"training {label(loss)}")
         right.set_title(label(metric))
         for ax in (left, right):
@@ -302,8 +366,12 @@ def localisation_depth_static(
     stats = mean_over_domains(rows, ["algorithm", "layer"])
     order = stats.sort_values("depth", kind="stable").drop_duplicates("layer")
     layers = list(order["layer"])
-    ticks = [f"{r.layer}{'*' if r.layer == default_layer else ''}\n{int(r.height)}×{int(r.width)}"
-             if "height" in order.columns else r.layer for r in order.itertuples()]
+    ticks = [
+        f"{r.layer}{'*' if r.layer == default_layer else ''}\n{int(r.height)}×{int(r.width)}"
+        if "height" in order.columns
+        else r.layer
+        for r in order.itertuples()
+    ]
     chance = stats.groupby("layer", sort=False)["mask_fraction"].mean().reindex(layers)
     with print_style():
         figure = Figure(figsize=(PAGE_WIDTH_IN, 2.7), layout="constrained")
@@ -312,8 +380,14 @@ def localisation_depth_static(
         for algorithm, style in styles_for(stats["algorithm"]).items():
             line = stats[stats["algorithm"] == algorithm].set_index("layer").reindex(layers)
             for ax, value in zip(axes, SCORES):
-                ax.plot(positions, line[value], color=style.colour, linestyle=style.mpl_dash, marker=style.mpl_marker,
-                        label=label(algorithm))
+                ax.plot(
+                    positions,
+                    line[value],
+                    color=style.colour,
+                    linestyle=style.mpl_dash,
+                    marker=style.mpl_marker,
+                    label=label(algorithm),
+                )
         for ax in axes:
             ax.plot(positions, chance, color=REFERENCE, linestyle=":", linewidth=1.2, label=CHANCE)
             ax.set_xticks(positions, ticks)
@@ -339,12 +413,20 @@ def method_comparison_static(table: pd.DataFrame, domains: Sequence[str] | None 
         for index, (algorithm, style) in enumerate(styles.items()):
             bars = stats[stats["algorithm"] == algorithm].set_index("method").reindex(methods)
             for ax, value in zip(axes, SCORES):
-                ax.bar(positions + (index - (len(styles) - 1) / 2) * width, bars[value], width, color=style.colour,
-                       hatch=style.mpl_hatch, edgecolor="white" if not style.mpl_hatch else "black", linewidth=0.3,
-                       label=label(algorithm))
+                ax.bar(
+                    positions + (index - (len(styles) - 1) / 2) * width,
+                    bars[value],
+                    width,
+                    color=style.colour,
+                    hatch=style.mpl_hatch,
+                    edgecolor="white" if not style.mpl_hatch else "black",
+                    linewidth=0.3,
+                    label=label(algorithm),
+                )
         for ax in axes:
-            ax.hlines(chance, positions - 0.45, positions + 0.45, color=REFERENCE, linestyle=":", linewidth=1.2,
-                      label=CHANCE)
+            ax.hlines(
+                chance, positions - 0.45, positions + 0.45, color=REFERENCE, linestyle=":", linewidth=1.2, label=CHANCE
+            )
             ax.set_xticks(positions, [tick_text(label(m)).replace("<br>", "\n") for m in methods])
         _legend_below(figure)
     return figure

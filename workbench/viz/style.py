@@ -38,8 +38,17 @@ FIXED_COLOURS: dict[str, str] = {"erm": NEUTRAL, "roga": ACCENT}
 # Okabe & Ito (2008), "Color Universal Design", without vermillion (the accent) and black (reference lines).
 PALETTE: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#F0E442")
 # Paul Tol's "muted" scheme: colour-blind-safe colours for categories that are not algorithms (domains).
-CATEGORY_PALETTE: tuple[str, ...] = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
-                                     "#882255", "#AA4499")
+CATEGORY_PALETTE: tuple[str, ...] = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+)
 REFERENCE = "#000000"  # chance levels and other reference lines/markers (drawn dotted)
 OUTLINE = "#00E5FF"  # manipulation-mask outlines over faces and attribution maps
 
@@ -135,7 +144,7 @@ def display_name(label: str) -> str:
     if name is None:
         return label
     match = _LEADING_NAME.match(label)
-    return registered_algorithms().get(name, name) + label[match.end():]
+    return registered_algorithms().get(name, name) + label[match.end() :]
 
 
 def styles_for(labels: Iterable[str]) -> dict[str, Style]:
@@ -170,11 +179,22 @@ PAGE_WIDTH_IN = 7.0
 PRINT_FONT_PT = 8
 PLOTLY_FONT_SIZE = 14
 PRINT_RC: dict[str, object] = {
-    "font.size": PRINT_FONT_PT, "axes.titlesize": PRINT_FONT_PT + 1, "axes.labelsize": PRINT_FONT_PT,
-    "xtick.labelsize": PRINT_FONT_PT - 1, "ytick.labelsize": PRINT_FONT_PT - 1, "legend.fontsize": PRINT_FONT_PT - 1,
-    "legend.title_fontsize": PRINT_FONT_PT, "figure.titlesize": PRINT_FONT_PT + 2, "lines.linewidth": 1.4,
-    "lines.markersize": 4, "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
-    "hatch.linewidth": 0.6, "svg.fonttype": "none", "pdf.fonttype": 42,
+    "font.size": PRINT_FONT_PT,
+    "axes.titlesize": PRINT_FONT_PT + 1,
+    "axes.labelsize": PRINT_FONT_PT,
+    "xtick.labelsize": PRINT_FONT_PT - 1,
+    "ytick.labelsize": PRINT_FONT_PT - 1,
+    "legend.fontsize": PRINT_FONT_PT - 1,
+    "legend.title_fontsize": PRINT_FONT_PT,
+    "figure.titlesize": PRINT_FONT_PT + 2,
+    "lines.linewidth": 1.4,
+    "lines.markersize": 4,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "hatch.linewidth": 0.6,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
 }
 
 
@@ -199,8 +219,18 @@ def legend_outside(figure: go.Figure, title: str | None = None) -> go.Figure:
     top = 95 + 26 * rows
     figure.update_layout(
         title=dict(yref="container", y=1 - 12 / height, yanchor="top"),
-        legend=dict(orientation="h", yref="container", y=1 - 50 / height, yanchor="top", xanchor="left", x=0,
-                    title_text=title, entrywidth=entry, entrywidthmode="pixels", traceorder="normal"),
+        legend=dict(
+            orientation="h",
+            yref="container",
+            y=1 - 50 / height,
+            yanchor="top",
+            xanchor="left",
+            x=0,
+            title_text=title,
+            entrywidth=entry,
+            entrywidthmode="pixels",
+            traceorder="normal",
+        ),
         margin=dict(t=top),
     )
     return figure
@@ -219,7 +249,9 @@ def tick_text(text: str, width: int = 12) -> str:
 
 def paper_layout(figure: go.Figure, **layout: object) -> go.Figure:
     """White background, :data:`PLOTLY_FONT_SIZE` text and light grids; ``layout`` is applied last."""
-    figure.update_layout(template="simple_white", font=dict(size=PLOTLY_FONT_SIZE), title_font_size=PLOTLY_FONT_SIZE + 2)
+    figure.update_layout(
+        template="simple_white", font=dict(size=PLOTLY_FONT_SIZE), title_font_size=PLOTLY_FONT_SIZE + 2
+    )
     figure.update_xaxes(showgrid=True, gridcolor="#E5E5E5")
     figure.update_yaxes(showgrid=True, gridcolor="#E5E5E5")
     figure.update_annotations(font_size=PLOTLY_FONT_SIZE)
@@ -247,8 +279,10 @@ def attribution_colourscale(opacity: float = 0.7, steps: int = 11) -> list[list]
     Opacity rises as (value / 0.6)^1.5, so the weak, diffuse part of a map barely tints the face.
     """
     values, colours = _ramp(opacity, steps)
-    return [[float(v), f"rgba({r * 255:.0f}, {g * 255:.0f}, {b * 255:.0f}, {a:.3f})"]
-            for v, (r, g, b, a) in zip(values, colours)]
+    return [
+        [float(v), f"rgba({r * 255:.0f}, {g * 255:.0f}, {b * 255:.0f}, {a:.3f})"]
+        for v, (r, g, b, a) in zip(values, colours)
+    ]
 
 
 def attribution_colourmap(opacity: float = 0.7, steps: int = 256) -> ListedColormap:

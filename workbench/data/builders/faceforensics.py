@@ -67,7 +67,7 @@ def read_ffpp_splits(splits_dir: Path) -> dict[str, list[tuple[str, str]]]:
         splits[split] = []
         for i, pair in enumerate(pairs):
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) and v for v in pair)):
-                raise ManifestError(f"{path}: entry {i} is {pair!r}, not a pair of video ids like [\"000\", \"003\"]")
+                raise ManifestError(f'{path}: entry {i} is {pair!r}, not a pair of video ids like ["000", "003"]')
             for video in pair:
                 if video in seen:
                     where = "twice in this file" if seen[video] == split else f"also in {seen[video]}.json"
