@@ -123,9 +123,34 @@ def plain_andmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float
     return step
 
 
+def plain_sandmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float = 1.0, k: float = 10.0) -> Step:
+    """SAND-mask as DomainBed writes it: AND-mask's passes, a smooth per-tensor mask from the gradient variance."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(batches: Batches) -> None:
+        per_domain, losses = [], []
+        for x, y in batches:
+            loss = F.cross_entropy(model(x), y)
+            losses.append(loss.detach())
+            per_domain.append(_gradients(model, loss, params))
+        for i, p in enumerate(params):
+            grads = torch.stack([domain[i] for domain in per_domain])
+            variance = grads.var(dim=0)
+            variance[torch.isnan(variance)] = 1e-17
+            mask = torch.tanh(k * variance.reciprocal() * (torch.sign(grads).mean(0).abs() - tau)).clamp_min(0.0)
+            mask[torch.isnan(mask)] = 1e-17
+            p.grad = mask * grads.mean(0) / (1e-10 + mask.mean())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        torch.stack(losses).mean().item()
+
+    return step
+
+
 # algorithm → (reference loop, the library hyper-parameters it takes as keyword arguments)
 REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "sam": (plain_sam, ("rho",)),
     "roga": (plain_roga, ("rho", "alpha")),
     "andmask": (plain_andmask, ("tau",)),
+    "sandmask": (plain_sandmask, ("tau", "k")),
 }

@@ -157,6 +157,11 @@ def test_every_line_carries_the_environment(capsys):
     assert env["date"][:4].isdigit() and env["date"].endswith("+00:00")
 
 
+# At τ = 1 (the default) a mask keeps only the entries whose K signs all agree, or none (SAND-mask); τ = 0.5
+# keeps a mixture, so a wrong mask formula changes the update.
+MASKS_THAT_KEEP_ENTRIES = {"andmask": {"tau": 0.5}, "sandmask": {"tau": 0.5}}
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE_LOOPS))
 def test_each_reference_loop_takes_the_library_update(name):
     """The plain loops time the same update: one step of each equals the library's on a float64 network with BN."""
@@ -164,7 +169,14 @@ def test_each_reference_loop_takes_the_library_update(name):
 
     from workbench.algorithms import build_algorithm, build_optimizer, default_hparams
 
-    hparams = {**default_hparams(name), "optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
+    hparams = {
+        **default_hparams(name),
+        **MASKS_THAT_KEEP_ENTRIES.get(name, {}),
+        "optimizer": "sgd",
+        "lr": 1.0,
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+    }
     gen = torch.Generator().manual_seed(3)
     batches = [
         (torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3)) for k in range(3)

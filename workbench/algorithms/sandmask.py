@@ -20,9 +20,24 @@ from workbench.algorithms.hparams import number
 from workbench.algorithms.registry import register_algorithm
 
 
+def domain_variance(grads: torch.Tensor) -> torch.Tensor:
+    """The unbiased variance over the domains of stacked gradients ``[K, D]`` (NaN for K = 1), as
+    ``grads.var(dim=0)``, accumulated row by row: torch's reduction over a short leading dimension is far
+    slower on a CPU than these contiguous elementwise passes."""
+    k = grads.shape[0]
+    if k == 1:
+        return torch.full_like(grads[0], float("nan"))
+    mean = grads.mean(dim=0)
+    total, centred = torch.zeros_like(mean), torch.empty_like(mean)
+    for row in grads:
+        torch.sub(row, mean, out=centred)
+        total.addcmul_(centred, centred)
+    return total.div_(k - 1)
+
+
 def sand_mask(grads: torch.Tensor, tau: float, k: float) -> torch.Tensor:
     """The SAND-mask of stacked per-domain gradients ``[K, D]`` (see the module docstring)."""
-    variance = grads.var(dim=0)
+    variance = domain_variance(grads)
     variance = torch.where(torch.isnan(variance), 1e-17, variance)
     raw = torch.tanh(k * variance.reciprocal() * (sign_agreement(grads) - tau))
     return torch.where(torch.isnan(raw), 1e-17, raw.clamp_min(0.0))
