@@ -37,8 +37,18 @@ def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
-def plain_sam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.05) -> Step:
-    """SAM on the pooled batch: ε = ρ g/‖g‖, step with ∇L(θ + ε)."""
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([torch.sum(x * y) for x, y in zip(a, b)]).sum()
+
+
+Perturbation = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+Combination = Callable[[list[torch.Tensor], list[torch.Tensor]], list[torch.Tensor]]
+
+
+def _sharpness_aware(
+    model: nn.Module, optimizer: torch.optim.Optimizer, perturbation: Perturbation, combine: Combination
+) -> Step:
+    """The SAM family on the pooled batch: ε from the clean gradient g, then step with combine(g, ∇L(θ + ε))."""
     params = [p for p in model.parameters() if p.requires_grad]
     buffers = _running_buffers(model)
 
@@ -46,7 +56,7 @@ def plain_sam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0
         x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
         loss = F.cross_entropy(model(x), y)
         g = _gradients(model, loss, params)
-        epsilon = torch._foreach_mul(g, rho / (_norm(g) + 1e-12))
+        epsilon = perturbation(g)
         saved = [b.clone() for b in buffers]
         with torch.no_grad():
             torch._foreach_add_(params, epsilon)
@@ -54,13 +64,63 @@ def plain_sam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0
         with torch.no_grad():
             torch._foreach_sub_(params, epsilon)
             torch._foreach_copy_(buffers, saved)
-        for p, grad in zip(params, perturbed):
+        for p, grad in zip(params, combine(g, perturbed)):
             p.grad = grad
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss.item()
 
     return step
+
+
+def plain_sam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.05) -> Step:
+    """SAM: ε = ρ g/‖g‖, step with ∇L(θ + ε)."""
+    return _sharpness_aware(
+        model, optimizer, lambda g: torch._foreach_mul(g, rho / (_norm(g) + 1e-12)), lambda g, perturbed: perturbed
+    )
+
+
+def plain_sagm(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.05, alpha: float = 0.001) -> Step:
+    """SAGM: ε = ρ g/‖g‖ − α g, step with ½ (g + ∇L(θ + ε))."""
+
+    def perturbation(g: list[torch.Tensor]) -> list[torch.Tensor]:
+        epsilon = torch._foreach_mul(g, rho / (_norm(g) + 1e-12))
+        torch._foreach_add_(epsilon, g, alpha=-alpha)
+        return epsilon
+
+    def combine(g: list[torch.Tensor], perturbed: list[torch.Tensor]) -> list[torch.Tensor]:
+        torch._foreach_add_(perturbed, g)
+        torch._foreach_mul_(perturbed, 0.5)
+        return perturbed
+
+    return _sharpness_aware(model, optimizer, perturbation, combine)
+
+
+def plain_asam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.5, eta: float = 0.01) -> Step:
+    """ASAM: T = |w| + η on weights (1 on the rest), ε = ρ T² g/‖T g‖, step with ∇L(θ + ε)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+    def perturbation(g: list[torch.Tensor]) -> list[torch.Tensor]:
+        scales = [p.detach().abs() + eta if "weight" in name else torch.ones_like(p) for name, p in named]
+        scaled = torch._foreach_mul(scales, g)
+        epsilon = torch._foreach_mul(scaled, scales)
+        torch._foreach_mul_(epsilon, rho / (_norm(scaled) + 1e-16))
+        return epsilon
+
+    return _sharpness_aware(model, optimizer, perturbation, lambda g, perturbed: perturbed)
+
+
+def plain_gsam(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.04, alpha: float = 0.01) -> Step:
+    """GSAM: ε = ρ g/‖g‖, step with g_p − α (g − cos(g, g_p) ‖g‖ g_p/‖g_p‖), g_p = ∇L(θ + ε)."""
+
+    def combine(g: list[torch.Tensor], perturbed: list[torch.Tensor]) -> list[torch.Tensor]:
+        g_norm, p_norm = _norm(g), _norm(perturbed)
+        cos = _dot(g, perturbed) / (g_norm * p_norm + 1e-12)
+        vertical = torch._foreach_sub(g, torch._foreach_mul(perturbed, cos * g_norm / (p_norm + 1e-12)))
+        torch._foreach_add_(perturbed, vertical, alpha=-alpha)
+        return perturbed
+
+    return _sharpness_aware(model, optimizer, lambda g: torch._foreach_mul(g, rho / (_norm(g) + 1e-12)), combine)
 
 
 def plain_roga(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 0.05, alpha: float = 0.001) -> Step:
@@ -147,10 +207,57 @@ def plain_sandmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: floa
     return step
 
 
+def plain_fish(model: nn.Module, optimizer: torch.optim.Optimizer, meta_lr: float = 0.5) -> Step:
+    """Fish: one optimizer step per domain from θ, then θ ← θ + meta_lr (θ_K − θ), buffers included."""
+
+    def step(batches: Batches) -> None:
+        start = {name: value.clone() for name, value in model.state_dict().items()}
+        losses = []
+        for x, y in batches:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, value in model.state_dict().items():
+                begin = start[name]
+                moved = begin.double() + meta_lr * (value - begin).double()
+                value.copy_(moved if not value.is_floating_point() else begin + meta_lr * (value - begin))
+        torch.stack(losses).mean().item()
+
+    return step
+
+
+def plain_groupdro(model: nn.Module, optimizer: torch.optim.Optimizer, groupdro_eta: float = 1e-2) -> Step:
+    """GroupDRO as DomainBed writes it: q_k ← q_k exp(η R_k), normalised; descend Σ_k q_k R_k."""
+    q: list[torch.Tensor] = []
+
+    def step(batches: Batches) -> None:
+        losses = torch.stack([F.cross_entropy(model(x), y) for x, y in batches])
+        if not q:
+            q.append(torch.ones(len(batches), dtype=losses.dtype, device=losses.device))
+        with torch.no_grad():
+            q[0].mul_(torch.exp(groupdro_eta * losses)).div_(q[0].sum())
+        loss = torch.dot(losses, q[0])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss.item()
+
+    return step
+
+
 # algorithm → (reference loop, the library hyper-parameters it takes as keyword arguments)
 REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "sam": (plain_sam, ("rho",)),
+    "sagm": (plain_sagm, ("rho", "alpha")),
+    "asam": (plain_asam, ("rho", "eta")),
+    "gsam": (plain_gsam, ("rho", "alpha")),
     "roga": (plain_roga, ("rho", "alpha")),
     "andmask": (plain_andmask, ("tau",)),
     "sandmask": (plain_sandmask, ("tau", "k")),
+    "fish": (plain_fish, ("meta_lr",)),
+    "groupdro": (plain_groupdro, ("groupdro_eta",)),
 }

@@ -182,7 +182,7 @@ def test_each_reference_loop_takes_the_library_update(name):
         (torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3)) for k in range(3)
     ]
     library, plain = cnn_with_bn(), cnn_with_bn()
-    build_algorithm(name, library, hparams).update(batches)
+    build_algorithm(name, library, hparams, num_domains=len(batches)).update(batches)
     loop, keys = REFERENCE_LOOPS[name]
     loop(plain, build_optimizer(list(plain.parameters()), hparams), **{k: hparams[k] for k in keys})(batches)
     for (key, a), b in zip(library.state_dict().items(), plain.state_dict().values()):
