@@ -249,6 +249,91 @@ def plain_groupdro(model: nn.Module, optimizer: torch.optim.Optimizer, groupdro_
     return step
 
 
+Risks = Callable[[list[torch.Tensor], list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _annealed(model: nn.Module, optimizer: torch.optim.Optimizer, risks: Risks, lam: float, anneal_iters: int) -> Step:
+    """DomainBed's IRM/V-REx loop: one pooled forward, nll + w·penalty with w = 1 then λ, optimizer reset then."""
+    updates = [0]
+
+    def step(batches: Batches) -> None:
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        sizes = [len(b[0]) for b in batches]
+        nll, penalty = risks(list(model(x).split(sizes)), list(y.split(sizes)))
+        loss = nll + (lam if updates[0] >= anneal_iters else 1.0) * penalty
+        if updates[0] == anneal_iters:
+            optimizer.state.clear()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        updates[0] += 1
+        loss.item()
+
+    return step
+
+
+def plain_irm(
+    model: nn.Module, optimizer: torch.optim.Optimizer, irm_lambda: float = 1e2, irm_penalty_anneal_iters: int = 500
+) -> Step:
+    """IRMv1 as DomainBed writes it: the product of the two half-batch gradients of a dummy scale, per domain."""
+
+    def penalty(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        scale = torch.tensor(1.0, dtype=logits.dtype, requires_grad=True)
+        loss_1 = F.cross_entropy(logits[::2] * scale, y[::2])
+        loss_2 = F.cross_entropy(logits[1::2] * scale, y[1::2])
+        grad_1 = torch.autograd.grad(loss_1, [scale], create_graph=True)[0]
+        grad_2 = torch.autograd.grad(loss_2, [scale], create_graph=True)[0]
+        return torch.sum(grad_1 * grad_2)
+
+    def risks(logits: list[torch.Tensor], labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        nll = sum(F.cross_entropy(z, y) for z, y in zip(logits, labels)) / len(logits)
+        return nll, sum(penalty(z, y) for z, y in zip(logits, labels)) / len(logits)
+
+    return _annealed(model, optimizer, risks, irm_lambda, irm_penalty_anneal_iters)
+
+
+def plain_vrex(
+    model: nn.Module, optimizer: torch.optim.Optimizer, vrex_lambda: float = 1e1, vrex_penalty_anneal_iters: int = 500
+) -> Step:
+    """V-REx as DomainBed writes it: the mean risk plus the variance of the domains' risks."""
+
+    def risks(logits: list[torch.Tensor], labels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        losses = torch.stack([F.cross_entropy(z, y) for z, y in zip(logits, labels)])
+        mean = losses.mean()
+        return mean, ((losses - mean) ** 2).mean()
+
+    return _annealed(model, optimizer, risks, vrex_lambda, vrex_penalty_anneal_iters)
+
+
+def _features_and_classifier(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    if hasattr(model, "forward_features"):
+        return (lambda x: model.forward_head(model.forward_features(x), pre_logits=True)), model.get_classifier()
+    return model[:-1], model[-1]
+
+
+def plain_coral(model: nn.Module, optimizer: torch.optim.Optimizer, mmd_gamma: float = 1.0) -> Step:
+    """CORAL as DomainBed writes it: mean risk plus γ × the mean pairwise mean-and-covariance distance."""
+    featurize, classifier = _features_and_classifier(model)
+
+    def coral(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        mean_a, mean_b = a.mean(0, keepdim=True), b.mean(0, keepdim=True)
+        cova = (a - mean_a).t() @ (a - mean_a) / (len(a) - 1)
+        covb = (b - mean_b).t() @ (b - mean_b) / (len(b) - 1)
+        return (mean_a - mean_b).pow(2).mean() + (cova - covb).pow(2).mean()
+
+    def step(batches: Batches) -> None:
+        features = [featurize(x) for x, _ in batches]
+        objective = sum(F.cross_entropy(classifier(f), y) for f, (_, y) in zip(features, batches)) / len(batches)
+        pairs = [coral(features[i], features[j]) for i in range(len(batches)) for j in range(i + 1, len(batches))]
+        loss = objective + mmd_gamma * sum(pairs) / len(pairs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        objective.item()
+
+    return step
+
+
 # algorithm → (reference loop, the library hyper-parameters it takes as keyword arguments)
 REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "sam": (plain_sam, ("rho",)),
@@ -260,4 +345,7 @@ REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "sandmask": (plain_sandmask, ("tau", "k")),
     "fish": (plain_fish, ("meta_lr",)),
     "groupdro": (plain_groupdro, ("groupdro_eta",)),
+    "irm": (plain_irm, ("irm_lambda", "irm_penalty_anneal_iters")),
+    "vrex": (plain_vrex, ("vrex_lambda", "vrex_penalty_anneal_iters")),
+    "coral": (plain_coral, ("mmd_gamma",)),
 }

@@ -157,9 +157,15 @@ def test_every_line_carries_the_environment(capsys):
     assert env["date"][:4].isdigit() and env["date"].endswith("+00:00")
 
 
-# At τ = 1 (the default) a mask keeps only the entries whose K signs all agree, or none (SAND-mask); τ = 0.5
-# keeps a mixture, so a wrong mask formula changes the update.
-MASKS_THAT_KEEP_ENTRIES = {"andmask": {"tau": 0.5}, "sandmask": {"tau": 0.5}}
+# Settings under which a wrong formula changes the first update: at τ = 1 (the default) a mask keeps only the
+# entries whose K signs all agree, or none (SAND-mask), τ = 0.5 keeps a mixture; annealed penalties weigh 1
+# until their anneal step, so it is 0 here and λ counts.
+FIRST_UPDATE_HPARAMS = {
+    "andmask": {"tau": 0.5},
+    "sandmask": {"tau": 0.5},
+    "irm": {"irm_penalty_anneal_iters": 0},
+    "vrex": {"vrex_penalty_anneal_iters": 0},
+}
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_LOOPS))
@@ -171,7 +177,7 @@ def test_each_reference_loop_takes_the_library_update(name):
 
     hparams = {
         **default_hparams(name),
-        **MASKS_THAT_KEEP_ENTRIES.get(name, {}),
+        **FIRST_UPDATE_HPARAMS.get(name, {}),
         "optimizer": "sgd",
         "lr": 1.0,
         "momentum": 0.0,

@@ -9,8 +9,8 @@ parameters in the model's ParamVector order (parameter by parameter, each in its
 
 Losses are evaluated without gradients, in eval mode, on one reused batch, by a copy of the model
 (so the caller's model is never modified). For float32/half image batches the copy and the batch
-are converted to ``channels_last``, which makes oneDNN/cuDNN convolutions markedly faster (about
-1.4× for resnet10t on CPU); results then agree with the default layout to float rounding.
+are converted to ``channels_last``, which makes oneDNN/cuDNN convolutions faster; results then agree
+with the default layout to float rounding.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
             array = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ManifestError(f"cannot read image {str(path)!r}: {exc}") from exc
-    # Transposing in NumPy avoids a PyTorch thread-pool copy per image (several times faster in workers).
+    # Transposing in NumPy avoids a PyTorch thread-pool copy per image, which is slow in workers.
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
 
 

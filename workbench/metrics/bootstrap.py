@@ -36,7 +36,7 @@ def mann_whitney_auc(labels: np.ndarray, prob_fake: np.ndarray) -> float:
     """ROC AUC through the Mann-Whitney U identity (mid-ranks for ties), equal to sklearn's value.
 
     AUC = (sum of the fakes' ranks - n_fake (n_fake + 1) / 2) / (n_fake n_real). It is used inside
-    the bootstrap loop because it skips sklearn's per-call validation (about 15x faster).
+    the bootstrap loop because it skips sklearn's per-call validation.
     """
     ranks = rankdata(prob_fake)
     is_fake = labels == 1

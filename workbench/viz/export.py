@@ -6,7 +6,7 @@ when Debian's ``/usr/bin/chromium`` exists (``.ci/run`` installs it) and ``BROWS
 it is pointed there, so export works without kaleido downloading a Chrome of its own.
 
 Each plotly export starts a fresh Chromium (seconds); wrap many exports in :func:`kaleido_session`
-to keep one browser running (then about 0.2 s per figure).
+to keep one browser running for all of them.
 """
 
 from __future__ import annotations
