@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from workbench.__main__ import COMMANDS, build_parser, main
+from workbench.cli import RESUME_HINT, CommandError, add_command, run_command
 from workbench.training.selection import load_records, select
 
 
@@ -157,7 +158,7 @@ def test_an_interrupted_train_says_in_one_line_how_to_resume(tiny_config, tmp_pa
 
     monkeypatch.setattr(train_cli, "train", interrupted)
     assert main(["train", "--config", _config_file(tiny_config, tmp_path)]) == 130
-    assert capsys.readouterr().err == f"interrupted: {train_cli.INTERRUPTED_HINT}\n"
+    assert capsys.readouterr().err == f"interrupted: {RESUME_HINT}\n"
 
 
 def test_algorithms_lists_the_registry_and_describes_each_hyper_parameter(capsys):
@@ -174,3 +175,63 @@ def test_algorithms_lists_the_registry_and_describes_each_hyper_parameter(capsys
         assert f"| {key} " in described
     assert main(["algorithms", "nope"]) == 1
     assert "unknown algorithm 'nope'" in capsys.readouterr().err
+
+
+class OwnError(Exception):
+    pass
+
+
+def _parsed(command, errors=(OwnError,), interrupted=None):
+    """``args`` of a one-command parser whose command is ``command``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="test")
+    add_command(parser.add_subparsers(), "go", command, errors=errors, interrupted=interrupted)
+    return parser.parse_args(["go"])
+
+
+def _raising(error):
+    def command(args):
+        raise error
+
+    return command
+
+
+def test_a_commands_input_errors_are_one_line_and_exit_status_1(capsys):
+    assert run_command(_parsed(_raising(OwnError("bad value 7 in x.csv row 3")))) == 1
+    assert capsys.readouterr().err == "error: bad value 7 in x.csv row 3\n"
+    assert run_command(_parsed(_raising(CommandError("--n 0 must be at least 1")), errors=())) == 1
+    assert capsys.readouterr().err == "error: --n 0 must be at least 1\n"
+    assert run_command(_parsed(_raising(KeyError("unknown algorithm 'nope'")), errors=(KeyError,))) == 1
+    assert capsys.readouterr().err == "error: unknown algorithm 'nope'\n"  # without KeyError's extra quotes
+    assert run_command(_parsed(lambda args: None)) == 0
+    assert run_command(_parsed(lambda args: 2)) == 2
+
+
+def test_other_errors_keep_their_traceback_and_ctrl_c_gives_the_hint(capsys):
+    with pytest.raises(ZeroDivisionError):
+        run_command(_parsed(_raising(ZeroDivisionError("a bug"))))
+    with pytest.raises(KeyboardInterrupt):
+        run_command(_parsed(_raising(KeyboardInterrupt())))
+    hint = _parsed(_raising(KeyboardInterrupt()), interrupted=lambda args: f"rerun {args.func.__name__}")
+    assert run_command(hint) == 130
+    assert capsys.readouterr().err == "interrupted: rerun command\n"
+
+
+def test_every_command_says_which_errors_are_its_users(capsys):
+    parser = build_parser()
+    for command in COMMANDS:
+        (action,) = [a for a in parser._subparsers._group_actions]
+        sub = action.choices[command]
+        if sub._subparsers is None:
+            assert sub.get_default("func") is not None and sub.get_default("errors") is not None, command
+        else:
+            for name, nested in sub._subparsers._group_actions[0].choices.items():
+                assert nested.get_default("errors") is not None, (command, name)
+
+
+def test_eval_refuses_resampling_flags_without_perturb_in_one_line(capsys, tmp_path):
+    assert main(["eval", str(tmp_path), "--n-boot", "5"]) == 1
+    assert capsys.readouterr().err == "error: --levels and --n-boot apply to --perturb, which is not given\n"
+    assert main(["eval", str(tmp_path), "--perturb", "all", "--n-boot", "0"]) == 1
+    assert capsys.readouterr().err == "error: --n-boot must be at least 1, got 0\n"

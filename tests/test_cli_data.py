@@ -10,6 +10,7 @@ from test_preprocess import astronaut_clip, write_video
 
 from workbench.cli import manifest as manifest_cli
 from workbench.cli import preprocess as preprocess_cli
+from workbench.cli import run_command
 from workbench.data.manifest import read_manifest
 
 
@@ -17,7 +18,7 @@ def run(module, argv):
     parser = argparse.ArgumentParser()
     module.register(parser.add_subparsers(required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command(args)
 
 
 def test_preprocess_command_writes_crops_and_reports_failures(tmp_path, capsys):

@@ -14,9 +14,11 @@ import pytest
 from test_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut_bgr, grace_hopper_bgr, iou
 
 from workbench.cli import preprocess as preprocess_cli
-from workbench.data import preprocess, video
+from workbench.cli import run_command
+from workbench.data import preprocess_video, video
 from workbench.data.faces import DETECTORS, Box, HaarFaceDetector, crop_window, square_crop
-from workbench.data.preprocess import PreprocessError, find_videos, preprocess_videos
+from workbench.data.preprocess import find_videos, preprocess_videos
+from workbench.data.preprocess_video import PreprocessError
 from workbench.data.video import VideoError, read_frames_at, sample_indices, sample_video
 
 CANVAS = (240, 320)  # height, width
@@ -81,7 +83,7 @@ def run_cli(argv) -> int:
     parser = argparse.ArgumentParser()
     preprocess_cli.register(parser.add_subparsers(required=True))
     args = parser.parse_args(["preprocess", *argv])
-    return args.func(args)
+    return run_command(args)
 
 
 def write_video(path: Path, frames) -> Path:
@@ -391,14 +393,14 @@ def test_a_video_that_fails_partway_leaves_no_crops(tmp_path, monkeypatch):
     frames, boxes = astronaut_clip()
     write_video(tmp_path / "videos" / "clip.avi", frames)
     write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes))
-    write_png = preprocess._write_png
+    write_png = preprocess_video.write_png
 
     def disk_full_at_frame_6(path, image):
         if path.name == "0006.png":
             raise PreprocessError(f"cannot write {str(path)!r}")
         write_png(path, image)
 
-    monkeypatch.setattr(preprocess, "_write_png", disk_full_at_frame_6)
+    monkeypatch.setattr(preprocess_video, "write_png", disk_full_at_frame_6)
     out = tmp_path / "out"
     summary = preprocess_videos(
         tmp_path / "videos", out, frames=3, size=32, masks_dir=tmp_path / "masks", progress=False
@@ -480,8 +482,8 @@ def test_an_output_folder_that_is_a_file_is_an_input_error(videos, tmp_path, cap
 def test_discarding_a_video_removes_its_index_so_a_rerun_redoes_it(tmp_path):
     """A worker can die after writing a video's index: its crops are deleted, so the index must go too."""
     out, rel = tmp_path / "out", Path("sub/clip.avi")
-    for path in (preprocess.index_path(out, rel), out / "frames" / "sub" / "clip" / "0000.png"):
+    for path in (preprocess_video.index_path(out, rel), out / "frames" / "sub" / "clip" / "0000.png"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
-    preprocess._discard_output(out, rel)
-    assert not preprocess.index_path(out, rel).exists() and not (out / "frames" / "sub" / "clip").exists()
+    preprocess_video.discard_output(out, rel)
+    assert not preprocess_video.index_path(out, rel).exists() and not (out / "frames" / "sub" / "clip").exists()

@@ -14,6 +14,7 @@ import pytest
 from report_runs import TARGET, grid, make_run
 
 from workbench.cli import report as report_cli
+from workbench.cli import run_command
 from workbench.metrics import compute_metrics, video_bootstrap_ci
 from workbench.training.cells import ReportError
 from workbench.training.collect import collect
@@ -216,7 +217,7 @@ def _cli(argv):
     parser = argparse.ArgumentParser()
     report_cli.register(parser.add_subparsers())
     args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command(args)
 
 
 def test_cli_prints_and_writes_the_report(tmp_path, capsys):

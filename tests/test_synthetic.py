@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.cli import synth
+from workbench.cli import run_command, synth
 from workbench.data.manifest import read_manifest
 from workbench.data.synthetic import (
     COMPRESSED_DOMAIN,
@@ -17,14 +17,12 @@ from workbench.data.synthetic import (
     SEAMLESS_DOMAIN,
     SOURCE_DOMAINS,
     STATE_NAME,
-    VideoSpec,
     generate_benchmark,
     plan_videos,
-    prepare_video,
-    render_frame,
 )
 from workbench.data.synthetic_faces import render_face
 from workbench.data.synthetic_forgeries import ForgeryStrengths, add_blending_seam, identity_swap
+from workbench.data.synthetic_frames import VideoSpec, prepare_video, render_frame
 
 N_VIDEOS, N_FRAMES, SIZE = 5, 2, 32
 STRENGTHS = ForgeryStrengths()
@@ -233,7 +231,7 @@ def test_cli_renders_and_reports(tmp_path, capsys):
     args = parser.parse_args(
         ["synth", "--out", str(tmp_path), "--videos-per-domain", "3", "--frames", "1", "--size", "32"]
     )
-    assert args.func(args) == 0
+    assert run_command(args) == 0
     printed = capsys.readouterr().out
     assert str(tmp_path / "manifest.csv") in printed
     assert SEAMLESS_DOMAIN in printed and COMPRESSED_DOMAIN in printed

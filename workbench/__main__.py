@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from workbench.cli import run_command
+
 COMMANDS = (
     "synth",
     "train",
@@ -38,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

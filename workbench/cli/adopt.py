@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from workbench.cli import add_overrides_argument
-from workbench.cli.train import USER_ERRORS
+from workbench.cli import USER_ERRORS, add_command, add_overrides_argument
 from workbench.config import load_config
 from workbench.training.adopt import adopt_run, input_convention
 from workbench.training.run_dir import RunDir
@@ -16,8 +14,11 @@ from workbench.training.run_dir import RunDir
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``adopt`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "adopt",
+        run,
+        errors=(*USER_ERRORS, ValueError),  # ValueError: weights that do not fit model.name (keys named)
         help="make a finished run directory of a detector trained elsewhere (e.g. a DeepfakeBench checkpoint)",
         description=(
             "Load WEIGHTS into the config's model.name (e.g. deepfakebench_xception or "
@@ -38,17 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="algorithm name the run is filed under (notebooks find <runs_dir>/<algorithm>-seed<seed>); default erm",
     )
     parser.add_argument("--out", type=Path, required=True, help="the new run directory (must not exist or be empty)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Adopt the weights and print the run's source-val and held-out AUCs; returns 1 with a message on bad input."""
-    try:
-        config = load_config(args.config, [*args.overrides, f"algorithm.name={args.algorithm}"])
-        run_dir = adopt_run(args.weights, config, args.out)
-    except (*USER_ERRORS, ValueError) as exc:  # ValueError: weights that do not fit model.name (keys named)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Adopt the weights and print the run's source-val and held-out AUCs."""
+    config = load_config(args.config, [*args.overrides, f"algorithm.name={args.algorithm}"])
+    run_dir = adopt_run(args.weights, config, args.out)
     record = RunDir(run_dir).load_records()[0]
     print(
         json.dumps(

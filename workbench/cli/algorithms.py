@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 
 from tabulate import tabulate
 
 from workbench.algorithms import ALGORITHMS, COMMON_HPARAMS, algorithm_class
+from workbench.cli import add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "algorithms",
+        run,
+        errors=(KeyError,),  # an unknown name, with the registered ones listed
         help="list the training algorithms (or describe one) with their hyper-parameters and defaults",
         description=(
             "Without a name: one line per registered algorithm (name, family, paper). With names: each "
@@ -22,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("names", nargs="*", help="algorithms to describe (any case)")
-    parser.set_defaults(func=run)
 
 
 def paper(name: str) -> str:
@@ -44,9 +46,5 @@ def run(args: argparse.Namespace) -> int:
         rows = [(name, cls.family, paper(name)) for name, cls in sorted(ALGORITHMS.items())]
         print(tabulate(rows, headers=["name", "family", "method"], tablefmt="github"))
         return 0
-    try:
-        print("\n".join(describe(name) for name in args.names))
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}", file=sys.stderr)
-        return 1
+    print("\n".join(describe(name) for name in args.names))
     return 0

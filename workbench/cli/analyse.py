@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from workbench.analysis.run_summary import AnalysisSettings, analyse_runs, summary_markdown
+from workbench.cli import add_command
 from workbench.data.manifest import ManifestError
 from workbench.training.runs import CHECKPOINT_SELECTIONS
 
@@ -14,8 +15,11 @@ from workbench.training.runs import CHECKPOINT_SELECTIONS
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``analyse`` subcommand."""
     defaults = AnalysisSettings()
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "analyse",
+        run,
+        errors=(ValueError, FileNotFoundError, ManifestError),
         help="why runs generalise: gradient alignment, sharpness and Grad-CAM localisation per run",
         description=(
             "Load each run's selected checkpoint (best_source_val.pt, or another rule's with --selection) and "
@@ -73,29 +77,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train.checkpoint_rules) or 'last'; default source_val",
     )
     parser.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default: ./reports)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Analyse, print and write; returns 1 with a message on unusable runs or settings."""
-    try:
-        settings = AnalysisSettings(
-            split=args.split,
-            per_domain=args.per_domain,
-            rho=args.rho,
-            alpha=args.alpha,
-            localisation_split=args.localisation_split,
-            localisation_per_domain=args.localisation_per_domain,
-            mask_threshold=args.mask_threshold,
-            gradcam_layer=args.gradcam_layer,
-            seed=args.seed,
-            device=args.device,
-            selection=args.selection,
-        )
-        table = analyse_runs(args.runs, settings)
-    except (ValueError, FileNotFoundError, ManifestError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Analyse, print and write."""
+    settings = AnalysisSettings(
+        split=args.split,
+        per_domain=args.per_domain,
+        rho=args.rho,
+        alpha=args.alpha,
+        localisation_split=args.localisation_split,
+        localisation_per_domain=args.localisation_per_domain,
+        mask_threshold=args.mask_threshold,
+        gradcam_layer=args.gradcam_layer,
+        seed=args.seed,
+        device=args.device,
+        selection=args.selection,
+    )
+    table = analyse_runs(args.runs, settings)
     text = summary_markdown(table)
     print(text, end="")
     args.out.mkdir(parents=True, exist_ok=True)

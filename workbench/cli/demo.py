@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from workbench.cli import add_overrides_argument
+from workbench.cli import USER_ERRORS, add_command, add_overrides_argument
 from workbench.config import load_config
 from workbench.demo import DEMO_ALGORITHMS, gap_lines, run_demo
 
@@ -14,8 +14,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
+        run,
+        errors=USER_ERRORS,
+        interrupted=lambda args: "run the same command again: finished runs are reused, interrupted ones resume",
         help="generate the embedded benchmark, train ERM and RoGA, compare them",
         description=(
             "Generates (or reuses) the embedded multi-domain forgery benchmark, trains each algorithm with the "
@@ -30,7 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     parser.add_argument("--algorithms", nargs="+", default=list(DEMO_ALGORITHMS), help="algorithms to compare")
     parser.add_argument("--fresh", action="store_true", help="delete this demo's runs in <out> and train them again")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

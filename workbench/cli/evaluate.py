@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from workbench.cli import add_overrides_argument
-from workbench.cli.train import USER_ERRORS
+from workbench.cli import USER_ERRORS, CommandError, add_command, add_overrides_argument
 from workbench.data.perturbations import LEVELS, PERTURBATIONS
 from workbench.training.robustness import robustness_table
 from workbench.training.runs import CHECKPOINT_SELECTIONS
@@ -19,8 +17,11 @@ N_BOOT = 1000  # video-bootstrap resamples per --perturb interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "eval",
+        run,
+        errors=USER_ERRORS,
         help="evaluate a run's checkpoint (optionally on another manifest)",
         description=(
             "Load a checkpoint of a run (default: the source_val-selected best_source_val.pt) and compute AUC, "
@@ -60,41 +61,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--n-boot", type=int, help=f"video-bootstrap resamples of each --perturb AUC interval (95%%; default {N_BOOT})"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate the checkpoint (clean, and under ``--perturb``) and print (and write) the metrics; returns 1
-    with a one-line message on unusable inputs."""
+    """Evaluate the checkpoint (clean, and under ``--perturb``) and print (and write) the metrics."""
     if not args.perturb and (args.levels or args.n_boot is not None):
-        print("error: --levels and --n-boot apply to --perturb, which is not given", file=sys.stderr)
-        return 1
+        raise CommandError("--levels and --n-boot apply to --perturb, which is not given")
     n_boot = N_BOOT if args.n_boot is None else args.n_boot
     if n_boot < 1:
-        print(f"error: --n-boot must be at least 1, got {n_boot}", file=sys.stderr)
-        return 1
-    try:
-        state, model, config, device, data = load_checkpoint_model(
-            Path(args.run_dir), args.overrides, args.checkpoint, args.selection
+        raise CommandError(f"--n-boot must be at least 1, got {n_boot}")
+    state, model, config, device, data = load_checkpoint_model(
+        Path(args.run_dir), args.overrides, args.checkpoint, args.selection
+    )
+    results, predictions = score_model(model, config, device, data)
+    robustness = (
+        None
+        if not args.perturb
+        else robustness_table(
+            model,
+            config,
+            device,
+            data,
+            args.perturb,
+            args.levels or LEVELS,
+            clean=(results, predictions),
+            n_boot=n_boot,
         )
-        results, predictions = score_model(model, config, device, data)
-        robustness = (
-            None
-            if not args.perturb
-            else robustness_table(
-                model,
-                config,
-                device,
-                data,
-                args.perturb,
-                args.levels or LEVELS,
-                clean=(results, predictions),
-                n_boot=n_boot,
-            )
-        )
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    )
     metrics = {"step": int(state["step"]), "eval": results}
     shown = (
         metrics

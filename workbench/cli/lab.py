@@ -13,12 +13,16 @@ import secrets
 import sys
 from pathlib import Path
 
+from workbench.cli import add_command
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "lab",
+        run,
         help="open JupyterLab on 127.0.0.1 with the notebooks; prints the URL to open",
         description=(
             "Starts JupyterLab on 127.0.0.1 (no browser) in the notebooks folder and prints the URL with "
@@ -33,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="port on 127.0.0.1 (default $JUPYTER_PORT or 8888; a busy port is an error, not silently another one)",
     )
     parser.add_argument("--notebook-dir", default=str(NOTEBOOKS), help="folder JupyterLab opens (default: notebooks/)")
-    parser.set_defaults(func=run)
 
 
 def lab_command(port: int, notebook_dir: str) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.cli import CommandError, add_command
 from workbench.data.builders import BUILDERS, build_manifest, import_deepfakebench
 from workbench.data.manifest import ManifestError, write_manifest
 
@@ -34,8 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="manifest_command", metavar="ACTION", required=True)
 
-    build = actions.add_parser(
+    build = add_command(
+        actions,
         "build",
+        run_build,
+        errors=(ManifestError, ValueError),
         help="manifest of FF++, Celeb-DF, DFD, DFDC or DFDC-Preview from extracted frames",
         description=(
             "Read a dataset's frame tree in the layout described in data_manifests/README.md (as the dataset "
@@ -66,10 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out listed videos without frames (listed in OUT.missing.txt) instead of failing",
     )
-    build.set_defaults(func=run_build)
 
-    imported = actions.add_parser(
+    imported = add_command(
+        actions,
         "import-deepfakebench",
+        run_import,
+        errors=(ManifestError, ValueError),
         help="convert a DeepfakeBench dataset JSON into a manifest",
         description=(
             "Convert {dataset: {label: {split: {[compression:] {video: {label, frames}}}}}} into a manifest: "
@@ -84,7 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imported.add_argument("--compression", help="keep only this compression level (e.g. c23)")
     imported.add_argument("--frames-per-video", type=int, help="keep this many evenly spaced frames per video")
-    imported.set_defaults(func=run_import)
 
 
 def _summary(df: pd.DataFrame) -> str:
@@ -107,36 +112,26 @@ def _write(df: pd.DataFrame, out: Path) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    """Build the dataset's manifest; 1 with a message on any validation error."""
+    """Build the dataset's manifest."""
     accepted = inspect.signature(BUILDERS[args.dataset]).parameters
     # identity, not equality: 0 == False, and --frames-per-video 0 must reach the builder's check
     given = {key: getattr(args, key) for key in BUILD_OPTIONS}
     options = {key: value for key, value in given.items() if value is not None and value is not False}
     wrong = [BUILD_OPTIONS[key] for key in options if key not in accepted]
     if wrong:
-        print(f"error: {', '.join(wrong)} do(es) not apply to {args.dataset}", file=sys.stderr)
-        return 1
-    try:
-        df = build_manifest(args.dataset, args.root, **options)
-        _write(df, args.out)
-    except (ManifestError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"{', '.join(wrong)} do(es) not apply to {args.dataset}")
+    _write(build_manifest(args.dataset, args.root, **options), args.out)
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    """Convert the DeepfakeBench JSON; 1 with a message on any malformed entry or missing file."""
-    try:
-        df = import_deepfakebench(
-            args.json,
-            args.root,
-            json_root=args.json_root,
-            compression=args.compression,
-            frames_per_video=args.frames_per_video,
-        )
-        _write(df, args.out)
-    except (ManifestError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Convert the DeepfakeBench JSON."""
+    df = import_deepfakebench(
+        args.json,
+        args.root,
+        json_root=args.json_root,
+        compression=args.compression,
+        frames_per_video=args.frames_per_video,
+    )
+    _write(df, args.out)
     return 0

@@ -7,11 +7,11 @@ import sys
 
 from workbench.analysis.detector import load_detector
 from workbench.analysis.media_scores import score_media
-from workbench.cli.train import USER_ERRORS
+from workbench.cli import USER_ERRORS, CommandError, add_command
 from workbench.data.face_cropper import FaceCropper
 from workbench.data.faces import DETECTORS
 from workbench.data.media import MediaError, find_media
-from workbench.data.preprocess import PreprocessConfig
+from workbench.data.preprocess_video import PreprocessConfig
 from workbench.training.runs import CHECKPOINT_SELECTIONS
 from workbench.viz.media_summary import write_summary
 
@@ -19,8 +19,11 @@ DEFAULTS = PreprocessConfig()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "predict",
+        run,
+        errors=(*USER_ERRORS, MediaError, ValueError),
         help="score images and videos (fake probability per frame and per video)",
         description=(
             "Find and crop faces as `preprocess` does (same detector, margin and crop size), score every sampled "
@@ -70,29 +73,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top", type=int, default=6, help="suspicious frames shown with Grad-CAM (default 6)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score the inputs and write the outputs; 1 with a one-line message when nothing can be scored, 2 when
-    some files could not be read (the others are scored and written)."""
+    """Score the inputs and write the outputs; 2 when some files could not be read (the others are scored and
+    written)."""
     if args.frames < 1 or args.top < 1:
-        print(f"error: --frames and --top must be at least 1, got {args.frames} and {args.top}", file=sys.stderr)
-        return 1
-    try:
-        files = find_media(args.inputs)
-        cropper = FaceCropper(args.detector, args.margin, args.size)
-        detector = load_detector(
-            args.model,
-            checkpoint=args.checkpoint,
-            selection=args.selection,
-            architecture=args.arch,
-            image_size=args.image_size,
-            device=args.device,
-        )
-    except (*USER_ERRORS, MediaError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"--frames and --top must be at least 1, got {args.frames} and {args.top}")
+    files = find_media(args.inputs)
+    cropper = FaceCropper(args.detector, args.margin, args.size)
+    detector = load_detector(
+        args.model,
+        checkpoint=args.checkpoint,
+        selection=args.selection,
+        architecture=args.arch,
+        image_size=args.image_size,
+        device=args.device,
+    )
     scores = score_media(detector, cropper, files, args.frames, args.progress)
     page = write_summary(scores, detector, args.out, args.top)
     media = scores.media

@@ -7,14 +7,19 @@ import os
 import sys
 from pathlib import Path
 
+from workbench.cli import add_command
 from workbench.data.faces import DETECTORS
-from workbench.data.preprocess import PreprocessError, preprocess_videos
+from workbench.data.preprocess import preprocess_videos
+from workbench.data.preprocess_video import PreprocessError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``preprocess`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "preprocess",
+        run,
+        errors=(PreprocessError, ValueError),
         help="crop faces from videos into PNG frames and a frames index",
         description=(
             "Sample --frames frames evenly spaced over each video under --videos (recursively), detect "
@@ -43,26 +48,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="parallel processes (default: number of CPU cores)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Preprocess, print the summary; 1 if preprocessing could not start or any video failed."""
-    try:
-        summary = preprocess_videos(
-            args.videos,
-            args.out,
-            frames=args.frames,
-            size=args.size,
-            margin=args.margin,
-            detector=args.detector,
-            masks_dir=args.masks,
-            workers=args.workers,
-            progress=not args.no_progress,
-        )
-    except (PreprocessError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Preprocess and print the summary; 1 if any video failed."""
+    summary = preprocess_videos(
+        args.videos,
+        args.out,
+        frames=args.frames,
+        size=args.size,
+        margin=args.margin,
+        detector=args.detector,
+        masks_dir=args.masks,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     print(summary.format())
     reports = ("frames.csv", "no_face_report.csv", "unreadable_frames.csv", "failed_videos.csv")
     print(f"wrote {', '.join(str(args.out / name) for name in reports)}")

@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from workbench.cli import add_command
 from workbench.config import ConfigError
 from workbench.metrics import SCORE_METRICS
 from workbench.training.cells import RunPredictions
@@ -17,8 +18,11 @@ from workbench.training.selection import SELECTION_RULES, RecordsError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` subcommand."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "report",
+        run,
+        errors=(ReportError, ConfigError, RecordsError, FileNotFoundError),
         help="summarise runs into a results table (markdown + CSV)",
         description=(
             "Select one evaluation per run from its records.jsonl (model selection as post-processing), "
@@ -79,45 +83,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default: 1000)")
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level (default: 0.95)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default: 0)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build, print and write the report; returns 1 with a message on unusable runs."""
+    """Build, print and write the report (the library's warnings once each, after the computation)."""
     predictions = RunPredictions()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            runs, summary = report_tables(
-                args.runs,
-                rule=args.rule,
-                metric=args.metric,
-                groups=args.groups,
-                with_oracle=args.with_oracle,
+        runs, summary = report_tables(
+            args.runs,
+            rule=args.rule,
+            metric=args.metric,
+            groups=args.groups,
+            with_oracle=args.with_oracle,
+            n_boot=args.n_boot,
+            ci=args.ci,
+            seed=args.seed,
+            tune=args.tune,
+            selection_metric=args.selection_metric,
+            predictions=predictions,
+        )
+        differences = None
+        if args.baseline is not None:
+            compared = runs[runs["chosen"]] if args.tune else runs
+            differences = baseline_differences(
+                compared,
+                args.baseline,
+                list(dict.fromkeys(summary["group"])),
+                args.metric,
                 n_boot=args.n_boot,
                 ci=args.ci,
                 seed=args.seed,
-                tune=args.tune,
-                selection_metric=args.selection_metric,
                 predictions=predictions,
             )
-            differences = None
-            if args.baseline is not None:
-                compared = runs[runs["chosen"]] if args.tune else runs
-                differences = baseline_differences(
-                    compared,
-                    args.baseline,
-                    list(dict.fromkeys(summary["group"])),
-                    args.metric,
-                    n_boot=args.n_boot,
-                    ci=args.ci,
-                    seed=args.seed,
-                    predictions=predictions,
-                )
-            text = report_markdown(summary, differences)
-        except (ReportError, ConfigError, RecordsError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+        text = report_markdown(summary, differences)
     for message in dict.fromkeys(str(w.message) for w in caught):
         print(f"warning: {message}", file=sys.stderr)
     print(text, end="")

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 from workbench.analysis.callbacks import train_with_callbacks
-from workbench.cli import add_overrides_argument
-from workbench.cli.train import INTERRUPTED_HINT, USER_ERRORS
+from workbench.cli import RESUME_HINT, USER_ERRORS, CommandError, add_command, add_overrides_argument
 from workbench.config import ConfigError
 from workbench.training.checkpoint import CheckpointError
 from workbench.training.collect import SWEEP_FILE
@@ -41,8 +40,12 @@ SLURM_FLAGS: dict[str, str] = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "sweep",
+        run,
+        errors=USER_ERRORS,
+        interrupted=lambda args: f"{args.out / SWEEP_FILE} lists the runs still pending; {RESUME_HINT}",
         help="train a grid of algorithms, hyper-parameters and seeds (then: report --tune)",
         description=(
             "Plan every run (algorithm x grid combination x seed) of one config, check all their configs against "
@@ -106,7 +109,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     slurm.add_argument("--cpus-per-run", type=int, help="CPUs of each job (the run's CPU threads)")
     slurm.add_argument("--mem-gb", type=float, help="memory of each job in GB")
     slurm.add_argument("--account", help="SLURM account to charge")
-    parser.set_defaults(func=run)
 
 
 def make_launcher(args: argparse.Namespace, runs: list[SweepRun]) -> Launcher:
@@ -131,14 +133,10 @@ def make_launcher(args: argparse.Namespace, runs: list[SweepRun]) -> Launcher:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Plan, then train (or list) the sweep; returns 1 on an unusable plan or when a run failed."""
-    try:
-        runs = plan_sweep(
-            args.config, args.overrides, args.algorithms, args.seeds, [parse_axis(text) for text in args.grid]
-        )
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    """Plan, then train (or list) the sweep; returns 1 when a run failed."""
+    runs = plan_sweep(
+        args.config, args.overrides, args.algorithms, args.seeds, [parse_axis(text) for text in args.grid]
+    )
     print(f"{len(runs)} runs in {args.out}", file=sys.stderr)
     if args.dry_run:
         for planned in runs:
@@ -146,21 +144,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         launcher = make_launcher(args, runs)
-    except (ConfigError, RuntimeError) as exc:  # RuntimeError: submitit finds no SLURM here
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    try:
-        table = run_sweep(
-            runs,
-            args.out,
-            train_with_callbacks,
-            errors=USER_ERRORS + RUN_FAILURES,
-            on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr),
-            launcher=launcher,
-        )
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.out / SWEEP_FILE} lists the runs still pending; {INTERRUPTED_HINT}", file=sys.stderr)
-        return 130
+    except RuntimeError as exc:  # submitit finds no SLURM here
+        raise CommandError(str(exc)) from exc
+    table = run_sweep(
+        runs,
+        args.out,
+        train_with_callbacks,
+        errors=USER_ERRORS + RUN_FAILURES,
+        on_status=lambda row: print(f"{row['name']}: {row['status']}", file=sys.stderr),
+        launcher=launcher,
+    )
     failed = table[table["status"].str.startswith("failed")]
     print(
         f"wrote {args.out / SWEEP_FILE}: {len(table) - len(failed)} of {len(table)} runs done"

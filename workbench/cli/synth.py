@@ -6,13 +6,16 @@ import argparse
 
 import pandas as pd
 
+from workbench.cli import add_command
 from workbench.data.manifest import read_manifest
 from workbench.data.synthetic import generate_benchmark
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "synth",
+        run,
         help="render the synthetic multi-domain face-forgery benchmark",
         description=(
             "Render the procedural face-forgery benchmark (SYN: reals + SWAP/REENACT/GAN/NT source domains; "
@@ -34,7 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes; the output does not depend on it")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

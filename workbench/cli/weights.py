@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workbench.cli import add_command
 from workbench.models.weights import PretrainedWeightsError, fetch, import_file
 
 
@@ -21,17 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    fetching = actions.add_parser("fetch", help="download timm's pretrained weights of each model into the cache")
+    fetching = add_command(
+        actions, "fetch", run_fetch, help="download timm's pretrained weights of each model into the cache"
+    )
     fetching.add_argument("names", nargs="+", help="timm model names, e.g. efficientnet_b4 legacy_xception")
-    fetching.set_defaults(func=run_fetch)
-    importing = actions.add_parser("import", help="put a downloaded checkpoint where timm's offline loading finds it")
+    importing = add_command(
+        actions,
+        "import",
+        run_import,
+        errors=(FileNotFoundError, PretrainedWeightsError, RuntimeError),
+        help="put a downloaded checkpoint where timm's offline loading finds it",
+    )
     importing.add_argument("name", help="timm model name")
     importing.add_argument(
         "file",
         help="the checkpoint timm would download (model.safetensors, pytorch_model.bin, "
         "or the file at the model's URL)",
     )
-    importing.set_defaults(func=run_import)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -50,9 +57,5 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    try:
-        print(f"{args.name}: {import_file(args.name, args.file)}")
-    except (FileNotFoundError, PretrainedWeightsError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    print(f"{args.name}: {import_file(args.name, args.file)}")
     return 0
