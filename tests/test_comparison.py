@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from workbench.cli import report as report_cli
+from workbench.cli import run_command
 from workbench.data.manifest import video_keys
 from workbench.metrics import compute_metrics, percentile_interval, video_bootstrap_statistics
 from workbench.training.cells import ReportError
@@ -163,11 +164,18 @@ def test_cli_baseline_prints_and_writes_the_differences(tmp_path, capsys):
     args = parser.parse_args(
         ["report", *map(str, runs), "--baseline", "erm", "--n-boot", "50", "--out", str(tmp_path / "out")]
     )
-    assert args.func(args) == 0
+    assert run_command(args) == 0
     printed = capsys.readouterr().out
     assert "Differences to erm:" in printed and "| algorithm | backbone | Δ source_test | Δ target/A |" in printed
     assert (tmp_path / "out" / "report.md").read_text() == printed
     written = pd.read_csv(tmp_path / "out" / "differences.csv")
     assert list(written["group"]) == [*GROUPS, "held_out_mean", "gap"] and set(written["algorithm"]) == {"roga"}
     args = parser.parse_args(["report", *map(str, runs), "--baseline", "sam", "--out", str(tmp_path / "out2")])
-    assert args.func(args) == 1 and "no runs of the baseline 'sam'" in capsys.readouterr().err
+    assert run_command(args) == 1 and "no runs of the baseline 'sam'" in capsys.readouterr().err
+
+
+def test_a_record_value_that_is_not_a_number_is_refused_as_the_results_table_refuses_it(tmp_path):
+    runs = collect([make_run(tmp_path, "erm", 0), make_run(tmp_path, "roga", 0)])
+    runs.loc[runs["algorithm"] == "roga", "target/A:auc"] = "0.9x"
+    with pytest.raises(ReportError, match=r"roga.*: target/A:auc = '0.9x' is not a number"):
+        baseline_differences(runs, "erm", GROUPS, n_boot=10)

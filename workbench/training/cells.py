@@ -36,6 +36,17 @@ class ReportError(ValueError):
     """Run directories that cannot be reported; the message names the run and file at fault."""
 
 
+def numeric_column(cell: pd.DataFrame, column: str) -> pd.Series:
+    """A column of collected run values as numbers (missing stays NaN); a value that is not a number is refused,
+    naming the run and the value."""
+    values = pd.to_numeric(cell[column], errors="coerce")
+    bad = values.isna() & cell[column].notna()
+    if bad.any():
+        run = cell.loc[bad, "run_dir"].iloc[0]
+        raise ReportError(f"{run}: {column} = {cell.loc[bad, column].iloc[0]!r} is not a number")
+    return values
+
+
 class RunPredictions:
     """Reads each run's ``predictions.csv`` once and hands out the rows of a run's selected record."""
 

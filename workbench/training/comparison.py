@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.metrics import LOWER_IS_BETTER, percentile_interval, video_bootstrap_statistics
-from workbench.training.cells import NO_INTERVAL, ReportError, RunPredictions
+from workbench.training.cells import NO_INTERVAL, ReportError, RunPredictions, numeric_column
 from workbench.training.table_text import escape, outward_interval
 
 HELD_OUT_MEAN, GAP = "held_out_mean", "gap"
@@ -47,7 +47,8 @@ DIFFERENCE_COLUMNS: tuple[str, ...] = (
 
 
 def _values(cell: pd.DataFrame, group: str, metric: str) -> pd.Series:
-    return pd.to_numeric(cell[f"{group}:{metric}"], errors="coerce").dropna()
+    """The runs' defined values of ``metric`` on ``group``; a value that is not a number is refused."""
+    return numeric_column(cell, f"{group}:{metric}").dropna()
 
 
 def _baseline_cell(members: pd.DataFrame, baseline: str, where: str) -> pd.DataFrame:

@@ -167,6 +167,32 @@ def _outcome(job: Job[Any]) -> str:
         return _failure(job)
 
 
+def _watch(
+    running: dict[Any, tuple[RunJob, Job[Any]]],
+    submit: Callable[[], list[RunJob]],
+    cancel: Callable[[Job[Any]], None],
+    poll_s: float,
+) -> Launched:
+    """The poll loop of the launchers: ``submit()`` starts what it can (adding it to ``running``) and returns
+    those jobs; each is yielded as started ``(job, None)`` and again with its outcome when done. Jobs still
+    running when the loop is closed (the sweep interrupted) are cancelled."""
+    try:
+        while True:
+            for job in submit():
+                yield job, None
+            if not running:
+                return
+            for key, (job, submitted) in list(running.items()):
+                if submitted.done():
+                    del running[key]
+                    yield job, _outcome(submitted)
+            if running:
+                time.sleep(poll_s)
+    finally:
+        for _, submitted in running.values():
+            cancel(submitted)
+
+
 class LocalPoolLauncher:
     """N runs at once on this machine, each in its own process through a submitit :class:`LocalExecutor`
     per slot (so the slot's GPU is the only one the run sees and it holds one run at a time)."""
@@ -187,23 +213,18 @@ class LocalPoolLauncher:
     def launch(self, jobs: Sequence[RunJob]) -> Launched:
         pending = list(jobs)
         running: dict[int, tuple[RunJob, Job[Any]]] = {}
-        try:
-            while pending or running:
-                for index in [i for i in range(len(self.slots)) if i not in running][: len(pending)]:
-                    job = pending.pop(0)
-                    job = dataclasses.replace(job, config=slot_config(job.config, self.slots[index]))
-                    running[index] = (job, self.executors[index].submit(job))
-                    self._ids[job.name] = f"local job {running[index][1].job_id}"
-                    yield job, None
-                for index, (job, submitted) in list(running.items()):
-                    if submitted.done():
-                        del running[index]
-                        yield job, _outcome(submitted)
-                if running:
-                    time.sleep(self.poll_s)
-        finally:
-            for _, submitted in running.values():
-                submitted.cancel()
+
+        def fill_free_slots() -> list[RunJob]:
+            started = []
+            for index in [i for i in range(len(self.slots)) if i not in running][: len(pending)]:
+                job = pending.pop(0)
+                job = dataclasses.replace(job, config=slot_config(job.config, self.slots[index]))
+                running[index] = (job, self.executors[index].submit(job))
+                self._ids[job.name] = f"local job {running[index][1].job_id}"
+                started.append(job)
+            return started
+
+        return _watch(running, fill_free_slots, lambda submitted: submitted.cancel(), self.poll_s)
 
     def where(self, job: RunJob) -> str:
         return self._ids[job.name]
@@ -225,24 +246,17 @@ class SlurmLauncher:
             self.executor.parameters.get("cpus_per_task") or 1,
         )
         jobs = [dataclasses.replace(job, config=slot_config(job.config, slot)) for job in jobs]
-        if not jobs:
-            return
-        submitted = self.executor.submit_array(jobs)
-        running = dict(zip([job.name for job in jobs], zip(jobs, submitted)))
-        try:
-            for job, array_job in running.values():
-                self._ids[job.name] = f"slurm job {array_job.job_id}"
-                yield job, None
-            while running:
-                for name, (job, array_job) in list(running.items()):
-                    if array_job.done():
-                        del running[name]
-                        yield job, _outcome(array_job)
-                if running:
-                    time.sleep(self.poll_s)
-        finally:
-            for _, array_job in running.values():
-                array_job.cancel(check=False)
+        running: dict[str, tuple[RunJob, Job[Any]]] = {}
+        if jobs:
+            running = dict(zip([job.name for job in jobs], zip(jobs, self.executor.submit_array(jobs))))
+        for job, array_job in running.values():
+            self._ids[job.name] = f"slurm job {array_job.job_id}"
+        unannounced = [list(jobs)]
+
+        def announce_once() -> list[RunJob]:  # the whole array was submitted at once
+            return unannounced.pop() if unannounced else []
+
+        return _watch(running, announce_once, lambda array_job: array_job.cancel(check=False), self.poll_s)
 
     def where(self, job: RunJob) -> str:
         return self._ids[job.name]

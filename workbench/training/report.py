@@ -28,20 +28,18 @@ import numpy as np
 import pandas as pd
 
 from workbench.metrics import SCORE_METRICS, video_bootstrap_ci
-from workbench.training.cells import NO_INTERVAL, SEED_BOOTSTRAP, VIDEO_BOOTSTRAP, ReportError, RunPredictions
+from workbench.training.cells import (
+    NO_INTERVAL,
+    SEED_BOOTSTRAP,
+    VIDEO_BOOTSTRAP,
+    ReportError,
+    RunPredictions,
+    numeric_column,
+)
 from workbench.training.collect import CELL_KEYS, collect, default_groups, expand_sweeps, groups_in
 from workbench.training.comparison import differences_markdown
 from workbench.training.table_text import format_cell, to_markdown
 from workbench.training.tuning import tune_variants, tuning_notes
-
-
-def _numeric(cell: pd.DataFrame, column: str) -> pd.Series:
-    values = pd.to_numeric(cell[column], errors="coerce")
-    bad = values.isna() & cell[column].notna()
-    if bad.any():
-        run = cell.loc[bad, "run_dir"].iloc[0]
-        raise ReportError(f"{run}: {column} = {cell.loc[bad, column].iloc[0]!r} is not a number")
-    return values
 
 
 def _undefined(cell: pd.DataFrame, group: str, metric: str) -> str:
@@ -103,7 +101,7 @@ def summarise(
     rows = []
     for keys, cell in df.groupby(list(CELL_KEYS), sort=False, dropna=False):
         for group in groups:
-            column = _numeric(cell, f"{group}:{metric}")
+            column = numeric_column(cell, f"{group}:{metric}")
             present = cell[column.notna()]
             values = column.dropna().to_numpy(dtype=float)
             if len(values):

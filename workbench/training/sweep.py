@@ -29,7 +29,6 @@ import pandas as pd
 from workbench.algorithms import ALGORITHMS, hparam_spec
 from workbench.atomic import atomic_path
 from workbench.config import (
-    RUN_SPECIFIC_KEYS,
     ConfigError,
     check_checkpoint_rules_usable,
     load_config,
@@ -38,6 +37,7 @@ from workbench.config import (
 )
 from workbench.data.manifest import ManifestError
 from workbench.project import merge_overrides, resolve_project_paths
+from workbench.saved_config import RUN_SPECIFIC_KEYS
 from workbench.training.collect import SWEEP_ALREADY_DONE, SWEEP_FILE
 from workbench.training.launchers import Launcher, RunJob, SerialLauncher
 from workbench.training.pipeline import training_protocol
@@ -196,15 +196,17 @@ def check_existing(run: SweepRun, run_dir: Path) -> None:
     )
 
 
-def existing_status(run: SweepRun, run_dir: Path) -> str | None:
+def existing_status(run: SweepRun, run_dir: Path, refuse: bool = False) -> str | None:
     """What ``run_dir`` already holds for ``run``: ``"already done"``, a failure, or None (train or resume it).
 
     Changing ``--set`` or ``--config`` never passes old runs off as new ones: a run that
-    :func:`check_existing` refuses fails, naming the keys.
+    :func:`check_existing` refuses fails, naming the keys (``refuse``: raises its :class:`RunConfigError`).
     """
     try:
         check_existing(run, run_dir)
     except RunConfigError as exc:
+        if refuse:
+            raise
         return f"failed: {exc}"
     return SWEEP_ALREADY_DONE if RunDir(run_dir).done else None
 
@@ -260,6 +262,7 @@ def run_sweep(
     errors: tuple[type[Exception], ...] = (Exception,),
     on_status: Callable[[dict[str, Any]], None] | None = None,
     launcher: Launcher | None = None,
+    statuses: Mapping[str, str | None] | None = None,
 ) -> pd.DataFrame:
     """Train each planned run in ``out_dir/<name>`` with ``train_run(config, run_dir)``; return the status table.
 
@@ -273,6 +276,7 @@ def run_sweep(
     finishes: one row per run of this and earlier calls, planned runs not yet reached keep their earlier
     row or are ``pending`` (so an interrupted sweep still lists them), a run executing elsewhere is
     ``running``, and column ``job`` says where each run executed. ``on_status`` sees each finished row.
+    ``statuses``: each run's :func:`existing_status` when the caller has already checked them.
     Returns this call's rows, in the planned order.
     """
     out = Path(out_dir)
@@ -307,7 +311,7 @@ def run_sweep(
 
     jobs = []
     for run in runs:
-        status = existing_status(run, out / run.name)
+        status = existing_status(run, out / run.name) if statuses is None else statuses[run.name]
         if status is None:
             jobs.append(RunJob(run.name, run.config, out / run.name, train_run, errors))
         else:
@@ -333,7 +337,6 @@ def ensure_runs(
     the keys) before anything trains, and a training error is raised as it is. Returns the run directories.
     """
     out = Path(out_dir)
-    for run in runs:
-        check_existing(run, out / run.name)
-    run_sweep(runs, out, train_run, errors=())
+    statuses = {run.name: existing_status(run, out / run.name, refuse=True) for run in runs}
+    run_sweep(runs, out, train_run, errors=(), statuses=statuses)
     return [out / run.name for run in runs]
