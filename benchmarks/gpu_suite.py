@@ -14,7 +14,7 @@ Records (one JSON line each, flushed as it is made):
   and TF32 on EfficientNet-B4.
 - ``trainer.jsonl``: ``benchmarks.trainer_overhead`` at the paper setting (EfficientNet-B4, 256 px,
   batch 32, bf16, channels-last) on the embedded benchmark: the trainer's ERM loop against a bare
-  timm loop on the same batches (the issue's ≥ 0.95× goal).
+  timm loop on the same batches (goal in docs/performance.md).
 - ``nccl.jsonl``: a one-process NCCL group: the update's all-reduce captured inside the CUDA graph.
 
 Order (:func:`sections`), most important first, so that a run cut short still answers the main

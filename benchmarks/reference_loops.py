@@ -1,11 +1,12 @@
-"""Plain PyTorch implementations of some updates, written without the workbench's machinery, as the
+"""Plain PyTorch implementations of the registry's updates, written without the workbench's machinery, as the
 reference the throughput benchmark holds the library to (``benchmarks/throughput.py``, ``plain-*``).
 
-Each is what a researcher would write directly: per-parameter ``.grad`` tensors, ``torch._foreach_*``
-for perturbations and restores, one ``loss.item()`` per step (the trainer's one synchronisation), the
-same base optimizer. BatchNorm running statistics are saved and restored around perturbed passes, as
-the library's updates leave them. ``tests/test_throughput.py`` checks that each computes the library's
-update, so the timings compare like with like.
+Each is what a researcher would write directly (DomainBed's code shape where DomainBed has the method):
+per-parameter ``.grad`` tensors, ``torch._foreach_*`` for perturbations and restores, one ``.item()`` per
+step (the trainer's one synchronisation), the same base optimizer. BatchNorm running statistics are saved
+and restored around perturbed passes, as the library's updates leave them. ``tests/test_throughput.py``
+checks that each computes the library's update, so the timings compare like with like. ERM's reference is
+the benchmark's bare timm loop; Mixup, MLDG and Fishr have none yet.
 """
 
 from __future__ import annotations
@@ -162,8 +163,12 @@ def plain_roga(model: nn.Module, optimizer: torch.optim.Optimizer, rho: float = 
     return step
 
 
-def plain_andmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float = 1.0) -> Step:
-    """AND-mask as DomainBed writes it: per-domain gradients, a per-tensor sign-agreement mask."""
+Mask = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _gradient_mask(model: nn.Module, optimizer: torch.optim.Optimizer, mask_of: Mask) -> Step:
+    """DomainBed's AND-mask loop: per-domain gradients; per parameter tensor, step with mask·ḡ/(1e-10 + mean(mask))
+    for the mask ``mask_of`` makes of the stacked gradients ``[K, ...]``."""
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step(batches: Batches) -> None:
@@ -174,37 +179,31 @@ def plain_andmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float
             per_domain.append(_gradients(model, loss, params))
         for i, p in enumerate(params):
             grads = torch.stack([domain[i] for domain in per_domain])
-            mask = (torch.sign(grads).mean(0).abs() >= tau).to(grads.dtype)
+            mask = mask_of(grads)
             p.grad = mask * grads.mean(0) / (1e-10 + mask.mean())
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         torch.stack(losses).mean().item()
 
     return step
+
+
+def plain_andmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float = 1.0) -> Step:
+    """AND-mask as DomainBed writes it: keep the entries whose domains' gradient signs agree (≥ τ)."""
+    return _gradient_mask(model, optimizer, lambda grads: (torch.sign(grads).mean(0).abs() >= tau).to(grads.dtype))
 
 
 def plain_sandmask(model: nn.Module, optimizer: torch.optim.Optimizer, tau: float = 1.0, k: float = 10.0) -> Step:
-    """SAND-mask as DomainBed writes it: AND-mask's passes, a smooth per-tensor mask from the gradient variance."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SAND-mask as DomainBed writes it: a smooth mask from the sign agreement and the gradient variance."""
 
-    def step(batches: Batches) -> None:
-        per_domain, losses = [], []
-        for x, y in batches:
-            loss = F.cross_entropy(model(x), y)
-            losses.append(loss.detach())
-            per_domain.append(_gradients(model, loss, params))
-        for i, p in enumerate(params):
-            grads = torch.stack([domain[i] for domain in per_domain])
-            variance = grads.var(dim=0)
-            variance[torch.isnan(variance)] = 1e-17
-            mask = torch.tanh(k * variance.reciprocal() * (torch.sign(grads).mean(0).abs() - tau)).clamp_min(0.0)
-            mask[torch.isnan(mask)] = 1e-17
-            p.grad = mask * grads.mean(0) / (1e-10 + mask.mean())
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        torch.stack(losses).mean().item()
+    def mask_of(grads: torch.Tensor) -> torch.Tensor:
+        variance = grads.var(dim=0)
+        variance[torch.isnan(variance)] = 1e-17
+        mask = torch.tanh(k * variance.reciprocal() * (torch.sign(grads).mean(0).abs() - tau)).clamp_min(0.0)
+        mask[torch.isnan(mask)] = 1e-17
+        return mask
 
-    return step
+    return _gradient_mask(model, optimizer, mask_of)
 
 
 def plain_fish(model: nn.Module, optimizer: torch.optim.Optimizer, meta_lr: float = 0.5) -> Step:

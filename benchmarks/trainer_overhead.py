@@ -16,8 +16,8 @@ prepared by the trainer beforehand and held on the device: no data pipeline, no 
 ``--steps`` untimed steps and then ``--steps`` timed ones.
 
 Trainer and bare loop alternate ``--repeats`` times; one JSON line per timed run, then a summary
-line with the median of each and ``ratio`` = median trainer img/s ÷ median bare img/s (the issue's
-goal on the GPU: ≥ 0.95).
+line with the median of each and ``ratio`` = median trainer img/s ÷ median bare img/s (its goal:
+docs/performance.md).
 """
 
 from __future__ import annotations
