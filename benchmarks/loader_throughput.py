@@ -37,7 +37,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from workbench.data.images import FrameDataset, collate_frames
-from workbench.data.synthetic_faces import capture, jpeg, render_face, sample_camera, sample_identity, sample_poses
+from workbench.data.synthetic_faces import capture, jpeg, render_face
+from workbench.data.synthetic_identities import sample_camera, sample_identity, sample_poses
 
 FORMATS: dict[str, str] = {"png": ".png", "jpeg": ".jpg"}
 FRAMES_PER_IDENTITY = 32

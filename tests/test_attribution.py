@@ -11,42 +11,12 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from tiny_models import live_timm_model
 from torch import nn
 
-from workbench.analysis.attribution import (
-    LAYER_METHODS,
-    METHODS,
-    AttributionOptions,
-    GradCAM,
-    attribute,
-    chosen_layers,
-    compare_methods,
-    default_layer_name,
-    feature_stages,
-    gradcam_maps,
-    localisation_by_depth,
-    localisation_by_domain,
-    localisation_scores,
-    localisation_table,
-    mean_over_domains,
-    stage_sizes,
-    untrained_twin,
-)
-from workbench.data.frames import Frames
-
-
-def _model(name: str, **kwargs) -> nn.Module:
-    torch.manual_seed(0)
-    model = timm.create_model(name, pretrained=False, num_classes=2, **kwargs)
-    with torch.no_grad():  # timm zero-inits the last BN of residual blocks; randomise so every layer is live
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.normal_(1.0, 0.5)
-                module.bias.normal_(0.0, 0.2)
-        # random heads often give a fake-logit CAM that is zero everywhere after the ReLU; a
-        # non-negative fake row keeps the maps non-trivial so the comparisons below mean something
-        model.get_classifier().weight[1].abs_()
-    return model
+from workbench.analysis.attribution import LAYER_METHODS, METHODS, AttributionOptions, GradCAM, attribute
+from workbench.analysis.attribution_layers import stage_sizes
+from workbench.analysis.localisation import localisation_scores
 
 
 def reference_gradcam(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -75,44 +45,6 @@ def reference_gradcam(model: nn.Module, layer: str, x: torch.Tensor, target: int
     return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False).detach()
 
 
-@pytest.mark.parametrize(
-    "name, size, expected",
-    [
-        ("test_resnet", 64, "layer2"),  # stages at 64 px: 32, 16, 8, 4, 2 cells
-        ("test_resnet", 32, "layer1"),
-        ("test_resnet", 160, "layer3"),  # its design size: layer4 would be 5 × 5
-        ("test_resnet", 299, "layer4"),  # 10 × 10
-        ("test_resnet", 8, "act1"),  # no stage reaches 8 × 8: the largest map
-        ("test_efficientnet", 64, "blocks.2"),
-        ("legacy_xception", 299, "act4"),  # the paper's Xception keeps its last stage (10 × 10)
-        ("legacy_xception", 96, "block3.rep.0"),
-        ("test_vit", 64, "blocks.5.norm1"),  # 4 × 4 patches at every block: the deepest; class-token pooling
-        ("test_vit2", 160, "blocks.7"),  # average pooling: the last block's output tokens
-    ],
-)
-def test_default_layer_is_the_deepest_stage_of_at_least_8_by_8(name, size, expected):
-    model = timm.create_model(name, pretrained=False, num_classes=2)
-    assert default_layer_name(model, size) == expected
-    assert GradCAM(model, input_size=size).layer_name == expected
-
-
-def test_stage_sizes_follow_the_strides_and_the_design_size_is_the_default():
-    model = timm.create_model("test_resnet", pretrained=False, num_classes=2)
-    sizes = stage_sizes(model, (64, 96))
-    assert list(sizes.index) == ["act1", "layer1", "layer2", "layer3", "layer4"] == feature_stages(model)
-    assert list(sizes["height"]) == [64 // s for s in (2, 4, 8, 16, 32)]
-    assert list(sizes["width"]) == [96 // s for s in (2, 4, 8, 16, 32)] and list(sizes["depth"]) == [0, 1, 2, 3, 4]
-    assert default_layer_name(model) == "layer3"  # pretrained_cfg input size 160: layer3 is 10 × 10
-    assert GradCAM(model).layer_name == "layer3"
-    vit = timm.create_model("test_vit", pretrained=False, num_classes=2)
-    assert feature_stages(vit)[-1] == "blocks.5.norm1"
-    assert stage_sizes(vit, 64).loc["blocks.5.norm1", "height"] == 4  # the 16 px patch grid
-    models = {"erm": model, "vit": vit}
-    chosen = chosen_layers(models, 64)
-    assert chosen.loc["erm"].tolist() == ["layer2", 8, 8, True] and chosen.loc["vit", "layer"] == "blocks.5.norm1"
-    assert chosen_layers({"erm": model}, 64, "layer3").loc["erm"].tolist() == ["layer3", 4, 4, False]
-
-
 CASES = [
     ("test_resnet", "layer4", 64),
     ("test_resnet", "layer4.0.bn2", 64),  # followed by `x += shortcut` and an in-place ReLU
@@ -127,7 +59,7 @@ CASES = [
 
 @pytest.mark.parametrize("name, layer, size", CASES)
 def test_gradcam_matches_reference(name, layer, size):
-    model = _model(name)
+    model = live_timm_model(name)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     cams = GradCAM(model, layer).attribute(x, target=1)
     expected = reference_gradcam(model, layer, x, target=1)
@@ -139,7 +71,7 @@ def test_gradcam_matches_reference(name, layer, size):
 
 def test_in_place_hazard_is_real_for_bn_before_in_place_add():
     """A hook that keeps the output without protecting it sees values overwritten by `x += shortcut`."""
-    model = _model("test_resnet").eval()
+    model = live_timm_model("test_resnet").eval()
     x = torch.randn(1, 3, 64, 64)
     kept, snapshot = {}, {}
 
@@ -153,14 +85,14 @@ def test_in_place_hazard_is_real_for_bn_before_in_place_add():
 
 
 def test_class_token_vit_needs_the_norm1_layer():
-    model = _model("test_vit")
+    model = live_timm_model("test_vit")
     x = torch.randn(2, 3, 64, 64)
     assert GradCAM(model, "blocks.5").attribute(x).abs().sum() == 0
     assert GradCAM(model).attribute(x).abs().sum() > 0
 
 
 def test_restores_modes_and_leaves_no_gradients():
-    model = _model("test_resnet")
+    model = live_timm_model("test_resnet")
     model.train()
     model.layer1.eval()
     flags = {name: module.training for name, module in model.named_modules()}
@@ -173,7 +105,7 @@ def test_restores_modes_and_leaves_no_gradients():
 
 
 def test_per_sample_targets_and_normalisation():
-    model = _model("test_resnet")
+    model = live_timm_model("test_resnet")
     x = torch.randn(3, 3, 64, 64)
     gradcam = GradCAM(model)
     mixed = gradcam.attribute(x, target=[0, 1, 0])
@@ -188,7 +120,7 @@ def test_per_sample_targets_and_normalisation():
 
 
 def test_bad_layer_and_input_are_rejected():
-    model = _model("test_resnet")
+    model = live_timm_model("test_resnet")
     with pytest.raises(
         ValueError, match="no submodule named 'layer9'; its feature stages are act1, layer1, layer2, layer3, layer4"
     ):
@@ -212,7 +144,7 @@ def test_bad_layer_and_input_are_rejected():
     with pytest.raises(ValueError, match="emits NHWC feature maps"):
         GradCAM(channels_last, "0")
     with pytest.raises(ValueError, match=r"'head' returned shape \(2, 2\); expected a map"):
-        GradCAM(_model("test_vit"), "head").attribute(torch.randn(2, 3, 64, 64))
+        GradCAM(live_timm_model("test_vit"), "head").attribute(torch.randn(2, 3, 64, 64))
 
 
 class LeftHalfDetector(nn.Module):
@@ -318,7 +250,7 @@ def test_guided_gradcam_matches_a_hand_computation():
 
 
 def test_guided_backprop_is_unaffected_by_in_place_relus():
-    model = _model("test_resnet")
+    model = live_timm_model("test_resnet")
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     plain = copy.deepcopy(model)
     for module in plain.modules():
@@ -332,7 +264,7 @@ def test_guided_backprop_is_unaffected_by_in_place_relus():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_restores_modes_and_leaves_no_gradients(method):
-    model = _model("test_resnet")
+    model = live_timm_model("test_resnet")
     model.train()
     model.layer1.eval()
     flags = {name: module.training for name, module in model.named_modules()}
@@ -342,166 +274,6 @@ def test_every_method_restores_modes_and_leaves_no_gradients(method):
     assert all(p.grad is None for p in model.parameters())
     for key, value in model.state_dict().items():
         assert torch.equal(value, state[key]), key
-
-
-def test_localisation_scores_by_hand():
-    cams = np.array([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]], [[5.0, 1.0], [1.0, 1.0]]])
-    masks = np.array([[[0.9, 0.0], [0.2, 0.6]], [[1.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
-    scores = localisation_scores(cams, masks)
-    assert scores.loc[0, "energy_in_mask"] == pytest.approx((1 + 4) / 10)  # 0.2 is below the threshold
-    assert scores.loc[0, "pointing_hit"] == 1
-    assert scores.loc[0, "mask_fraction"] == 0.5
-    assert np.isnan(scores.loc[1, "energy_in_mask"]) and scores.loc[1, "reason"] == "CAM is zero everywhere"
-    assert np.isnan(scores.loc[2, "pointing_hit"]) and scores.loc[2, "reason"] == "mask is empty"
-    assert pd.isna(scores.loc[0, "reason"])
-    loose = localisation_scores(cams[:1], masks[:1], threshold=0.1)
-    assert loose.loc[0, "energy_in_mask"] == pytest.approx((1 + 3 + 4) / 10)
-
-
-def test_pointing_game_scores_a_plateau_of_tied_maxima_by_its_share_in_the_mask():
-    """An upsampled coarse CAM peaks on a plateau: 3 of its 4 maximum pixels in the mask score 0.75."""
-    cam = np.array([[[2.0, 2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 1.0]]])
-    mask = np.array([[[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
-    assert localisation_scores(cam, mask).loc[0, "pointing_hit"] == pytest.approx(0.75)
-
-
-def test_localisation_by_domain_means_defined_images():
-    cams = np.zeros((4, 2, 2))
-    cams[:, 0, 0] = 1.0
-    cams[1, 1, 1] = 3.0
-    masks = np.zeros((4, 2, 2))
-    masks[:, 0, 0] = 1.0
-    masks[3] = 0.0  # e.g. a real face: no manipulated region
-    table = localisation_by_domain(cams, masks, ["A", "A", "B", "B"])
-    assert list(table.index) == ["A", "B"]
-    assert table.loc["A", "energy_in_mask"] == pytest.approx((1.0 + 0.25) / 2)
-    assert table.loc["A", "pointing_game"] == pytest.approx(0.5)
-    assert table.loc["B", "energy_in_mask"] == pytest.approx(1.0)
-    assert table.loc["B", "n"] == 2 and table.loc["B", "n_undefined"] == 1
-    assert table.loc["A", "n_undefined"] == 0
-    assert table.loc["B", "mask_fraction"] == pytest.approx(0.25)  # chance over the scored image only
-    assert np.isnan(localisation_by_domain(np.zeros((1, 2, 2)), masks[:1], ["C"]).loc["C", "mask_fraction"])
-
-
-def test_localisation_input_errors():
-    with pytest.raises(ValueError, match="shape"):
-        localisation_scores(np.ones((2, 4, 4)), np.ones((2, 8, 8)))
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        localisation_scores(np.ones((1, 2, 2)), np.full((1, 2, 2), 255.0))
-    with pytest.raises(ValueError, match="non-negative"):
-        localisation_scores(-np.ones((1, 2, 2)), np.ones((1, 2, 2)))
-    with pytest.raises(ValueError, match="3 domain names for 2 CAMs"):
-        localisation_by_domain(np.ones((2, 2, 2)), np.ones((2, 2, 2)), ["A", "B", "C"])
-
-
-def test_gradcam_maps_feed_each_model_its_own_normalisation_and_tabulate_by_domain():
-    resnet, xception = _model("test_resnet"), _model("legacy_xception")  # different pretrained_cfg mean/std
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (3, 3, 64, 64), generator=gen, dtype=torch.uint8)
-    masks = np.zeros((3, 64, 64))
-    masks[:, :32] = 1.0
-    frames = Frames(pd.DataFrame({"domain": ["A", "A", "B"], "label": [1, 1, 1]}), images, masks)
-    cams = gradcam_maps({"resnet": resnet, "xception": xception}, frames)
-    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    for name, model in (("resnet", resnet), ("xception", xception)):
-        x = (images.float() / 255.0 - 0.5) / 0.5  # both backbones are trained with mean = std = 0.5
-        expected = GradCAM(model, input_size=64).attribute(x, target=1, normalize=True)[:, 0].numpy()
-        np.testing.assert_allclose(cams[name], expected, atol=1e-6)
-    # ImageNet statistics would have given the resnet clearly different maps.
-    wrong = GradCAM(resnet, input_size=64).attribute(frames.inputs(*imagenet), target=1, normalize=True)[:, 0].numpy()
-    assert np.abs(cams["resnet"] - wrong).max() > 0.05
-    table = localisation_table(cams, frames)
-    assert list(zip(table["algorithm"], table["domain"])) == [
-        ("resnet", "A"),
-        ("resnet", "B"),
-        ("xception", "A"),
-        ("xception", "B"),
-    ]
-    direct = localisation_by_domain(cams["xception"], masks, frames.domains)
-    row = table[(table["algorithm"] == "xception") & (table["domain"] == "B")].iloc[0]
-    assert row["energy_in_mask"] == pytest.approx(direct.loc["B", "energy_in_mask"])
-    assert row["mask_fraction"] == pytest.approx(0.5) and row["n"] == 1
-
-
-def depth_frames(size: int = 32) -> Frames:
-    gen = torch.Generator().manual_seed(7)
-    images = torch.randint(0, 256, (4, 3, size, size), generator=gen, dtype=torch.uint8)
-    masks = np.zeros((4, size, size))
-    masks[:, : size // 2, : size // 2] = 1.0
-    masks[3] = 0.0  # one frame without a mask: no score
-    return Frames(pd.DataFrame({"domain": ["A", "A", "B", "B"], "label": [1, 1, 1, 1]}), images, masks)
-
-
-def test_localisation_by_depth_scores_every_stage_as_a_direct_computation_does():
-    frames = depth_frames()
-    model = _model("test_resnet")
-    table = localisation_by_depth({"erm": model}, frames)
-    assert list(dict.fromkeys(table["layer"])) == feature_stages(model)
-    assert list(table.drop_duplicates("layer")["height"]) == [16, 8, 4, 2, 1]
-    x = frames.inputs((0.5,) * 3, (0.5,) * 3)
-    for layer in ("act1", "layer2"):
-        direct = localisation_by_domain(GradCAM(model, layer).attribute(x)[:, 0].numpy(), frames.masks, frames.domains)
-        rows = table[table["layer"] == layer].set_index("domain")
-        np.testing.assert_allclose(
-            rows[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
-            direct[["energy_in_mask", "pointing_game", "mask_fraction"]].to_numpy(),
-        )
-        assert rows.loc["B", "n_undefined"] == 1
-    chosen = localisation_by_depth({"erm": model}, frames, layers=["layer1"])
-    assert list(chosen["layer"]) == ["layer1", "layer1"] and list(chosen["depth"]) == [0, 0]
-
-
-def test_compare_methods_scores_and_times_every_method():
-    frames = depth_frames()
-    model = _model("test_resnet")
-    result = compare_methods({"erm": model}, frames, methods=("gradcam", "saliency", "occlusion"), layer="layer1")
-    assert list(result.maps) == ["gradcam", "saliency", "occlusion"]
-    table = result.table
-    assert list(zip(table["method"], table["domain"])) == [(m, d) for m in result.maps for d in ("A", "B")]
-    assert (table["seconds_per_image"] > 0).all()
-    x = frames.inputs((0.5,) * 3, (0.5,) * 3)
-    expected = attribute(model, x, "gradcam", layer="layer1", normalize=True)[:, 0].numpy()
-    np.testing.assert_allclose(result.maps["gradcam"]["erm"], expected, atol=1e-6)
-    for method, maps in result.maps.items():
-        assert maps["erm"].max() == pytest.approx(1.0)
-        direct = localisation_by_domain(maps["erm"], frames.masks, frames.domains)
-        np.testing.assert_allclose(table[table["method"] == method]["energy_in_mask"], direct["energy_in_mask"])
-    with pytest.raises(ValueError, match=r"unknown attribution method\(s\) \['cam'\]"):
-        compare_methods({"erm": model}, frames, methods=("cam",))
-
-
-def test_untrained_twin_is_the_architecture_with_seeded_random_weights():
-    state = torch.random.get_rng_state()
-    twin = untrained_twin({"name": "test_resnet", "kwargs": {"drop_rate": 0.1}}, seed=3)
-    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is untouched
-    again = untrained_twin({"name": "test_resnet", "kwargs": {"drop_rate": 0.1}}, seed=3)
-    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(), again.state_dict().values()))
-    other = untrained_twin({"name": "test_resnet"}, seed=4)
-    assert not torch.equal(twin.conv1[0].weight, other.conv1[0].weight)
-    assert twin.num_classes == 2 and twin.drop_rate == 0.1 and not twin.training
-
-
-def test_mean_over_domains_weighs_domains_equally_and_keeps_constant_columns():
-    table = pd.DataFrame(
-        {
-            "algorithm": ["erm"] * 4,
-            "layer": ["a", "a", "b", "b"],
-            "depth": [0, 0, 1, 1],
-            "domain": ["A", "B"] * 2,
-            "energy_in_mask": [0.2, 0.6, 0.1, np.nan],
-            "pointing_game": [0.0, 1.0, 1.0, np.nan],
-            "mask_fraction": [0.1, 0.3, 0.1, np.nan],
-            "n": [10, 2, 10, 2],
-            "n_undefined": [0, 0, 0, 2],
-        }
-    )
-    means = mean_over_domains(table, ["algorithm", "layer"])
-    assert list(means["layer"]) == ["a", "b"] and list(means["depth"]) == [0, 1]
-    np.testing.assert_allclose(means["energy_in_mask"], [0.4, 0.1])  # not weighted by n
-    np.testing.assert_allclose(means["mask_fraction"], [0.2, 0.1])
-    assert list(means["domains"]) == [2, 1] and "n" not in means.columns
-    with pytest.raises(ValueError, match=r"needs column\(s\) \['domain'\]"):
-        mean_over_domains(table.drop(columns="domain"), ["algorithm"])
 
 
 def measure_costs(name: str = "resnet18", size: int = 224, batch: int = 8) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pytest
 import timm
 import torch
 
-from workbench.analysis.attribution import attribute, localisation_scores
+from workbench.analysis.attribution import attribute
+from workbench.analysis.localisation import localisation_scores
 from workbench.data.frames import Frames
 from workbench.viz import AttributionExplorer
 from workbench.viz.style import attribution_colourscale

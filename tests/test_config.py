@@ -10,17 +10,14 @@ import yaml
 from workbench.config import (
     DEFAULT_CONFIG,
     INTEGER_KEYS,
-    RUN_SPECIFIC_KEYS,
     ConfigError,
     UnknownConfigKeyError,
     check_checkpoint_rules_usable,
-    dump_config,
     load_config,
     load_yaml,
     parse_override,
-    run_config_changes,
-    with_resolved_hparams,
 )
+from workbench.saved_config import RUN_SPECIFIC_KEYS, dump_config, run_config_changes, with_resolved_hparams
 from workbench.training.run_dir import RESUMABLE_CHANGES
 
 
@@ -200,24 +197,6 @@ def test_names_that_yaml_reads_as_numbers_are_refused_naming_the_key(override, k
 def test_a_whole_number_written_as_a_float_gets_a_hint():
     with pytest.raises(ConfigError, match=r"'train.steps' must be an integer >= 1, got 1000.0 \(write 1000\)"):
         load_config(overrides=["train.steps=1e3"])
-
-
-def test_hyper_parameters_compare_with_their_defaults_filled_in():
-    """A run saved when every algorithm took every key (ERM with rho) equals the request that leaves defaults out."""
-    requested = load_config(overrides=["algorithm.name=erm", "algorithm.hparams.lr=0.01"])
-    saved = load_yaml(dump_yaml_of(requested))
-    saved["algorithm"]["hparams"].update(rho=0.05, alpha=0.001)
-    assert run_config_changes(saved, requested) == []
-    roga = load_config(overrides=["algorithm.hparams.rho=0.05"])
-    assert run_config_changes(load_config(), roga) == []
-    changed = run_config_changes(load_config(), load_config(overrides=["algorithm.hparams.rho=0.1"]))
-    assert changed == [("algorithm.hparams.rho", 0.05, 0.1)]
-
-
-def dump_yaml_of(config):
-    from workbench.config import dump_yaml
-
-    return dump_yaml(dict(config))
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from workbench.__main__ import main
-from workbench.analysis.attribution import GradCAM, localisation_by_domain
+from workbench.analysis.attribution import GradCAM
 from workbench.analysis.batches import analysis_batches
+from workbench.analysis.localisation import localisation_by_domain
 from workbench.analysis.run_summary import AnalysisSettings, analyse_run, analyse_runs, summarise_analysis
 from workbench.analysis.sharpness import epsilon_sharpness
 from workbench.data.frames import load_frames, pick_frames

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from workbench.__main__ import main
-from workbench.config import ConfigError, dump_config
+from workbench.config import ConfigError
+from workbench.saved_config import dump_config
 from workbench.training.report import report_tables
 from workbench.training.run_dir import RunDir, RunMismatchError
 from workbench.training.sweep import GridAxis, ensure_runs, parse_axis, plan_sweep, planned_status, run_sweep

@@ -12,8 +12,8 @@ from benchmarks.throughput import bare_training_step
 from benchmarks.trainer_overhead import erm_config, main, pooled_batches
 from workbench.algorithms import build_algorithm, resolve_hparams
 from workbench.algorithms.base import build_optimizer
-from workbench.config import dump_config
 from workbench.models import create_model
+from workbench.saved_config import dump_config
 from workbench.training import Trainer
 
 

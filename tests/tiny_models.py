@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import timm
 import torch
 from torch import nn
 
@@ -23,3 +24,18 @@ def cnn_with_bn(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Module:
         nn.Flatten(),
         nn.Linear(4, 2),
     ).to(dtype)
+
+
+def live_timm_model(name: str, **kwargs) -> nn.Module:
+    """A seeded random timm model whose every layer passes signal and whose fake-logit maps are non-trivial."""
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=2, **kwargs)
+    with torch.no_grad():  # timm zero-inits the last BN of residual blocks; randomise so every layer is live
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.2)
+        # random heads often give a fake-logit CAM that is zero everywhere after the ReLU; a
+        # non-negative fake row keeps the maps non-trivial so the comparisons below mean something
+        model.get_classifier().weight[1].abs_()
+    return model

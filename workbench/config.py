@@ -11,7 +11,7 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,7 @@ import timm
 import torch
 import yaml
 
-from workbench.algorithms import algorithm_class, hparam_spec, resolve_hparams
-from workbench.atomic import atomic_write_text
+from workbench.algorithms import algorithm_class, resolve_hparams
 
 SYNTHETIC_SOURCE_DOMAINS = ["SYN-SWAP", "SYN-REENACT", "SYN-GAN", "SYN-NT"]
 SYNTHETIC_TARGET_DOMAINS = ["SYN-SEAMLESS", "SYN-COMPRESS"]
@@ -83,23 +82,6 @@ CHECKPOINT_RULES: tuple[str, ...] = ("source_val", "lodo", "oracle")
 
 FREE_FORM_KEYS = ("model.kwargs", "algorithm.hparams", "data.synthetic")
 
-# Keys that say where and how a run executes, never what it computes. They may differ between the
-# seeds of one experiment (reports pool such runs) and when an interrupted run is resumed.
-RUN_SPECIFIC_KEYS: frozenset[str] = frozenset(
-    {
-        "run.dir",
-        "run.name",
-        "data.root",
-        "data.synthetic.cache_dir",
-        "data.synthetic.workers",
-        "data.workers",
-        "data.eval_batch_size",
-        "train.device",
-        "train.progress",
-        "train.cpu_threads",
-        "train.checkpoint_rules",
-    }
-)
 
 # The trainer's integer keys: dotted path -> (smallest allowed value, whether null is allowed).
 INTEGER_KEYS: dict[str, tuple[int, bool]] = {
@@ -190,73 +172,6 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> dict[
         else:
             base[key] = copy.deepcopy(value)
     return base
-
-
-_MISSING = object()
-
-
-def config_differences(
-    saved: Any, requested: Any, default: Any = None, prefix: tuple[str, ...] = ()
-) -> list[tuple[tuple[str, ...], Any, Any]]:
-    """``(key path, saved value, requested value)`` wherever two configs differ.
-
-    A key the saved config lacks counts as its value in ``default`` (a config of defaults, e.g.
-    :data:`DEFAULT_CONFIG`, so runs saved before a key existed compare equal to its default).
-    """
-    if saved is _MISSING:
-        saved = default
-    if isinstance(saved, dict) and isinstance(requested, dict):
-        defaults = default if isinstance(default, dict) else {}
-        out = []
-        for key in sorted(set(saved) | set(requested), key=str):
-            out += config_differences(
-                saved.get(key, _MISSING), requested.get(key), defaults.get(key), prefix + (str(key),)
-            )
-        return out
-    return [] if saved == requested else [(prefix, saved, requested)]
-
-
-def with_resolved_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``config`` whose ``algorithm.hparams`` hold every hyper-parameter of its algorithm (defaults filled).
-
-    Two configs that differ only in spelling out a default then compare equal. Keys the algorithm does
-    not take are dropped: runs saved before hyper-parameters were per algorithm hold every algorithm's
-    keys (e.g. ``rho`` for ERM), which never affected that algorithm.
-    """
-    config = copy.deepcopy(dict(config))
-    algorithm = config.get("algorithm")
-    if not isinstance(algorithm, dict) or "name" not in algorithm or not isinstance(algorithm.get("hparams", {}), dict):
-        return config
-    name = algorithm["name"]
-    spec = hparam_spec(name)
-    algorithm["hparams"] = resolve_hparams(
-        name, {k: v for k, v in (algorithm.get("hparams") or {}).items() if k in spec}
-    )
-    return config
-
-
-def run_config_changes(
-    saved: Mapping[str, Any], requested: Mapping[str, Any], ignored: Collection[str] = RUN_SPECIFIC_KEYS
-) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, saved, requested)`` where a run's saved config differs from a requested one.
-
-    The one rule for whether a run may be resumed or reused: the request is compared as it would be
-    saved (a YAML round trip, so a tuple equals the saved list), hyper-parameters are compared with
-    their algorithm's defaults filled in (:func:`with_resolved_hparams`), a key the saved config lacks
-    counts as its :data:`DEFAULT_CONFIG` value, and the keys in ``ignored`` (dotted) never count. When the
-    algorithm differs, the hyper-parameters only one of the two algorithms has are not listed besides it.
-    """
-    as_saved = with_resolved_hparams(load_yaml(dump_yaml(dict(requested))))
-    differences = [
-        (".".join(p), o, n) for p, o, n in config_differences(with_resolved_hparams(saved), as_saved, DEFAULT_CONFIG)
-    ]
-    renamed = any(name == "algorithm.name" for name, _, _ in differences)
-    return [
-        (name, old, new)
-        for name, old, new in differences
-        if name not in ignored
-        and not (renamed and name.startswith("algorithm.hparams.") and (old is None or new is None))
-    ]
 
 
 def parse_override(item: str) -> dict[str, Any]:
@@ -456,11 +371,6 @@ def check_checkpoint_rules_usable(config: Mapping[str, Any]) -> None:
         raise ConfigError(f"{key}: 'lodo' needs a held-out validation domain in 'data.lodo_domain'")
     if "oracle" in rules and not _lookup(config, "data.target_domains"):
         raise ConfigError(f"{key}: 'oracle' needs target domains in 'data.target_domains'")
-
-
-def dump_config(config: Mapping[str, Any], path: str | Path) -> None:
-    """Write ``config`` as a config file (atomically), with every hyper-parameter of its algorithm spelled out."""
-    atomic_write_text(path, dump_yaml(with_resolved_hparams(config)))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -7,7 +7,7 @@ algorithm's held-out mean and gap and their differences to ERM with paired video
 (:func:`workbench.training.comparison.baseline_differences`; two numbers without one say nothing), the bars
 of :func:`workbench.viz.results_bars_static` as a PNG, and
 where the detectors look: a Grad-CAM gallery at the default layer
-(:func:`workbench.analysis.attribution.default_layer_name`), localisation against depth, and a table
+(:func:`workbench.analysis.attribution_layers.default_layer_name`), localisation against depth, and a table
 of energy in the mask and pointing game against chance on the source and held-out domains.
 """
 
@@ -21,22 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.analysis.attribution import (
-    chosen_layers,
-    gradcam_maps,
-    localisation_by_depth,
-    mean_over_domains,
-    untrained_twin,
-)
+from workbench.analysis.attribution import gradcam_maps
+from workbench.analysis.attribution_layers import chosen_layers
 from workbench.analysis.callbacks import train_with_callbacks
+from workbench.analysis.localisation import localisation_by_depth, mean_over_domains, untrained_twin
 from workbench.data.frames import load_frames, pick_frames
 from workbench.training.cells import RunPredictions
-from workbench.training.comparison import (
-    GAP,
-    HELD_OUT_MEAN,
-    baseline_differences,
-    format_difference,
-)
+from workbench.training.comparison import GAP, HELD_OUT_MEAN, baseline_differences, format_difference
 from workbench.training.report import report_tables, to_markdown
 from workbench.training.runs import load_run_model, run_manifest
 from workbench.training.sweep import ensure_runs, plan_sweep
@@ -123,7 +114,7 @@ def localisation_section(runs: dict[str, Path], config: dict[str, Any], out_dir:
 
     Grad-CAM of the fake logit on ``per_domain`` masked test fakes of every domain, at the default
     layer (and at every stage for the depth figure), for each model and for the same network with
-    random weights (:func:`~workbench.analysis.attribution.untrained_twin`, the control); scores are
+    random weights (:func:`~workbench.analysis.localisation.untrained_twin`, the control); scores are
     averaged over the source and over the held-out domains, each domain weighing the same.
     """
     models = {name: load_run_model(run_dir) for name, run_dir in runs.items()}

@@ -15,7 +15,7 @@ images:
   uniform map would score), per domain that has masks, on ``localisation_per_domain`` fakes of
   ``localisation_split``; means over the source and over the held-out domains. ``gradcam_layer``
   defaults to the deepest feature stage whose map is at least 8 × 8 at the run's image size
-  (:func:`workbench.analysis.attribution.default_layer_name`; the last stage of a stride-32 network
+  (:func:`workbench.analysis.attribution_layers.default_layer_name`; the last stage of a stride-32 network
   sees a 64 px face as 2 × 2 cells, too coarse to point at a blended region); the layer used and its
   map size are the ``gradcam_layer`` and ``gradcam_map`` columns. Domains without any mask are listed
   in ``no_masks`` rather than dropped silently.
@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.analysis.attribution import chosen_layers, gradcam_maps, localisation_by_domain
+from workbench.analysis.attribution import gradcam_maps
+from workbench.analysis.attribution_layers import chosen_layers
 from workbench.analysis.batches import analysis_batches
 from workbench.analysis.gradients import alignment_summary
+from workbench.analysis.localisation import localisation_by_domain
 from workbench.analysis.sharpness import sharpness_per_domain
 from workbench.data.frames import load_frames, pick_frames
 from workbench.training.collect import config_variants, expand_sweeps, read_config, run_complete

@@ -14,8 +14,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from workbench.data.preprocess import VIDEO_EXTENSIONS
-from workbench.data.video import sample_video
+from workbench.data.video import VIDEO_EXTENSIONS, sample_video
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 

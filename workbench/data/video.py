@@ -17,6 +17,17 @@ from typing import Generic, NamedTuple, TypeVar
 import cv2
 import numpy as np
 
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+)  # the files treated as videos
+
 # This many failed grabs in a row end a video (whatever its container claims); fewer, followed by a
 # decodable frame, were damage in the middle of the video.
 UNREADABLE_RUN_LIMIT = 50

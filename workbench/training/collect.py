@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.config import RUN_SPECIFIC_KEYS
+from workbench.saved_config import RUN_SPECIFIC_KEYS
 from workbench.training.cells import ReportError
 from workbench.training.run_dir import CONFIG_FILE, DONE_MARKER, RunDir
 from workbench.training.selection import load_records, select
@@ -98,7 +98,7 @@ def run_identity(run_dir: Path, config: dict[str, Any], record: dict[str, Any]) 
 def _variants(runs: list[dict[str, Any]], flat_configs: list[dict[str, str]]) -> list[str]:
     """Per run, the config keys (with values) that set it apart from other runs of its algorithm/backbone.
 
-    Seeds and :data:`workbench.config.RUN_SPECIFIC_KEYS` (where and how a run ran) never make a variant;
+    Seeds and :data:`workbench.saved_config.RUN_SPECIFIC_KEYS` (where and how a run ran) never make a variant;
     any other differing key does.
     """
     variants = [""] * len(runs)

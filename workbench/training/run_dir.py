@@ -21,15 +21,8 @@ import torch
 import yaml
 
 from workbench.atomic import atomic_path, atomic_write_text
-from workbench.config import (
-    CHECKPOINT_RULES,
-    RUN_SPECIFIC_KEYS,
-    ConfigError,
-    dump_config,
-    load_yaml,
-    run_config_changes,
-    with_resolved_hparams,
-)
+from workbench.config import CHECKPOINT_RULES, ConfigError, load_yaml
+from workbench.saved_config import RUN_SPECIFIC_KEYS, dump_config, run_config_changes, with_resolved_hparams
 from workbench.training.checkpoint import load_checkpoint, save_checkpoint
 from workbench.training.records import RECORDS_FILE, RecordsError, RecordWriter
 from workbench.training.selection import load_records
@@ -142,7 +135,7 @@ class RunDir:
     # ----------------------------------------------------------------- config
     def read_config(self) -> dict[str, Any]:
         """The saved ``config.yaml`` (empty when there is none), hyper-parameters with their algorithm's defaults
-        filled in (:func:`workbench.config.with_resolved_hparams`)."""
+        filled in (:func:`workbench.saved_config.with_resolved_hparams`)."""
         if not self.config_file.is_file():
             return {}
         try:
@@ -173,7 +166,7 @@ class RunDir:
         """The one rule for taking this run as the run of ``config``; :class:`RunMismatchError` when it may not.
 
         A finished run is reused only if the saved config equals ``config`` apart from where and how it ran
-        (:data:`workbench.config.RUN_SPECIFIC_KEYS`); an unfinished one is resumed only if they differ at most
+        (:data:`workbench.saved_config.RUN_SPECIFIC_KEYS`); an unfinished one is resumed only if they differ at most
         in :data:`RESUMABLE_CHANGES` (``train.steps`` may grow). Without a saved config there is nothing to
         compare (a new run), unless ``require_saved``. ``normalise`` is applied to the saved config first
         (e.g. to resolve its relative paths as the request's were).

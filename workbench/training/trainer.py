@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,15 @@ from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from workbench.algorithms import Algorithm, as_floats, build_algorithm
-from workbench.config import (
-    ConfigError,
-    check_checkpoint_rules_usable,
-    resolve_device,
-    validate_config,
-)
+from workbench.config import ConfigError, check_checkpoint_rules_usable, resolve_device, validate_config
 from workbench.models import create_model, input_normalization
 from workbench.training.adopt import refuse_adopted
-from workbench.training.checkpoint import CheckpointError, model_state
+from workbench.training.checkpoint import model_state
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import NonFiniteOutputError
 from workbench.training.pipeline import TrainingData
 from workbench.training.records import RecordWriter
+from workbench.training.resume import best_state, load_training_state, prepare_outputs, training_state
 from workbench.training.run_dir import BEST, LAST, SWAD_CHECKPOINT, RunDir, best_checkpoint, run_directory
 from workbench.training.scoring import score_model
 from workbench.training.selection import SWAD_KIND, improves, record_score
@@ -45,8 +40,6 @@ from workbench.training.swad import LossValley, set_parameters
 
 SELECTION_GROUP = "source_val"
 SELECTION_METRIC = "auc"
-
-RESUME_KEYS = ("algorithm", "step", "rng_cpu", "best")  # what ``last.pt`` must hold to resume a run
 
 
 class NonFiniteLossError(RuntimeError):
@@ -111,102 +104,10 @@ class Trainer:
     def model(self) -> torch.nn.Module:
         return self.algorithm.model
 
-    # ---------------------------------------------------------- checkpoints
-    def _state(self, step: int, best: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        state = {
-            "algorithm": self.algorithm.state_dict(),
-            "step": step,
-            "rng_cpu": torch.get_rng_state(),
-            "best": best,
-        }
-        if torch.cuda.is_available():
-            state["rng_cuda"] = torch.cuda.get_rng_state_all()
-        if self.swad is not None:
-            state["swad"] = self.swad.state_dict()
-        return state
-
-    def _best_state(self, step: int) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "step": step}
-
     @property
     def checkpoint_rules(self) -> list[str]:
         """The selection rules whose best model is kept (``train.checkpoint_rules``)."""
         return list(self.config["train"]["checkpoint_rules"])
-
-    def _resume(self) -> tuple[int, dict[str, dict[str, Any]]]:
-        """Check the saved config and load ``last.pt`` when it exists.
-
-        Returns the step to continue from and, per kept rule, the best ``{"step", "score"}`` so far
-        (step -1 before any scored evaluation).
-        """
-        self.directory.check_config(self.config)
-        last = self.directory.last
-        if not last.exists():
-            return 0, {rule: {"step": -1, "score": None} for rule in self.checkpoint_rules}
-        state = self.directory.load(LAST, map_location=self.device)
-        missing = [key for key in RESUME_KEYS if key not in state]
-        if missing:
-            raise CheckpointError(
-                f"{last} lacks {', '.join(missing)}, so the run cannot resume from it; train it again in a new run"
-            )
-        step, total = int(state["step"]), int(self.config["train"]["steps"])
-        if step > total:
-            raise ConfigError(
-                f"config key 'train.steps' is {total}, below the step {step} of {last}: "
-                f"a run can be extended but not shortened; set train.steps >= {step}"
-            )
-        self.algorithm.load_state_dict(state["algorithm"])
-        if self.swad is not None:
-            self.swad.load_state_dict(state["swad"])
-        torch.set_rng_state(state["rng_cpu"])
-        if "rng_cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        return step, {rule: {"step": int(kept["step"]), "score": kept["score"]} for rule, kept in state["best"].items()}
-
-    def _prepare_outputs(self, start: int, best: dict[str, dict[str, Any]]) -> None:
-        """Make the run directory describe exactly the steps up to ``start``, then save the config.
-
-        Records and predictions of later steps are dropped and the best checkpoint is made to match
-        ``last.pt``; with nothing to resume, what an earlier attempt left is removed (docs/records.md).
-        """
-        if start == 0:
-            self._discard_attempt()
-        else:
-            self.directory.truncate_to(start, finishing_kinds=(SWAD_KIND,))
-            for rule, kept in best.items():
-                self._restore_best(rule, kept["step"], start)
-        self.directory.write_config(self.config)
-
-    def _discard_attempt(self) -> None:
-        """Remove the records, best checkpoints and predictions of an attempt that never reached ``last.pt``."""
-        stale = self.directory.discard_attempt()
-        if stale:
-            warnings.warn(
-                f"{self.run_dir}: no checkpoints/{LAST} to resume from; starting at step 0 and removing "
-                f"{stale} of the interrupted attempt",
-                stacklevel=4,
-            )
-
-    def _restore_best(self, rule: str, best_step: int, step: int) -> None:
-        """Make ``best_<rule>.pt`` hold the model of ``best_step``, the best step ``last.pt`` (at ``step``) names.
-
-        :meth:`_save` writes ``last.pt`` first, so a crash before a best checkpoint leaves
-        ``best_step == step``: the best model is then the one just loaded from ``last.pt``.
-        """
-        path = self.directory.best(rule)
-        if best_step < 0:
-            path.unlink(missing_ok=True)
-            return
-        held = int(self.directory.load(best_checkpoint(rule))["step"]) if path.exists() else None
-        if held == best_step:
-            return
-        if best_step != step:
-            found = "is missing" if held is None else f"holds step {held}"
-            raise CheckpointError(
-                f"{path} {found} but {self.directory.last} selected step "
-                f"{best_step}, whose model is lost; delete {self.run_dir} to train it again"
-            )
-        self.directory.save(best_checkpoint(rule), self._best_state(step))
 
     # ---------------------------------------------------------------- loop
     def evaluate(self) -> tuple[dict[str, dict], pd.DataFrame]:
@@ -225,10 +126,13 @@ class Trainer:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist.barrier()
-        start, best = self._resume()
+        self.directory.check_config(self.config)
+        start, best = load_training_state(
+            self.directory, int(train["steps"]), self.checkpoint_rules, self.algorithm, self.swad, self.device
+        )
         self.dist.barrier()  # every process has read the saved config before it is rewritten
         if main:
-            self._prepare_outputs(start, best)
+            prepare_outputs(self.directory, self.config, start, best, self.model)
         writer = self.directory.records if main else None
         total, eval_every = int(train["steps"]), int(train["eval_every"])
         saved_step, window, callbacks_s = start, StepWindow(), 0.0
@@ -359,17 +263,17 @@ class Trainer:
         A rule scores the record as :func:`workbench.training.selection.select` does (AUC; ties keep the
         earlier step), so each best checkpoint holds the model of the record that rule selects.
         ``last`` goes first: it names the best steps, so resume can restore a best checkpoint that a crash
-        between the writes left behind (:meth:`_restore_best`).
+        between the writes left behind (:func:`~workbench.training.resume.prepare_outputs`).
         """
         best = dict(best)
         for rule, kept in best.items():
             score = record_score(record, rule, SELECTION_METRIC)
             if improves(score, kept["score"], SELECTION_METRIC):
                 best[rule] = {"step": step, "score": score}
-        self.directory.save(LAST, self._state(step, best))
+        self.directory.save(LAST, training_state(self.algorithm, self.swad, step, best))
         for rule, kept in best.items():
             if kept["step"] == step:
-                self.directory.save(best_checkpoint(rule), self._best_state(step))
+                self.directory.save(best_checkpoint(rule), best_state(self.model, step))
         return best
 
     def _finish(self, best: dict[str, dict[str, Any]], writer: RecordWriter) -> None:

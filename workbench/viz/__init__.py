@@ -11,15 +11,16 @@ from workbench.viz.dataset import counts_figure, frame_gallery, image_grid
 from workbench.viz.embeddings import embedding_scatter
 from workbench.viz.explorer import RhoExplorer
 from workbench.viz.export import kaleido_session, save_figure
-from workbench.viz.gallery import (
-    frame_gallery_inputs,
-    gradcam_gallery,
-    localisation_depth_figure,
-    localisation_figure,
-    method_comparison_figure,
-)
+from workbench.viz.gallery import frame_gallery_inputs, gradcam_gallery
 from workbench.viz.labels import label, readable
 from workbench.viz.landscape import landscape_contour, landscape_line, landscape_surface, sharpness_vs_rho
+from workbench.viz.localisation import (
+    localisation_depth_figure,
+    localisation_depth_static,
+    localisation_figure,
+    method_comparison_figure,
+    method_comparison_static,
+)
 from workbench.viz.results import results_bars, training_curves
 from workbench.viz.robustness import robustness_figure
 from workbench.viz.static import (
@@ -29,8 +30,6 @@ from workbench.viz.static import (
     gradcam_gallery_static,
     landscape_contour_static,
     landscape_line_static,
-    localisation_depth_static,
-    method_comparison_static,
     results_bars_static,
     sharpness_vs_rho_static,
     training_curves_static,

@@ -19,15 +19,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn
 
-from workbench.analysis.attribution import (
-    LAYER_METHODS,
-    METHODS,
-    AttributionOptions,
-    attribute,
-    default_layer_name,
-    localisation_scores,
-    stage_sizes,
-)
+from workbench.analysis.attribution import LAYER_METHODS, METHODS, AttributionOptions, attribute
+from workbench.analysis.attribution_layers import default_layer_name, stage_sizes
+from workbench.analysis.localisation import localisation_scores
 from workbench.data.frames import Frames
 from workbench.models import input_normalization
 from workbench.viz.data import rgb_uint8

@@ -20,7 +20,6 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from workbench.analysis.attribution import SCORE_COLUMNS, mean_over_domains
 from workbench.viz.data import (
     check_summary,
     curves,
@@ -33,7 +32,7 @@ from workbench.viz.data import (
     square_matrix,
     surface,
 )
-from workbench.viz.gallery import CHANCE, SCORES, gallery_layout, score_text
+from workbench.viz.gallery import gallery_layout, score_text
 from workbench.viz.labels import label
 from workbench.viz.style import (
     CATEGORY_PALETTE,
@@ -48,7 +47,7 @@ from workbench.viz.style import (
 )
 
 
-def _legend_below(
+def legend_below(
     figure: Figure,
     handles: Sequence[Any] | None = None,
     labels: Sequence[str] | None = None,
@@ -119,7 +118,7 @@ def alignment_over_training_static(
             ax.set_title(label(metric))
             ax.set_xlabel("training step")
             ax.set_ylabel("")
-        _legend_below(figure)
+        legend_below(figure)
     return figure
 
 
@@ -156,7 +155,7 @@ def sharpness_vs_rho_static(data: pd.DataFrame | Mapping[str, pd.DataFrame], val
             ax.set_visible(False)
         for ax in axes[::columns]:
             ax.set_ylabel(label(value))
-        _legend_below(figure)
+        legend_below(figure)
     return figure
 
 
@@ -172,7 +171,7 @@ def landscape_line_static(data: Any, xlabel: str = "α") -> Figure:
             ax.plot(coords, loss, color=style.colour, linestyle=style.mpl_dash, label=label(name))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss")
-        _legend_below(figure)
+        legend_below(figure)
     return figure
 
 
@@ -268,7 +267,7 @@ def embedding_scatter_static(
         )
         ax.set_xlabel("embedding dimension 1")
         ax.set_ylabel("embedding dimension 2")
-        _legend_below(figure, where="right upper")
+        legend_below(figure, where="right upper")
     return figure
 
 
@@ -309,7 +308,7 @@ def results_bars_static(summary: pd.DataFrame, metric: str | None = None, title:
         ax.set_xlabel(error_bar_caption(summary), fontsize="small")
         if title is not None:
             ax.set_title(title)
-        _legend_below(figure)
+        legend_below(figure)
     return figure
 
 
@@ -346,87 +345,5 @@ def training_curves_static(
         right.set_title(label(metric))
         for ax in (left, right):
             ax.set_xlabel("training step")
-        _legend_below(figure, handles, [h.get_label() for h in handles])
-    return figure
-
-
-def _score_panels(figure: Figure) -> np.ndarray:
-    axes = np.atleast_1d(figure.subplots(1, 2, sharey=True))
-    for ax, value in zip(axes, SCORES):
-        ax.set_title(label(value))
-    return axes
-
-
-def localisation_depth_static(
-    table: pd.DataFrame, domains: Sequence[str] | None = None, default_layer: str | None = None
-) -> Figure:
-    """The print twin of :func:`workbench.viz.localisation_depth_figure`."""
-    require_columns(table, ["algorithm", "layer", "depth", "domain", *SCORE_COLUMNS], "localisation_depth_static")
-    rows = table if domains is None else table[table["domain"].isin(list(domains))]
-    stats = mean_over_domains(rows, ["algorithm", "layer"])
-    order = stats.sort_values("depth", kind="stable").drop_duplicates("layer")
-    layers = list(order["layer"])
-    ticks = [
-        f"{r.layer}{'*' if r.layer == default_layer else ''}\n{int(r.height)}×{int(r.width)}"
-        if "height" in order.columns
-        else r.layer
-        for r in order.itertuples()
-    ]
-    chance = stats.groupby("layer", sort=False)["mask_fraction"].mean().reindex(layers)
-    with print_style():
-        figure = Figure(figsize=(PAGE_WIDTH_IN, 2.7), layout="constrained")
-        axes = _score_panels(figure)
-        positions = np.arange(len(layers))
-        for algorithm, style in styles_for(stats["algorithm"]).items():
-            line = stats[stats["algorithm"] == algorithm].set_index("layer").reindex(layers)
-            for ax, value in zip(axes, SCORES):
-                ax.plot(
-                    positions,
-                    line[value],
-                    color=style.colour,
-                    linestyle=style.mpl_dash,
-                    marker=style.mpl_marker,
-                    label=label(algorithm),
-                )
-        for ax in axes:
-            ax.plot(positions, chance, color=REFERENCE, linestyle=":", linewidth=1.2, label=CHANCE)
-            ax.set_xticks(positions, ticks)
-            ax.set_xlabel("layer (map size)" + ("; * default" if default_layer in layers else ""))
-            ax.set_ylim(bottom=0)
-        _legend_below(figure)
-    return figure
-
-
-def method_comparison_static(table: pd.DataFrame, domains: Sequence[str] | None = None) -> Figure:
-    """The print twin of :func:`workbench.viz.method_comparison_figure`."""
-    require_columns(table, ["algorithm", "method", "domain", *SCORE_COLUMNS], "method_comparison_static")
-    rows = table if domains is None else table[table["domain"].isin(list(domains))]
-    stats = mean_over_domains(rows, ["algorithm", "method"])
-    methods = list(dict.fromkeys(stats["method"]))
-    styles = styles_for(stats["algorithm"])
-    width = 0.8 / len(styles)
-    chance = stats.groupby("method", sort=False)["mask_fraction"].mean().reindex(methods)
-    with print_style():
-        figure = Figure(figsize=(PAGE_WIDTH_IN, 2.8), layout="constrained")
-        axes = _score_panels(figure)
-        positions = np.arange(len(methods))
-        for index, (algorithm, style) in enumerate(styles.items()):
-            bars = stats[stats["algorithm"] == algorithm].set_index("method").reindex(methods)
-            for ax, value in zip(axes, SCORES):
-                ax.bar(
-                    positions + (index - (len(styles) - 1) / 2) * width,
-                    bars[value],
-                    width,
-                    color=style.colour,
-                    hatch=style.mpl_hatch,
-                    edgecolor="white" if not style.mpl_hatch else "black",
-                    linewidth=0.3,
-                    label=label(algorithm),
-                )
-        for ax in axes:
-            ax.hlines(
-                chance, positions - 0.45, positions + 0.45, color=REFERENCE, linestyle=":", linewidth=1.2, label=CHANCE
-            )
-            ax.set_xticks(positions, [tick_text(label(m)).replace("<br>", "\n") for m in methods])
-        _legend_below(figure)
+        legend_below(figure, handles, [h.get_label() for h in handles])
     return figure
