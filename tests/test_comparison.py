@@ -176,6 +176,7 @@ def test_cli_baseline_prints_and_writes_the_differences(tmp_path, capsys):
 
 def test_a_record_value_that_is_not_a_number_is_refused_as_the_results_table_refuses_it(tmp_path):
     runs = collect([make_run(tmp_path, "erm", 0), make_run(tmp_path, "roga", 0)])
+    runs["target/A:auc"] = runs["target/A:auc"].astype(object)  # as read from a record that holds text
     runs.loc[runs["algorithm"] == "roga", "target/A:auc"] = "0.9x"
     with pytest.raises(ReportError, match=r"roga.*: target/A:auc = '0.9x' is not a number"):
         baseline_differences(runs, "erm", GROUPS, n_boot=10)
