@@ -11,14 +11,16 @@ live in ``frames/<path>/``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 
 from workbench.data.builders.common import VideoEntry, as_number, build_rows
 from workbench.data.manifest import SPLITS, ManifestError, read_csv_table
 
-DFDC_LABELS: dict[str, int] = {"REAL": 0, "FAKE": 1}
+DFDC_LABELS: dict[str, int] = {"FAKE": 1, "REAL": 0}
 DFDCP_LABELS: dict[str, int] = {"real": 0, "fake": 1}
 
 
@@ -75,17 +77,25 @@ def _entries_from_labels_csv(path: Path, folder: PurePosixPath, split: str | Non
     return entries
 
 
+def _label_and_split(
+    path: Path, name: str, entry: Any, labels: Mapping[str, int], split_key: str, split: str | None
+) -> tuple[int, str]:
+    """An entry's label (0 real, 1 fake) and split (``split`` when given, else its ``split_key``), or an error
+    naming the file, the entry and what is wrong."""
+    if not isinstance(entry, dict) or entry.get("label") not in labels:
+        raise ManifestError(f"{path}: entry {name!r}: needs 'label' {' or '.join(labels)}, got {entry!r}")
+    video_split = split or entry.get(split_key)
+    if video_split not in SPLITS:
+        raise ManifestError(
+            f"{path}: entry {name!r}: {split_key} {video_split!r} is not one of {list(SPLITS)} (choose one with split=)"
+        )
+    return labels[entry["label"]], video_split
+
+
 def _entries_from_metadata(path: Path, folder: PurePosixPath, split: str | None) -> list[VideoEntry]:
     entries = []
     for name, entry in _load_json_object(path).items():
-        if not isinstance(entry, dict) or entry.get("label") not in DFDC_LABELS:
-            raise ManifestError(f"{path}: entry {name!r}: needs 'label' FAKE or REAL, got {entry!r}")
-        video_split = split or entry.get("split")
-        if video_split not in SPLITS:
-            raise ManifestError(
-                f"{path}: entry {name!r}: split {video_split!r} is not one of {list(SPLITS)} (choose one with split=)"
-            )
-        label = DFDC_LABELS[entry["label"]]
+        label, video_split = _label_and_split(path, name, entry, DFDC_LABELS, "split", split)
         video = _video_id(folder, name)
         original = entry.get("original")
         entries.append(
@@ -148,19 +158,13 @@ def build_dfdcp(
         raise ManifestError(f"{source}: {str(path)!r} does not exist (it ships with DFDC-Preview)")
     entries = []
     for name, entry in _load_json_object(path).items():
-        if not isinstance(entry, dict) or entry.get("label") not in DFDCP_LABELS:
-            raise ManifestError(f"{path}: entry {name!r}: needs 'label' real or fake, got {entry!r}")
-        video_split = split or entry.get("set")
-        if video_split not in SPLITS:
-            raise ManifestError(
-                f"{path}: entry {name!r}: set {video_split!r} is not one of {list(SPLITS)} (choose one with split=)"
-            )
+        label, video_split = _label_and_split(path, name, entry, DFDCP_LABELS, "set", split)
         video = PurePosixPath(name).with_suffix("").as_posix()
         entries.append(
             VideoEntry(
                 video=video,
                 frames_dir=Path("frames", video),
-                label=DFDCP_LABELS[entry["label"]],
+                label=label,
                 domain="DFDCP",
                 split=video_split,
                 dataset="DFDCP",
