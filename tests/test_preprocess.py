@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -15,11 +14,10 @@ from test_faces import ASTRONAUT_FACE, GRACE_HOPPER_FACE, astronaut_bgr, grace_h
 
 from workbench.cli import preprocess as preprocess_cli
 from workbench.cli import run_command
-from workbench.data import preprocess_video, video
 from workbench.data.faces import DETECTORS, Box, HaarFaceDetector, crop_window, square_crop
 from workbench.data.preprocess import find_videos, preprocess_videos
 from workbench.data.preprocess_video import PreprocessError
-from workbench.data.video import VideoError, read_frames_at, sample_indices, sample_video
+from workbench.data.video import read_frames_at
 
 CANVAS = (240, 320)  # height, width
 N_FRAMES = 12
@@ -70,15 +68,6 @@ def corrupt_frame(path: Path, index: int) -> None:
     path.write_bytes(bytes(data))
 
 
-class CrashOnBlankFrame(HaarFaceDetector):
-    """Kills its process on a frame without any detail, as a segfaulting decoder or the OOM killer would."""
-
-    def detect(self, image_bgr):
-        if image_bgr.std() < 1:
-            os._exit(139)
-        return super().detect(image_bgr)
-
-
 def run_cli(argv) -> int:
     parser = argparse.ArgumentParser()
     preprocess_cli.register(parser.add_subparsers(required=True))
@@ -126,42 +115,9 @@ def processed(videos, tmp_path_factory):
     return out, summary
 
 
-def test_sample_indices_are_evenly_spaced_over_the_whole_video():
-    assert sample_indices(10, 4).tolist() == [0, 3, 6, 9]
-    assert sample_indices(100, 5).tolist() == [0, 25, 50, 74, 99]
-    assert sample_indices(12, 6).tolist() == SAMPLED
-    assert sample_indices(3, 5).tolist() == [0, 1, 2]
-    assert sample_indices(0, 4).tolist() == []
-
-
 def test_find_videos_is_recursive_and_sorted(videos):
     root, _ = videos
     assert find_videos(root) == [Path("astronaut.avi"), Path("sub/grace.mp4")]
-
-
-def test_sample_video_hands_over_the_right_frames_even_if_the_container_count_is_wrong(tmp_path, monkeypatch):
-    # Frame i is a flat grey of level 20 * i, so the mean identifies the frame.
-    path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
-    for wrong_count in (0, 7, 30):
-        monkeypatch.setattr(video, "_frame_count_hint", lambda capture, n=wrong_count: n)
-        means = sample_video(path, 6, lambda index, frame: float(frame.mean())).frames
-        assert list(means) == SAMPLED
-        np.testing.assert_allclose(list(means.values()), [20 * i for i in SAMPLED], atol=3)
-
-
-def test_frames_after_an_undecodable_one_are_listed_as_unusable_not_sampled(tmp_path, monkeypatch):
-    """Past a failed grab stream positions are unknown (inter-frame codecs can lose several frames), so
-    sampling covers the frames before it and the positions after it are reported."""
-    path = write_video(tmp_path / "levels.avi", [np.full((32, 32, 3), 20 * i, np.uint8) for i in range(N_FRAMES)])
-    corrupt_frame(path, 5)
-    expected = [0, 1, 2, 3, 4]  # the frames before the damage, all of them (fewer than 6)
-    for wrong_count in (None, 0, 7, 30, 10**6):
-        if wrong_count is not None:
-            monkeypatch.setattr(video, "_frame_count_hint", lambda capture, n=wrong_count: n)
-        sampled = sample_video(path, 6, lambda index, frame: float(frame.mean()))
-        assert sampled.unreadable == list(range(5, N_FRAMES))
-        assert list(sampled.frames) == expected
-        np.testing.assert_allclose(list(sampled.frames.values()), [20 * i for i in expected], atol=3)
 
 
 def test_undecodable_frames_are_reported_and_the_crops_come_from_the_right_frames(tmp_path):
@@ -180,12 +136,6 @@ def test_undecodable_frames_are_reported_and_the_crops_come_from_the_right_frame
     assert pd.read_csv(out / "failed_videos.csv").empty
     preprocess_videos(tmp_path / "in", out, frames=6, size=32, progress=False)  # skips the video, keeps the report
     pd.testing.assert_frame_equal(pd.read_csv(out / "unreadable_frames.csv", dtype={"video": str}), unreadable)
-
-
-def test_read_frames_at_names_missing_frames(tmp_path):
-    path = write_video(tmp_path / "short.avi", [np.zeros((16, 16, 3), np.uint8)] * 3)
-    with pytest.raises(VideoError, match=r"3 decodable frames; frame\(s\) \[5\] are missing"):
-        read_frames_at(path, [1, 5])
 
 
 def test_crops_are_written_for_evenly_spaced_frames(processed):
@@ -287,23 +237,6 @@ def test_an_unreadable_video_is_reported_and_the_others_are_processed(videos, tm
     assert retry.videos_skipped == 2 and [video for video, _ in retry.failed] == ["broken"]
 
 
-def test_mask_videos_are_cropped_with_the_face_boxes(tmp_path):
-    frames, boxes = astronaut_clip()
-    write_video(tmp_path / "videos" / "a" / "clip.avi", frames)
-    write_video(tmp_path / "masks" / "a" / "clip.avi", box_masks(boxes))
-    write_video(tmp_path / "videos" / "a" / "no_mask.avi", frames)
-    out = tmp_path / "out"
-    preprocess_videos(tmp_path / "videos", out, frames=3, size=40, masks_dir=tmp_path / "masks", progress=False)
-    table = pd.read_csv(out / "frames.csv", dtype={"video": str})
-    with_mask = table[table["video"] == "a/clip"]
-    assert with_mask["mask_path"].tolist() == [f"masks/a/clip/{i:04d}.png" for i in (0, 6, 11)]
-    assert table.loc[table["video"] == "a/no_mask", "mask_path"].isna().all()
-    for rel in with_mask["mask_path"]:
-        mask = cv2.imread(str(out / rel), cv2.IMREAD_UNCHANGED)
-        assert mask.shape == (40, 40)
-        assert mask[20, 20] > 200 and mask[1, 1] < 50  # face in the middle, background at the edge
-
-
 @pytest.mark.slow  # spawning workers re-imports the package (torch included): about 10 s
 def test_parallel_workers_give_the_same_result(videos, processed, tmp_path):
     root, _ = videos
@@ -359,56 +292,6 @@ def test_parallel_run_refuses_a_detector_that_workers_cannot_import(videos, tmp_
     assert preprocess_videos(root, tmp_path, detector="mine", frames=1, workers=1, progress=False).frames_written == 2
 
 
-def test_mask_videos_are_found_whatever_the_case_of_their_extension(tmp_path):
-    frames, boxes = astronaut_clip()
-    write_video(tmp_path / "videos" / "clip.avi", frames).rename(tmp_path / "videos" / "clip.AVI")
-    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes)).rename(tmp_path / "masks" / "clip.AVI")
-    out = tmp_path / "out"
-    preprocess_videos(tmp_path / "videos", out, frames=2, size=32, masks_dir=tmp_path / "masks", progress=False)
-    assert pd.read_csv(out / "frames.csv")["mask_path"].tolist() == ["masks/clip/0000.png", "masks/clip/0011.png"]
-
-    write_video(tmp_path / "masks" / "clip.mp4", box_masks(boxes))
-    again = preprocess_videos(
-        tmp_path / "videos", tmp_path / "out2", frames=2, size=32, masks_dir=tmp_path / "masks", progress=False
-    )
-    assert [video for video, _ in again.failed] == ["clip"]
-    assert "several mask videos" in again.failed[0][1] and "clip.AVI" in again.failed[0][1]
-
-
-def test_a_mask_video_of_another_size_fails_its_video_naming_both_sizes(tmp_path):
-    frames, boxes = astronaut_clip()
-    write_video(tmp_path / "videos" / "clip.avi", frames)
-    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes, scale=0.5))
-    out = tmp_path / "out"
-    summary = preprocess_videos(
-        tmp_path / "videos", out, frames=2, size=32, masks_dir=tmp_path / "masks", progress=False
-    )
-    [(video, error)] = summary.failed
-    assert video == "clip"
-    assert str(tmp_path / "masks" / "clip.avi") in error and "160x120" in error and "320x240" in error
-    assert not (out / "frames" / "clip").exists() and not (out / "masks" / "clip").exists()
-
-
-def test_a_video_that_fails_partway_leaves_no_crops(tmp_path, monkeypatch):
-    frames, boxes = astronaut_clip()
-    write_video(tmp_path / "videos" / "clip.avi", frames)
-    write_video(tmp_path / "masks" / "clip.avi", box_masks(boxes))
-    write_png = preprocess_video.write_png
-
-    def disk_full_at_frame_6(path, image):
-        if path.name == "0006.png":
-            raise PreprocessError(f"cannot write {str(path)!r}")
-        write_png(path, image)
-
-    monkeypatch.setattr(preprocess_video, "write_png", disk_full_at_frame_6)
-    out = tmp_path / "out"
-    summary = preprocess_videos(
-        tmp_path / "videos", out, frames=3, size=32, masks_dir=tmp_path / "masks", progress=False
-    )
-    assert [video for video, _ in summary.failed] == ["clip"]
-    assert [path.name for path in out.iterdir() if path.is_dir()] == []  # no frames/, masks/, index/, incomplete/
-
-
 def test_resuming_with_another_masks_folder_is_refused_naming_both(tmp_path):
     frames, boxes = astronaut_clip()
     write_video(tmp_path / "videos" / "clip.avi", frames[:2])
@@ -449,26 +332,6 @@ def test_settings_saved_with_masks_before_the_folder_was_recorded_resume_with_a_
     assert saved["masks"] == str((tmp_path / "masks").resolve())  # the folder is recorded from now on
 
 
-@pytest.mark.slow  # two pools of spawned workers, each re-importing the package
-@pytest.mark.timeout(120)
-def test_a_worker_that_dies_fails_the_videos_in_flight_and_the_run_goes_on(tmp_path, monkeypatch):
-    frames, _ = astronaut_clip()
-    write_video(tmp_path / "in" / "a_blank.avi", [np.full_like(frames[0], 127)] * 4)
-    for name in ("b", "c", "d"):
-        write_video(tmp_path / "in" / f"{name}.avi", frames[:4])
-    monkeypatch.setitem(DETECTORS, "crash", CrashOnBlankFrame)
-    out = tmp_path / "out"
-    summary = preprocess_videos(tmp_path / "in", out, frames=2, size=32, detector="crash", workers=2, progress=False)
-    failed = dict(summary.failed)
-    assert "a_blank" in failed and "worker process died" in failed["a_blank"]
-    assert len(failed) <= 2  # at most one other video was in flight with it
-    assert all("in flight with a_blank.avi" in error for video, error in failed.items() if video != "a_blank")
-    assert summary.videos_processed == 4 - len(failed)
-    assert pd.read_csv(out / "failed_videos.csv")["video"].tolist() == sorted(failed)
-    assert sorted(set(pd.read_csv(out / "frames.csv")["video"])) == sorted({"b", "c", "d"} - set(failed))
-    assert not (out / "incomplete").exists()
-
-
 def test_an_output_folder_that_is_a_file_is_an_input_error(videos, tmp_path, capsys):
     root, _ = videos
     (tmp_path / "taken").write_text("")
@@ -477,13 +340,3 @@ def test_an_output_folder_that_is_a_file_is_an_input_error(videos, tmp_path, cap
         assert f"error: output folder {str(out)!r} cannot be made: {str(tmp_path / 'taken')!r} is a file" in (
             capsys.readouterr().err
         )
-
-
-def test_discarding_a_video_removes_its_index_so_a_rerun_redoes_it(tmp_path):
-    """A worker can die after writing a video's index: its crops are deleted, so the index must go too."""
-    out, rel = tmp_path / "out", Path("sub/clip.avi")
-    for path in (preprocess_video.index_path(out, rel), out / "frames" / "sub" / "clip" / "0000.png"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("x")
-    preprocess_video.discard_output(out, rel)
-    assert not preprocess_video.index_path(out, rel).exists() and not (out / "frames" / "sub" / "clip").exists()

@@ -19,11 +19,7 @@ from workbench.data.faces import Box, FaceDetector, square_crop
 from workbench.data.video import VIDEO_EXTENSIONS, read_frames_at, sample_video
 
 INDEX_COLUMNS: tuple[str, ...] = ("video", "frame", "status", "path", "mask_path", "box_x", "box_y", "box_w", "box_h")
-
-
 STAGING_DIR = "incomplete"
-
-
 OUTPUT_TREES: tuple[str, ...] = ("masks", "frames")  # moved into place in this order: frames/<rel> comes last
 
 

@@ -33,9 +33,7 @@ import pandas as pd
 
 from workbench.data.manifest import write_manifest
 from workbench.data.synthetic_faces import to_uint8
-from workbench.data.synthetic_forgeries import (
-    ForgeryStrengths,
-)
+from workbench.data.synthetic_forgeries import ForgeryStrengths
 from workbench.data.synthetic_frames import COMPRESSED_DATASET, VideoSpec, prepare_video, render_frame, seeded_rng
 
 GENERATOR_VERSION = 1

@@ -32,14 +32,8 @@ from workbench.data.synthetic_identities import (
 )
 
 COMPRESSED_DATASET = "SYN-C"
-
-
 SOURCE_JPEG_QUALITY = (75, 95)
-
-
 COMPRESSED_JPEG_QUALITY = (25, 40)
-
-
 COMPRESSED_BLUR_SIGMA = (0.5, 0.9)  # pixels at 64 px
 
 
