@@ -9,8 +9,8 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from method_cards import CARDS
-from method_cards.roga import roga_direction
+from method_cards import CARDS, flat_grad, logits_at, shifted
+from method_cards.roga import ascent_epsilons, roga_direction
 from timm.layers.evo_norm import EvoNorm2dB0
 from tiny_models import cnn_with_bn, mlp
 from torch import nn
@@ -93,6 +93,39 @@ def test_roga_differs_from_sagm_and_erm():
         moves[name] = flat(model) - before
     assert not torch.allclose(moves["roga"], moves["sagm"])
     assert not torch.allclose(moves["roga"], moves["erm"])
+
+
+@pytest.mark.parametrize("passes", ["sequential", "concurrent"])
+def test_roga_logs_the_losses_gradient_norm_and_cosines_of_its_passes(passes):
+    """The logged statistics equal the card's passes: mean clean and perturbed losses, ‖g‖, and the mean
+    cosine of each clean g_k and each perturbed g_k^p with g (torch's cosine_similarity, not ours)."""
+    model = mlp()
+    batches = domain_batches()
+    params = {key: value.detach().clone() for key, value in model.named_parameters()}
+    reference = copy.deepcopy(model)
+    clean = [flat_grad(reference, params, x, y) for x, y in batches]
+    g = sum(clean) / len(clean)
+    points = [shifted(params, e) for e in ascent_epsilons(clean, RHO, ALPHA, "per_domain")]
+    perturbed = [flat_grad(reference, p, x, y) for p, (x, y) in zip(points, batches)]
+
+    def mean_loss(points_of_domains):
+        losses = [F.cross_entropy(logits_at(reference, p, x), y) for p, (x, y) in zip(points_of_domains, batches)]
+        return float(torch.stack(losses).mean())
+
+    def mean_cosine(grads):
+        return float(torch.stack([F.cosine_similarity(grad, g, dim=0) for grad in grads]).mean())
+
+    stats = build_algorithm("roga", model, card_hparams("roga", domain_passes=passes)).update(batches)
+    expected = {
+        "loss": mean_loss([params] * len(batches)),
+        "loss_perturbed": mean_loss(points),
+        "grad_norm": float(torch.linalg.vector_norm(g)),
+        "cos_clean_mean": mean_cosine(clean),
+        "cos_perturbed_mean": mean_cosine(perturbed),
+    }
+    assert set(expected) <= set(stats)
+    for key, value in expected.items():
+        assert stats[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key  # statistics come back as float32
 
 
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
@@ -386,6 +419,18 @@ def test_param_vector_views_follow_parameter_memory_layout():
     logical = torch.cat([v.reshape(-1) for v in views])
     torch.testing.assert_close(logical.sort().values, flat.sort().values, rtol=0, atol=0)
     assert not torch.equal(logical, flat)
+
+
+def test_row_cosines_equal_each_rows_cosine_with_zero_rows_at_zero():
+    from workbench.algorithms.param_vector import row_cosines
+
+    rows = torch.randn(4, 50, dtype=torch.float64)
+    rows[2] = 0
+    v = torch.randn(50, dtype=torch.float64)
+    expected = torch.stack([F.cosine_similarity(row, v, dim=0) for row in rows])
+    torch.testing.assert_close(row_cosines(rows, v), expected, rtol=1e-12, atol=1e-15)
+    given = row_cosines(rows, v, torch.linalg.vector_norm(v), torch.linalg.vector_norm(rows, dim=1))
+    torch.testing.assert_close(given, expected, rtol=1e-12, atol=1e-15)
 
 
 def test_execution_switches_are_validated():

@@ -150,6 +150,23 @@ def unit(vector: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return vector / (torch.linalg.vector_norm(vector) + eps)
 
 
-def cosine(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+COSINE_EPS = 1e-12
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:
     """Cosine similarity of two flat vectors (0 when either is zero)."""
     return torch.dot(a, b) / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b) + eps)
+
+
+def row_cosines(
+    rows: torch.Tensor,
+    v: torch.Tensor,
+    v_norm: torch.Tensor | None = None,
+    row_norms: torch.Tensor | None = None,
+    eps: float = COSINE_EPS,
+) -> torch.Tensor:
+    """:func:`cosine` of every row of ``rows`` ([K, D]) with ``v`` ([D]) in one matrix–vector product; ``v_norm``
+    and ``row_norms`` are reused when the caller has them."""
+    v_norm = torch.linalg.vector_norm(v) if v_norm is None else v_norm
+    row_norms = torch.linalg.vector_norm(rows, dim=1) if row_norms is None else row_norms
+    return torch.mv(rows, v) / (row_norms * v_norm + eps)

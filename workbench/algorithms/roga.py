@@ -25,7 +25,7 @@ from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import RunningStats, frozen_running_stats
 from workbench.algorithms.domain_passes import Lanes, functional_loss_and_grad, perturbed_parameters
 from workbench.algorithms.hparams import choice, number
-from workbench.algorithms.param_vector import cosine, unit
+from workbench.algorithms.param_vector import COSINE_EPS, row_cosines, unit
 from workbench.algorithms.registry import register_algorithm
 
 ASCENTS = ("per_domain", "shared")
@@ -53,17 +53,20 @@ def iter_perturbations(
     alpha: float,
     ascent: str = "per_domain",
     out: torch.Tensor | None = None,
+    norms: torch.Tensor | None = None,
 ) -> Iterator[torch.Tensor]:
     """The ε_k of :func:`ascent_perturbations` one at a time, each written into ``out`` when given (valid until
-    the next one is produced), so that a step holds one perturbation at a time."""
+    the next one is produced), so that a step holds one perturbation at a time. ``norms``: the ‖g_k‖, when the
+    caller has them already."""
     if ascent == "shared":
         shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
         epsilon = torch.mul(shared, rho / (torch.linalg.vector_norm(shared) + 1e-12), out=out).add_(g, alpha=-alpha)
         for _ in domain_grads:
             yield epsilon
         return
-    for g_k in domain_grads:
-        yield torch.mul(g_k, rho / (torch.linalg.vector_norm(g_k) + 1e-12), out=out).add_(g, alpha=-alpha)
+    for k, g_k in enumerate(domain_grads):
+        norm = torch.linalg.vector_norm(g_k) if norms is None else norms[k]
+        yield torch.mul(g_k, rho / (norm + 1e-12), out=out).add_(g, alpha=-alpha)
 
 
 def mean_into(vectors: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
@@ -105,8 +108,11 @@ class RoGA(Algorithm):
         super().__init__(model, hparams, num_domains)
         self._lanes = Lanes()
 
-    def ascent_directions(self, domain_grads: list[torch.Tensor], g: torch.Tensor) -> Iterator[torch.Tensor]:
-        """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch, one at a time in a reused buffer."""
+    def ascent_directions(
+        self, domain_grads: Sequence[torch.Tensor], g: torch.Tensor, norms: torch.Tensor | None = None
+    ) -> Iterator[torch.Tensor]:
+        """ε_k for every domain with this algorithm's ρ, α and ``ascent`` switch, one at a time in a reused buffer
+        (``norms``: the ‖g_k‖ when known)."""
         return iter_perturbations(
             domain_grads,
             g,
@@ -114,6 +120,7 @@ class RoGA(Algorithm):
             self.hparams["alpha"],
             self.hparams["ascent"],
             out=self.vector.buffer("eps"),
+            norms=norms,
         )
 
     def concurrent(self) -> bool:
@@ -133,15 +140,17 @@ class RoGA(Algorithm):
     def step(self, minibatches: DomainBatches) -> dict[str, torch.Tensor]:
         if self.concurrent():
             losses, domain_grads, perturbed_losses, perturbed_grads = self._passes_concurrent(minibatches)
-            g = torch.stack(domain_grads).mean(0)
-            perturbed_sum = torch.stack(perturbed_grads).sum(0)
-            cos_perturbed = [cosine(g_p, g) for g_p in perturbed_grads]
+            clean = torch.stack(domain_grads)
+            g = clean.mean(0)
+            grad_norm = torch.linalg.vector_norm(g)
+            perturbed = torch.stack(perturbed_grads)
+            perturbed_sum = perturbed.sum(0)
+            cos_perturbed = row_cosines(perturbed, g, grad_norm)
+            cos_clean = row_cosines(clean, g, grad_norm)
         else:
-            losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed = self._passes_sequential(
+            losses, g, grad_norm, cos_clean, perturbed_losses, perturbed_sum, cos_perturbed = self._passes_sequential(
                 minibatches
             )
-        cos_clean = [cosine(g_k, g) for g_k in domain_grads]
-        grad_norm = torch.linalg.vector_norm(g)
         k = len(minibatches)
         if self.hparams["combine"] == "with_erm":
             direction = perturbed_sum.add_(g, alpha=k).mul_(0.5 / k)  # ½ (g + mean_k g_k^p)
@@ -152,38 +161,45 @@ class RoGA(Algorithm):
             "loss": torch.stack(losses).mean(),
             "loss_perturbed": torch.stack(perturbed_losses).mean(),
             "grad_norm": grad_norm,
-            "cos_clean_mean": torch.stack(cos_clean).mean(),
-            "cos_perturbed_mean": torch.stack(cos_perturbed).mean(),
+            "cos_clean_mean": cos_clean.mean(),
+            "cos_perturbed_mean": cos_perturbed.mean(),
         }
 
     def _passes_sequential(self, minibatches: DomainBatches) -> tuple:
         """Clean and perturbed passes on the module itself, one domain after the other, into reused buffers.
 
-        Returns the per-domain losses and gradients g_k, their mean g, the perturbed losses, the sum of
-        the perturbed gradients Σ_k g_k^p and each cos(g_k^p, g) (taken as each g_k^p is found, so only
-        one perturbed gradient is held at a time).
+        Returns the per-domain losses, the mean gradient g and ‖g‖, each cos(g_k, g), the perturbed losses,
+        the sum of the perturbed gradients Σ_k g_k^p and each cos(g_k^p, g). The g_k are the rows of one
+        buffer, so their norms and cosines take one kernel each and ‖g_k‖ serves both the ascent and the
+        cosine; each cos(g_k^p, g) is taken as g_k^p is found, so one perturbed gradient is held at a time.
         """
         vector = self.vector
-        losses, domain_grads = [], []
-        for k, (x, y) in enumerate(minibatches):
+        clean = vector.buffer("clean", rows=len(minibatches))
+        losses = []
+        for row, (x, y) in zip(clean, minibatches):
             loss = self.loss(x, y)
             losses.append(loss.detach())
-            domain_grads.append(vector.grad_into(loss, vector.buffer(f"clean{k}")))
-        g = mean_into(domain_grads, vector.buffer("g"))
+            vector.grad_into(loss, row)
+        g = mean_into(clean, vector.buffer("g"))
+        grad_norm = torch.linalg.vector_norm(g)
+        clean_norms = torch.linalg.vector_norm(clean, dim=1)
+        cos_clean = row_cosines(clean, g, grad_norm, clean_norms)
         theta = vector.snapshot(vector.buffer("theta"))
-        perturbed_losses, cos_perturbed = [], []
+        perturbed_losses, dots, norms = [], [], []
         perturbed_sum = vector.buffer("perturbed_sum").zero_()
         g_p = vector.buffer("perturbed")
         with frozen_running_stats(self.model):
-            for (x, y), epsilon in zip(minibatches, self.ascent_directions(domain_grads, g)):
+            for (x, y), epsilon in zip(minibatches, self.ascent_directions(clean, g, clean_norms)):
                 vector.add_(epsilon)
                 loss_p = self.loss(x, y)
                 vector.grad_into(loss_p, g_p)
                 vector.copy_(theta)
                 perturbed_losses.append(loss_p.detach())
-                cos_perturbed.append(cosine(g_p, g))
+                dots.append(torch.dot(g_p, g))
+                norms.append(torch.linalg.vector_norm(g_p))
                 perturbed_sum.add_(g_p)
-        return losses, domain_grads, g, perturbed_losses, perturbed_sum, cos_perturbed
+        cos_perturbed = torch.stack(dots) / (torch.stack(norms) * grad_norm + COSINE_EPS)
+        return losses, g, grad_norm, cos_clean, perturbed_losses, perturbed_sum, cos_perturbed
 
     def _passes_concurrent(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
         """Clean and perturbed passes as functional passes with private BN buffers, overlapped."""
