@@ -68,15 +68,16 @@ def tiny_manifest(tmp_path: Path) -> Path:
     return write_tiny_dataset(tmp_path / "data")
 
 
-@pytest.fixture
-def tiny_config(tiny_manifest: Path, tmp_path: Path) -> dict:
+def tiny_training_config(manifest: Path, runs: Path, algorithm: str = "roga") -> dict:
+    """A 6-step run of ``test_resnet`` on 16-px frames of the tiny dataset at ``manifest``, run directories under
+    ``runs``."""
     from workbench.config import load_config
 
     return load_config(
         overrides={
-            "run": {"dir": str(tmp_path / "runs")},
+            "run": {"dir": str(runs)},
             "data": {
-                "manifest": str(tiny_manifest),
+                "manifest": str(manifest),
                 "source_domains": SOURCE,
                 "target_domains": [TARGET],
                 "image_size": 16,
@@ -84,7 +85,12 @@ def tiny_config(tiny_manifest: Path, tmp_path: Path) -> dict:
                 "eval_batch_size": 64,
             },
             "model": {"name": "test_resnet"},
-            "algorithm": {"name": "roga", "hparams": {"lr": 1e-3}},
+            "algorithm": {"name": algorithm, "hparams": {"lr": 1e-3}},
             "train": {"steps": 6, "eval_every": 3, "seed": 0, "device": "cpu", "progress": False},
         }
     )
+
+
+@pytest.fixture
+def tiny_config(tiny_manifest: Path, tmp_path: Path) -> dict:
+    return tiny_training_config(tiny_manifest, tmp_path / "runs")

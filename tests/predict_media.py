@@ -28,25 +28,9 @@ def write_media(root: Path) -> dict[str, Path]:
 
 def tiny_run(root: Path) -> Path:
     """A finished 6-step ERM run of ``test_resnet`` on 16-px frames of the tiny on-disk dataset."""
-    from conftest import SOURCE, TARGET, write_tiny_dataset
+    from conftest import tiny_training_config, write_tiny_dataset
 
-    from workbench.config import load_config
     from workbench.training import Trainer
 
-    config = load_config(
-        overrides={
-            "run": {"dir": str(root / "runs")},
-            "data": {
-                "manifest": str(write_tiny_dataset(root / "data")),
-                "source_domains": SOURCE,
-                "target_domains": [TARGET],
-                "image_size": 16,
-                "batch_size": 12,
-                "eval_batch_size": 64,
-            },
-            "model": {"name": "test_resnet"},
-            "algorithm": {"name": "erm", "hparams": {"lr": 1e-3}},
-            "train": {"steps": 6, "eval_every": 3, "seed": 0, "device": "cpu", "progress": False},
-        }
-    )
+    config = tiny_training_config(write_tiny_dataset(root / "data"), root / "runs", algorithm="erm")
     return Trainer(config, root / "run").fit()

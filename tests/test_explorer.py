@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 import torch
-from torch import nn
+from tiny_models import cnn_with_bn
 
 from workbench.algorithms.param_vector import unit
 from workbench.analysis.gradients import alignment_summary, domain_gradients, per_domain_perturbed_loss
@@ -20,15 +20,7 @@ ALPHA = 0.001
 
 
 def tiny_setup():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 2),
-    )
+    model = cnn_with_bn(seed=0, dtype=torch.float32)
     generator = torch.Generator().manual_seed(1)
     batches = [(torch.randn(6, 3, 8, 8, generator=generator) + k, torch.tensor([0, 1] * 3)) for k in range(len(NAMES))]
     return model, batches
@@ -109,15 +101,7 @@ def test_bad_arguments_are_refused():
 
 def test_the_model_selector_switches_between_algorithms():
     model, batches = tiny_setup()
-    torch.manual_seed(3)
-    other = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 2),
-    )
+    other = cnn_with_bn(seed=3, dtype=torch.float32)
     explorer = RhoExplorer({"erm": model, "roga": other}, batches, NAMES, alpha=ALPHA, start="roga")
     assert explorer.chosen in explorer.widget.children[0].children and explorer.model is other
     for name, shown in (("roga", other), ("erm", model)):
