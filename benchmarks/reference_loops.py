@@ -6,11 +6,13 @@ per-parameter ``.grad`` tensors, ``torch._foreach_*`` for perturbations and rest
 step (the trainer's one synchronisation), the same base optimizer. BatchNorm running statistics are saved
 and restored around perturbed passes, as the library's updates leave them. ``tests/test_throughput.py``
 checks that each computes the library's update, so the timings compare like with like. ERM's reference is
-the benchmark's bare timm loop; Mixup, MLDG and Fishr have none yet.
+the benchmark's bare timm loop.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -360,6 +362,118 @@ def plain_mmd(model: nn.Module, optimizer: torch.optim.Optimizer, mmd_gamma: flo
     return _feature_matching(model, optimizer, mmd, mmd_gamma)
 
 
+def plain_mixup(model: nn.Module, optimizer: torch.optim.Optimizer, mixup_alpha: float = 0.2) -> Step:
+    """Inter-domain mixup as DomainBed writes it: random pairs of domains, one Beta(α, α) mix per pair (the
+    library's draws: the permutation, then the K weights in one call)."""
+
+    def step(batches: Batches) -> None:
+        k = len(batches)
+        order = torch.randperm(k).tolist()
+        weights = torch.distributions.Beta(mixup_alpha, mixup_alpha).sample((k,)).tolist()
+        objective = 0.0
+        for i, lam in enumerate(weights):
+            (x_i, y_i), (x_j, y_j) = batches[order[i]], batches[order[(i + 1) % k]]
+            n = min(len(x_i), len(x_j))
+            logits = model(lam * x_i[:n] + (1 - lam) * x_j[:n])
+            objective = (
+                objective + lam * F.cross_entropy(logits, y_i[:n]) + (1 - lam) * F.cross_entropy(logits, y_j[:n])
+            )
+        objective = objective / k
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        objective.item()
+
+    return step
+
+
+def plain_mldg(
+    model: nn.Module, optimizer: torch.optim.Optimizer, mldg_beta: float = 1.0, n_meta_test: int = 2
+) -> Step:
+    """First-order MLDG as DomainBed writes it: per (meta-train, meta-test) pair, a deep copy of the network takes
+    one step of a fresh optimizer on the meta-train batch; its meta-test gradient, weighted β, joins the
+    meta-train gradient; the sum / K is the step. The meta-train pass runs on the live network, so that its
+    running statistics move as the library's do (DomainBed's never move: its ResNet freezes BatchNorm)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(batches: Batches) -> None:
+        k = len(batches)
+        order = torch.randperm(k).tolist()
+        meta_train, meta_test = order[: k - n_meta_test], order[k - n_meta_test :]
+        total = [torch.zeros_like(p) for p in params]
+        objective = 0.0
+        for i, j in zip(meta_train, itertools.cycle(meta_test)):
+            (x_i, y_i), (x_j, y_j) = batches[i], batches[j]
+            n = min(len(x_i), len(x_j))
+            loss_i = F.cross_entropy(model(x_i[:n]), y_i[:n])
+            grads_i = _gradients(model, loss_i, params)
+            torch._foreach_add_(total, grads_i)
+            inner = copy.deepcopy(model)
+            inner_params = [p for p in inner.parameters() if p.requires_grad]
+            for p, grad in zip(inner_params, grads_i):
+                p.grad = grad
+            type(optimizer)(inner_params, **optimizer.defaults).step()
+            loss_j = F.cross_entropy(inner(x_j[:n]), y_j[:n])
+            torch._foreach_add_(total, _gradients(inner, loss_j, inner_params), alpha=mldg_beta)
+            objective = objective + loss_i.detach() + mldg_beta * loss_j.detach()
+        torch._foreach_div_(total, k)
+        for p, grad in zip(params, total):
+            p.grad = grad
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        (objective / k).item()
+
+    return step
+
+
+def plain_fishr(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    lam: float = 1000.0,
+    penalty_anneal_iters: int = 1500,
+    ema: float = 0.95,
+) -> Step:
+    """Fishr as DomainBed writes it, with the per-sample gradients of the linear head in closed form instead of
+    BackPACK: for logits W z + b, sample i's gradient of its cross-entropy is ((p_i − e_{y_i}) z_iᵀ, p_i − e_{y_i}),
+    differentiable in z and the head. Each domain's centred gradient variance enters a moving average (corrected
+    by 1/(1 − ema)); the penalty is the mean squared spread of the domains' averages, weighed 0 before update
+    ``penalty_anneal_iters`` and λ from it on, where the optimizer is reset."""
+    featurize, classifier = _features_and_classifier(model)
+    if not isinstance(classifier, nn.Linear):
+        raise TypeError(f"plain_fishr needs a linear classifier, got {type(classifier).__name__}")
+    averages: list[torch.Tensor] = []
+    updates = [0]
+
+    def step(batches: Batches) -> None:
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        z = featurize(x)
+        logits = classifier(z)
+        nll = F.cross_entropy(logits, y)
+        error = torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
+        per_sample = torch.cat([(error.unsqueeze(2) * z.unsqueeze(1)).flatten(1), error], dim=1)
+        variances = []
+        for grads in per_sample.split([len(b[0]) for b in batches]):
+            variances.append((grads - grads.mean(0, keepdim=True)).pow(2).mean(0))
+        current = [
+            (1 - ema) * v if not averages else ema * previous + (1 - ema) * v
+            for v, previous in zip(variances, averages or variances)
+        ]
+        averages[:] = [c.detach().clone() for c in current]
+        corrected = [c / (1 - ema) for c in current]
+        mean = sum(corrected) / len(corrected)
+        penalty = sum((c - mean).pow(2).mean() for c in corrected) / len(corrected)
+        if updates[0] == penalty_anneal_iters:
+            optimizer.state.clear()
+        objective = nll + (lam if updates[0] >= penalty_anneal_iters else 0.0) * penalty
+        updates[0] += 1
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        objective.item()
+
+    return step
+
+
 # algorithm → (reference loop, the library hyper-parameters it takes as keyword arguments)
 REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "sam": (plain_sam, ("rho",)),
@@ -375,4 +489,15 @@ REFERENCE_LOOPS: dict[str, tuple[Callable[..., Step], tuple[str, ...]]] = {
     "vrex": (plain_vrex, ("vrex_lambda", "vrex_penalty_anneal_iters")),
     "coral": (plain_coral, ("mmd_gamma",)),
     "mmd": (plain_mmd, ("mmd_gamma",)),
+    "mixup": (plain_mixup, ("mixup_alpha",)),
+    "mldg": (plain_mldg, ("mldg_beta", "n_meta_test")),
+    "fishr": (plain_fishr, ("lambda", "penalty_anneal_iters", "ema")),
 }
+
+KEYWORDS = {"lambda": "lam"}  # library hyper-parameters whose names are Python keywords
+
+
+def reference_loop(name: str, model: nn.Module, optimizer: torch.optim.Optimizer, hparams: dict) -> Step:
+    """Algorithm ``name``'s reference loop on ``model``, with the hyper-parameters it takes from ``hparams``."""
+    loop, keys = REFERENCE_LOOPS[name]
+    return loop(model, optimizer, **{KEYWORDS.get(key, key): hparams[key] for key in keys})

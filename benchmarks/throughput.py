@@ -8,8 +8,8 @@
 ``build_algorithm(...).update()``; ``bare`` is a plain timm loop on the pooled batch (forward,
 cross-entropy, backward, ``optimizer.step()``, ``zero_grad()``, one ``loss.item()``) with the same
 optimizer, precision and layout, the reference for ERM; ``plain-<algorithm>`` are plain PyTorch loops
-of other updates (``benchmarks/reference_loops.py``: SAM, RoGA, AND-mask), whose lines give each
-library algorithm its ``ratio_to_plain``. ``--warmup`` untimed
+of every other update (``benchmarks/reference_loops.py``), whose lines give each library algorithm
+its ``ratio_to_plain``. ``--warmup`` untimed
 steps come first (with ``cuda_graph`` the first two are eager and the third captures). Output: one
 JSON line per algorithm (repeated names count once) with ``algorithm``, ``img_s``, ``ms_per_step``,
 ``peak_mem_gib`` (CUDA: peak allocated memory of that algorithm's run; CPU: the process's peak
@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmarks.reference_loops import REFERENCE_LOOPS
+from benchmarks.reference_loops import REFERENCE_LOOPS, reference_loop
 from workbench.algorithms import ALGORITHMS as REGISTRY
 from workbench.algorithms import Algorithm, build_algorithm, build_optimizer, default_hparams, hparam_spec
 from workbench.models import create_model
@@ -139,11 +139,9 @@ def bare_step(config: BenchConfig) -> Callable[[], None]:
 def plain_step(config: BenchConfig, name: str) -> Callable[[], None]:
     """A reference loop of :mod:`benchmarks.reference_loops` with the algorithm's default hyper-parameters."""
     algorithm = name[len(PLAIN) :]
-    loop, keys = REFERENCE_LOOPS[algorithm]
     hparams = default_hparams(algorithm)
     model = create_model(config.backbone, num_classes=2).to(config.device)
-    optimizer = build_optimizer(list(model.parameters()), hparams)
-    train_step = loop(model, optimizer, **{key: hparams[key] for key in keys})
+    train_step = reference_loop(algorithm, model, build_optimizer(list(model.parameters()), hparams), hparams)
     batches = random_batches(config)
 
     def step() -> None:

@@ -10,7 +10,7 @@ import timm
 import torch
 
 import benchmarks.throughput as throughput
-from benchmarks.reference_loops import REFERENCE_LOOPS
+from benchmarks.reference_loops import REFERENCE_LOOPS, reference_loop
 from benchmarks.throughput import ALGORITHMS, BenchConfig, cpu_model, main, median_run, parse_args, run
 
 TINY = [
@@ -165,6 +165,7 @@ FIRST_UPDATE_HPARAMS = {
     "sandmask": {"tau": 0.5},
     "irm": {"irm_penalty_anneal_iters": 0},
     "vrex": {"vrex_penalty_anneal_iters": 0},
+    "fishr": {"penalty_anneal_iters": 0},
 }
 
 
@@ -188,9 +189,10 @@ def test_each_reference_loop_takes_the_library_update(name):
         (torch.randn(6, 3, 8, 8, generator=gen, dtype=torch.float64) + k, torch.tensor([1, 0] * 3)) for k in range(3)
     ]
     library, plain = cnn_with_bn(), cnn_with_bn()
+    torch.manual_seed(0)  # Mixup's and MLDG's draws
     build_algorithm(name, library, hparams, num_domains=len(batches)).update(batches)
-    loop, keys = REFERENCE_LOOPS[name]
-    loop(plain, build_optimizer(list(plain.parameters()), hparams), **{k: hparams[k] for k in keys})(batches)
+    torch.manual_seed(0)
+    reference_loop(name, plain, build_optimizer(list(plain.parameters()), hparams), hparams)(batches)
     for (key, a), b in zip(library.state_dict().items(), plain.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=key)
 
