@@ -18,6 +18,8 @@ ERM) and ``ratio_to_plain`` (over its plain reference loop's, where one was meas
 configuration and ``environment`` (device name, library versions, date).
 With ``--repeats N`` the algorithms are timed in N alternating rounds and each line is the median
 run, with every run's img/s in ``img_s_runs``; ``--threads`` sets PyTorch's CPU thread count.
+On a CPU the process keeps freed memory mapped (:mod:`workbench.training.host_memory`), as the trainer
+does.
 Each line is printed as soon as it is final. An algorithm whose measurement fails (e.g. out of
 memory) gets an error line (``error_type``, ``error``) instead, is not run again, and makes the exit
 status 1; the others are still measured."""
@@ -42,6 +44,7 @@ from benchmarks.reference_loops import REFERENCE_LOOPS, reference_loop
 from workbench.algorithms import ALGORITHMS as REGISTRY
 from workbench.algorithms import Algorithm, build_algorithm, build_optimizer, default_hparams, hparam_spec
 from workbench.models import create_model
+from workbench.training.host_memory import keep_freed_memory
 
 PLAIN = "plain-"  # a plain PyTorch reference loop of an algorithm (benchmarks.reference_loops); "bare" is ERM's
 ALGORITHMS = ("bare", *REGISTRY, *(PLAIN + name for name in REFERENCE_LOOPS))
@@ -422,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config, algorithms, repeats, threads = parse_args(argv)
     if threads is not None:
         torch.set_num_threads(threads)
+    if torch.device(config.device).type == "cpu":
+        keep_freed_memory()  # as the trainer does; the plain loops share the process, hence the setting
     env = environment(config.device)
     results = run(
         config,

@@ -29,6 +29,7 @@ from workbench.training.adopt import refuse_adopted
 from workbench.training.checkpoint import model_state
 from workbench.training.distributed import init_distributed
 from workbench.training.evaluation import NonFiniteOutputError
+from workbench.training.host_memory import keep_freed_memory
 from workbench.training.pipeline import TrainingData
 from workbench.training.records import RecordWriter
 from workbench.training.resume import best_state, load_training_state, prepare_outputs, training_state
@@ -80,6 +81,8 @@ class Trainer:
         if config["train"]["cpu_threads"]:
             torch.set_num_threads(int(config["train"]["cpu_threads"]))
         self.device = self.dist.device if self.dist.is_distributed else resolve_device(config["train"]["device"])
+        if self.device.type == "cpu":
+            keep_freed_memory()  # process-wide: multi-pass updates reuse freed memory instead of faulting it in
         torch.manual_seed(config["train"]["seed"])
         model_cfg = config["model"]
         model = create_model(model_cfg["name"], pretrained=model_cfg["pretrained"], **model_cfg["kwargs"])
