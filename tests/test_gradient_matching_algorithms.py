@@ -15,7 +15,7 @@ from tiny_models import cnn_with_bn, mlp
 from torch import nn
 
 from workbench.algorithms import build_algorithm
-from workbench.algorithms.andmask import masked_mean_gradient
+from workbench.algorithms.andmask import masked_mean_gradient, masked_mean_gradient_per_tensor
 from workbench.algorithms.fishr import per_sample_grads, variance_penalty
 from workbench.algorithms.mldg import meta_pairs
 from workbench.algorithms.sandmask import domain_variance, sand_mask
@@ -327,6 +327,19 @@ def test_andmask_keeps_exactly_the_entries_whose_signs_agree():
     three = torch.tensor([[1.0, 1.0], [1.0, -1.0], [1.0, 1.0]], dtype=torch.float64)
     assert build_algorithm("andmask", mlp(), {"tau": 0.3}).mask(three).tolist() == [1.0, 1.0]
     assert build_algorithm("andmask", mlp(), {"tau": 0.4}).mask(three).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("name", ["andmask", "sandmask"])
+def test_the_per_tensor_masked_gradient_on_the_cpu_equals_the_whole_vector_form(name):
+    """The CPU's per-tensor path (the card tests' path) and the whole-vector path other devices take agree."""
+    numels = [3, 2, 7, 1]
+    grads = torch.randn(3, sum(numels), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    grads[:, 5:7] = grads[:1, 5:7]  # σ² = 0 entries for SAND-mask
+    algo = build_algorithm(name, mlp(), {"tau": 0.3, **({"k": 2.0} if name == "sandmask" else {})})
+    whole = masked_mean_gradient(grads, algo.mask(grads), numels)
+    per_tensor = masked_mean_gradient_per_tensor(grads, numels, algo.mask, torch.empty(sum(numels), dtype=grads.dtype))
+    torch.testing.assert_close(per_tensor, whole, rtol=1e-12, atol=0)
+    assert whole.abs().sum() > 0
 
 
 @pytest.mark.parametrize("domains", [1, 2, 5])

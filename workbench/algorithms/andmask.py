@@ -14,6 +14,8 @@ by the base optimizer's step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from workbench.algorithms.base import Algorithm, DomainBatches
@@ -40,6 +42,19 @@ def masked_mean_gradient(
     return average.mul_(mask).mul_(torch.repeat_interleave(scale, lengths, output_size=mask.numel()))
 
 
+def masked_mean_gradient_per_tensor(
+    grads: torch.Tensor, numels: list[int], mask_of: Callable[[torch.Tensor], torch.Tensor], out: torch.Tensor
+) -> torch.Tensor:
+    """:func:`masked_mean_gradient` with the mask ``mask_of`` makes of each tensor's ``[K, n]`` slice, one
+    parameter tensor at a time, written into ``out``. On a CPU each tensor's K rows then stay in cache
+    through the chain of elementwise ops, where whole-model ``[K, D]`` ops stream from memory for every op;
+    on a GPU the whole-vector form is a few kernels instead of several per tensor."""
+    for tensor_grads, tensor_out in zip(grads.split(numels, dim=1), out.split(numels)):
+        mask = mask_of(tensor_grads)
+        torch.mean(tensor_grads, dim=0, out=tensor_out).mul_(mask).div_(mask.mean().add_(1e-10))
+    return out
+
+
 @register_algorithm("andmask")
 class ANDMask(Algorithm):
     """Per-domain gradients; keep the entries whose signs agree (≥ τ), rescaled per parameter tensor."""
@@ -64,6 +79,10 @@ class ANDMask(Algorithm):
             loss = self.loss(x, y)
             self.vector.grad_into(loss, stacked[k])
             losses.append(loss.detach())
-        direction = masked_mean_gradient(stacked, self.mask(stacked), self._numels, out=self.vector.buffer("direction"))
+        out = self.vector.buffer("direction")
+        if stacked.device.type == "cpu":
+            direction = masked_mean_gradient_per_tensor(stacked, self.vector.numels, self.mask, out)
+        else:
+            direction = masked_mean_gradient(stacked, self.mask(stacked), self._numels, out=out)
         self.step_with(direction)
         return {"loss": torch.stack(losses).mean()}
