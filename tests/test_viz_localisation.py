@@ -37,6 +37,9 @@ def test_localisation_figure_bars_with_the_chance_level():
         localisation_figure(LOCALISATION, value="mask_fraction")
 
 
+DOMAIN_SCORES = ["domain", "energy_in_mask", "pointing_game", "mask_fraction", "n", "n_undefined"]
+
+
 def depth_table() -> pd.DataFrame:
     rows = []
     for algorithm, shift in (("erm", 0.0), ("roga", 0.1)):
@@ -59,19 +62,7 @@ def depth_table() -> pd.DataFrame:
                 )
     return pd.DataFrame(
         rows,
-        columns=[
-            "algorithm",
-            "layer",
-            "depth",
-            "height",
-            "width",
-            "domain",
-            "energy_in_mask",
-            "pointing_game",
-            "mask_fraction",
-            "n",
-            "n_undefined",
-        ],
+        columns=["algorithm", "layer", "depth", "height", "width", *DOMAIN_SCORES],
     )
 
 
@@ -99,17 +90,7 @@ def method_table() -> pd.DataFrame:
     ]
     return pd.DataFrame(
         rows,
-        columns=[
-            "algorithm",
-            "method",
-            "domain",
-            "energy_in_mask",
-            "pointing_game",
-            "mask_fraction",
-            "n",
-            "n_undefined",
-            "seconds_per_image",
-        ],
+        columns=["algorithm", "method", *DOMAIN_SCORES, "seconds_per_image"],
     )
 
 
