@@ -451,13 +451,12 @@ def plain_fishr(
         nll = F.cross_entropy(logits, y)
         error = torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
         per_sample = torch.cat([(error.unsqueeze(2) * z.unsqueeze(1)).flatten(1), error], dim=1)
-        variances = []
-        for grads in per_sample.split([len(b[0]) for b in batches]):
-            variances.append((grads - grads.mean(0, keepdim=True)).pow(2).mean(0))
-        current = [
-            (1 - ema) * v if not averages else ema * previous + (1 - ema) * v
-            for v, previous in zip(variances, averages or variances)
+        variances = [
+            (grads - grads.mean(0, keepdim=True)).pow(2).mean(0)
+            for grads in per_sample.split([len(b[0]) for b in batches])
         ]
+        previous = averages or [torch.zeros_like(v) for v in variances]
+        current = [ema * p + (1 - ema) * v for p, v in zip(previous, variances)]
         averages[:] = [c.detach().clone() for c in current]
         corrected = [c / (1 - ema) for c in current]
         mean = sum(corrected) / len(corrected)

@@ -153,9 +153,12 @@ def unit(vector: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
 COSINE_EPS = 1e-12
 
 
-def cosine(a: torch.Tensor, b: torch.Tensor, eps: float = COSINE_EPS) -> torch.Tensor:
-    """Cosine similarity of two flat vectors (0 when either is zero)."""
-    return torch.dot(a, b) / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b) + eps)
+def cosine(
+    a: torch.Tensor, b: torch.Tensor, eps: float = COSINE_EPS, b_norm: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cosine similarity of two flat vectors (0 when either is zero); ``b_norm`` is reused when the caller has it."""
+    b_norm = torch.linalg.vector_norm(b) if b_norm is None else b_norm
+    return torch.dot(a, b) / (torch.linalg.vector_norm(a) * b_norm + eps)
 
 
 def row_cosines(

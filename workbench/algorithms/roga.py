@@ -25,7 +25,7 @@ from workbench.algorithms.base import Algorithm, DomainBatches
 from workbench.algorithms.batchnorm import RunningStats, frozen_running_stats
 from workbench.algorithms.domain_passes import Lanes, functional_loss_and_grad, perturbed_parameters
 from workbench.algorithms.hparams import choice, number
-from workbench.algorithms.param_vector import COSINE_EPS, row_cosines, unit
+from workbench.algorithms.param_vector import cosine, row_cosines
 from workbench.algorithms.registry import register_algorithm
 
 ASCENTS = ("per_domain", "shared")
@@ -57,15 +57,16 @@ def iter_perturbations(
 ) -> Iterator[torch.Tensor]:
     """The ε_k of :func:`ascent_perturbations` one at a time, each written into ``out`` when given (valid until
     the next one is produced), so that a step holds one perturbation at a time. ``norms``: the ‖g_k‖, when the
-    caller has them already."""
+    caller has them already (taken here otherwise)."""
+    if norms is None:
+        norms = [torch.linalg.vector_norm(g_k) for g_k in domain_grads]
     if ascent == "shared":
-        shared = torch.stack([unit(g_k) for g_k in domain_grads]).sum(0)
+        shared = torch.stack([g_k / (norm + 1e-12) for g_k, norm in zip(domain_grads, norms)]).sum(0)
         epsilon = torch.mul(shared, rho / (torch.linalg.vector_norm(shared) + 1e-12), out=out).add_(g, alpha=-alpha)
         for _ in domain_grads:
             yield epsilon
         return
-    for k, g_k in enumerate(domain_grads):
-        norm = torch.linalg.vector_norm(g_k) if norms is None else norms[k]
+    for g_k, norm in zip(domain_grads, norms):
         yield torch.mul(g_k, rho / (norm + 1e-12), out=out).add_(g, alpha=-alpha)
 
 
@@ -185,7 +186,7 @@ class RoGA(Algorithm):
         clean_norms = torch.linalg.vector_norm(clean, dim=1)
         cos_clean = row_cosines(clean, g, grad_norm, clean_norms)
         theta = vector.snapshot(vector.buffer("theta"))
-        perturbed_losses, dots, norms = [], [], []
+        perturbed_losses, cos_perturbed = [], []
         perturbed_sum = vector.buffer("perturbed_sum").zero_()
         g_p = vector.buffer("perturbed")
         with frozen_running_stats(self.model):
@@ -195,11 +196,9 @@ class RoGA(Algorithm):
                 vector.grad_into(loss_p, g_p)
                 vector.copy_(theta)
                 perturbed_losses.append(loss_p.detach())
-                dots.append(torch.dot(g_p, g))
-                norms.append(torch.linalg.vector_norm(g_p))
+                cos_perturbed.append(cosine(g_p, g, b_norm=grad_norm))
                 perturbed_sum.add_(g_p)
-        cos_perturbed = torch.stack(dots) / (torch.stack(norms) * grad_norm + COSINE_EPS)
-        return losses, g, grad_norm, cos_clean, perturbed_losses, perturbed_sum, cos_perturbed
+        return losses, g, grad_norm, cos_clean, perturbed_losses, perturbed_sum, torch.stack(cos_perturbed)
 
     def _passes_concurrent(self, minibatches: DomainBatches) -> tuple[list[torch.Tensor], ...]:
         """Clean and perturbed passes as functional passes with private BN buffers, overlapped."""
